@@ -1,0 +1,372 @@
+"""The engine: the one place where rules, store and hooks meet.
+
+Every operation reads what it needs through one store transaction, asks the
+pure rules in :mod:`spe_core.queue` what to do, writes the new state, appends
+the events in the same transaction and, once it has committed, hands the
+events to the listeners. The clock is injected; rules are handed ``now``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+import attrs
+
+from spe_core import queue
+from spe_core.clock import Clock, SystemClock
+from spe_core.errors import InvalidValue, UnknownMember, UnknownOpportunity
+from spe_core.events import Event, MemberUpserted, OpportunityBacklogged, QueueReplenished, Recorded
+from spe_core.model import Member, Opportunity, OpportunityStatus, Outcome
+from spe_core.plugins import Plugins
+from spe_core.queue import QueuePolicy, Zone
+from spe_core.store.base import Store, Transaction
+
+__all__ = ["Engine", "PullResult", "QueueStatus", "ReplenishResult", "SweepResult"]
+
+
+@attrs.frozen
+class PullResult:
+    """What a pull released, and why it released fewer than asked (if it did)."""
+
+    member_id: str
+    requested: int
+    released: tuple[Opportunity, ...]
+    reason: str | None = None
+
+    @property
+    def opportunity(self) -> Opportunity | None:
+        """The first released opportunity, or None."""
+        return self.released[0] if self.released else None
+
+
+@attrs.frozen
+class ReplenishResult:
+    """The morning top-up: the plan and the opportunities it moved."""
+
+    plan: queue.ReplenishmentPlan
+    moved: tuple[Opportunity, ...]
+
+
+@attrs.frozen
+class QueueStatus:
+    """The buffer at a glance: level against target, zone, oldest item."""
+
+    level: int
+    target: int
+    zone: Zone
+    backlog: int
+    released: int
+    oldest_queued_at: datetime | None
+    shortfall: int
+
+
+@attrs.frozen
+class SweepResult:
+    """What a sweep changed: leases expired, stale and expired opportunities."""
+
+    lease_expired: tuple[str, ...] = ()
+    stale: tuple[str, ...] = ()
+    expired: tuple[str, ...] = ()
+
+
+class Engine:
+    """Runs SPE against a store.
+
+    >>> from spe_core.store import open_store
+    >>> engine = Engine(open_store("memory:"))
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        policy: QueuePolicy | None = None,
+        clock: Clock | None = None,
+        plugins: Plugins | None = None,
+    ) -> None:
+        self.store = store
+        self.policy = policy or QueuePolicy()
+        self.clock: Clock = clock or SystemClock()
+        self.plugins = plugins or Plugins.create()
+
+    # --- plumbing ---------------------------------------------------------------------
+
+    def _record(self, tx: Transaction, events: Iterable[Event], out: list[Recorded]) -> None:
+        out.extend(tx.append(e) for e in events)
+
+    def _notify(self, recorded: Sequence[Recorded]) -> None:
+        if recorded:
+            self.plugins.notify(recorded)
+
+    def _now(self) -> datetime:
+        now = self.clock.now()
+        if now.tzinfo is None:
+            raise InvalidValue(
+                f"the engine's clock returned a naive time {now.isoformat()}.",
+                "give the engine a clock whose now() is timezone-aware.",
+            )
+        return now
+
+    @staticmethod
+    def _member(tx: Transaction, member_id: str) -> Member:
+        member = tx.get_member(member_id)
+        if member is None:
+            raise UnknownMember(member_id)
+        return member
+
+    @staticmethod
+    def _opportunity(tx: Transaction, opportunity_id: str) -> Opportunity:
+        opp = tx.get_opportunity(opportunity_id)
+        if opp is None:
+            raise UnknownOpportunity(opportunity_id)
+        return opp
+
+    # --- team -------------------------------------------------------------------------
+
+    def upsert_members(self, members: Iterable[Member]) -> int:
+        """Add or update members; returns how many changed."""
+        now = self._now()
+        recorded: list[Recorded] = []
+        with self.store.transaction() as tx:
+            for member in members:
+                if tx.get_member(member.id) != member:
+                    tx.put_member(member)
+                    self._record(tx, [MemberUpserted(at=now, member=member)], recorded)
+        self._notify(recorded)
+        return len(recorded)
+
+    def members(self) -> list[Member]:
+        """Every member, by id."""
+        with self.store.transaction() as tx:
+            return tx.members()
+
+    def member(self, member_id: str) -> Member:
+        """The member with ``member_id`` (:class:`UnknownMember` if none)."""
+        with self.store.transaction() as tx:
+            return self._member(tx, member_id)
+
+    # --- filling the queue ------------------------------------------------------------
+
+    def _check_new(self, tx: Transaction, opp: Opportunity) -> None:
+        existing = tx.get_opportunity(opp.id)
+        if existing is not None:
+            raise InvalidValue(
+                f"opportunity {opp.id!r} is already known ({existing.status.value}).",
+                "use a new id; the queue never holds an opportunity twice.",
+            )
+
+    def add_to_backlog(self, opportunities: Iterable[Opportunity]) -> int:
+        """Promotions' produced opportunities wait in the backlog for replenishment."""
+        now = self._now()
+        recorded: list[Recorded] = []
+        order = self.policy.order
+        with self.store.transaction() as tx:
+            for opp in opportunities:
+                self._check_new(tx, opp)
+                backlog = attrs.evolve(opp, status=OpportunityStatus.BACKLOG)
+                tx.put_opportunity(backlog, queue.rank_key(backlog, order))
+                self._record(tx, [OpportunityBacklogged(at=now, opportunity=backlog)], recorded)
+        self._notify(recorded)
+        return len(recorded)
+
+    def enqueue(self, opportunities: Iterable[Opportunity]) -> list[Opportunity]:
+        """Put opportunities straight into the queue (scored by the plugins now)."""
+        now = self._now()
+        recorded: list[Recorded] = []
+        queued: list[Opportunity] = []
+        order = self.policy.order
+        with self.store.transaction() as tx:
+            for opp in opportunities:
+                self._check_new(tx, opp)
+                step = queue.enter_queue(opp, now, self.plugins.score(opp, now), from_backlog=False)
+                tx.put_opportunity(step.opportunity, queue.rank_key(step.opportunity, order))
+                self._record(tx, [step.event], recorded)
+                queued.append(step.opportunity)
+        self._notify(recorded)
+        return queued
+
+    def replenish(self) -> ReplenishResult:
+        """The morning top-up: move the best backlog items into the queue, up to target."""
+        now = self._now()
+        recorded: list[Recorded] = []
+        moved: list[Opportunity] = []
+        order = self.policy.order
+        with self.store.transaction() as tx:
+            level = tx.count(OpportunityStatus.QUEUED)
+            available = tx.count(OpportunityStatus.BACKLOG)
+            plan = queue.plan_replenishment(level, available, self.policy)
+            if plan.to_move:
+                picked = []
+                for opp in tx.iter_ranked(OpportunityStatus.BACKLOG):
+                    if queue.is_expired(opp, now):
+                        continue
+                    picked.append(opp)
+                    if len(picked) == plan.to_move:
+                        break
+                for opp in picked:
+                    step = queue.enter_queue(
+                        opp, now, self.plugins.score(opp, now), from_backlog=True
+                    )
+                    tx.put_opportunity(step.opportunity, queue.rank_key(step.opportunity, order))
+                    self._record(tx, [step.event], recorded)
+                    moved.append(step.opportunity)
+                if len(picked) < plan.to_move:  # expired backlog items could not move
+                    plan = queue.plan_replenishment(level, len(picked), self.policy)
+            self._record(
+                tx,
+                [
+                    QueueReplenished(
+                        at=now,
+                        moved=len(moved),
+                        level_before=plan.level_before,
+                        level_after=plan.level_after,
+                        target=plan.target,
+                        zone=plan.zone_after.value,
+                        shortfall=plan.shortfall,
+                    )
+                ],
+                recorded,
+            )
+        self._notify(recorded)
+        return ReplenishResult(plan, tuple(moved))
+
+    # --- pulling and resolving --------------------------------------------------------
+
+    def pull(self, member_id: str, count: int = 1) -> PullResult:
+        """Release up to ``count`` of the best eligible opportunities to the member.
+
+        Raises :class:`~spe_core.errors.RoleMayNotPull` for a role that may not
+        pull; returns an empty result with the reason when the member is at
+        their WIP limit or daily cap, or nothing eligible is queued.
+        """
+        now = self._now()
+        policy = self.policy
+        recorded: list[Recorded] = []
+        released: list[Opportunity] = []
+        with self.store.transaction() as tx:
+            member = self._member(tx, member_id)
+            day = queue.pull_day(member, now)
+            allowance = queue.pull_allowance(
+                member,
+                policy,
+                held=tx.held_by(member_id),
+                pulled_today=tx.pulls_on(member_id, day),
+                requested=count,
+            )
+            reason = allowance.reason
+            if allowance.count:
+                for opp in tx.iter_ranked(OpportunityStatus.QUEUED):
+                    if not queue.is_eligible(opp, member, now):
+                        continue
+                    step = queue.release(opp, member, now, policy)
+                    tx.put_opportunity(step.opportunity)
+                    self._record(tx, [step.event], recorded)
+                    released.append(step.opportunity)
+                    if len(released) == allowance.count:
+                        break
+                if released:
+                    tx.add_pulls(member_id, day, len(released))
+                if len(released) < allowance.count:
+                    reason = "no more eligible opportunities in the queue"
+        self._notify(recorded)
+        return PullResult(member_id, count, tuple(released), reason)
+
+    def resolve(self, opportunity_id: str, member_id: str, outcome: Outcome | str) -> Opportunity:
+        """The holder closes an opportunity with an outcome."""
+        now = self._now()
+        recorded: list[Recorded] = []
+        with self.store.transaction() as tx:
+            step = queue.resolve(self._opportunity(tx, opportunity_id), member_id, outcome, now)
+            tx.put_opportunity(step.opportunity)
+            self._record(tx, [step.event], recorded)
+        self._notify(recorded)
+        return step.opportunity
+
+    def give_back(self, opportunity_id: str, member_id: str, reason: str = "") -> Opportunity:
+        """The holder gives an opportunity back; it is queued again, never to them."""
+        now = self._now()
+        recorded: list[Recorded] = []
+        with self.store.transaction() as tx:
+            step = queue.give_back(self._opportunity(tx, opportunity_id), member_id, now, reason)
+            tx.put_opportunity(step.opportunity)
+            self._record(tx, [step.event], recorded)
+        self._notify(recorded)
+        return step.opportunity
+
+    # --- sweeps -----------------------------------------------------------------------
+
+    def expire_leases(self) -> tuple[str, ...]:
+        """Send every opportunity whose lease ran out back to the queue."""
+        now = self._now()
+        recorded: list[Recorded] = []
+        ids: list[str] = []
+        with self.store.transaction() as tx:
+            for opp in list(tx.iter_lease_expired(now)):
+                step = queue.expire_lease(opp, now)
+                tx.put_opportunity(step.opportunity)
+                self._record(tx, [step.event], recorded)
+                ids.append(opp.id)
+        self._notify(recorded)
+        return tuple(ids)
+
+    def retire_stale(self) -> SweepResult:
+        """Expire opportunities past ``expires_at`` and send stale ones to nurture."""
+        now = self._now()
+        policy = self.policy
+        recorded: list[Recorded] = []
+        expired: list[str] = []
+        stale: list[str] = []
+        with self.store.transaction() as tx:
+            for opp in list(tx.iter_expiring(now)):
+                step = queue.expire(opp, now)
+                tx.put_opportunity(step.opportunity)
+                self._record(tx, [step.event], recorded)
+                expired.append(opp.id)
+            if policy.stale_age is not None:
+                for opp in list(tx.iter_queued_before(now - policy.stale_age)):
+                    step = queue.retire_stale(opp, now, policy)
+                    tx.put_opportunity(step.opportunity)
+                    self._record(tx, [step.event], recorded)
+                    stale.append(opp.id)
+        self._notify(recorded)
+        return SweepResult(stale=tuple(stale), expired=tuple(expired))
+
+    def sweep(self) -> SweepResult:
+        """Run every time-based rule once: leases, expiry, staleness."""
+        leases = self.expire_leases()
+        rest = self.retire_stale()
+        return attrs.evolve(rest, lease_expired=leases)
+
+    # --- reading ----------------------------------------------------------------------
+
+    def queue_status(self) -> QueueStatus:
+        """Level, target, zone, backlog and the oldest queued item."""
+        with self.store.transaction() as tx:
+            level = tx.count(OpportunityStatus.QUEUED)
+            oldest = tx.oldest(OpportunityStatus.QUEUED)
+            backlog = tx.count(OpportunityStatus.BACKLOG)
+            released = tx.count(OpportunityStatus.RELEASED)
+        target = self.policy.target
+        return QueueStatus(
+            level=level,
+            target=target,
+            zone=queue.buffer_zone(level, target, self.policy),
+            backlog=backlog,
+            released=released,
+            oldest_queued_at=None if oldest is None else oldest.queued_at,
+            shortfall=max(0, target - level),
+        )
+
+    def opportunity(self, opportunity_id: str) -> Opportunity:
+        """The opportunity with ``opportunity_id`` (:class:`UnknownOpportunity` if none)."""
+        with self.store.transaction() as tx:
+            return self._opportunity(tx, opportunity_id)
+
+    def held_by(self, member_id: str) -> list[Opportunity]:
+        """The opportunities ``member_id`` holds, by id."""
+        return [
+            o
+            for o in self.store.opportunities(OpportunityStatus.RELEASED)
+            if o.owner_id == member_id
+        ]

@@ -1,0 +1,97 @@
+"""Every exception spe-sdk raises on purpose.
+
+Each message says what was wrong and how to fix it. Catch :class:`SpeError` to
+handle them all. Messages never contain secrets: values that may be secret
+(tokens, passwords, keys) are never interpolated into them.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "InvalidValue",
+    "NotFound",
+    "RoleMayNotPull",
+    "RuleViolation",
+    "SpeError",
+    "StoreError",
+    "UnknownMember",
+    "UnknownOpportunity",
+    "WrongOwner",
+    "WrongState",
+]
+
+
+class SpeError(Exception):
+    """Base class of every error raised by spe-sdk on purpose."""
+
+    def __init__(self, problem: str, fix: str | None = None) -> None:
+        self.problem = problem
+        self.fix = fix
+        super().__init__(problem if fix is None else f"{problem} Fix: {fix}")
+
+
+class InvalidValue(SpeError, ValueError):
+    """A value handed to the library breaks one of its invariants."""
+
+
+class ConfigError(SpeError, ValueError):
+    """A configuration value (spe.toml, policy, mapping) is wrong."""
+
+
+class NotFound(SpeError, LookupError):
+    """Something looked up by id does not exist."""
+
+
+class UnknownMember(NotFound):
+    """A member id that the store does not know."""
+
+    def __init__(self, member_id: str) -> None:
+        self.member_id = member_id
+        super().__init__(
+            f"No member with id {member_id!r} is known to this store.",
+            "add the member first (Engine.upsert_members or a CRM sync), "
+            "or check the id for typos.",
+        )
+
+
+class UnknownOpportunity(NotFound):
+    """An opportunity id that the store does not know."""
+
+    def __init__(self, opportunity_id: str) -> None:
+        self.opportunity_id = opportunity_id
+        super().__init__(
+            f"No opportunity with id {opportunity_id!r} is known to this store.",
+            "enqueue it or add it to the backlog first, or check the id.",
+        )
+
+
+class RuleViolation(SpeError):
+    """An operation would break an SPE rule."""
+
+
+class RoleMayNotPull(RuleViolation):
+    """A member whose role may not pull from the queue asked to pull."""
+
+    def __init__(self, member_id: str, role: str, allowed: tuple[str, ...]) -> None:
+        self.member_id = member_id
+        self.role = role
+        super().__init__(
+            f"Member {member_id!r} has role {role!r}, which may not pull opportunities "
+            f"(roles allowed to pull: {', '.join(allowed)}).",
+            "pull as a member with an allowed role, or add the role to "
+            "QueuePolicy.pull_roles ([queue] pull_roles in spe.toml) if your process "
+            "really wants it.",
+        )
+
+
+class WrongState(RuleViolation):
+    """An operation needs the thing in another state than the one it is in."""
+
+
+class WrongOwner(RuleViolation):
+    """A member acted on work released or assigned to somebody else."""
+
+
+class StoreError(SpeError):
+    """The store cannot do what was asked (bad URL, schema too new, ...)."""

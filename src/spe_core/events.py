@@ -1,0 +1,241 @@
+"""Domain events: the one record of every change.
+
+The engine appends one event per state change, in the same store transaction
+as the change itself. Metrics, the audit trail, listeners and the sync outbox
+are all read from these events, and :func:`replay` rebuilds the opportunities'
+current state from them alone.
+
+Every event is a frozen attrs value with ``at`` (when it happened, aware) and
+a class-level ``kind`` (a stable dotted name used in storage and by listeners).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, ClassVar
+
+import attrs
+
+from spe_core.model import (
+    Member,
+    Opportunity,
+    OpportunityStatus,
+    Outcome,
+    aware_field,
+    to_outcome,
+)
+
+__all__ = [
+    "EVENT_TYPES",
+    "Event",
+    "LeaseExpired",
+    "MemberUpserted",
+    "OpportunityBacklogged",
+    "OpportunityExpired",
+    "OpportunityGivenBack",
+    "OpportunityQueued",
+    "OpportunityReleased",
+    "OpportunityResolved",
+    "OpportunityStale",
+    "QueueReplenished",
+    "Recorded",
+    "event_type",
+    "replay",
+]
+
+
+@attrs.frozen(kw_only=True)
+class Event:
+    """Base of every domain event."""
+
+    kind: ClassVar[str] = "event"
+    at: datetime = attrs.field(validator=aware_field)
+
+
+EVENT_TYPES: dict[str, type[Event]] = {}
+
+
+def event_type(cls: type[Event]) -> type[Event]:
+    """Class decorator registering an event class under its ``kind``."""
+    if cls.kind in EVENT_TYPES:
+        raise TypeError(f"event kind {cls.kind!r} registered twice")
+    EVENT_TYPES[cls.kind] = cls
+    return cls
+
+
+@attrs.frozen
+class Recorded:
+    """An event as stored: its position ``seq`` in the log (1, 2, ...) and the event."""
+
+    seq: int
+    event: Event
+
+
+# --- members -------------------------------------------------------------------------
+
+
+@event_type
+@attrs.frozen(kw_only=True)
+class MemberUpserted(Event):
+    """A member was added or changed (role, skills, limits, availability)."""
+
+    kind: ClassVar[str] = "member.upserted"
+    member: Member
+
+
+# --- the pull queue --------------------------------------------------------------------
+
+
+@event_type
+@attrs.frozen(kw_only=True)
+class OpportunityBacklogged(Event):
+    """Promotions produced an opportunity; it waits in the backlog."""
+
+    kind: ClassVar[str] = "opportunity.backlogged"
+    opportunity: Opportunity
+
+
+@event_type
+@attrs.frozen(kw_only=True)
+class OpportunityQueued(Event):
+    """An opportunity entered the pull queue (``opportunity`` is its queued state)."""
+
+    kind: ClassVar[str] = "opportunity.queued"
+    opportunity: Opportunity
+    from_backlog: bool = False
+
+
+@event_type
+@attrs.frozen(kw_only=True)
+class OpportunityReleased(Event):
+    """A salesperson pulled an opportunity; it is theirs until resolved, given back
+    or its lease expires."""
+
+    kind: ClassVar[str] = "opportunity.released"
+    opportunity_id: str
+    member_id: str
+    lease_expires_at: datetime | None = attrs.field(validator=aware_field)
+
+
+@event_type
+@attrs.frozen(kw_only=True)
+class OpportunityGivenBack(Event):
+    """The holder gave the opportunity back; it is queued again without them."""
+
+    kind: ClassVar[str] = "opportunity.given_back"
+    opportunity_id: str
+    member_id: str
+    reason: str = ""
+
+
+@event_type
+@attrs.frozen(kw_only=True)
+class LeaseExpired(Event):
+    """The holder's lease ran out; the opportunity went back to the queue."""
+
+    kind: ClassVar[str] = "opportunity.lease_expired"
+    opportunity_id: str
+    member_id: str
+
+
+@event_type
+@attrs.frozen(kw_only=True)
+class OpportunityResolved(Event):
+    """The holder resolved the opportunity with an outcome."""
+
+    kind: ClassVar[str] = "opportunity.resolved"
+    opportunity_id: str
+    member_id: str
+    outcome: Outcome = attrs.field(converter=to_outcome)
+
+
+@event_type
+@attrs.frozen(kw_only=True)
+class OpportunityStale(Event):
+    """An opportunity sat in the queue longer than the stale age: back to nurture."""
+
+    kind: ClassVar[str] = "opportunity.stale"
+    opportunity_id: str
+    queued_at: datetime = attrs.field(validator=aware_field)
+
+
+@event_type
+@attrs.frozen(kw_only=True)
+class OpportunityExpired(Event):
+    """An opportunity passed its ``expires_at`` before anyone pulled it."""
+
+    kind: ClassVar[str] = "opportunity.expired"
+    opportunity_id: str
+    expires_at: datetime = attrs.field(validator=aware_field)
+
+
+@event_type
+@attrs.frozen(kw_only=True)
+class QueueReplenished(Event):
+    """Promotions' morning top-up ran (even when it moved nothing)."""
+
+    kind: ClassVar[str] = "queue.replenished"
+    moved: int
+    level_before: int
+    level_after: int
+    target: int
+    zone: str
+    shortfall: int
+
+
+# --- replay ---------------------------------------------------------------------------
+
+
+def replay(events: Iterable[Event | Recorded]) -> dict[str, Opportunity]:
+    """Rebuild every opportunity's current state from the event log alone.
+
+    A store's state must always equal the replay of its own log; the stateful
+    tests check exactly that.
+    """
+    state: dict[str, Opportunity] = {}
+    for item in events:
+        event = item.event if isinstance(item, Recorded) else item
+        _apply(state, event)
+    return state
+
+
+def _apply(state: dict[str, Opportunity], event: Event) -> None:
+    evolve = attrs.evolve
+    if isinstance(event, OpportunityBacklogged | OpportunityQueued):
+        state[event.opportunity.id] = event.opportunity
+    elif isinstance(event, OpportunityReleased):
+        opp = state[event.opportunity_id]
+        state[opp.id] = evolve(
+            opp,
+            status=OpportunityStatus.RELEASED,
+            owner_id=event.member_id,
+            released_at=event.at,
+            lease_expires_at=event.lease_expires_at,
+        )
+    elif isinstance(event, OpportunityGivenBack | LeaseExpired):
+        opp = state[event.opportunity_id]
+        excluded: Any = opp.excluded | {event.member_id}
+        state[opp.id] = evolve(
+            opp,
+            status=OpportunityStatus.QUEUED,
+            owner_id=None,
+            released_at=None,
+            lease_expires_at=None,
+            excluded=excluded if isinstance(event, OpportunityGivenBack) else opp.excluded,
+        )
+    elif isinstance(event, OpportunityResolved):
+        opp = state[event.opportunity_id]
+        state[opp.id] = evolve(
+            opp,
+            status=OpportunityStatus.RESOLVED,
+            outcome=event.outcome,
+            resolved_at=event.at,
+            lease_expires_at=None,
+        )
+    elif isinstance(event, OpportunityStale):
+        opp = state[event.opportunity_id]
+        state[opp.id] = evolve(opp, status=OpportunityStatus.NURTURE)
+    elif isinstance(event, OpportunityExpired):
+        opp = state[event.opportunity_id]
+        state[opp.id] = evolve(opp, status=OpportunityStatus.EXPIRED)

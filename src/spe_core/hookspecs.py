@@ -1,0 +1,64 @@
+"""Every hook of spe-sdk, in one module.
+
+Plugins implement these with ``@spe_core.hookimpl`` and are found through the
+``spe`` entry-point group (or registered with
+:meth:`spe_core.plugins.Plugins.register`). Each docstring says when the hook
+is called, what it receives and what it must return; ``docs/plugins.md``
+repeats each signature (a test keeps the two in step).
+
+Hooks marked *firstresult* are policies: the first plugin returning something
+other than ``None`` decides, and the built-in default (registered ``trylast``)
+answers when no plugin does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import pluggy
+
+from spe_core.events import Recorded
+from spe_core.model import Opportunity
+
+__all__ = ["hookimpl", "hookspec"]
+
+PROJECT = "spe"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def spe_register_adapters(register: Callable[[str, Any], None]) -> None:
+    """Register CRM adapter classes by name.
+
+    Called once when the plugin manager is set up. Call
+    ``register(name, adapter_class)`` for each adapter the plugin provides,
+    e.g. ``register("pipedrive", PipedriveAdapter)``. Names are what CRM
+    admins write as ``[adapter] name`` in ``spe.toml``; registering a name
+    twice is an error. Returns nothing.
+    """
+
+
+@hookspec(firstresult=True)
+def spe_score_opportunity(opportunity: Opportunity, now: datetime) -> float | None:
+    """Score an opportunity as it enters the queue (*firstresult*).
+
+    Called once per opportunity when it is enqueued or moved from the backlog
+    into the queue, with the time of the move. Return the score to rank it by
+    (higher is pulled first within a tier), or ``None`` to leave the decision
+    to the next plugin. The built-in default returns ``opportunity.score``
+    unchanged. Must be pure and fast: it runs inside the store transaction.
+    """
+
+
+@hookspec
+def spe_event(recorded: Recorded) -> None:
+    """Receive every domain event once it is committed (a listener).
+
+    Called after the store transaction that recorded the event commits, in
+    log order, with the event and its sequence number in the log. Use it for
+    notifications, custom logging or metrics. The return value is ignored; an
+    exception is logged and does not undo the change or stop other listeners.
+    """

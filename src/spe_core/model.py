@@ -1,0 +1,424 @@
+"""The SPE domain values: who is on the team and what flows through it.
+
+Every value is an ``attrs`` frozen, slotted class, validated on creation and
+changed with :func:`attrs.evolve`. Values never parse foreign data: mapping a
+CRM record onto a value happens in the adapter's mapping module. Datetimes are
+always timezone-aware; a naive datetime is refused with a clear error.
+"""
+
+from __future__ import annotations
+
+import enum
+import zoneinfo
+from collections.abc import Iterable, Mapping
+from datetime import datetime, time
+from typing import Any
+
+import attrs
+
+from spe_core.errors import InvalidValue
+
+__all__ = [
+    "Absence",
+    "DayHours",
+    "Location",
+    "Member",
+    "Opportunity",
+    "OpportunityStatus",
+    "Outcome",
+    "Role",
+    "WorkingHours",
+    "aware",
+    "aware_field",
+    "external_ids",
+    "frozen_strings",
+    "to_optional_outcome",
+    "to_outcome",
+    "to_role",
+]
+
+
+class Role(enum.StrEnum):
+    """The one role each team member has (SPE's division of labour)."""
+
+    PROMOTIONS = "promotions"
+    INSIDE_SALES = "inside_sales"
+    FIELD_SALES = "field_sales"
+    SALES_COORDINATOR = "sales_coordinator"
+    CUSTOMER_SERVICE = "customer_service"
+    ENGINEERING = "engineering"
+    PROJECT_LEADER = "project_leader"
+    BUSINESS_DEVELOPMENT = "business_development"
+
+    @classmethod
+    def parse(cls, value: str | Role) -> Role:
+        """The role named by ``value`` (case and ``-``/space insensitive)."""
+        if isinstance(value, Role):
+            return value
+        key = str(value).strip().lower().replace("-", "_").replace(" ", "_")
+        try:
+            return cls(key)
+        except ValueError:
+            raise InvalidValue(
+                f"{value!r} is not an SPE role.",
+                f"use one of: {', '.join(r.value for r in cls)}.",
+            ) from None
+
+
+class Outcome(enum.StrEnum):
+    """How a salesperson resolves an opportunity they pulled."""
+
+    WON = "won"
+    LOST = "lost"
+    DISQUALIFIED = "disqualified"
+    APPOINTMENT_SET = "appointment_set"
+    NURTURE = "nurture"
+
+    @classmethod
+    def parse(cls, value: str | Outcome) -> Outcome:
+        """The outcome named by ``value``."""
+        if isinstance(value, Outcome):
+            return value
+        try:
+            return cls(str(value).strip().lower())
+        except ValueError:
+            raise InvalidValue(
+                f"{value!r} is not an outcome.",
+                f"use one of: {', '.join(o.value for o in cls)}.",
+            ) from None
+
+
+class OpportunityStatus(enum.StrEnum):
+    """Where an opportunity is in the flow. Exactly one at any time."""
+
+    BACKLOG = "backlog"
+    """Produced by Promotions, waiting to be moved into the queue."""
+    QUEUED = "queued"
+    """In the pull queue (the buffer)."""
+    RELEASED = "released"
+    """Pulled by exactly one salesperson, who holds it under a lease."""
+    RESOLVED = "resolved"
+    """Closed by its salesperson with an :class:`Outcome`."""
+    NURTURE = "nurture"
+    """Left the queue unpulled (stale) and went back to marketing nurture."""
+    EXPIRED = "expired"
+    """Passed its ``expires_at`` before anyone pulled it."""
+
+
+# --- validators and converters ------------------------------------------------
+
+
+def to_role(value: str | Role) -> Role:
+    """Converter: a :class:`Role` from its name."""
+    return Role.parse(value)
+
+
+def to_outcome(value: str | Outcome) -> Outcome:
+    """Converter: an :class:`Outcome` from its name."""
+    return Outcome.parse(value)
+
+
+def to_optional_outcome(value: str | Outcome | None) -> Outcome | None:
+    """Converter: an :class:`Outcome` from its name, None staying None."""
+    return None if value is None else Outcome.parse(value)
+
+
+def aware(value: datetime, name: str = "datetime") -> datetime:
+    """Return ``value`` if it is timezone-aware, else raise :class:`InvalidValue`."""
+    if not isinstance(value, datetime):
+        raise InvalidValue(
+            f"{name} must be a datetime, got {type(value).__name__} {value!r}.",
+            "pass a timezone-aware datetime such as datetime(2025, 1, 6, 9, tzinfo=UTC).",
+        )
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidValue(
+            f"{name} {value.isoformat()} has no time zone.",
+            "pass a timezone-aware datetime, e.g. value.replace(tzinfo=UTC) or datetime.now(UTC).",
+        )
+    return value
+
+
+def aware_field(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None:
+        aware(value, f"{type(instance).__name__}.{attribute.name}")  # type: ignore[arg-type]
+
+
+def _non_empty(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidValue(
+            f"{type(instance).__name__}.{attribute.name} must be a non-empty string, "
+            f"got {value!r}.",
+            f"give every {type(instance).__name__.lower()} a non-empty {attribute.name}.",
+        )
+
+
+def _time_zone(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    try:
+        zoneinfo.ZoneInfo(str(value))
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise InvalidValue(
+            f"{type(instance).__name__}.{attribute.name} {value!r} is not an IANA time zone.",
+            "use a name such as 'Europe/Paris', 'America/New_York' or 'UTC'.",
+        ) from None
+
+
+def _positive_or_none(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise InvalidValue(
+            f"{type(instance).__name__}.{attribute.name} must be a positive whole number "
+            f"or None, got {value!r}.",
+            "use 1 or more, or None for the policy's default.",
+        )
+
+
+def frozen_strings(values: Iterable[str] | str | None) -> frozenset[str]:
+    """Convert skills, tags and the like into a frozenset of stripped strings."""
+    if values is None:
+        return frozenset()
+    if isinstance(values, str):
+        values = [values]
+    return frozenset(str(v).strip() for v in values if str(v).strip())
+
+
+def external_ids(
+    values: Mapping[str, str] | Iterable[tuple[str, str]] | None,
+) -> tuple[tuple[str, str], ...]:
+    """Normalise external ids (CRM name -> record id) into sorted pairs."""
+    if values is None:
+        return ()
+    pairs = values.items() if isinstance(values, Mapping) else values
+    out = tuple(sorted((str(k), str(v)) for k, v in pairs))
+    if len({k for k, _ in out}) != len(out):
+        raise InvalidValue(
+            f"external ids name the same CRM twice: {out!r}.",
+            "give at most one record id per CRM.",
+        )
+    return out
+
+
+# --- places and time ------------------------------------------------------------
+
+
+@attrs.frozen
+class Location:
+    """A place on Earth: a customer's site or a field member's home base."""
+
+    lat: float = attrs.field(converter=float)
+    lon: float = attrs.field(converter=float)
+    address: str | None = None
+
+    @lat.validator
+    def _check_lat(self, _: attrs.Attribute[float], value: float) -> None:
+        if not -90.0 <= value <= 90.0:
+            raise InvalidValue(
+                f"latitude {value} is outside -90..90.", "check the order (lat, lon)."
+            )
+
+    @lon.validator
+    def _check_lon(self, _: attrs.Attribute[float], value: float) -> None:
+        if not -180.0 <= value <= 180.0:
+            raise InvalidValue(
+                f"longitude {value} is outside -180..180.", "check the order (lat, lon)."
+            )
+
+
+@attrs.frozen
+class DayHours:
+    """Working time on one weekday (0 = Monday), local to the member's time zone."""
+
+    weekday: int
+    start: time
+    end: time
+
+    def __attrs_post_init__(self) -> None:
+        if not 0 <= self.weekday <= 6:
+            raise InvalidValue(
+                f"weekday {self.weekday} is outside 0..6.", "use 0 for Monday to 6 for Sunday."
+            )
+        if self.start.tzinfo is not None or self.end.tzinfo is not None:
+            raise InvalidValue(
+                "working hours must be local wall-clock times without tzinfo.",
+                "set the member's time_zone instead of a tzinfo on the times.",
+            )
+        if not self.start < self.end:
+            raise InvalidValue(
+                f"working hours on weekday {self.weekday} start at {self.start} "
+                f"but end at {self.end}.",
+                "make the start earlier than the end (split overnight shifts in two days).",
+            )
+
+
+def _day_hours(days: Iterable[DayHours]) -> tuple[DayHours, ...]:
+    return tuple(days)
+
+
+def _absences(items: Iterable[Absence]) -> tuple[Absence, ...]:
+    return tuple(items)
+
+
+@attrs.frozen
+class WorkingHours:
+    """A member's weekly working time, in their own time zone."""
+
+    days: tuple[DayHours, ...] = attrs.field(converter=_day_hours)
+
+    @classmethod
+    def weekdays(cls, start: time = time(9), end: time = time(17)) -> WorkingHours:
+        """Monday to Friday, ``start`` to ``end``."""
+        return cls(tuple(DayHours(d, start, end) for d in range(5)))
+
+    def on(self, weekday: int) -> tuple[DayHours, ...]:
+        """The working intervals on ``weekday`` (0 = Monday), earliest first."""
+        return tuple(sorted((d for d in self.days if d.weekday == weekday), key=lambda d: d.start))
+
+
+@attrs.frozen
+class Absence:
+    """Time a member is away (out of office, leave, a partial-day appointment)."""
+
+    start: datetime = attrs.field(validator=aware_field)
+    end: datetime = attrs.field(validator=aware_field)
+    reason: str = "out of office"
+
+    def __attrs_post_init__(self) -> None:
+        if not self.start < self.end:
+            raise InvalidValue(
+                f"absence starts at {self.start.isoformat()} but ends at {self.end.isoformat()}.",
+                "make the start earlier than the end.",
+            )
+
+    def covers(self, at: datetime) -> bool:
+        """True if ``at`` falls inside this absence (start inclusive, end exclusive)."""
+        return self.start <= at < self.end
+
+
+# --- people -------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Member:
+    """A person on the sales team, with exactly one :class:`Role`.
+
+    ``wip_limit`` None means "use the queue policy's default". ``weight``
+    scales a member's share of routed tasks (2.0 takes twice the share);
+    ``task_capacity`` caps their open tasks (None: the routing default).
+    Field members have a ``home_base`` (where their day starts and ends) and
+    a ``coordinator_id`` (the sales coordinator who fills their calendar).
+    """
+
+    id: str = attrs.field(validator=_non_empty)
+    name: str = attrs.field(validator=_non_empty)
+    role: Role = attrs.field(converter=to_role)
+    skills: frozenset[str] = attrs.field(factory=frozenset, converter=frozen_strings)
+    time_zone: str = attrs.field(default="UTC", validator=_time_zone)
+    wip_limit: int | None = attrs.field(default=None, validator=_positive_or_none)
+    active: bool = True
+    weight: float = attrs.field(default=1.0, converter=float)
+    task_capacity: int | None = attrs.field(default=None, validator=_positive_or_none)
+    working_hours: WorkingHours = attrs.field(factory=WorkingHours.weekdays)
+    absences: tuple[Absence, ...] = attrs.field(default=(), converter=_absences)
+    home_base: Location | None = None
+    coordinator_id: str | None = None
+    holiday_country: str | None = None
+    holiday_subdivision: str | None = None
+    external_ids: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=external_ids)
+
+    @weight.validator
+    def _check_weight(self, _: attrs.Attribute[float], value: float) -> None:
+        if not value > 0:
+            raise InvalidValue(
+                f"Member {self.id!r} has weight {value}; weights must be above 0.",
+                "use 1.0 for an ordinary share, 0.5 for half, 2.0 for double; "
+                "set active=False to take someone out of rotation.",
+            )
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        """The member's time zone as a :class:`zoneinfo.ZoneInfo`."""
+        return zoneinfo.ZoneInfo(self.time_zone)
+
+    def external_id(self, crm: str) -> str | None:
+        """This member's record id in ``crm`` (e.g. ``"salesforce"``), if known."""
+        return dict(self.external_ids).get(crm)
+
+
+# --- opportunities ------------------------------------------------------------------
+
+
+@attrs.frozen
+class Opportunity:
+    """A sales opportunity, with where it stands in the flow.
+
+    The first fields describe the opportunity (set by Promotions or read from
+    the CRM); the last ones are its state in the pull queue, changed only by
+    the engine. ``tier`` and ``score`` rank it (higher first); ``score`` is
+    set at enqueue and may be adjusted by scoring plugins.
+    """
+
+    id: str = attrs.field(validator=_non_empty)
+    account_id: str = attrs.field(validator=_non_empty)
+    queued_at: datetime = attrs.field(validator=aware_field)
+    source_campaign: str | None = None
+    tier: int = attrs.field(default=0)
+    score: float = attrs.field(default=0.0, converter=float)
+    required_skills: frozenset[str] = attrs.field(factory=frozenset, converter=frozen_strings)
+    not_before: datetime | None = attrs.field(default=None, validator=aware_field)
+    expires_at: datetime | None = attrs.field(default=None, validator=aware_field)
+    external_ids: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=external_ids)
+    # state in the flow
+    status: OpportunityStatus = attrs.field(
+        default=OpportunityStatus.BACKLOG, converter=OpportunityStatus
+    )
+    owner_id: str | None = None
+    released_at: datetime | None = attrs.field(default=None, validator=aware_field)
+    lease_expires_at: datetime | None = attrs.field(default=None, validator=aware_field)
+    excluded: frozenset[str] = attrs.field(factory=frozenset, converter=frozen_strings)
+    outcome: Outcome | None = attrs.field(default=None, converter=to_optional_outcome)
+    resolved_at: datetime | None = attrs.field(default=None, validator=aware_field)
+
+    @tier.validator
+    def _check_tier(self, _: attrs.Attribute[int], value: int) -> None:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise InvalidValue(
+                f"Opportunity {self.id!r} has tier {value!r}; tiers are whole numbers.",
+                "use 0 (default) and higher numbers for better tiers.",
+            )
+
+    @score.validator
+    def _check_score(self, _: attrs.Attribute[float], value: float) -> None:
+        if value != value or value in (float("inf"), float("-inf")):
+            raise InvalidValue(
+                f"Opportunity {self.id!r} has score {value}; scores must be finite.",
+                "check the scoring plugin or the CRM field it reads.",
+            )
+
+    def __attrs_post_init__(self) -> None:
+        released = self.status is OpportunityStatus.RELEASED
+        if released != (self.owner_id is not None) and self.status is not (
+            OpportunityStatus.RESOLVED
+        ):
+            raise InvalidValue(
+                f"Opportunity {self.id!r} is {self.status.value} with owner "
+                f"{self.owner_id!r}: only released and resolved opportunities have an owner.",
+                "let the engine change the state (pull, resolve, give back).",
+            )
+        if (self.status is OpportunityStatus.RESOLVED) != (self.outcome is not None):
+            raise InvalidValue(
+                f"Opportunity {self.id!r} is {self.status.value} with outcome "
+                f"{self.outcome!r}: exactly the resolved ones have an outcome.",
+                "let the engine resolve opportunities.",
+            )
+        if (
+            self.not_before is not None
+            and self.expires_at is not None
+            and self.expires_at <= self.not_before
+        ):
+            raise InvalidValue(
+                f"Opportunity {self.id!r} expires ({self.expires_at.isoformat()}) before it "
+                f"may be worked ({self.not_before.isoformat()}).",
+                "move expires_at after not_before, or drop one of them.",
+            )
+
+    def external_id(self, crm: str) -> str | None:
+        """This opportunity's record id in ``crm``, if known."""
+        return dict(self.external_ids).get(crm)

@@ -1,0 +1,123 @@
+"""The plugin manager behind a small typed facade.
+
+The engine never calls ``pm.hook`` directly: it calls :class:`Plugins`, whose
+methods are typed and apply the built-in defaults. :meth:`Plugins.create`
+registers the built-ins, loads the ``spe`` entry-point group, honours
+``SPE_BLOCK_PLUGINS`` (a comma-separated list of plugin names not to load) and
+runs ``check_pending()`` so that a misspelt ``spe_`` hook fails at start.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import pluggy
+
+from spe_core import hookspecs
+from spe_core.errors import ConfigError
+from spe_core.events import Recorded
+from spe_core.model import Opportunity
+
+__all__ = ["BLOCK_ENV", "ENTRY_POINT_GROUP", "Plugins"]
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "spe"
+BLOCK_ENV = "SPE_BLOCK_PLUGINS"
+
+#: Modules holding the built-in hook implementations, registered under these names.
+BUILTINS: tuple[tuple[str, str], ...] = (("spe.defaults", "spe_core.defaults"),)
+
+
+class Plugins:
+    """Typed access to every hook. Build one with :meth:`create`."""
+
+    def __init__(self, manager: pluggy.PluginManager) -> None:
+        self.manager = manager
+        self._adapters: dict[str, Any] | None = None
+
+    @classmethod
+    def create(
+        cls,
+        plugins: Iterable[object] = (),
+        *,
+        entry_points: bool = True,
+        blocked: Iterable[str] | None = None,
+    ) -> Plugins:
+        """A facade over a new manager with the built-ins, entry points and ``plugins``.
+
+        ``blocked`` names plugins not to load (default: from ``SPE_BLOCK_PLUGINS``).
+        """
+        import importlib
+
+        manager = pluggy.PluginManager(hookspecs.PROJECT)
+        manager.add_hookspecs(hookspecs)
+        names = blocked if blocked is not None else os.environ.get(BLOCK_ENV, "").split(",")
+        for name in (n.strip() for n in names):
+            if name:
+                manager.set_blocked(name)
+        for name, module in BUILTINS:
+            if not manager.is_blocked(name):
+                manager.register(importlib.import_module(module), name=name)
+        if entry_points:
+            manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        for plugin in plugins:
+            manager.register(plugin)
+        manager.check_pending()
+        return cls(manager)
+
+    def register(self, plugin: object, name: str | None = None) -> None:
+        """Register one more plugin (an object or module with ``spe_`` hooks)."""
+        self.manager.register(plugin, name=name)
+        self.manager.check_pending()
+        self._adapters = None
+
+    # --- adapters ---------------------------------------------------------------------
+
+    def adapters(self) -> dict[str, Any]:
+        """Every registered adapter class by name (from ``spe_register_adapters``)."""
+        if self._adapters is None:
+            found: dict[str, Any] = {}
+
+            def register(name: str, adapter: Any) -> None:
+                if name in found and found[name] is not adapter:
+                    raise ConfigError(
+                        f"two plugins register an adapter named {name!r}.",
+                        f"block one of them with {BLOCK_ENV}, or rename one.",
+                    )
+                found[name] = adapter
+
+            self.manager.hook.spe_register_adapters(register=register)
+            self._adapters = found
+        return dict(self._adapters)
+
+    # --- policies ---------------------------------------------------------------------
+
+    def score(self, opportunity: Opportunity, now: datetime) -> float:
+        """The score ``opportunity`` enters the queue with."""
+        result = self.manager.hook.spe_score_opportunity(opportunity=opportunity, now=now)
+        return opportunity.score if result is None else float(result)
+
+    # --- listeners --------------------------------------------------------------------
+
+    def notify(self, recorded: Sequence[Recorded]) -> None:
+        """Hand committed events to every listener; a failing listener is logged."""
+        hook = self.manager.hook.spe_event
+        if not hook.get_hookimpls():
+            return
+        for item in recorded:
+            for impl in hook.get_hookimpls():
+                try:
+                    impl.function(recorded=item)
+                except Exception:
+                    log.exception(
+                        "spe_event listener %s failed on %s", impl.plugin_name, item.event.kind
+                    )
+
+    def names(self) -> list[str]:
+        """The names of every registered plugin."""
+        return sorted(name for name, _ in self.manager.list_name_plugin())

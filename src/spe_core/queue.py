@@ -1,0 +1,610 @@
+"""Pull-queue rules: pure functions of values and a time passed in.
+
+Promotions tops the queue (the buffer) up from its backlog every morning;
+inside salespeople pull the best eligible opportunity when they have room.
+Nothing here reads a clock, a store or the network: the engine feeds these
+rules and persists what they decide.
+
+The order of the queue is a tuple of :class:`SortField` (default: tier desc,
+score desc, queued_at asc, id asc). :func:`rank_key` encodes that order into
+bytes whose plain byte order is the queue order, so every store can keep the
+queue in one index and a pull is one indexed claim.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime, timedelta
+
+import attrs
+
+from spe_core.errors import ConfigError, RoleMayNotPull, WrongOwner, WrongState
+from spe_core.events import (
+    Event,
+    LeaseExpired,
+    OpportunityExpired,
+    OpportunityGivenBack,
+    OpportunityQueued,
+    OpportunityReleased,
+    OpportunityResolved,
+    OpportunityStale,
+)
+from spe_core.model import Member, Opportunity, OpportunityStatus, Outcome, Role
+
+__all__ = [
+    "DEFAULT_ORDER",
+    "PullAllowance",
+    "QueuePolicy",
+    "ReplenishmentPlan",
+    "SortField",
+    "Transition",
+    "Zone",
+    "buffer_zone",
+    "check_may_pull",
+    "enter_queue",
+    "expire",
+    "expire_lease",
+    "give_back",
+    "ineligibility",
+    "is_eligible",
+    "is_expired",
+    "is_stale",
+    "lease_deadline",
+    "lease_has_expired",
+    "parse_order",
+    "plan_replenishment",
+    "pull_allowance",
+    "pull_day",
+    "rank_key",
+    "release",
+    "resolve",
+    "retire_stale",
+]
+
+SORTABLE_FIELDS = (
+    "tier",
+    "score",
+    "queued_at",
+    "id",
+    "account_id",
+    "source_campaign",
+    "not_before",
+    "expires_at",
+)
+
+
+@attrs.frozen
+class SortField:
+    """One key of the queue order: an :class:`Opportunity` attribute and a direction."""
+
+    name: str
+    descending: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        if self.name not in SORTABLE_FIELDS:
+            raise ConfigError(
+                f"the queue cannot be ordered by {self.name!r}.",
+                f"order by any of: {', '.join(SORTABLE_FIELDS)} "
+                "(prefix a name with '-' for descending).",
+            )
+
+    def __str__(self) -> str:
+        return f"-{self.name}" if self.descending else self.name
+
+
+def parse_order(spec: Iterable[str | SortField]) -> tuple[SortField, ...]:
+    """Parse an order such as ``["-tier", "-score", "queued_at"]``.
+
+    ``id`` ascending is appended when missing, so the order is total and every
+    store breaks ties the same way.
+    """
+    fields: list[SortField] = []
+    for item in spec:
+        if isinstance(item, SortField):
+            fields.append(item)
+            continue
+        text = str(item).strip()
+        descending = text.startswith("-")
+        fields.append(SortField(text.lstrip("+-").strip(), descending))
+    names = [f.name for f in fields]
+    if len(set(names)) != len(names):
+        raise ConfigError(
+            f"the queue order names a field twice: {[str(f) for f in fields]}.",
+            "name each field once.",
+        )
+    if "id" not in names:
+        fields.append(SortField("id"))
+    return tuple(fields)
+
+
+DEFAULT_ORDER: tuple[SortField, ...] = parse_order(["-tier", "-score", "queued_at", "id"])
+
+
+class Zone(enum.StrEnum):
+    """Buffer zone of the queue level against its target (Theory of Constraints)."""
+
+    GREEN = "green"
+    YELLOW = "yellow"
+    RED = "red"
+
+
+def _timedelta_or_none(value: timedelta | float | int | None) -> timedelta | None:
+    if value is None or isinstance(value, timedelta):
+        return value
+    return timedelta(seconds=float(value))
+
+
+def _roles(roles: Iterable[str | Role]) -> frozenset[Role]:
+    return frozenset(Role.parse(r) for r in roles)
+
+
+@attrs.frozen
+class QueuePolicy:
+    """How the pull queue behaves. Every number has an SPE-minded default.
+
+    ``lease``: how long a pulled opportunity stays with its member before it
+    goes back to the queue (None: never). ``stale_age``: how long an
+    opportunity may wait in the queue before it goes back to nurture (None:
+    forever). ``daily_pull_cap``: pulls per member per local day (None: no cap).
+    """
+
+    target: int = 100
+    green_above: float = 2 / 3
+    red_below: float = 1 / 3
+    lease: timedelta | None = attrs.field(default=timedelta(hours=4), converter=_timedelta_or_none)
+    stale_age: timedelta | None = attrs.field(
+        default=timedelta(days=14), converter=_timedelta_or_none
+    )
+    default_wip_limit: int = 3
+    daily_pull_cap: int | None = 30
+    pull_roles: frozenset[Role] = attrs.field(
+        default=frozenset({Role.INSIDE_SALES}), converter=_roles
+    )
+    order: tuple[SortField, ...] = attrs.field(default=DEFAULT_ORDER, converter=parse_order)
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.target, int) or self.target < 0:
+            raise ConfigError(
+                f"queue target {self.target!r} must be a whole number of 0 or more.",
+                "set [queue] target to the number of opportunities the buffer should hold.",
+            )
+        if not 0 <= self.red_below <= self.green_above <= 1:
+            raise ConfigError(
+                f"zone thresholds red_below={self.red_below} and green_above="
+                f"{self.green_above} must satisfy 0 <= red_below <= green_above <= 1.",
+                "use fractions of the target, e.g. red_below = 0.333, green_above = 0.667.",
+            )
+        for name in ("lease", "stale_age"):
+            value = getattr(self, name)
+            if value is not None and value <= timedelta(0):
+                raise ConfigError(
+                    f"queue {name} {value} must be positive.",
+                    f"give a positive duration, or None to switch the {name} off.",
+                )
+        if self.default_wip_limit < 1:
+            raise ConfigError(
+                f"default_wip_limit {self.default_wip_limit} must be at least 1.",
+                "allow each member at least one opportunity in progress.",
+            )
+        if self.daily_pull_cap is not None and self.daily_pull_cap < 1:
+            raise ConfigError(
+                f"daily_pull_cap {self.daily_pull_cap} must be at least 1 or None.",
+                "use None for no cap.",
+            )
+        if not self.pull_roles:
+            raise ConfigError(
+                "no role may pull from the queue.", "set pull_roles, e.g. ['inside_sales']."
+            )
+
+    def wip_limit(self, member: Member) -> int:
+        """The member's own WIP limit, or the policy default."""
+        return member.wip_limit if member.wip_limit is not None else self.default_wip_limit
+
+
+# --- ordering ------------------------------------------------------------------------
+
+_SIGN = 1 << 63
+
+
+def _encode_int(value: int) -> bytes:
+    if not -_SIGN <= value < _SIGN:
+        raise ConfigError(f"{value} does not fit the queue's 64-bit rank.", "use smaller numbers.")
+    return (value + _SIGN).to_bytes(8, "big")
+
+
+def _encode_float(value: float) -> bytes:
+    (bits,) = struct.unpack(">Q", struct.pack(">d", value + 0.0))  # +0.0 folds -0.0 into 0.0
+    bits = bits ^ 0xFFFFFFFFFFFFFFFF if bits & _SIGN else bits | _SIGN
+    return int(bits).to_bytes(8, "big")
+
+
+def _encode_text(value: str) -> bytes:
+    return value.encode("utf-8").replace(b"\x00", b"\x00\xff") + b"\x00\x00"
+
+
+def _encode_datetime(value: datetime) -> bytes:
+    delta = value - _EPOCH
+    micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return _encode_int(micros)
+
+
+_EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
+
+
+def _encode(value: object) -> bytes:
+    if value is None:
+        return b"\x00"
+    if isinstance(value, bool):
+        return b"\x01" + _encode_int(int(value))
+    if isinstance(value, int):
+        return b"\x01" + _encode_int(value)
+    if isinstance(value, float):
+        return b"\x01" + _encode_float(value)
+    if isinstance(value, datetime):
+        return b"\x01" + _encode_datetime(value)
+    if isinstance(value, str):
+        return b"\x01" + _encode_text(value)
+    raise ConfigError(
+        f"cannot order the queue by a {type(value).__name__}.",
+        "order by numbers, text or datetimes.",
+    )
+
+
+_INVERT = bytes(255 - i for i in range(256))
+
+
+def rank_key(opportunity: Opportunity, order: Sequence[SortField] = DEFAULT_ORDER) -> bytes:
+    """Bytes whose byte order is the queue order of ``opportunity`` (smaller first).
+
+    Missing values (None) sort first in ascending fields and last in
+    descending ones.
+    """
+    parts = []
+    for field in order:
+        encoded = _encode(getattr(opportunity, field.name))
+        parts.append(encoded.translate(_INVERT) if field.descending else encoded)
+    return b"".join(parts)
+
+
+# --- pulling ---------------------------------------------------------------------------
+
+
+@attrs.frozen
+class PullAllowance:
+    """How many opportunities a member may pull now, and why not more."""
+
+    count: int
+    reason: str | None = None
+
+
+def check_may_pull(member: Member, policy: QueuePolicy) -> None:
+    """Raise :class:`RoleMayNotPull` if the member's role may not pull."""
+    if member.role not in policy.pull_roles:
+        raise RoleMayNotPull(
+            member.id, member.role.value, tuple(sorted(r.value for r in policy.pull_roles))
+        )
+
+
+def pull_day(member: Member, now: datetime) -> date:
+    """The member's local calendar day at ``now`` (the daily cap counts per local day)."""
+    return now.astimezone(member.zone).date()
+
+
+def pull_allowance(
+    member: Member,
+    policy: QueuePolicy,
+    *,
+    held: int,
+    pulled_today: int,
+    requested: int = 1,
+) -> PullAllowance:
+    """How many of ``requested`` opportunities the member may pull right now.
+
+    ``held``: opportunities the member holds (released, unresolved);
+    ``pulled_today``: pulls already made on the member's local day.
+    """
+    check_may_pull(member, policy)
+    if requested < 1:
+        raise WrongState(f"asked to pull {requested} opportunities.", "ask for 1 or more.")
+    if not member.active:
+        return PullAllowance(0, f"member {member.id!r} is inactive")
+    limit = policy.wip_limit(member)
+    room = limit - held
+    if room <= 0:
+        return PullAllowance(0, f"at WIP limit: holds {held} of {limit}")
+    reason: str | None = None
+    count = min(requested, room)
+    if count < requested:
+        reason = f"WIP limit {limit} leaves room for {room}"
+    if policy.daily_pull_cap is not None:
+        left = policy.daily_pull_cap - pulled_today
+        if left <= 0:
+            return PullAllowance(
+                0, f"daily pull cap reached: {pulled_today} of {policy.daily_pull_cap} today"
+            )
+        if left < count:
+            count = left
+            reason = f"daily pull cap leaves {left} today"
+    return PullAllowance(count, reason)
+
+
+def ineligibility(opportunity: Opportunity, member: Member, now: datetime) -> str | None:
+    """Why ``member`` may not pull ``opportunity`` at ``now``; None if they may."""
+    if opportunity.status is not OpportunityStatus.QUEUED:
+        return f"it is {opportunity.status.value}, not queued"
+    if opportunity.not_before is not None and now < opportunity.not_before:
+        return f"not before {opportunity.not_before.isoformat()}"
+    if opportunity.expires_at is not None and now >= opportunity.expires_at:
+        return f"expired at {opportunity.expires_at.isoformat()}"
+    if member.id in opportunity.excluded:
+        return "the member gave it back before"
+    missing = opportunity.required_skills - member.skills
+    if missing:
+        return f"needs skills the member lacks: {', '.join(sorted(missing))}"
+    return None
+
+
+def is_eligible(opportunity: Opportunity, member: Member, now: datetime) -> bool:
+    """True if ``member`` may pull ``opportunity`` at ``now`` (see :func:`ineligibility`)."""
+    if opportunity.status is not OpportunityStatus.QUEUED:
+        return False
+    if opportunity.not_before is not None and now < opportunity.not_before:
+        return False
+    if opportunity.expires_at is not None and now >= opportunity.expires_at:
+        return False
+    if member.id in opportunity.excluded:
+        return False
+    return opportunity.required_skills <= member.skills
+
+
+def lease_deadline(now: datetime, policy: QueuePolicy) -> datetime | None:
+    """When a lease taken at ``now`` runs out (None: never)."""
+    return None if policy.lease is None else now + policy.lease
+
+
+# --- transitions ---------------------------------------------------------------------
+
+
+@attrs.frozen
+class Transition:
+    """A rule's decision: the opportunity's new state and the event recording it."""
+
+    opportunity: Opportunity
+    event: Event
+
+
+def enter_queue(
+    opportunity: Opportunity, now: datetime, score: float, *, from_backlog: bool
+) -> Transition:
+    """Put a backlog (or new) opportunity into the queue at ``now`` with ``score``."""
+    if opportunity.status not in (OpportunityStatus.BACKLOG, OpportunityStatus.QUEUED) and (
+        from_backlog
+    ):
+        raise WrongState(
+            f"opportunity {opportunity.id!r} is {opportunity.status.value}, not in the backlog.",
+            "only backlog opportunities can be moved into the queue by replenishment.",
+        )
+    queued = attrs.evolve(
+        opportunity,
+        status=OpportunityStatus.QUEUED,
+        score=score,
+        queued_at=now if from_backlog else opportunity.queued_at,
+        owner_id=None,
+        released_at=None,
+        lease_expires_at=None,
+        outcome=None,
+        resolved_at=None,
+    )
+    return Transition(
+        queued, OpportunityQueued(at=now, opportunity=queued, from_backlog=from_backlog)
+    )
+
+
+def release(
+    opportunity: Opportunity, member: Member, now: datetime, policy: QueuePolicy
+) -> Transition:
+    """Release ``opportunity`` to ``member`` under a lease (it must be eligible)."""
+    reason = ineligibility(opportunity, member, now)
+    if reason is not None:
+        raise WrongState(
+            f"opportunity {opportunity.id!r} cannot be released to {member.id!r}: {reason}.",
+            "pull through the engine, which only releases eligible opportunities.",
+        )
+    deadline = lease_deadline(now, policy)
+    released = attrs.evolve(
+        opportunity,
+        status=OpportunityStatus.RELEASED,
+        owner_id=member.id,
+        released_at=now,
+        lease_expires_at=deadline,
+    )
+    return Transition(
+        released,
+        OpportunityReleased(
+            at=now, opportunity_id=opportunity.id, member_id=member.id, lease_expires_at=deadline
+        ),
+    )
+
+
+def _check_holder(opportunity: Opportunity, member_id: str, action: str) -> None:
+    if opportunity.status is not OpportunityStatus.RELEASED:
+        raise WrongState(
+            f"cannot {action} opportunity {opportunity.id!r}: it is "
+            f"{opportunity.status.value}, not released.",
+            "only an opportunity a member holds can be resolved or given back; "
+            "its lease may have expired (see its events).",
+        )
+    if opportunity.owner_id != member_id:
+        raise WrongOwner(
+            f"cannot {action} opportunity {opportunity.id!r} as {member_id!r}: it is "
+            f"released to {opportunity.owner_id!r}.",
+            "act as the member who pulled it.",
+        )
+
+
+def resolve(
+    opportunity: Opportunity, member_id: str, outcome: Outcome | str, now: datetime
+) -> Transition:
+    """The holder closes the opportunity with ``outcome``."""
+    _check_holder(opportunity, member_id, "resolve")
+    result = Outcome.parse(outcome)
+    resolved = attrs.evolve(
+        opportunity,
+        status=OpportunityStatus.RESOLVED,
+        outcome=result,
+        resolved_at=now,
+        lease_expires_at=None,
+    )
+    return Transition(
+        resolved,
+        OpportunityResolved(
+            at=now, opportunity_id=opportunity.id, member_id=member_id, outcome=result
+        ),
+    )
+
+
+def give_back(
+    opportunity: Opportunity, member_id: str, now: datetime, reason: str = ""
+) -> Transition:
+    """The holder hands the opportunity back; they may not pull it again."""
+    _check_holder(opportunity, member_id, "give back")
+    returned = attrs.evolve(
+        opportunity,
+        status=OpportunityStatus.QUEUED,
+        owner_id=None,
+        released_at=None,
+        lease_expires_at=None,
+        excluded=opportunity.excluded | {member_id},
+    )
+    return Transition(
+        returned,
+        OpportunityGivenBack(
+            at=now, opportunity_id=opportunity.id, member_id=member_id, reason=reason
+        ),
+    )
+
+
+def lease_has_expired(opportunity: Opportunity, now: datetime) -> bool:
+    """True if ``opportunity`` is released and its lease ran out by ``now``."""
+    return (
+        opportunity.status is OpportunityStatus.RELEASED
+        and opportunity.lease_expires_at is not None
+        and opportunity.lease_expires_at <= now
+    )
+
+
+def expire_lease(opportunity: Opportunity, now: datetime) -> Transition:
+    """Send an opportunity whose lease ran out back to the queue."""
+    if not lease_has_expired(opportunity, now):
+        raise WrongState(
+            f"opportunity {opportunity.id!r}'s lease has not run out at {now.isoformat()}.",
+            "expire leases through Engine.expire_leases.",
+        )
+    assert opportunity.owner_id is not None
+    returned = attrs.evolve(
+        opportunity,
+        status=OpportunityStatus.QUEUED,
+        owner_id=None,
+        released_at=None,
+        lease_expires_at=None,
+    )
+    return Transition(
+        returned,
+        LeaseExpired(at=now, opportunity_id=opportunity.id, member_id=opportunity.owner_id),
+    )
+
+
+def is_stale(opportunity: Opportunity, now: datetime, policy: QueuePolicy) -> bool:
+    """True if a queued opportunity waited longer than the policy's stale age."""
+    return (
+        policy.stale_age is not None
+        and opportunity.status is OpportunityStatus.QUEUED
+        and now - opportunity.queued_at >= policy.stale_age
+    )
+
+
+def retire_stale(opportunity: Opportunity, now: datetime, policy: QueuePolicy) -> Transition:
+    """Send a stale queued opportunity back to nurture."""
+    if not is_stale(opportunity, now, policy):
+        raise WrongState(
+            f"opportunity {opportunity.id!r} is not stale at {now.isoformat()}.",
+            "retire stale opportunities through Engine.retire_stale.",
+        )
+    return Transition(
+        attrs.evolve(opportunity, status=OpportunityStatus.NURTURE),
+        OpportunityStale(at=now, opportunity_id=opportunity.id, queued_at=opportunity.queued_at),
+    )
+
+
+def is_expired(opportunity: Opportunity, now: datetime) -> bool:
+    """True if a queued or backlog opportunity passed its ``expires_at``."""
+    return (
+        opportunity.status in (OpportunityStatus.QUEUED, OpportunityStatus.BACKLOG)
+        and opportunity.expires_at is not None
+        and opportunity.expires_at <= now
+    )
+
+
+def expire(opportunity: Opportunity, now: datetime) -> Transition:
+    """Retire an opportunity that passed its ``expires_at`` unpulled."""
+    if not is_expired(opportunity, now):
+        raise WrongState(
+            f"opportunity {opportunity.id!r} has not expired at {now.isoformat()}.",
+            "expire opportunities through Engine.retire_stale.",
+        )
+    assert opportunity.expires_at is not None
+    return Transition(
+        attrs.evolve(opportunity, status=OpportunityStatus.EXPIRED),
+        OpportunityExpired(
+            at=now, opportunity_id=opportunity.id, expires_at=opportunity.expires_at
+        ),
+    )
+
+
+# --- the buffer ----------------------------------------------------------------------
+
+
+def buffer_zone(level: int, target: int, policy: QueuePolicy) -> Zone:
+    """Green above ``green_above`` of target, red below ``red_below``, else yellow."""
+    if target <= 0:
+        return Zone.GREEN
+    fill = level / target
+    if fill > policy.green_above:
+        return Zone.GREEN
+    if fill < policy.red_below:
+        return Zone.RED
+    return Zone.YELLOW
+
+
+@attrs.frozen
+class ReplenishmentPlan:
+    """What the morning top-up does: how many move from backlog to queue, and
+    how many Promotions must still produce to reach the target."""
+
+    level_before: int
+    target: int
+    to_move: int
+    level_after: int
+    zone_before: Zone
+    zone_after: Zone
+    shortfall: int
+
+
+def plan_replenishment(level: int, available: int, policy: QueuePolicy) -> ReplenishmentPlan:
+    """Top the queue up to ``policy.target`` from ``available`` backlog items, never above."""
+    if level < 0 or available < 0:
+        raise WrongState(f"negative level {level} or backlog {available}.", "report a bug.")
+    wanted = max(0, policy.target - level)
+    to_move = min(wanted, available)
+    after = level + to_move
+    return ReplenishmentPlan(
+        level_before=level,
+        target=policy.target,
+        to_move=to_move,
+        level_after=after,
+        zone_before=buffer_zone(level, policy.target, policy),
+        zone_after=buffer_zone(after, policy.target, policy),
+        shortfall=max(0, policy.target - after),
+    )

@@ -1,0 +1,140 @@
+"""The store interface every engine (memory, SQLite, PostgreSQL) implements.
+
+A store persists state and the event log; it never applies SPE rules. The
+engine opens a :class:`Transaction`, reads through it, asks the pure rules
+what to do, writes the results and appends the events; the transaction
+commits all of it or none of it. Iteration orders are part of the contract
+(every store yields the same items in the same order), so one random
+operation sequence gives identical answers on every store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from datetime import date, datetime
+from typing import Protocol, runtime_checkable
+
+from spe_core.events import Event, Recorded
+from spe_core.model import Member, Opportunity, OpportunityStatus
+
+__all__ = ["RANKED_STATUSES", "Store", "Transaction"]
+
+#: Statuses whose opportunities are kept in rank order (the backlog and the queue).
+RANKED_STATUSES = (OpportunityStatus.BACKLOG, OpportunityStatus.QUEUED)
+
+
+@runtime_checkable
+class Transaction(Protocol):
+    """One atomic unit of work against a store.
+
+    Writes become visible to other transactions only when the transaction
+    commits (when its ``with`` block ends without an exception). Two
+    transactions that both pull from the queue never release the same
+    opportunity: stores serialise writers (SQLite) or lock the rows they
+    claim (PostgreSQL ``FOR UPDATE SKIP LOCKED``).
+    """
+
+    # members ----------------------------------------------------------------------
+    def get_member(self, member_id: str) -> Member | None:
+        """The member with ``member_id``, or None."""
+        ...
+
+    def put_member(self, member: Member) -> None:
+        """Insert or replace a member."""
+        ...
+
+    def members(self) -> list[Member]:
+        """Every member, ordered by id."""
+        ...
+
+    # opportunities ----------------------------------------------------------------
+    def get_opportunity(self, opportunity_id: str) -> Opportunity | None:
+        """The opportunity with ``opportunity_id``, or None."""
+        ...
+
+    def put_opportunity(self, opportunity: Opportunity, rank: bytes | None = None) -> None:
+        """Insert or replace an opportunity.
+
+        ``rank`` (from :func:`spe_core.queue.rank_key`) is required the first
+        time an opportunity is stored; None keeps the stored rank.
+        """
+        ...
+
+    def iter_ranked(self, status: OpportunityStatus) -> Iterator[Opportunity]:
+        """Opportunities in ``status`` (backlog or queued), best rank first.
+
+        The iterator may be abandoned early; writes made while iterating are
+        allowed (the engine releases what it pulls as it goes). PostgreSQL
+        locks the rows it yields for this transaction and skips rows other
+        transactions hold.
+        """
+        ...
+
+    def count(self, status: OpportunityStatus) -> int:
+        """How many opportunities are in ``status``."""
+        ...
+
+    def oldest(self, status: OpportunityStatus) -> Opportunity | None:
+        """The opportunity in ``status`` with the earliest ``queued_at`` (ties: id)."""
+        ...
+
+    def held_by(self, member_id: str) -> int:
+        """How many released opportunities ``member_id`` holds."""
+        ...
+
+    def iter_lease_expired(self, now: datetime) -> Iterator[Opportunity]:
+        """Released opportunities whose lease ran out by ``now``, by (lease end, id)."""
+        ...
+
+    def iter_queued_before(self, cutoff: datetime) -> Iterator[Opportunity]:
+        """Queued opportunities with ``queued_at <= cutoff``, by (queued_at, id)."""
+        ...
+
+    def iter_expiring(self, now: datetime) -> Iterator[Opportunity]:
+        """Backlog and queued opportunities with ``expires_at <= now``, by (expires_at, id)."""
+        ...
+
+    def pulls_on(self, member_id: str, day: date) -> int:
+        """How many opportunities ``member_id`` pulled on their local ``day``."""
+        ...
+
+    def add_pulls(self, member_id: str, day: date, count: int) -> None:
+        """Count ``count`` more pulls for ``member_id`` on ``day``."""
+        ...
+
+    # events and metadata ------------------------------------------------------------
+    def append(self, event: Event) -> Recorded:
+        """Append ``event`` to the log; returns it with its sequence number."""
+        ...
+
+    def get_meta(self, key: str) -> str | None:
+        """A small piece of engine state (a cursor, a pointer), or None."""
+        ...
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Store a small piece of engine state."""
+        ...
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Persistence for the engine: transactions, and read access to the log."""
+
+    url: str
+
+    def transaction(self) -> AbstractContextManager[Transaction]:
+        """A new transaction; it commits when the ``with`` block ends cleanly."""
+        ...
+
+    def events(self, after: int = 0, limit: int | None = None) -> Iterator[Recorded]:
+        """Recorded events with ``seq > after``, in log order (streamed)."""
+        ...
+
+    def opportunities(self, status: OpportunityStatus | None = None) -> Iterator[Opportunity]:
+        """Every opportunity (or those in ``status``), ordered by id."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and files. The store is unusable afterwards."""
+        ...

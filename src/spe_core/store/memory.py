@@ -1,0 +1,264 @@
+"""The in-memory store: the reference model every other store is tested against.
+
+State lives in dicts; the backlog and the queue are binary heaps of
+``(rank, id)`` with lazy deletion, so a pull costs O(log n). One lock
+serialises transactions (threads may share a store); a transaction that
+raises is undone from its undo log, so a failed operation leaves nothing
+behind.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
+from typing import Any
+
+from spe_core.errors import StoreError
+from spe_core.events import Event, Recorded
+from spe_core.model import Member, Opportunity, OpportunityStatus
+from spe_core.store.base import RANKED_STATUSES
+
+__all__ = ["MemoryStore"]
+
+_Undo = Callable[[], None]
+
+
+class MemoryStore:
+    """A store held in this process's memory (``open_store("memory:")``)."""
+
+    url = "memory:"
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self.members_by_id: dict[str, Member] = {}
+        self.opps: dict[str, Opportunity] = {}
+        self.ranks: dict[str, bytes] = {}
+        self.heaps: dict[OpportunityStatus, list[tuple[bytes, str]]] = {
+            s: [] for s in RANKED_STATUSES
+        }
+        self.counts: dict[OpportunityStatus, int] = dict.fromkeys(OpportunityStatus, 0)
+        self.held: dict[str, set[str]] = {}
+        self.pulls: dict[tuple[str, date], int] = {}
+        self.log: list[Recorded] = []
+        self.meta: dict[str, str] = {}
+        self._tx: _MemoryTransaction | None = None
+        self._closed = False
+
+    @contextmanager
+    def transaction(self) -> Iterator[_MemoryTransaction]:
+        """A transaction; nested calls in one thread join the outer one."""
+        with self._lock:
+            if self._closed:
+                raise StoreError("this memory store is closed.", "open a new store.")
+            if self._tx is not None:
+                yield self._tx
+                return
+            tx = _MemoryTransaction(self)
+            self._tx = tx
+            try:
+                yield tx
+            except BaseException:
+                tx.rollback()
+                raise
+            finally:
+                self._tx = None
+
+    def events(self, after: int = 0, limit: int | None = None) -> Iterator[Recorded]:
+        """Recorded events after ``after``, in order."""
+        with self._lock:
+            items = self.log[after:] if limit is None else self.log[after : after + limit]
+        yield from items
+
+    def opportunities(self, status: OpportunityStatus | None = None) -> Iterator[Opportunity]:
+        """Every opportunity (or those in ``status``), by id."""
+        with self._lock:
+            items = [self.opps[k] for k in sorted(self.opps)]
+        yield from (o for o in items if status is None or o.status is status)
+
+    def close(self) -> None:
+        """Forget everything."""
+        self._closed = True
+
+    def __repr__(self) -> str:
+        return f"MemoryStore({len(self.opps)} opportunities, {len(self.log)} events)"
+
+
+class _MemoryTransaction:
+    """A transaction on a :class:`MemoryStore` (see :class:`~spe_core.store.base.Transaction`)."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self.s = store
+        self.undo: list[_Undo] = []
+
+    def rollback(self) -> None:
+        for action in reversed(self.undo):
+            action()
+        self.undo.clear()
+        # heap entries popped during the failed transaction may be gone: re-push
+        # every ranked opportunity whose entry is missing (duplicates are harmless).
+        for status, heap in self.s.heaps.items():
+            present = {oid for _, oid in heap}
+            for oid, opp in self.s.opps.items():
+                if opp.status is status and oid not in present:
+                    heapq.heappush(heap, (self.s.ranks[oid], oid))
+
+    def _set(self, mapping: dict[Any, Any], key: Any, value: Any) -> None:
+        missing = key not in mapping
+        old = mapping.get(key)
+        mapping[key] = value
+
+        def undo() -> None:
+            if missing:
+                mapping.pop(key, None)
+            else:
+                mapping[key] = old
+
+        self.undo.append(undo)
+
+    # members ----------------------------------------------------------------------
+    def get_member(self, member_id: str) -> Member | None:
+        return self.s.members_by_id.get(member_id)
+
+    def put_member(self, member: Member) -> None:
+        self._set(self.s.members_by_id, member.id, member)
+
+    def members(self) -> list[Member]:
+        return [self.s.members_by_id[k] for k in sorted(self.s.members_by_id)]
+
+    # opportunities ----------------------------------------------------------------
+    def get_opportunity(self, opportunity_id: str) -> Opportunity | None:
+        return self.s.opps.get(opportunity_id)
+
+    def put_opportunity(self, opportunity: Opportunity, rank: bytes | None = None) -> None:
+        s = self.s
+        oid = opportunity.id
+        old = s.opps.get(oid)
+        if rank is None:
+            if old is None:
+                raise StoreError(
+                    f"opportunity {oid!r} is new, so it needs a rank.",
+                    "pass rank=spe_core.queue.rank_key(opportunity, policy.order).",
+                )
+            rank = s.ranks[oid]
+        old_rank = s.ranks.get(oid)
+        self._set(s.opps, oid, opportunity)
+        if old_rank != rank:
+            self._set(s.ranks, oid, rank)
+        new_status = opportunity.status
+        old_status = None if old is None else old.status
+        if old_status is not new_status:
+            if old_status is not None:
+                self._count(old_status, -1)
+            self._count(new_status, +1)
+        if new_status in RANKED_STATUSES and (old_status is not new_status or old_rank != rank):
+            heapq.heappush(s.heaps[new_status], (rank, oid))
+        old_owner = (
+            old.owner_id if old is not None and old_status is (OpportunityStatus.RELEASED) else None
+        )
+        new_owner = opportunity.owner_id if new_status is OpportunityStatus.RELEASED else None
+        if old_owner != new_owner:
+            if old_owner is not None:
+                self._hold(old_owner, oid, False)
+            if new_owner is not None:
+                self._hold(new_owner, oid, True)
+
+    def _count(self, status: OpportunityStatus, delta: int) -> None:
+        counts = self.s.counts
+        counts[status] += delta
+        self.undo.append(lambda: counts.__setitem__(status, counts[status] - delta))
+
+    def _hold(self, member_id: str, oid: str, add: bool) -> None:
+        held = self.s.held.setdefault(member_id, set())
+        if add:
+            held.add(oid)
+            self.undo.append(lambda: held.discard(oid))
+        else:
+            held.discard(oid)
+            self.undo.append(lambda: held.add(oid))
+
+    def iter_ranked(self, status: OpportunityStatus) -> Iterator[Opportunity]:
+        if status not in RANKED_STATUSES:
+            raise StoreError(
+                f"{status.value} opportunities are not ranked.", "iterate the backlog or the queue."
+            )
+        s = self.s
+        heap = s.heaps[status]
+        popped: list[tuple[bytes, str]] = []
+        seen: set[str] = set()
+        try:
+            while heap:
+                entry = heapq.heappop(heap)
+                rank, oid = entry
+                opp = s.opps.get(oid)
+                if opp is None or opp.status is not status or s.ranks[oid] != rank or (oid in seen):
+                    continue  # a stale entry: drop it for good
+                seen.add(oid)
+                popped.append(entry)
+                yield opp
+        finally:
+            for rank, oid in popped:
+                opp = s.opps.get(oid)
+                if opp is not None and opp.status is status and s.ranks[oid] == rank:
+                    heapq.heappush(heap, (rank, oid))
+
+    def count(self, status: OpportunityStatus) -> int:
+        return self.s.counts[status]
+
+    def oldest(self, status: OpportunityStatus) -> Opportunity | None:
+        items = [o for o in self.s.opps.values() if o.status is status]
+        return min(items, key=lambda o: (o.queued_at, o.id), default=None)
+
+    def held_by(self, member_id: str) -> int:
+        return len(self.s.held.get(member_id, ()))
+
+    def iter_lease_expired(self, now: datetime) -> Iterator[Opportunity]:
+        found = [
+            self.s.opps[oid]
+            for held in self.s.held.values()
+            for oid in held
+            if (lease := self.s.opps[oid].lease_expires_at) is not None and lease <= now
+        ]
+        found.sort(key=lambda o: (o.lease_expires_at, o.id))
+        yield from found
+
+    def iter_queued_before(self, cutoff: datetime) -> Iterator[Opportunity]:
+        found = [
+            o
+            for o in self.s.opps.values()
+            if o.status is OpportunityStatus.QUEUED and o.queued_at <= cutoff
+        ]
+        found.sort(key=lambda o: (o.queued_at, o.id))
+        yield from found
+
+    def iter_expiring(self, now: datetime) -> Iterator[Opportunity]:
+        found = [
+            o
+            for o in self.s.opps.values()
+            if o.status in RANKED_STATUSES and o.expires_at is not None and o.expires_at <= now
+        ]
+        found.sort(key=lambda o: (o.expires_at, o.id))
+        yield from found
+
+    def pulls_on(self, member_id: str, day: date) -> int:
+        return self.s.pulls.get((member_id, day), 0)
+
+    def add_pulls(self, member_id: str, day: date, count: int) -> None:
+        key = (member_id, day)
+        self._set(self.s.pulls, key, self.s.pulls.get(key, 0) + count)
+
+    # events and metadata ------------------------------------------------------------
+    def append(self, event: Event) -> Recorded:
+        log = self.s.log
+        recorded = Recorded(len(log) + 1, event)
+        log.append(recorded)
+        self.undo.append(lambda: log.__delitem__(-1))
+        return recorded
+
+    def get_meta(self, key: str) -> str | None:
+        return self.s.meta.get(key)
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._set(self.s.meta, key, value)

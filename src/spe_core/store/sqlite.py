@@ -1,0 +1,373 @@
+"""The SQLite store: the embedded default, shared by processes on one machine.
+
+The file runs in WAL mode; every transaction starts with ``BEGIN IMMEDIATE``,
+which takes SQLite's write lock up front, so two processes pulling at the same
+moment are serialised and a claim is atomic across processes. The queue order
+lives in one index on ``(status, rank)``: a pull walks that index from the
+best rank until the rules find an eligible opportunity.
+
+Times in indexed columns are integer microseconds since the Unix epoch (UTC).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from spe_core import codec
+from spe_core.errors import StoreError
+from spe_core.events import Event, Recorded
+from spe_core.model import Member, Opportunity, OpportunityStatus
+from spe_core.store.base import RANKED_STATUSES
+
+__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_PAGE = 32
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the pull queue
+    """
+    CREATE TABLE members (
+        id TEXT PRIMARY KEY,
+        data TEXT NOT NULL
+    );
+    CREATE TABLE opportunities (
+        id TEXT PRIMARY KEY,
+        status TEXT NOT NULL,
+        rank BLOB NOT NULL,
+        owner_id TEXT,
+        queued_at INTEGER NOT NULL,
+        lease_expires_at INTEGER,
+        expires_at INTEGER,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX opportunities_ranked ON opportunities (status, rank);
+    CREATE INDEX opportunities_owner ON opportunities (owner_id) WHERE status = 'released';
+    CREATE INDEX opportunities_lease ON opportunities (lease_expires_at, id)
+        WHERE status = 'released';
+    CREATE INDEX opportunities_queued_at ON opportunities (status, queued_at, id);
+    CREATE INDEX opportunities_expires ON opportunities (expires_at, id)
+        WHERE expires_at IS NOT NULL;
+    CREATE TABLE pulls (
+        member_id TEXT NOT NULL,
+        day TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (member_id, day)
+    ) WITHOUT ROWID;
+    CREATE TABLE events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        at INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX events_kind ON events (kind, seq);
+    CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def micros(value: datetime | None) -> int | None:
+    """``value`` as integer microseconds since the epoch (None stays None)."""
+    if value is None:
+        return None
+    delta = value - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_micros(value: int) -> datetime:
+    """The UTC datetime ``value`` microseconds after the epoch."""
+    return _EPOCH + timedelta(microseconds=value)
+
+
+class SQLiteStore:
+    """A store in one SQLite file (``open_store("sqlite:///path/to/spe.db")``).
+
+    Safe to share between threads (one connection, serialised) and between
+    processes (SQLite's file locks). ``timeout`` is how long a writer waits
+    for another process's transaction before giving up.
+    """
+
+    def __init__(self, path: str | Path, *, timeout: float = 60.0) -> None:
+        self.path = str(path)
+        self.url = "sqlite:///" + self.path
+        if self.path != ":memory:":
+            parent = Path(self.path).expanduser().resolve().parent
+            if not parent.is_dir():
+                raise StoreError(
+                    f"cannot open SQLite store {self.path!r}: folder {parent} does not exist.",
+                    "create the folder, or point the store URL at an existing one.",
+                )
+        try:
+            self.conn = sqlite3.connect(
+                self.path, timeout=timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(
+                f"cannot open SQLite store {self.path!r}: {exc}.",
+                "check the path and its permissions.",
+            ) from exc
+        self._lock = threading.RLock()
+        self._tx: _SQLiteTransaction | None = None
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        with self._lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                version = int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+                if version > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"SQLite store {self.path!r} has schema version {version}, newer than "
+                        f"this spe-sdk understands ({SCHEMA_VERSION}).",
+                        "upgrade spe-sdk to the version that wrote this file.",
+                    )
+                for number in range(version, SCHEMA_VERSION):
+                    for statement in MIGRATIONS[number].split(";"):
+                        if statement.strip():
+                            self.conn.execute(statement)
+                    self.conn.execute(f"PRAGMA user_version={number + 1}")
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+
+    @contextmanager
+    def transaction(self) -> Iterator[_SQLiteTransaction]:
+        """A write transaction (``BEGIN IMMEDIATE``); nested calls join the outer one."""
+        with self._lock:
+            if self._tx is not None:
+                yield self._tx
+                return
+            self.conn.execute("BEGIN IMMEDIATE")
+            tx = _SQLiteTransaction(self.conn)
+            self._tx = tx
+            try:
+                yield tx
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            else:
+                self.conn.execute("COMMIT")
+            finally:
+                self._tx = None
+
+    def events(self, after: int = 0, limit: int | None = None) -> Iterator[Recorded]:
+        """Recorded events after ``after``, streamed in pages."""
+        remaining = limit
+        while remaining is None or remaining > 0:
+            page = 1000 if remaining is None else min(1000, remaining)
+            with self._lock:
+                rows = self.conn.execute(
+                    "SELECT seq, data FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+                    (after, page),
+                ).fetchall()
+            if not rows:
+                return
+            for seq, data in rows:
+                yield Recorded(seq, codec.loads(data))
+            after = rows[-1][0]
+            if remaining is not None:
+                remaining -= len(rows)
+
+    def opportunities(self, status: OpportunityStatus | None = None) -> Iterator[Opportunity]:
+        """Every opportunity (or those in ``status``), by id, streamed in pages."""
+        last = ""
+        while True:
+            with self._lock:
+                if status is None:
+                    rows = self.conn.execute(
+                        "SELECT id, data FROM opportunities WHERE id > ? ORDER BY id LIMIT 1000",
+                        (last,),
+                    ).fetchall()
+                else:
+                    rows = self.conn.execute(
+                        "SELECT id, data FROM opportunities WHERE id > ? AND status = ? "
+                        "ORDER BY id LIMIT 1000",
+                        (last, status.value),
+                    ).fetchall()
+            if not rows:
+                return
+            for _, data in rows:
+                yield codec.loads(data)
+            last = rows[-1][0]
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self.conn.close()
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.path!r})"
+
+
+class _SQLiteTransaction:
+    """A transaction on a :class:`SQLiteStore`."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def _one(self, sql: str, args: tuple[object, ...] = ()) -> tuple[object, ...] | None:
+        row: tuple[object, ...] | None = self.conn.execute(sql, args).fetchone()
+        return row
+
+    # members ----------------------------------------------------------------------
+    def get_member(self, member_id: str) -> Member | None:
+        row = self._one("SELECT data FROM members WHERE id = ?", (member_id,))
+        return None if row is None else codec.loads(str(row[0]))
+
+    def put_member(self, member: Member) -> None:
+        self.conn.execute(
+            "INSERT INTO members (id, data) VALUES (?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET data = excluded.data",
+            (member.id, codec.dumps(member)),
+        )
+
+    def members(self) -> list[Member]:
+        rows = self.conn.execute("SELECT data FROM members ORDER BY id").fetchall()
+        return [codec.loads(r[0]) for r in rows]
+
+    # opportunities ----------------------------------------------------------------
+    def get_opportunity(self, opportunity_id: str) -> Opportunity | None:
+        row = self._one("SELECT data FROM opportunities WHERE id = ?", (opportunity_id,))
+        return None if row is None else codec.loads(str(row[0]))
+
+    def put_opportunity(self, opportunity: Opportunity, rank: bytes | None = None) -> None:
+        o = opportunity
+        owner = o.owner_id if o.status is OpportunityStatus.RELEASED else None
+        values = (
+            o.status.value,
+            owner,
+            micros(o.queued_at),
+            micros(o.lease_expires_at),
+            micros(o.expires_at),
+            codec.dumps(o),
+        )
+        if rank is None:
+            cursor = self.conn.execute(
+                "UPDATE opportunities SET status = ?, owner_id = ?, queued_at = ?, "
+                "lease_expires_at = ?, expires_at = ?, data = ? WHERE id = ?",
+                (*values, o.id),
+            )
+            if cursor.rowcount != 1:
+                raise StoreError(
+                    f"opportunity {o.id!r} is new, so it needs a rank.",
+                    "pass rank=spe_core.queue.rank_key(opportunity, policy.order).",
+                )
+            return
+        self.conn.execute(
+            "INSERT INTO opportunities (id, rank, status, owner_id, queued_at, "
+            "lease_expires_at, expires_at, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET rank = excluded.rank, status = excluded.status, "
+            "owner_id = excluded.owner_id, queued_at = excluded.queued_at, "
+            "lease_expires_at = excluded.lease_expires_at, expires_at = excluded.expires_at, "
+            "data = excluded.data",
+            (o.id, rank, *values),
+        )
+
+    def iter_ranked(self, status: OpportunityStatus) -> Iterator[Opportunity]:
+        if status not in RANKED_STATUSES:
+            raise StoreError(
+                f"{status.value} opportunities are not ranked.", "iterate the backlog or the queue."
+            )
+        last = b""
+        while True:
+            rows = self.conn.execute(
+                "SELECT rank, data FROM opportunities WHERE status = ? AND rank > ? "
+                "ORDER BY rank LIMIT ?",
+                (status.value, last, _PAGE),
+            ).fetchall()
+            for rank, data in rows:
+                yield codec.loads(data)
+                last = rank
+            if len(rows) < _PAGE:
+                return
+
+    def count(self, status: OpportunityStatus) -> int:
+        row = self._one("SELECT COUNT(*) FROM opportunities WHERE status = ?", (status.value,))
+        return int(row[0]) if row else 0  # type: ignore[call-overload]
+
+    def oldest(self, status: OpportunityStatus) -> Opportunity | None:
+        row = self._one(
+            "SELECT data FROM opportunities WHERE status = ? ORDER BY queued_at, id LIMIT 1",
+            (status.value,),
+        )
+        return None if row is None else codec.loads(str(row[0]))
+
+    def held_by(self, member_id: str) -> int:
+        row = self._one(
+            "SELECT COUNT(*) FROM opportunities WHERE owner_id = ? AND status = 'released'",
+            (member_id,),
+        )
+        return int(row[0]) if row else 0  # type: ignore[call-overload]
+
+    def _stream(self, sql: str, args: tuple[object, ...]) -> Iterator[Opportunity]:
+        rows = self.conn.execute(sql, args).fetchall()
+        for (data,) in rows:
+            yield codec.loads(data)
+
+    def iter_lease_expired(self, now: datetime) -> Iterator[Opportunity]:
+        return self._stream(
+            "SELECT data FROM opportunities WHERE status = 'released' "
+            "AND lease_expires_at <= ? ORDER BY lease_expires_at, id",
+            (micros(now),),
+        )
+
+    def iter_queued_before(self, cutoff: datetime) -> Iterator[Opportunity]:
+        return self._stream(
+            "SELECT data FROM opportunities WHERE status = 'queued' AND queued_at <= ? "
+            "ORDER BY queued_at, id",
+            (micros(cutoff),),
+        )
+
+    def iter_expiring(self, now: datetime) -> Iterator[Opportunity]:
+        return self._stream(
+            "SELECT data FROM opportunities WHERE expires_at <= ? "
+            "AND status IN ('backlog', 'queued') ORDER BY expires_at, id",
+            (micros(now),),
+        )
+
+    def pulls_on(self, member_id: str, day: date) -> int:
+        row = self._one(
+            "SELECT count FROM pulls WHERE member_id = ? AND day = ?",
+            (member_id, day.isoformat()),
+        )
+        return 0 if row is None else int(row[0])  # type: ignore[call-overload]
+
+    def add_pulls(self, member_id: str, day: date, count: int) -> None:
+        self.conn.execute(
+            "INSERT INTO pulls (member_id, day, count) VALUES (?, ?, ?) "
+            "ON CONFLICT (member_id, day) DO UPDATE SET count = count + excluded.count",
+            (member_id, day.isoformat(), count),
+        )
+
+    # events and metadata ------------------------------------------------------------
+    def append(self, event: Event) -> Recorded:
+        cursor = self.conn.execute(
+            "INSERT INTO events (at, kind, data) VALUES (?, ?, ?)",
+            (micros(event.at), event.kind, codec.dumps(event)),
+        )
+        assert cursor.lastrowid is not None
+        return Recorded(cursor.lastrowid, event)
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._one("SELECT value FROM meta WHERE key = ?", (key,))
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )

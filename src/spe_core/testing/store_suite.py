@@ -1,0 +1,227 @@
+"""The store conformance suite: every store must pass it.
+
+Subclass :class:`StoreConformance` in your test module and provide a ``store``
+fixture that yields a fresh, empty store::
+
+    class TestMyStore(StoreConformance):
+        @pytest.fixture
+        def store(self):
+            s = MyStore(...)
+            yield s
+            s.close()
+
+The suite checks the contract written in :mod:`spe_core.store.base`:
+orders, counts, atomicity of transactions and the event log.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import attrs
+import pytest
+
+from spe_core import queue
+from spe_core.errors import StoreError
+from spe_core.events import MemberUpserted, QueueReplenished
+from spe_core.model import Member, Opportunity, OpportunityStatus
+from spe_core.store.base import Store
+
+__all__ = ["StoreConformance"]
+
+T0 = datetime(2026, 1, 5, 8, tzinfo=UTC)
+
+
+def _opp(i: int, **kw: object) -> Opportunity:
+    fields: dict[str, object] = {
+        "id": f"o{i:03d}",
+        "account_id": f"a{i % 7}",
+        "queued_at": T0 + timedelta(minutes=i % 5),
+        "tier": i % 3,
+        "score": float(i % 4),
+        "status": OpportunityStatus.QUEUED,
+    }
+    fields.update(kw)
+    return Opportunity(**fields)  # type: ignore[arg-type]
+
+
+def _put(store: Store, *opps: Opportunity) -> None:
+    with store.transaction() as tx:
+        for o in opps:
+            tx.put_opportunity(o, queue.rank_key(o))
+
+
+class StoreConformance:
+    """Contract tests for a :class:`~spe_core.store.base.Store` implementation."""
+
+    # members ----------------------------------------------------------------------
+    def test_members_round_trip_and_order(self, store: Store) -> None:
+        members = [Member(f"m{i}", f"Member {i}", "inside_sales", skills={"fr"}) for i in (3, 1, 2)]
+        with store.transaction() as tx:
+            for m in members:
+                tx.put_member(m)
+        with store.transaction() as tx:
+            assert [m.id for m in tx.members()] == ["m1", "m2", "m3"]
+            assert tx.get_member("m3") == members[0]
+            assert tx.get_member("nobody") is None
+            tx.put_member(attrs.evolve(members[0], name="Renamed"))
+        with store.transaction() as tx:
+            m3 = tx.get_member("m3")
+            assert m3 is not None
+            assert m3.name == "Renamed"
+
+    # opportunities ----------------------------------------------------------------
+    def test_opportunity_round_trip_keeps_every_field(self, store: Store) -> None:
+        opp = _opp(
+            1,
+            required_skills={"de", "fr"},
+            not_before=T0 + timedelta(hours=1),
+            expires_at=T0 + timedelta(days=3),
+            external_ids={"salesforce": "00Q000000000001AAA"},
+            excluded={"m9"},
+            source_campaign="spring",
+        )
+        _put(store, opp)
+        with store.transaction() as tx:
+            assert tx.get_opportunity(opp.id) == opp
+            assert tx.get_opportunity("missing") is None
+        assert list(store.opportunities()) == [opp]
+
+    def test_new_opportunity_needs_a_rank(self, store: Store) -> None:
+        with pytest.raises(StoreError), store.transaction() as tx:
+            tx.put_opportunity(_opp(1))
+
+    def test_iter_ranked_follows_rank_order(self, store: Store) -> None:
+        opps = [_opp(i) for i in range(40)]
+        _put(store, *opps)
+        expected = [o.id for o in sorted(opps, key=queue.rank_key)]
+        with store.transaction() as tx:
+            got = [o.id for o in tx.iter_ranked(OpportunityStatus.QUEUED)]
+        assert got == expected
+
+    def test_iter_ranked_tolerates_writes_while_iterating(self, store: Store) -> None:
+        opps = [_opp(i) for i in range(70)]
+        _put(store, *opps)
+        seen: list[str] = []
+        with store.transaction() as tx:
+            for o in tx.iter_ranked(OpportunityStatus.QUEUED):
+                seen.append(o.id)
+                if len(seen) % 2:
+                    tx.put_opportunity(
+                        attrs.evolve(o, status=OpportunityStatus.RELEASED, owner_id="m1")
+                    )
+        assert sorted(seen) == sorted(o.id for o in opps)
+        assert len(seen) == len(set(seen))
+        with store.transaction() as tx:
+            assert tx.count(OpportunityStatus.QUEUED) == 35
+            assert tx.held_by("m1") == 35
+            left = [o.id for o in tx.iter_ranked(OpportunityStatus.QUEUED)]
+        assert left == [i for n, i in enumerate(seen) if n % 2]
+
+    def test_abandoned_iteration_loses_nothing(self, store: Store) -> None:
+        _put(store, *[_opp(i) for i in range(10)])
+        with store.transaction() as tx:
+            it = tx.iter_ranked(OpportunityStatus.QUEUED)
+            first = next(it)
+            del it
+        with store.transaction() as tx:
+            ids = [o.id for o in tx.iter_ranked(OpportunityStatus.QUEUED)]
+        assert len(ids) == 10
+        assert ids[0] == first.id
+
+    def test_counts_by_status(self, store: Store) -> None:
+        _put(store, *[_opp(i) for i in range(5)])
+        _put(store, *[_opp(i, status=OpportunityStatus.BACKLOG) for i in range(5, 8)])
+        with store.transaction() as tx:
+            assert tx.count(OpportunityStatus.QUEUED) == 5
+            assert tx.count(OpportunityStatus.BACKLOG) == 3
+            assert tx.count(OpportunityStatus.RELEASED) == 0
+            oldest = tx.oldest(OpportunityStatus.QUEUED)
+            assert oldest is not None
+            assert oldest.id == "o000"
+
+    def test_sweep_iterators_order_and_filter(self, store: Store) -> None:
+        released = [
+            _opp(
+                i,
+                status=OpportunityStatus.RELEASED,
+                owner_id="m1",
+                released_at=T0,
+                lease_expires_at=T0 + timedelta(minutes=10 - i),
+            )
+            for i in range(4)
+        ]
+        expiring = [_opp(10 + i, expires_at=T0 + timedelta(minutes=i)) for i in range(3)]
+        _put(store, *released, *expiring)
+        now = T0 + timedelta(minutes=8)
+        with store.transaction() as tx:
+            assert [o.id for o in tx.iter_lease_expired(now)] == ["o003", "o002"]
+            assert [o.id for o in tx.iter_expiring(T0 + timedelta(minutes=1))] == [
+                "o010",
+                "o011",
+            ]
+            before = [o.id for o in tx.iter_queued_before(T0 + timedelta(minutes=1))]
+        assert before == sorted(
+            (o.id for o in expiring if o.queued_at <= T0 + timedelta(minutes=1)),
+            key=lambda i: (next(o.queued_at for o in expiring if o.id == i), i),
+        )
+
+    def test_pull_counters(self, store: Store) -> None:
+        day = date(2026, 1, 5)
+        with store.transaction() as tx:
+            assert tx.pulls_on("m1", day) == 0
+            tx.add_pulls("m1", day, 2)
+            tx.add_pulls("m1", day, 1)
+            tx.add_pulls("m1", day + timedelta(days=1), 5)
+        with store.transaction() as tx:
+            assert tx.pulls_on("m1", day) == 3
+            assert tx.pulls_on("m2", day) == 0
+
+    # atomicity --------------------------------------------------------------------
+    def test_failed_transaction_leaves_nothing_behind(self, store: Store) -> None:
+        _put(store, _opp(1), _opp(2))
+
+        class Boom(Exception):
+            pass
+
+        with pytest.raises(Boom), store.transaction() as tx:
+            for o in tx.iter_ranked(OpportunityStatus.QUEUED):
+                tx.put_opportunity(
+                    attrs.evolve(o, status=OpportunityStatus.RELEASED, owner_id="m1")
+                )
+            tx.put_opportunity(_opp(3), queue.rank_key(_opp(3)))
+            tx.put_member(Member("m1", "Ann", "inside_sales"))
+            tx.add_pulls("m1", date(2026, 1, 5), 2)
+            tx.set_meta("cursor", "x")
+            tx.append(QueueReplenished(at=T0, moved=0, level_before=0, level_after=0, target=1,
+                                       zone="red", shortfall=1))
+            raise Boom
+        with store.transaction() as tx:
+            assert tx.count(OpportunityStatus.QUEUED) == 2
+            assert tx.held_by("m1") == 0
+            assert tx.get_opportunity("o003") is None
+            assert tx.get_member("m1") is None
+            assert tx.pulls_on("m1", date(2026, 1, 5)) == 0
+            assert tx.get_meta("cursor") is None
+            assert [o.id for o in tx.iter_ranked(OpportunityStatus.QUEUED)] == ["o002", "o001"]
+        assert list(store.events()) == []
+
+    # events and metadata ------------------------------------------------------------
+    def test_event_log_sequence_and_paging(self, store: Store) -> None:
+        with store.transaction() as tx:
+            recorded = [
+                tx.append(MemberUpserted(at=T0, member=Member(f"m{i}", "M", "promotions")))
+                for i in range(5)
+            ]
+        assert [r.seq for r in recorded] == [1, 2, 3, 4, 5]
+        assert list(store.events()) == recorded
+        assert [r.seq for r in store.events(after=2)] == [3, 4, 5]
+        assert [r.seq for r in store.events(after=1, limit=2)] == [2, 3]
+
+    def test_meta(self, store: Store) -> None:
+        with store.transaction() as tx:
+            assert tx.get_meta("k") is None
+            tx.set_meta("k", "1")
+            tx.set_meta("k", "2")
+        with store.transaction() as tx:
+            assert tx.get_meta("k") == "2"
