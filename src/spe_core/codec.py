@@ -43,6 +43,13 @@ for _cls in (
 ):
     register_value(_cls)
 
+# === routing (issue 3): routing code goes between these markers ===
+# === end routing ===
+
+# === calendar (issue 4): calendar code goes between these markers ===
+# === end calendar ===
+
+
 
 def _encode_attrs(value: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}

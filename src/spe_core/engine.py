@@ -338,6 +338,12 @@ class Engine:
         rest = self.retire_stale()
         return attrs.evolve(rest, lease_expired=leases)
 
+    # === routing (issue 3): routing code goes between these markers ===
+    # === end routing ===
+
+    # === calendar (issue 4): calendar code goes between these markers ===
+    # === end calendar ===
+
     # --- reading ----------------------------------------------------------------------
 
     def queue_status(self) -> QueueStatus:

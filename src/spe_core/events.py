@@ -184,6 +184,12 @@ class QueueReplenished(Event):
     shortfall: int
 
 
+# === routing (issue 3): routing code goes between these markers ===
+# === end routing ===
+
+# === calendar (issue 4): calendar code goes between these markers ===
+# === end calendar ===
+
 # --- replay ---------------------------------------------------------------------------
 
 

@@ -62,3 +62,11 @@ def spe_event(recorded: Recorded) -> None:
     notifications, custom logging or metrics. The return value is ignored; an
     exception is logged and does not undo the change or stop other listeners.
     """
+
+
+# === routing (issue 3): routing code goes between these markers ===
+# === end routing ===
+
+# === calendar (issue 4): calendar code goes between these markers ===
+# === end calendar ===
+

@@ -422,3 +422,11 @@ class Opportunity:
     def external_id(self, crm: str) -> str | None:
         """This opportunity's record id in ``crm``, if known."""
         return dict(self.external_ids).get(crm)
+
+
+# === routing (issue 3): routing code goes between these markers ===
+# === end routing ===
+
+# === calendar (issue 4): calendar code goes between these markers ===
+# === end calendar ===
+

@@ -102,6 +102,12 @@ class Plugins:
         result = self.manager.hook.spe_score_opportunity(opportunity=opportunity, now=now)
         return opportunity.score if result is None else float(result)
 
+    # === routing (issue 3): routing code goes between these markers ===
+    # === end routing ===
+
+    # === calendar (issue 4): calendar code goes between these markers ===
+    # === end calendar ===
+
     # --- listeners --------------------------------------------------------------------
 
     def notify(self, recorded: Sequence[Recorded]) -> None:

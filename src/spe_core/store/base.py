@@ -103,6 +103,12 @@ class Transaction(Protocol):
         """Count ``count`` more pulls for ``member_id`` on ``day``."""
         ...
 
+    # === routing (issue 3): routing code goes between these markers ===
+    # === end routing ===
+
+    # === calendar (issue 4): calendar code goes between these markers ===
+    # === end calendar ===
+
     # events and metadata ------------------------------------------------------------
     def append(self, event: Event) -> Recorded:
         """Append ``event`` to the log; returns it with its sequence number."""

@@ -44,6 +44,11 @@ class MemoryStore:
         self.pulls: dict[tuple[str, date], int] = {}
         self.log: list[Recorded] = []
         self.meta: dict[str, str] = {}
+        # === routing (issue 3): routing code goes between these markers ===
+        # === end routing ===
+
+        # === calendar (issue 4): calendar code goes between these markers ===
+        # === end calendar ===
         self._tx: _MemoryTransaction | None = None
         self._closed = False
 
@@ -248,6 +253,12 @@ class _MemoryTransaction:
     def add_pulls(self, member_id: str, day: date, count: int) -> None:
         key = (member_id, day)
         self._set(self.s.pulls, key, self.s.pulls.get(key, 0) + count)
+
+    # === routing (issue 3): routing code goes between these markers ===
+    # === end routing ===
+
+    # === calendar (issue 4): calendar code goes between these markers ===
+    # === end calendar ===
 
     # events and metadata ------------------------------------------------------------
     def append(self, event: Event) -> Recorded:

@@ -66,6 +66,10 @@ MIGRATIONS: tuple[str, ...] = (
         data TEXT NOT NULL
     );
     CREATE INDEX events_kind ON events (kind, seq);
+    -- === routing (issue 3) tables go here ===
+    -- === end routing ===
+    -- === calendar (issue 4) tables go here ===
+    -- === end calendar ===
     CREATE TABLE meta (
         key TEXT PRIMARY KEY,
         value TEXT NOT NULL
@@ -351,6 +355,12 @@ class _SQLiteTransaction:
             "ON CONFLICT (member_id, day) DO UPDATE SET count = count + excluded.count",
             (member_id, day.isoformat(), count),
         )
+
+    # === routing (issue 3): routing code goes between these markers ===
+    # === end routing ===
+
+    # === calendar (issue 4): calendar code goes between these markers ===
+    # === end calendar ===
 
     # events and metadata ------------------------------------------------------------
     def append(self, event: Event) -> Recorded:
