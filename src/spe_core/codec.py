@@ -50,7 +50,6 @@ for _cls in (
 # === end calendar ===
 
 
-
 def _encode_attrs(value: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     cls = type(value)

@@ -69,4 +69,3 @@ def spe_event(recorded: Recorded) -> None:
 
 # === calendar (issue 4): calendar code goes between these markers ===
 # === end calendar ===
-

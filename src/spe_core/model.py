@@ -429,4 +429,3 @@ class Opportunity:
 
 # === calendar (issue 4): calendar code goes between these markers ===
 # === end calendar ===
-

@@ -18,8 +18,10 @@ class FakeClock:
     """
 
     def __init__(self, start: datetime | None = None) -> None:
-        self._now = aware(start, "FakeClock start") if start is not None else datetime(
-            2026, 1, 5, 8, tzinfo=UTC
+        self._now = (
+            aware(start, "FakeClock start")
+            if start is not None
+            else datetime(2026, 1, 5, 8, tzinfo=UTC)
         )
 
     def now(self) -> datetime:

@@ -92,7 +92,8 @@ def _make(i: int, spec: dict[str, Any], now: datetime) -> Opportunity:
         tier=spec["tier"],
         score=spec["score"],
         required_skills=spec["skills"],
-        not_before=None if spec["not_before"] is None
+        not_before=None
+        if spec["not_before"] is None
         else now + timedelta(minutes=spec["not_before"]),
         expires_at=None if spec["expires"] is None else now + timedelta(minutes=spec["expires"]),
     )
@@ -107,8 +108,9 @@ class _QueueMachine(RuleBasedStateMachine):
         super().__init__()
         self.clock = FakeClock(START)
         self.store = self.store_factory()
-        self.engine = Engine(self.store, policy=POLICY, clock=self.clock,
-                             plugins=Plugins.create(entry_points=False))
+        self.engine = Engine(
+            self.store, policy=POLICY, clock=self.clock, plugins=Plugins.create(entry_points=False)
+        )
         self.next_id = 0
         self.known: set[str] = set()
         self.holder: dict[str, str] = {}
@@ -162,12 +164,15 @@ class _QueueMachine(RuleBasedStateMachine):
             (o for o in state.values() if queue.is_eligible(o, m, now)),
             key=lambda o: queue.rank_key(o, POLICY.order),
         )
-        held = sum(1 for o in state.values()
-                   if o.status is OpportunityStatus.RELEASED and o.owner_id == member)
+        held = sum(
+            1
+            for o in state.values()
+            if o.status is OpportunityStatus.RELEASED and o.owner_id == member
+        )
         day = queue.pull_day(m, now)
-        allowance = queue.pull_allowance(m, POLICY, held=held,
-                                         pulled_today=self.pulls.get((member, day), 0),
-                                         requested=count)
+        allowance = queue.pull_allowance(
+            m, POLICY, held=held, pulled_today=self.pulls.get((member, day), 0), requested=count
+        )
         result = self.engine.pull(member, count)
         expected = [o.id for o in eligible[: allowance.count]]
         assert [o.id for o in result.released] == expected, (result, expected)
@@ -254,14 +259,17 @@ class _QueueMachine(RuleBasedStateMachine):
     def conservation_and_exclusivity(self) -> None:
         state = self._state()
         assert set(state) == self.known, "an opportunity was lost or invented"
-        released = {o.id: o.owner_id for o in state.values()
-                    if o.status is OpportunityStatus.RELEASED}
+        released = {
+            o.id: o.owner_id for o in state.values() if o.status is OpportunityStatus.RELEASED
+        }
         assert released == self.holder
         status = self.engine.queue_status()
-        assert status.level == sum(1 for o in state.values()
-                                   if o.status is OpportunityStatus.QUEUED)
-        assert status.backlog == sum(1 for o in state.values()
-                                     if o.status is OpportunityStatus.BACKLOG)
+        assert status.level == sum(
+            1 for o in state.values() if o.status is OpportunityStatus.QUEUED
+        )
+        assert status.backlog == sum(
+            1 for o in state.values() if o.status is OpportunityStatus.BACKLOG
+        )
 
     @invariant()
     def limits_hold(self) -> None:
@@ -303,8 +311,9 @@ class _DifferentialMachine(RuleBasedStateMachine):
         self.clock = FakeClock(START)
         plugins = Plugins.create(entry_points=False)
         self.stores: tuple[Store, Store] = (MemoryStore(), self.store_factory())
-        self.engines = [Engine(s, policy=POLICY, clock=self.clock, plugins=plugins)
-                        for s in self.stores]
+        self.engines = [
+            Engine(s, policy=POLICY, clock=self.clock, plugins=plugins) for s in self.stores
+        ]
         self.next_id = 0
 
     def teardown(self) -> None:
@@ -367,5 +376,8 @@ class _DifferentialMachine(RuleBasedStateMachine):
 
 def differential_machine(store_factory: Callable[[], Store]) -> type[RuleBasedStateMachine]:
     """A machine running one random sequence on the memory store and on ``store_factory()``."""
-    return type("DifferentialMachine", (_DifferentialMachine,),
-                {"store_factory": staticmethod(store_factory)})
+    return type(
+        "DifferentialMachine",
+        (_DifferentialMachine,),
+        {"store_factory": staticmethod(store_factory)},
+    )

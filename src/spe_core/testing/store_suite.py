@@ -193,8 +193,11 @@ class StoreConformance:
             tx.put_member(Member("m1", "Ann", "inside_sales"))
             tx.add_pulls("m1", date(2026, 1, 5), 2)
             tx.set_meta("cursor", "x")
-            tx.append(QueueReplenished(at=T0, moved=0, level_before=0, level_after=0, target=1,
-                                       zone="red", shortfall=1))
+            tx.append(
+                QueueReplenished(
+                    at=T0, moved=0, level_before=0, level_after=0, target=1, zone="red", shortfall=1
+                )
+            )
             raise Boom
         with store.transaction() as tx:
             assert tx.count(OpportunityStatus.QUEUED) == 2
