@@ -50,11 +50,21 @@ for _cls in (
 # === end calendar ===
 
 
+_FIELDS: dict[type[Any], tuple[str, ...]] = {}
+
+
+def _field_names(cls: type[Any]) -> tuple[str, ...]:
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(f.name for f in attrs.fields(cls))
+    return names
+
+
 def _encode_attrs(value: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
     cls = type(value)
+    out: dict[str, Any]
     if isinstance(value, Event):
-        out["$event"] = cls.kind
+        out = {"$event": cls.kind}
     else:
         name = cls.__name__
         if _VALUES.get(name) is not cls:
@@ -62,36 +72,55 @@ def _encode_attrs(value: Any) -> dict[str, Any]:
                 f"{name} is not registered with spe_core.codec.",
                 "decorate the class with spe_core.codec.register_value.",
             )
-        out["$type"] = name
-    for field in attrs.fields(cls):
-        out[field.name] = encode(getattr(value, field.name))
+        out = {"$type": name}
+    for field in _field_names(cls):
+        out[field] = encode(getattr(value, field))
     return out
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _set(value: Any) -> Any:
+    items = [encode(v) for v in value]
+    try:
+        items.sort()
+    except TypeError:
+        items.sort(key=json.dumps)
+    return {"$set": items}
+
+
+_ENCODERS: dict[type[Any], Callable[[Any], Any]] = {
+    str: _same,
+    int: _same,
+    float: _same,
+    bool: _same,
+    type(None): _same,
+    datetime: lambda v: {"$dt": v.isoformat()},
+    date: lambda v: {"$date": v.isoformat()},
+    time: lambda v: {"$time": v.isoformat()},
+    timedelta: lambda v: {"$td": v.total_seconds()},
+    frozenset: _set,
+    set: _set,
+    tuple: lambda v: {"$tuple": [encode(i) for i in v]},
+    list: lambda v: [encode(i) for i in v],
+    dict: lambda v: {"$map": [[encode(k), encode(i)] for k, i in v.items()]},
+}
 
 
 def encode(value: Any) -> Any:
     """``value`` as JSON-ready data (dicts, lists, strings, numbers, None)."""
+    encoder = _ENCODERS.get(type(value))
+    if encoder is not None:
+        return encoder(value)
     if isinstance(value, enum.Enum):
         return value.value
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, datetime):
-        return {"$dt": value.isoformat()}
-    if isinstance(value, date):
-        return {"$date": value.isoformat()}
-    if isinstance(value, time):
-        return {"$time": value.isoformat()}
-    if isinstance(value, timedelta):
-        return {"$td": value.total_seconds()}
-    if isinstance(value, frozenset | set):
-        return {"$set": sorted((encode(v) for v in value), key=json.dumps)}
-    if isinstance(value, tuple):
-        return {"$tuple": [encode(v) for v in value]}
-    if isinstance(value, list):
-        return [encode(v) for v in value]
-    if isinstance(value, dict):
-        return {"$map": [[encode(k), encode(v)] for k, v in value.items()]}
     if attrs.has(type(value)):
         return _encode_attrs(value)
+    for kind, fallback in _ENCODERS.items():  # subclasses of the plain types
+        if isinstance(value, kind) and kind is not type(None):
+            return fallback(value)
     raise StoreError(
         f"cannot encode a {type(value).__name__} value.",
         "store only spe_core values, events, and plain data.",
@@ -103,33 +132,39 @@ _TAGS: dict[str, Callable[[Any], Any]] = {
     "$date": date.fromisoformat,
     "$time": time.fromisoformat,
     "$td": lambda s: timedelta(seconds=s),
-    "$set": lambda items: frozenset(decode(i) for i in items),
-    "$tuple": lambda items: tuple(decode(i) for i in items),
-    "$map": lambda pairs: {decode(k): decode(v) for k, v in pairs},
+    "$set": frozenset,
+    "$tuple": tuple,
+    "$map": dict,
 }
+
+
+def _hook(data: dict[str, Any]) -> Any:
+    """json object_hook: rebuild tagged values bottom-up."""
+    if len(data) == 1:
+        ((tag, payload),) = data.items()
+        convert = _TAGS.get(tag)
+        if convert is not None:
+            return convert(payload)
+    kind = data.pop("$event", None)
+    if kind is not None:
+        cls = EVENT_TYPES.get(kind)
+    else:
+        name = data.pop("$type", None)
+        if name is None:
+            return data
+        cls = _VALUES.get(name)
+        kind = name
+    if cls is None:
+        raise StoreError(
+            f"stored data names an unknown type {kind!r}.",
+            "install the plugin that defined it, or upgrade spe-sdk.",
+        )
+    return cls(**data)
 
 
 def decode(data: Any) -> Any:
     """Rebuild a value from :func:`encode`'s output."""
-    if isinstance(data, list):
-        return [decode(v) for v in data]
-    if not isinstance(data, dict):
-        return data
-    if "$event" in data or "$type" in data:
-        kind = data.get("$event")
-        cls = EVENT_TYPES.get(kind) if kind is not None else _VALUES.get(data["$type"])
-        if cls is None:
-            raise StoreError(
-                f"stored data names an unknown type {kind or data.get('$type')!r}.",
-                "install the plugin that defined it, or upgrade spe-sdk.",
-            )
-        kwargs = {k: decode(v) for k, v in data.items() if not k.startswith("$")}
-        return cls(**kwargs)
-    if len(data) == 1:
-        ((tag, payload),) = data.items()
-        if tag in _TAGS:
-            return _TAGS[tag](payload)
-    return {k: decode(v) for k, v in data.items()}
+    return json.loads(json.dumps(data), object_hook=_hook)
 
 
 def dumps(value: Any) -> str:
@@ -139,4 +174,4 @@ def dumps(value: Any) -> str:
 
 def loads(text: str | bytes) -> Any:
     """Rebuild a value from :func:`dumps`' text."""
-    return decode(json.loads(text))
+    return json.loads(text, object_hook=_hook)

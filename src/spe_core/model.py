@@ -9,6 +9,7 @@ always timezone-aware; a naive datetime is refused with a clear error.
 from __future__ import annotations
 
 import enum
+import itertools
 import zoneinfo
 from collections.abc import Iterable, Mapping
 from datetime import datetime, time
@@ -175,6 +176,8 @@ def frozen_strings(values: Iterable[str] | str | None) -> frozenset[str]:
     """Convert skills, tags and the like into a frozenset of stripped strings."""
     if values is None:
         return frozenset()
+    if type(values) is frozenset and all(type(v) is str and v and v == v.strip() for v in values):
+        return values  # already normalised (the common case when values are evolved)
     if isinstance(values, str):
         values = [values]
     return frozenset(str(v).strip() for v in values if str(v).strip())
@@ -184,8 +187,16 @@ def external_ids(
     values: Mapping[str, str] | Iterable[tuple[str, str]] | None,
 ) -> tuple[tuple[str, str], ...]:
     """Normalise external ids (CRM name -> record id) into sorted pairs."""
-    if values is None:
+    if values is None or values == ():
         return ()
+    if (
+        type(values) is tuple
+        and all(
+            type(p) is tuple and len(p) == 2 and type(p[0]) is type(p[1]) is str for p in values
+        )
+        and all(a[0] < b[0] for a, b in itertools.pairwise(values))
+    ):
+        return values  # already normalised: sorted, one id per CRM
     pairs = values.items() if isinstance(values, Mapping) else values
     out = tuple(sorted((str(k), str(v)) for k, v in pairs))
     if len({k for k, _ in out}) != len(out):

@@ -126,4 +126,6 @@ class Plugins:
 
     def names(self) -> list[str]:
         """The names of every registered plugin."""
-        return sorted(name for name, _ in self.manager.list_name_plugin())
+        return sorted(
+            name for name, plugin in self.manager.list_name_plugin() if plugin is not None
+        )

@@ -27,7 +27,9 @@ from spe_core.store.base import RANKED_STATUSES
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_PAGE = 32
+_FIRST_PAGE = 4  # a pull usually takes the first candidate: fetch few rows first
+_PAGE = 64
+_MEMBERS: dict[str, Member] = {}
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: the pull queue
@@ -49,8 +51,9 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX opportunities_ranked ON opportunities (status, rank);
     CREATE INDEX opportunities_owner ON opportunities (owner_id) WHERE status = 'released';
     CREATE INDEX opportunities_lease ON opportunities (lease_expires_at, id)
-        WHERE status = 'released';
-    CREATE INDEX opportunities_queued_at ON opportunities (status, queued_at, id);
+        WHERE status = 'released' AND lease_expires_at IS NOT NULL;
+    CREATE INDEX opportunities_queued_at ON opportunities (queued_at, id)
+        WHERE status = 'queued';
     CREATE INDEX opportunities_expires ON opportunities (expires_at, id)
         WHERE expires_at IS NOT NULL;
     CREATE TABLE pulls (
@@ -60,12 +63,11 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (member_id, day)
     ) WITHOUT ROWID;
     CREATE TABLE events (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        seq INTEGER PRIMARY KEY,
         at INTEGER NOT NULL,
         kind TEXT NOT NULL,
         data TEXT NOT NULL
     );
-    CREATE INDEX events_kind ON events (kind, seq);
     -- === routing (issue 3) tables go here ===
     -- === end routing ===
     -- === calendar (issue 4) tables go here ===
@@ -229,7 +231,15 @@ class _SQLiteTransaction:
     # members ----------------------------------------------------------------------
     def get_member(self, member_id: str) -> Member | None:
         row = self._one("SELECT data FROM members WHERE id = ?", (member_id,))
-        return None if row is None else codec.loads(str(row[0]))
+        if row is None:
+            return None
+        text = str(row[0])
+        member = _MEMBERS.get(text)  # keyed by the stored text itself, so never stale
+        if member is None:
+            if len(_MEMBERS) > 10_000:
+                _MEMBERS.clear()
+            member = _MEMBERS[text] = codec.loads(text)
+        return member
 
     def put_member(self, member: Member) -> None:
         self.conn.execute(
@@ -286,17 +296,19 @@ class _SQLiteTransaction:
                 f"{status.value} opportunities are not ranked.", "iterate the backlog or the queue."
             )
         last = b""
+        page = _FIRST_PAGE
         while True:
             rows = self.conn.execute(
                 "SELECT rank, data FROM opportunities WHERE status = ? AND rank > ? "
                 "ORDER BY rank LIMIT ?",
-                (status.value, last, _PAGE),
+                (status.value, last, page),
             ).fetchall()
             for rank, data in rows:
                 yield codec.loads(data)
                 last = rank
-            if len(rows) < _PAGE:
+            if len(rows) < page:
                 return
+            page = _PAGE
 
     def count(self, status: OpportunityStatus) -> int:
         row = self._one("SELECT COUNT(*) FROM opportunities WHERE status = ?", (status.value,))
@@ -324,7 +336,8 @@ class _SQLiteTransaction:
     def iter_lease_expired(self, now: datetime) -> Iterator[Opportunity]:
         return self._stream(
             "SELECT data FROM opportunities WHERE status = 'released' "
-            "AND lease_expires_at <= ? ORDER BY lease_expires_at, id",
+            "AND lease_expires_at IS NOT NULL AND lease_expires_at <= ? "
+            "ORDER BY lease_expires_at, id",
             (micros(now),),
         )
 

@@ -23,6 +23,7 @@ Usage in a test module::
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -321,7 +322,7 @@ class _DifferentialMachine(RuleBasedStateMachine):
             s.close()
 
     def both(self, op: Callable[[Engine], Any]) -> None:
-        reference, other = (_outcome(lambda e=e: op(e)) for e in self.engines)
+        reference, other = (_outcome(functools.partial(op, e)) for e in self.engines)
         assert reference == other, f"memory store answered {reference}, other store {other}"
 
     @initialize()

@@ -1,0 +1,45 @@
+"""Every benchmark runs in its --quick form and ends with its JSON summary line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def run_quick(name: str, *extra: str) -> dict[str, object]:
+    """Run ``benchmarks/<name>.py --quick`` and return its last-line JSON."""
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / f"{name}.py"), "--quick", *extra],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    last = proc.stdout.strip().splitlines()[-1]
+    summary = json.loads(last)
+    assert summary["benchmark"] == name
+    figures, targets = summary["figures"], summary["targets"]
+    assert targets, "a benchmark names its targets"
+    for key, target in targets.items():
+        assert key in figures, f"target {key} has no figure"
+        assert isinstance(figures[key], int | float)
+        op, number = target.split()
+        assert op in ("<=", ">=")
+        float(number)
+    return summary  # type: ignore[no-any-return]
+
+
+@pytest.mark.slow
+def test_queue_pull_quick() -> None:
+    summary = run_quick("queue_pull")
+    assert set(summary["targets"]) >= {  # type: ignore[call-overload]
+        "memory_growth_over_log_growth",
+        "sqlite_growth_over_log_growth",
+    }
