@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import attrs
 
-from spe_core import model
+from spe_core import model, outbox
 from spe_core.errors import StoreError
 from spe_core.events import EVENT_TYPES, Event
 
@@ -42,6 +42,9 @@ for _cls in (
     model.Absence,
 ):
     register_value(_cls)
+
+register_value(outbox.OutboxItem)
+register_value(outbox.Quarantined)
 
 # === routing (issue 3): routing code goes between these markers ===
 # === end routing ===

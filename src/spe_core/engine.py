@@ -294,6 +294,17 @@ class Engine:
         self._notify(recorded)
         return step.opportunity
 
+    def withdraw(self, opportunity_id: str, reason: str) -> Opportunity:
+        """Take an opportunity out of SPE's flow (a person changed it in the CRM)."""
+        now = self._now()
+        recorded: list[Recorded] = []
+        with self.store.transaction() as tx:
+            step = queue.withdraw(self._opportunity(tx, opportunity_id), now, reason)
+            tx.put_opportunity(step.opportunity)
+            self._record(tx, [step.event], recorded)
+        self._notify(recorded)
+        return step.opportunity
+
     # --- sweeps -----------------------------------------------------------------------
 
     def expire_leases(self) -> tuple[str, ...]:

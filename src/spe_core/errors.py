@@ -8,7 +8,10 @@ handle them all. Messages never contain secrets: values that may be secret
 from __future__ import annotations
 
 __all__ = [
+    "AdapterError",
     "ConfigError",
+    "MappingError",
+    "TransientError",
     "InvalidValue",
     "NotFound",
     "RoleMayNotPull",
@@ -95,3 +98,27 @@ class WrongOwner(RuleViolation):
 
 class StoreError(SpeError):
     """The store cannot do what was asked (bad URL, schema too new, ...)."""
+
+
+class MappingError(SpeError, ValueError):
+    """A CRM record cannot be mapped onto an SPE value (a missing or malformed field).
+
+    The sync engine quarantines the record with this message and goes on.
+    """
+
+
+class AdapterError(SpeError):
+    """A CRM call failed for good (bad credentials, missing permission, bad config)."""
+
+
+class TransientError(AdapterError):
+    """A CRM call failed in a way worth retrying (rate limit, 5xx, timeout).
+
+    ``retry_after`` is the delay in seconds the CRM asked for, if it said.
+    """
+
+    def __init__(
+        self, problem: str, fix: str | None = None, *, retry_after: float | None = None
+    ) -> None:
+        self.retry_after = retry_after
+        super().__init__(problem, fix)

@@ -34,12 +34,17 @@ __all__ = [
     "OpportunityBacklogged",
     "OpportunityExpired",
     "OpportunityGivenBack",
+    "OpportunityLinked",
     "OpportunityQueued",
     "OpportunityReleased",
     "OpportunityResolved",
     "OpportunityStale",
+    "OpportunityWithdrawn",
     "QueueReplenished",
     "Recorded",
+    "RecordQuarantined",
+    "SyncCompleted",
+    "SyncConflict",
     "event_type",
     "replay",
 ]
@@ -172,6 +177,18 @@ class OpportunityExpired(Event):
 
 @event_type
 @attrs.frozen(kw_only=True)
+class OpportunityWithdrawn(Event):
+    """A person changed the opportunity in the CRM in a way SPE did not (an owner set
+    by hand, say); the CRM's edit wins and the opportunity leaves SPE's flow."""
+
+    kind: ClassVar[str] = "opportunity.withdrawn"
+    opportunity_id: str
+    reason: str
+    previous_owner_id: str | None = None
+
+
+@event_type
+@attrs.frozen(kw_only=True)
 class QueueReplenished(Event):
     """Promotions' morning top-up ran (even when it moved nothing)."""
 
@@ -182,6 +199,63 @@ class QueueReplenished(Event):
     target: int
     zone: str
     shortfall: int
+
+
+# --- sync -------------------------------------------------------------------------------
+
+
+@event_type
+@attrs.frozen(kw_only=True)
+class OpportunityLinked(Event):
+    """The CRM confirmed a write and named the opportunity's record id there."""
+
+    kind: ClassVar[str] = "opportunity.linked"
+    opportunity_id: str
+    crm: str
+    crm_id: str
+
+
+@event_type
+@attrs.frozen(kw_only=True)
+class SyncConflict(Event):
+    """A person changed a record in the CRM that SPE also manages (an owner set by
+    hand, say). ``resolution`` says who won: ``crm_wins`` or ``spe_wins``."""
+
+    kind: ClassVar[str] = "sync.conflict"
+    crm: str
+    key: str
+    field: str
+    spe_value: str | None
+    crm_value: str | None
+    resolution: str
+
+
+@event_type
+@attrs.frozen(kw_only=True)
+class RecordQuarantined(Event):
+    """The sync gave up on a record; ``reason`` says what a person must fix."""
+
+    kind: ClassVar[str] = "sync.quarantined"
+    crm: str
+    direction: str
+    stream: str
+    key: str
+    reason: str
+
+
+@event_type
+@attrs.frozen(kw_only=True)
+class SyncCompleted(Event):
+    """One sync run finished; its counts."""
+
+    kind: ClassVar[str] = "sync.completed"
+    crm: str
+    read: int
+    applied: int
+    written: int
+    retried: int
+    quarantined: int
+    conflicts: int
 
 
 # === routing (issue 3): routing code goes between these markers ===
@@ -245,3 +319,17 @@ def _apply(state: dict[str, Opportunity], event: Event) -> None:
     elif isinstance(event, OpportunityExpired):
         opp = state[event.opportunity_id]
         state[opp.id] = evolve(opp, status=OpportunityStatus.EXPIRED)
+    elif isinstance(event, OpportunityLinked):
+        opp = state[event.opportunity_id]
+        ids = dict(opp.external_ids)
+        ids[event.crm] = event.crm_id
+        state[opp.id] = evolve(opp, external_ids=ids)
+    elif isinstance(event, OpportunityWithdrawn):
+        opp = state[event.opportunity_id]
+        state[opp.id] = evolve(
+            opp,
+            status=OpportunityStatus.WITHDRAWN,
+            owner_id=None,
+            released_at=None,
+            lease_expires_at=None,
+        )

@@ -104,6 +104,9 @@ class OpportunityStatus(enum.StrEnum):
     """Left the queue unpulled (stale) and went back to marketing nurture."""
     EXPIRED = "expired"
     """Passed its ``expires_at`` before anyone pulled it."""
+    WITHDRAWN = "withdrawn"
+    """Taken out of SPE's flow because a person changed it in the CRM (a sync conflict
+    that the CRM won); SPE no longer writes to it."""
 
 
 # --- validators and converters ------------------------------------------------

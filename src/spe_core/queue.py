@@ -30,6 +30,7 @@ from spe_core.events import (
     OpportunityReleased,
     OpportunityResolved,
     OpportunityStale,
+    OpportunityWithdrawn,
 )
 from spe_core.model import Member, Opportunity, OpportunityStatus, Outcome, Role
 
@@ -61,6 +62,7 @@ __all__ = [
     "release",
     "resolve",
     "retire_stale",
+    "withdraw",
 ]
 
 SORTABLE_FIELDS = (
@@ -559,6 +561,30 @@ def expire(opportunity: Opportunity, now: datetime) -> Transition:
         attrs.evolve(opportunity, status=OpportunityStatus.EXPIRED),
         OpportunityExpired(
             at=now, opportunity_id=opportunity.id, expires_at=opportunity.expires_at
+        ),
+    )
+
+
+def withdraw(opportunity: Opportunity, now: datetime, reason: str) -> Transition:
+    """Take an opportunity out of SPE's flow after a person changed it in the CRM."""
+    if opportunity.status in (OpportunityStatus.RESOLVED, OpportunityStatus.WITHDRAWN):
+        raise WrongState(
+            f"opportunity {opportunity.id!r} is already {opportunity.status.value}.",
+            "only open opportunities (backlog, queued, released) can be withdrawn.",
+        )
+    return Transition(
+        attrs.evolve(
+            opportunity,
+            status=OpportunityStatus.WITHDRAWN,
+            owner_id=None,
+            released_at=None,
+            lease_expires_at=None,
+        ),
+        OpportunityWithdrawn(
+            at=now,
+            opportunity_id=opportunity.id,
+            reason=reason,
+            previous_owner_id=opportunity.owner_id,
         ),
     )
 

@@ -17,6 +17,7 @@ from typing import Protocol, runtime_checkable
 
 from spe_core.events import Event, Recorded
 from spe_core.model import Member, Opportunity, OpportunityStatus
+from spe_core.outbox import OutboxItem, Quarantined
 
 __all__ = ["RANKED_STATUSES", "Store", "Transaction"]
 
@@ -108,6 +109,37 @@ class Transaction(Protocol):
 
     # === calendar (issue 4): calendar code goes between these markers ===
     # === end calendar ===
+
+    # === sync (outbox and quarantine) ===
+    def outbox_get(self, adapter: str, kind: str, key: str) -> OutboxItem | None:
+        """The outbox item for one record, or None."""
+        ...
+
+    def outbox_put(self, item: OutboxItem) -> None:
+        """Insert or replace the outbox item for (adapter, kind, key)."""
+        ...
+
+    def outbox_delete(self, adapter: str, kind: str, key: str) -> None:
+        """Remove a delivered item."""
+        ...
+
+    def outbox_due(self, adapter: str, now: datetime, limit: int) -> list[OutboxItem]:
+        """Pending items whose next attempt is due, by (seq, kind, key)."""
+        ...
+
+    def outbox_items(self, adapter: str, status: str | None = None) -> list[OutboxItem]:
+        """Every item (or those in ``status``), by (seq, kind, key)."""
+        ...
+
+    def quarantine_put(self, record: Quarantined) -> None:
+        """Record a quarantined record (one per adapter, direction, stream and key)."""
+        ...
+
+    def quarantined(self, adapter: str) -> list[Quarantined]:
+        """Quarantined records of ``adapter``, by (direction, stream, key)."""
+        ...
+
+    # === end sync ===
 
     # events and metadata ------------------------------------------------------------
     def append(self, event: Event) -> Recorded:

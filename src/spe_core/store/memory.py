@@ -19,6 +19,7 @@ from typing import Any
 from spe_core.errors import StoreError
 from spe_core.events import Event, Recorded
 from spe_core.model import Member, Opportunity, OpportunityStatus
+from spe_core.outbox import OutboxItem, OutboxStatus, Quarantined
 from spe_core.store.base import RANKED_STATUSES
 
 __all__ = ["MemoryStore"]
@@ -49,6 +50,8 @@ class MemoryStore:
 
         # === calendar (issue 4): calendar code goes between these markers ===
         # === end calendar ===
+        self.outbox: dict[tuple[str, str, str], OutboxItem] = {}
+        self.quarantine: dict[tuple[str, str, str, str], Quarantined] = {}
         self._tx: _MemoryTransaction | None = None
         self._closed = False
 
@@ -259,6 +262,45 @@ class _MemoryTransaction:
 
     # === calendar (issue 4): calendar code goes between these markers ===
     # === end calendar ===
+
+    # === sync (outbox and quarantine) ===
+    def outbox_get(self, adapter: str, kind: str, key: str) -> OutboxItem | None:
+        return self.s.outbox.get((adapter, kind, key))
+
+    def outbox_put(self, item: OutboxItem) -> None:
+        self._set(self.s.outbox, (item.adapter, item.kind.value, item.key), item)
+
+    def outbox_delete(self, adapter: str, kind: str, key: str) -> None:
+        outbox = self.s.outbox
+        old = outbox.pop((adapter, kind, key), None)
+        if old is not None:
+            self.undo.append(lambda: outbox.__setitem__((adapter, kind, key), old))
+
+    def outbox_due(self, adapter: str, now: datetime, limit: int) -> list[OutboxItem]:
+        due = [
+            i
+            for i in self.outbox_items(adapter, OutboxStatus.PENDING)
+            if i.next_attempt_at is None or i.next_attempt_at <= now
+        ]
+        return due[:limit]
+
+    def outbox_items(self, adapter: str, status: str | None = None) -> list[OutboxItem]:
+        items = [
+            i
+            for (a, _, _), i in self.s.outbox.items()
+            if a == adapter and (status is None or i.status == status)
+        ]
+        items.sort(key=lambda i: (i.seq, i.kind.value, i.key))
+        return items
+
+    def quarantine_put(self, record: Quarantined) -> None:
+        key = (record.adapter, record.direction, record.stream, record.key)
+        self._set(self.s.quarantine, key, record)
+
+    def quarantined(self, adapter: str) -> list[Quarantined]:
+        return [q for k, q in sorted(self.s.quarantine.items()) if k[0] == adapter]
+
+    # === end sync ===
 
     # events and metadata ------------------------------------------------------------
     def append(self, event: Event) -> Recorded:

@@ -22,6 +22,7 @@ from spe_core import codec
 from spe_core.errors import StoreError
 from spe_core.events import Event, Recorded
 from spe_core.model import Member, Opportunity, OpportunityStatus
+from spe_core.outbox import OutboxItem, Quarantined
 from spe_core.store.base import RANKED_STATUSES
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
@@ -72,6 +73,25 @@ MIGRATIONS: tuple[str, ...] = (
     -- === end routing ===
     -- === calendar (issue 4) tables go here ===
     -- === end calendar ===
+    CREATE TABLE outbox (
+        adapter TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        key TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        next_attempt_at INTEGER,
+        data TEXT NOT NULL,
+        PRIMARY KEY (adapter, kind, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX outbox_due ON outbox (adapter, status, seq, kind, key);
+    CREATE TABLE quarantine (
+        adapter TEXT NOT NULL,
+        direction TEXT NOT NULL,
+        stream TEXT NOT NULL,
+        key TEXT NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (adapter, direction, stream, key)
+    ) WITHOUT ROWID;
     CREATE TABLE meta (
         key TEXT PRIMARY KEY,
         value TEXT NOT NULL
@@ -374,6 +394,73 @@ class _SQLiteTransaction:
 
     # === calendar (issue 4): calendar code goes between these markers ===
     # === end calendar ===
+
+    # === sync (outbox and quarantine) ===
+    def outbox_get(self, adapter: str, kind: str, key: str) -> OutboxItem | None:
+        row = self._one(
+            "SELECT data FROM outbox WHERE adapter = ? AND kind = ? AND key = ?",
+            (adapter, kind, key),
+        )
+        return None if row is None else codec.loads(str(row[0]))
+
+    def outbox_put(self, item: OutboxItem) -> None:
+        self.conn.execute(
+            "INSERT INTO outbox (adapter, kind, key, seq, status, next_attempt_at, data) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (adapter, kind, key) DO UPDATE SET "
+            "seq = excluded.seq, status = excluded.status, "
+            "next_attempt_at = excluded.next_attempt_at, data = excluded.data",
+            (
+                item.adapter,
+                item.kind.value,
+                item.key,
+                item.seq,
+                item.status.value,
+                micros(item.next_attempt_at),
+                codec.dumps(item),
+            ),
+        )
+
+    def outbox_delete(self, adapter: str, kind: str, key: str) -> None:
+        self.conn.execute(
+            "DELETE FROM outbox WHERE adapter = ? AND kind = ? AND key = ?", (adapter, kind, key)
+        )
+
+    def outbox_due(self, adapter: str, now: datetime, limit: int) -> list[OutboxItem]:
+        rows = self.conn.execute(
+            "SELECT data FROM outbox WHERE adapter = ? AND status = 'pending' AND "
+            "(next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY seq, kind, key LIMIT ?",
+            (adapter, micros(now), limit),
+        ).fetchall()
+        return [codec.loads(r[0]) for r in rows]
+
+    def outbox_items(self, adapter: str, status: str | None = None) -> list[OutboxItem]:
+        if status is None:
+            rows = self.conn.execute(
+                "SELECT data FROM outbox WHERE adapter = ? ORDER BY seq, kind, key", (adapter,)
+            ).fetchall()
+        else:
+            rows = self.conn.execute(
+                "SELECT data FROM outbox WHERE adapter = ? AND status = ? ORDER BY seq, kind, key",
+                (adapter, str(status)),
+            ).fetchall()
+        return [codec.loads(r[0]) for r in rows]
+
+    def quarantine_put(self, record: Quarantined) -> None:
+        self.conn.execute(
+            "INSERT INTO quarantine (adapter, direction, stream, key, data) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (adapter, direction, stream, key) "
+            "DO UPDATE SET data = excluded.data",
+            (record.adapter, record.direction, record.stream, record.key, codec.dumps(record)),
+        )
+
+    def quarantined(self, adapter: str) -> list[Quarantined]:
+        rows = self.conn.execute(
+            "SELECT data FROM quarantine WHERE adapter = ? ORDER BY direction, stream, key",
+            (adapter,),
+        ).fetchall()
+        return [codec.loads(r[0]) for r in rows]
+
+    # === end sync ===
 
     # events and metadata ------------------------------------------------------------
     def append(self, event: Event) -> Recorded:

@@ -228,3 +228,44 @@ class StoreConformance:
             tx.set_meta("k", "2")
         with store.transaction() as tx:
             assert tx.get_meta("k") == "2"
+
+    # outbox and quarantine ----------------------------------------------------------------
+    def test_outbox_orders_due_items_and_keeps_statuses(self, store: Store) -> None:
+        from spe_core.outbox import OutboxItem, OutboxStatus, Quarantined
+
+        items = [
+            OutboxItem("crm", "opportunity", f"o{i}", {"status": "released", "n": i}, seq=10 - i)
+            for i in range(4)
+        ]
+        later = attrs.evolve(items[0], next_attempt_at=T0 + timedelta(minutes=5), attempts=1)
+        with store.transaction() as tx:
+            for item in items:
+                tx.outbox_put(item)
+            tx.outbox_put(later)
+            tx.outbox_put(OutboxItem("other", "task", "t1", {}, seq=1))
+            tx.outbox_put(attrs.evolve(items[3], status=OutboxStatus.QUARANTINED))
+        with store.transaction() as tx:
+            assert [i.key for i in tx.outbox_due("crm", T0, 10)] == ["o2", "o1"]
+            assert [i.key for i in tx.outbox_due("crm", T0, 1)] == ["o2"]
+            assert [i.key for i in tx.outbox_due("crm", T0 + timedelta(minutes=5), 10)] == [
+                "o2",
+                "o1",
+                "o0",
+            ]
+            assert tx.outbox_get("crm", "opportunity", "o0") == later
+            assert [i.key for i in tx.outbox_items("crm", "quarantined")] == ["o3"]
+            assert len(tx.outbox_items("crm")) == 4
+            tx.outbox_delete("crm", "opportunity", "o1")
+            tx.outbox_delete("crm", "opportunity", "missing")
+        with store.transaction() as tx:
+            assert tx.outbox_get("crm", "opportunity", "o1") is None
+            q = Quarantined("crm", "inbound", "opportunities", "00Q1", "no Company", T0, "{}")
+            tx.quarantine_put(q)
+            tx.quarantine_put(attrs.evolve(q, reason="still no Company"))
+            tx.quarantine_put(attrs.evolve(q, key="00Q0"))
+        with store.transaction() as tx:
+            assert [(x.key, x.reason) for x in tx.quarantined("crm")] == [
+                ("00Q0", "no Company"),
+                ("00Q1", "still no Company"),
+            ]
+            assert tx.quarantined("other") == []

@@ -1,0 +1,166 @@
+"""The adapter contract: what a CRM adapter provides to the sync engine.
+
+An adapter *translates*; it never decides. It declares its streams (members,
+opportunities, tasks, busy calendar time) with their replication key, reads
+source records changed since a bookmark the sync engine gives it, maps one
+record onto an SPE value (or raises :class:`~spe_core.errors.MappingError`),
+and writes a batch of :class:`Change` values, returning one
+:class:`WriteResult` per change. The sync engine owns bookmarks, the outbox,
+retries, backoff and quarantine, so every adapter behaves the same way.
+
+Register an adapter class through the ``spe_register_adapters`` hook.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import attrs
+
+from spe_core.model import aware_field
+
+__all__ = [
+    "Adapter",
+    "Change",
+    "ChangeKind",
+    "Inbound",
+    "SourceRecord",
+    "StreamSpec",
+    "WriteResult",
+]
+
+
+@attrs.frozen
+class StreamSpec:
+    """One inbound stream: its name, the CRM field it is replicated by, and
+    whether the adapter yields it sorted by that field (then the bookmark can
+    advance page by page)."""
+
+    name: str
+    replication_key: str
+    is_sorted: bool = True
+
+
+def _frozen_mapping(
+    value: Mapping[str, Any] | Iterable[tuple[str, Any]],
+) -> tuple[tuple[str, Any], ...]:
+    if isinstance(value, Mapping):
+        return tuple(sorted(value.items()))
+    return tuple((str(k), v) for k, v in value)
+
+
+@attrs.frozen
+class SourceRecord:
+    """A CRM record as read: its stream, CRM id, modification time and raw fields."""
+
+    stream: str
+    crm_id: str
+    modified_at: datetime = attrs.field(validator=aware_field)
+    fields: tuple[tuple[str, Any], ...] = attrs.field(converter=_frozen_mapping, repr=False)
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The raw fields as a dict."""
+        return dict(self.fields)
+
+
+@attrs.frozen
+class Inbound:
+    """A mapped record: the SPE value plus what the CRM says about ownership and status.
+
+    ``crm_owner`` is the CRM id of the record's owner (a user or owner id);
+    ``crm_status`` is the SPE status the CRM field holds (``queued``,
+    ``released``, an outcome, ...) or None when the field is empty.
+    """
+
+    value: Any
+    crm_owner: str | None = None
+    crm_status: str | None = None
+
+
+class ChangeKind(enum.StrEnum):
+    """What an outbound change updates in the CRM."""
+
+    OPPORTUNITY = "opportunity"
+    TASK = "task"
+    BOOKING = "booking"
+
+
+@attrs.frozen
+class Change:
+    """One record to write to the CRM, in SPE's terms.
+
+    ``key`` is the SPE key (the opportunity, task or booking id; the adapter
+    writes it to the idempotency field, so writes are upserts); ``crm_id`` the
+    CRM record id when known; ``values`` logical field names (``status``,
+    ``owner`` as a CRM user id, ``released_at``, ``subject``, ``start``, ...)
+    that the adapter's field mapping turns into CRM fields.
+    """
+
+    kind: ChangeKind = attrs.field(converter=ChangeKind)
+    key: str
+    values: tuple[tuple[str, Any], ...] = attrs.field(converter=_frozen_mapping)
+    crm_id: str | None = None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The logical values as a dict."""
+        return dict(self.values)
+
+
+@attrs.frozen
+class WriteResult:
+    """The CRM's answer for one change: success (with the record id), or an error.
+
+    ``retryable`` failures (a locked row, a rate limit inside a batch) are
+    tried again later; others count towards quarantine.
+    """
+
+    key: str
+    ok: bool
+    crm_id: str | None = None
+    error: str | None = None
+    retryable: bool = False
+
+
+@runtime_checkable
+class Adapter(Protocol):
+    """What the sync engine needs from a CRM adapter."""
+
+    name: ClassVar[str]
+    """The adapter's registered name, e.g. ``"salesforce"``; also the key of
+    the CRM's record ids in ``external_ids``."""
+
+    batch_size: int
+    """The largest batch the CRM's write endpoint takes (Salesforce 200, HubSpot 100)."""
+
+    def streams(self) -> Sequence[StreamSpec]:
+        """The inbound streams this adapter reads, in the order they should be synced."""
+        ...
+
+    def read(self, stream: str, since: datetime | None) -> Iterator[list[SourceRecord]]:
+        """Pages of records of ``stream`` modified at or after ``since`` (None: all).
+
+        Within a sorted stream, pages come in replication-key order.
+        """
+        ...
+
+    def to_inbound(self, record: SourceRecord) -> Inbound:
+        """Map one source record onto an SPE value, or raise ``MappingError``."""
+        ...
+
+    def write(self, changes: Sequence[Change]) -> Sequence[WriteResult]:
+        """Write up to ``batch_size`` changes; one result per change, in order.
+
+        Raise :class:`~spe_core.errors.TransientError` when the whole call may
+        succeed later (rate limit, 5xx, timeout), ``AdapterError`` when it
+        never will.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...

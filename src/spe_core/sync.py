@@ -1,0 +1,612 @@
+"""The sync engine: keeps the core's state in step with a CRM, through any adapter.
+
+One run does three things, in order:
+
+1. **Inbound.** For each stream the adapter declares (members, opportunities,
+   ...), read records modified at or after the stream's bookmark, map each
+   (a record that cannot be mapped is quarantined with the reason and the rest
+   goes on), apply them through the :class:`~spe_core.engine.Engine`, and
+   advance the bookmark only after the page is applied and never past the
+   signpost (the run's start minus a clock-skew allowance). Reads use ``>=``
+   and applying is idempotent, so at-least-once delivery is exact.
+2. **Stage.** Turn the events recorded since the outbox cursor into outbox
+   items (one per CRM record, latest values win), in one store transaction
+   with the cursor, so nothing is staged twice or lost.
+3. **Deliver.** Send due outbox items in the adapter's largest batch; delete
+   an item only on the CRM's per-record success; retry transient failures
+   with exponential backoff and jitter (honouring the CRM's retry-after);
+   quarantine an item after repeated permanent failures.
+
+A person's edit in the CRM that contradicts SPE's state (an owner changed by
+hand) is a conflict: it is recorded, and by default the CRM wins (the
+opportunity is withdrawn from SPE's flow, never silently overwritten); with
+``conflicts="spe_wins"`` SPE writes its state back.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import attrs
+
+from spe_core import codec
+from spe_core.adapter import Adapter, Change, ChangeKind, Inbound, SourceRecord, StreamSpec
+from spe_core.engine import Engine
+from spe_core.errors import ConfigError, MappingError, TransientError
+from spe_core.events import (
+    Event,
+    LeaseExpired,
+    OpportunityExpired,
+    OpportunityGivenBack,
+    OpportunityLinked,
+    OpportunityQueued,
+    OpportunityReleased,
+    OpportunityResolved,
+    OpportunityStale,
+    Recorded,
+    RecordQuarantined,
+    SyncCompleted,
+    SyncConflict,
+)
+from spe_core.model import Member, Opportunity, OpportunityStatus
+from spe_core.outbox import (
+    OutboxItem,
+    OutboxStatus,
+    Quarantined,
+    RetryPolicy,
+    after_failure,
+    backoff_seconds,
+    merge,
+)
+from spe_core.store.base import Transaction
+
+__all__ = ["OUTBOUND", "SyncEngine", "SyncReport", "SyncSettings", "StreamReport"]
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int | None], None]
+"""A progress callback: (phase, done, total or None)."""
+
+
+@attrs.frozen
+class SyncSettings:
+    """How the sync behaves. Every field has a safe default."""
+
+    clock_skew: timedelta = timedelta(minutes=5)
+    conflicts: Literal["crm_wins", "spe_wins"] = "crm_wins"
+    retry: RetryPolicy = attrs.field(factory=RetryPolicy)
+    max_wait_seconds: float = 60.0
+    """How long one run waits for due retries before leaving them to the next run."""
+
+    def __attrs_post_init__(self) -> None:
+        if self.conflicts not in ("crm_wins", "spe_wins"):
+            raise ConfigError(
+                f"sync conflicts setting {self.conflicts!r} is not known.",
+                "use 'crm_wins' (default: a person's CRM edit is kept) or 'spe_wins'.",
+            )
+
+
+@attrs.define
+class StreamReport:
+    """Counts for one inbound stream."""
+
+    read: int = 0
+    applied: int = 0
+    unchanged: int = 0
+    ignored: int = 0
+    quarantined: int = 0
+    conflicts: int = 0
+
+
+@attrs.define
+class SyncReport:
+    """What one run did. ``dry_run`` runs read and map but write nothing."""
+
+    adapter: str
+    dry_run: bool = False
+    streams: dict[str, StreamReport] = attrs.Factory(dict)
+    staged: int = 0
+    written: int = 0
+    retried: int = 0
+    failed: int = 0
+    quarantined_outbound: int = 0
+    pending: int = 0
+    calls: int = 0
+
+    @property
+    def read(self) -> int:
+        """Records read over every stream."""
+        return sum(s.read for s in self.streams.values())
+
+    @property
+    def applied(self) -> int:
+        """Records that changed the core's state."""
+        return sum(s.applied for s in self.streams.values())
+
+    @property
+    def quarantined(self) -> int:
+        """Records quarantined this run, inbound and outbound."""
+        return sum(s.quarantined for s in self.streams.values()) + self.quarantined_outbound
+
+    @property
+    def conflicts(self) -> int:
+        """Conflicts detected this run."""
+        return sum(s.conflicts for s in self.streams.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data, for ``--json`` output."""
+        return {
+            "adapter": self.adapter,
+            "dry_run": self.dry_run,
+            "read": self.read,
+            "applied": self.applied,
+            "staged": self.staged,
+            "written": self.written,
+            "retried": self.retried,
+            "quarantined": self.quarantined,
+            "conflicts": self.conflicts,
+            "pending": self.pending,
+            "calls": self.calls,
+            "streams": {k: attrs.asdict(v) for k, v in self.streams.items()},
+        }
+
+
+# --- outbound: which events the CRM hears about -------------------------------------------
+
+OutboundRule = Callable[[Event, Transaction, str], Change | None]
+"""Turns one event into the change the CRM must hear (or None): (event, tx, crm name)."""
+
+
+def _member_crm_id(tx: Transaction, member_id: str | None, crm: str) -> str | None:
+    if member_id is None:
+        return None
+    member = tx.get_member(member_id)
+    return None if member is None else member.external_id(crm)
+
+
+def _opportunity_change(
+    tx: Transaction, opportunity_id: str, crm: str, values: dict[str, Any]
+) -> Change | None:
+    opp = tx.get_opportunity(opportunity_id)
+    if opp is None or opp.status is OpportunityStatus.WITHDRAWN:
+        return None
+    return Change(ChangeKind.OPPORTUNITY, opp.id, values, opp.external_id(crm))
+
+
+def _released(event: Event, tx: Transaction, crm: str) -> Change | None:
+    assert isinstance(event, OpportunityReleased)
+    return _opportunity_change(
+        tx,
+        event.opportunity_id,
+        crm,
+        {
+            "status": "released",
+            "owner": _member_crm_id(tx, event.member_id, crm),
+            "released_at": event.at,
+        },
+    )
+
+
+def _status(status: str) -> OutboundRule:
+    def rule(event: Event, tx: Transaction, crm: str) -> Change | None:
+        opp_id: str = (
+            event.opportunity.id
+            if isinstance(event, OpportunityQueued)
+            else (
+                event.opportunity_id  # type: ignore[attr-defined]
+            )
+        )
+        values: dict[str, Any] = {"status": status}
+        if isinstance(event, OpportunityGivenBack | LeaseExpired):
+            values["owner"] = None
+            values["released_at"] = None
+        return _opportunity_change(tx, opp_id, crm, values)
+
+    return rule
+
+
+def _resolved(event: Event, tx: Transaction, crm: str) -> Change | None:
+    assert isinstance(event, OpportunityResolved)
+    return _opportunity_change(tx, event.opportunity_id, crm, {"status": event.outcome.value})
+
+
+#: Event kind -> the rule turning it into a CRM change. Routing and calendar
+#: events add their rules here (task owner, booked events).
+OUTBOUND: dict[str, OutboundRule] = {
+    OpportunityQueued.kind: _status("queued"),
+    OpportunityReleased.kind: _released,
+    OpportunityGivenBack.kind: _status("queued"),
+    LeaseExpired.kind: _status("queued"),
+    OpportunityResolved.kind: _resolved,
+    OpportunityStale.kind: _status("nurture"),
+    OpportunityExpired.kind: _status("expired"),
+}
+
+
+class SyncEngine:
+    """Runs inbound sync, outbox staging and delivery for one adapter."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        adapter: Adapter,
+        settings: SyncSettings | None = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.engine = engine
+        self.adapter = adapter
+        self.settings = settings or SyncSettings()
+        self.sleep = sleep
+        self.rng = rng or random.Random()
+        self.progress = progress
+        self.crm = adapter.name
+
+    # --- the whole run ------------------------------------------------------------------
+
+    def run(self, *, dry_run: bool = False) -> SyncReport:
+        """Inbound, stage, deliver; returns the report (and records ``sync.completed``)."""
+        report = SyncReport(self.crm, dry_run=dry_run)
+        started = self.engine.clock.now()
+        if not dry_run:
+            # Stage first: SPE's own changes still on their way to the CRM must not be
+            # mistaken for a person's edit when the inbound read shows the old values.
+            report.staged = self.stage()
+        for spec in self.adapter.streams():
+            report.streams[spec.name] = self.inbound(spec, started, dry_run=dry_run)
+        if dry_run:
+            report.staged = self._count_unstaged()
+            return report
+        report.staged += self.stage()
+        self.deliver(report)
+        with self.engine.store.transaction() as tx:
+            report.pending = len(tx.outbox_items(self.crm, OutboxStatus.PENDING))
+            tx.append(
+                SyncCompleted(
+                    at=self.engine.clock.now(),
+                    crm=self.crm,
+                    read=report.read,
+                    applied=report.applied,
+                    written=report.written,
+                    retried=report.retried,
+                    quarantined=report.quarantined,
+                    conflicts=report.conflicts,
+                )
+            )
+        return report
+
+    def _tick(self, phase: str, done: int, total: int | None = None) -> None:
+        if self.progress is not None:
+            self.progress(phase, done, total)
+
+    # --- inbound --------------------------------------------------------------------------
+
+    def _bookmark_key(self, stream: str) -> str:
+        return f"sync:{self.crm}:{stream}:bookmark"
+
+    def bookmark(self, stream: str) -> datetime | None:
+        """Where the next read of ``stream`` starts (None: from the beginning)."""
+        with self.engine.store.transaction() as tx:
+            value = tx.get_meta(self._bookmark_key(stream))
+        return None if value is None else datetime.fromisoformat(value)
+
+    def _advance(self, stream: str, seen: datetime, signpost: datetime) -> None:
+        target = min(seen, signpost)
+        with self.engine.store.transaction() as tx:
+            old = tx.get_meta(self._bookmark_key(stream))
+            if old is None or datetime.fromisoformat(old) < target:
+                tx.set_meta(self._bookmark_key(stream), target.isoformat())
+
+    def inbound(
+        self, spec: StreamSpec, started: datetime, *, dry_run: bool = False
+    ) -> StreamReport:
+        """Read, map and apply one stream; advance its bookmark."""
+        report = StreamReport()
+        signpost = started - self.settings.clock_skew
+        since = self.bookmark(spec.name)
+        newest: datetime | None = None
+        for page in self.adapter.read(spec.name, since):
+            mapped: list[tuple[SourceRecord, Inbound]] = []
+            for record in page:
+                report.read += 1
+                try:
+                    mapped.append((record, self.adapter.to_inbound(record)))
+                except MappingError as exc:
+                    report.quarantined += 1
+                    if not dry_run:
+                        self._quarantine_inbound(record, str(exc))
+                newest = record.modified_at if newest is None else max(newest, record.modified_at)
+            if not dry_run:
+                self._apply(spec.name, mapped, report)
+                if spec.is_sorted and newest is not None:
+                    self._advance(spec.name, newest, signpost)
+            self._tick(f"read {spec.name}", report.read)
+        if not dry_run and newest is not None:
+            self._advance(spec.name, newest, signpost)
+        return report
+
+    def _quarantine_inbound(self, record: SourceRecord, reason: str) -> None:
+        now = self.engine.clock.now()
+        raw = codec.dumps({str(k): str(v) for k, v in record.fields})
+        with self.engine.store.transaction() as tx:
+            tx.quarantine_put(
+                Quarantined(self.crm, "inbound", record.stream, record.crm_id, reason, now, raw)
+            )
+            tx.append(
+                RecordQuarantined(
+                    at=now,
+                    crm=self.crm,
+                    direction="inbound",
+                    stream=record.stream,
+                    key=record.crm_id,
+                    reason=reason,
+                )
+            )
+        log.warning("quarantined %s record %s: %s", record.stream, record.crm_id, reason)
+
+    def _apply(
+        self, stream: str, mapped: list[tuple[SourceRecord, Inbound]], report: StreamReport
+    ) -> None:
+        if stream == "members":
+            members = [inbound.value for _, inbound in mapped if isinstance(inbound.value, Member)]
+            report.applied += self.engine.upsert_members(members)
+            report.unchanged += len(members) - report.applied
+            return
+        if stream == "opportunities":
+            for _, inbound in mapped:
+                self._apply_opportunity(inbound, report)
+            return
+        applier = INBOUND.get(stream)
+        if applier is None:
+            report.ignored += len(mapped)
+            return
+        for _, inbound in mapped:
+            if applier(self, inbound):
+                report.applied += 1
+            else:
+                report.unchanged += 1
+
+    def _apply_opportunity(self, inbound: Inbound, report: StreamReport) -> None:
+        opp = inbound.value
+        if not isinstance(opp, Opportunity):
+            report.ignored += 1
+            return
+        with self.engine.store.transaction() as tx:
+            known = tx.get_opportunity(opp.id)
+            pending = tx.outbox_get(self.crm, ChangeKind.OPPORTUNITY.value, opp.id)
+            owner_crm_id = None if known is None else _member_crm_id(tx, known.owner_id, self.crm)
+        if known is None:
+            if inbound.crm_status == OpportunityStatus.QUEUED.value:
+                self.engine.enqueue([opp])
+                report.applied += 1
+            elif inbound.crm_status == OpportunityStatus.BACKLOG.value:
+                self.engine.add_to_backlog([opp])
+                report.applied += 1
+            else:
+                report.ignored += 1
+            return
+        if (
+            known.status is OpportunityStatus.RELEASED
+            and (pending is None or pending.status is OutboxStatus.QUARANTINED)
+            and inbound.crm_owner is not None
+            and inbound.crm_owner != owner_crm_id
+        ):
+            report.conflicts += 1
+            self._conflict(known, owner_crm_id, inbound.crm_owner)
+            return
+        report.unchanged += 1
+
+    def _conflict(self, opp: Opportunity, spe_owner: str | None, crm_owner: str) -> None:
+        now = self.engine.clock.now()
+        resolution = self.settings.conflicts
+        with self.engine.store.transaction() as tx:
+            seq = tx.append(
+                SyncConflict(
+                    at=now,
+                    crm=self.crm,
+                    key=opp.id,
+                    field="owner",
+                    spe_value=spe_owner,
+                    crm_value=crm_owner,
+                    resolution=resolution,
+                )
+            ).seq
+            if resolution == "spe_wins":
+                item = OutboxItem(
+                    self.crm,
+                    ChangeKind.OPPORTUNITY,
+                    opp.id,
+                    {"owner": spe_owner, "status": opp.status.value},
+                    seq,
+                    opp.external_id(self.crm),
+                )
+                tx.outbox_put(merge(tx.outbox_get(self.crm, item.kind.value, item.key), item))
+        if resolution == "crm_wins":
+            self.engine.withdraw(
+                opp.id, f"its owner was changed in {self.crm} from {spe_owner} to {crm_owner}"
+            )
+        log.warning(
+            "conflict on %s: owner %s in SPE, %s in %s (%s)",
+            opp.id,
+            spe_owner,
+            crm_owner,
+            self.crm,
+            resolution,
+        )
+
+    # --- stage ----------------------------------------------------------------------------
+
+    def _cursor_key(self) -> str:
+        return f"sync:{self.crm}:outbox_cursor"
+
+    def _events_after_cursor(self) -> Iterator[Recorded]:
+        with self.engine.store.transaction() as tx:
+            cursor = int(tx.get_meta(self._cursor_key()) or 0)
+        return self.engine.store.events(after=cursor)
+
+    def _count_unstaged(self) -> int:
+        return sum(1 for r in self._events_after_cursor() if r.event.kind in OUTBOUND)
+
+    def stage(self, page: int = 1000) -> int:
+        """Stage the changes recorded since the outbox cursor; returns how many."""
+        staged = 0
+        while True:
+            with self.engine.store.transaction() as tx:
+                cursor = int(tx.get_meta(self._cursor_key()) or 0)
+                batch = list(self.engine.store.events(after=cursor, limit=page))
+                if not batch:
+                    return staged
+                for recorded in batch:
+                    rule = OUTBOUND.get(recorded.event.kind)
+                    change = None if rule is None else rule(recorded.event, tx, self.crm)
+                    if change is None:
+                        continue
+                    item = OutboxItem(
+                        self.crm,
+                        change.kind,
+                        change.key,
+                        change.values,
+                        recorded.seq,
+                        change.crm_id,
+                    )
+                    tx.outbox_put(
+                        merge(tx.outbox_get(self.crm, change.kind.value, change.key), item)
+                    )
+                    staged += 1
+                tx.set_meta(self._cursor_key(), str(batch[-1].seq))
+            self._tick("stage", staged)
+
+    # --- deliver --------------------------------------------------------------------------
+
+    def deliver(self, report: SyncReport | None = None) -> SyncReport:
+        """Send due outbox items until none is due (waiting up to ``max_wait_seconds``)."""
+        report = report or SyncReport(self.crm)
+        size = max(1, self.adapter.batch_size)
+        waited = 0.0
+        while True:
+            now = self.engine.clock.now()
+            with self.engine.store.transaction() as tx:
+                due = tx.outbox_due(self.crm, now, size * 10)
+                pending = tx.outbox_items(self.crm, OutboxStatus.PENDING)
+            if not due:
+                upcoming = [i.next_attempt_at for i in pending if i.next_attempt_at is not None]
+                if not upcoming:
+                    return report
+                delay = max(0.0, (min(upcoming) - now).total_seconds())
+                if waited + delay > self.settings.max_wait_seconds:
+                    return report
+                waited += delay
+                self.sleep(delay)
+                continue
+            by_kind: dict[ChangeKind, list[OutboxItem]] = {}
+            for item in due:
+                by_kind.setdefault(item.kind, []).append(item)
+            for items in by_kind.values():
+                for start in range(0, len(items), size):
+                    self._deliver_batch(items[start : start + size], report)
+            self._tick("write", report.written, None)
+
+    def _deliver_batch(self, items: list[OutboxItem], report: SyncReport) -> None:
+        policy = self.settings.retry
+        attempt = 0
+        while True:
+            attempt += 1
+            report.calls += 1
+            try:
+                results = list(self.adapter.write([i.change() for i in items]))
+                break
+            except TransientError as exc:
+                report.retried += 1
+                delay = backoff_seconds(attempt, policy, self.rng.random(), exc.retry_after)
+                if attempt >= policy.max_transient_attempts:
+                    self._postpone(items, delay, str(exc))
+                    return
+                log.info("transient CRM failure (%s); retrying in %.1fs", exc.problem, delay)
+                self.sleep(delay)
+        if len(results) != len(items):
+            raise TransientError(
+                f"the {self.crm} adapter answered {len(results)} results for {len(items)} changes.",
+                "this is a bug in the adapter: it must return one result per change.",
+            )
+        now = self.engine.clock.now()
+        with self.engine.store.transaction() as tx:
+            for item, result in zip(items, results, strict=True):
+                if result.ok:
+                    tx.outbox_delete(self.crm, item.kind.value, item.key)
+                    report.written += 1
+                    if (
+                        item.kind is ChangeKind.OPPORTUNITY
+                        and result.crm_id
+                        and result.crm_id != item.crm_id
+                    ):
+                        opp = tx.get_opportunity(item.key)
+                        if opp is not None and opp.external_id(self.crm) != result.crm_id:
+                            ids = dict(opp.external_ids)
+                            ids[self.crm] = result.crm_id
+                            tx.put_opportunity(attrs.evolve(opp, external_ids=ids))
+                            tx.append(
+                                OpportunityLinked(
+                                    at=now,
+                                    opportunity_id=opp.id,
+                                    crm=self.crm,
+                                    crm_id=result.crm_id,
+                                )
+                            )
+                    continue
+                report.failed += 1
+                if result.retryable:
+                    report.retried += 1
+                later = after_failure(item, result, now, policy, self.rng.random())
+                tx.outbox_put(later)
+                if later.status is OutboxStatus.QUARANTINED:
+                    report.quarantined_outbound += 1
+                    reason = result.error or "the CRM refused the write"
+                    tx.quarantine_put(
+                        Quarantined(
+                            self.crm,
+                            "outbound",
+                            item.kind.value,
+                            item.key,
+                            reason,
+                            now,
+                            codec.dumps(dict(item.values)),
+                        )
+                    )
+                    tx.append(
+                        RecordQuarantined(
+                            at=now,
+                            crm=self.crm,
+                            direction="outbound",
+                            stream=item.kind.value,
+                            key=item.key,
+                            reason=reason,
+                        )
+                    )
+
+    def _postpone(self, items: list[OutboxItem], delay: float, error: str) -> None:
+        at = self.engine.clock.now() + timedelta(seconds=delay)
+        with self.engine.store.transaction() as tx:
+            for item in items:
+                tx.outbox_put(attrs.evolve(item, next_attempt_at=at, last_error=error))
+
+    # --- reading the results ----------------------------------------------------------------
+
+    def quarantined(self) -> list[Quarantined]:
+        """Every quarantined record of this adapter, for the sync report."""
+        with self.engine.store.transaction() as tx:
+            return tx.quarantined(self.crm)
+
+
+InboundApplier = Callable[[SyncEngine, Inbound], bool]
+"""Applies one mapped record of a stream other than members and opportunities
+(tasks, busy time); returns True when it changed the core's state."""
+
+#: Stream name -> applier. Routing and calendar add ``tasks`` and ``busy``.
+INBOUND: dict[str, InboundApplier] = {}

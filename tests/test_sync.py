@@ -1,0 +1,176 @@
+"""The sync engine against the in-memory reference CRM (DictCrm), on every store."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from spe_core import Engine, OpportunityStatus, QueuePolicy
+from spe_core.events import OpportunityLinked, RecordQuarantined, SyncConflict, replay
+from spe_core.outbox import RetryPolicy
+from spe_core.plugins import Plugins
+from spe_core.store.base import Store
+from spe_core.sync import SyncEngine, SyncSettings
+from spe_core.testing import FakeClock
+from spe_core.testing.dictcrm import DictCrm, DictCrmAdapter
+
+
+@pytest.fixture
+def crm(clock: FakeClock) -> DictCrm:
+    crm = DictCrm(clock)
+    crm.add_user("U1", "Ana", "inside_sales")
+    crm.add_user("U2", "Ben", "inside_sales")
+    crm.add_user("U9", "Integration", "promotions")
+    for i in range(7):
+        crm.add_record(Account=f"A{i}", Tier=i % 2, Score=i, Status="queued", Owner="U9")
+    crm.add_record(Account="A99", Status="won", Owner="U1")  # not in SPE's flow
+    clock.advance(minutes=10)
+    return crm
+
+
+def make(
+    store: Store, clock: FakeClock, crm: DictCrm, settings: SyncSettings | None = None
+) -> tuple[Engine, SyncEngine, list[float]]:
+    engine = Engine(
+        store,
+        clock=clock,
+        policy=QueuePolicy(target=10),
+        plugins=Plugins.create(entry_points=False),
+    )
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock.advance(seconds=seconds)
+
+    sync = SyncEngine(engine, DictCrmAdapter(crm), settings, sleep=sleep)
+    return engine, sync, slept
+
+
+def test_inbound_then_outbound_round_trip(store: Store, clock: FakeClock, crm: DictCrm) -> None:
+    engine, sync, _ = make(store, clock, crm)
+    report = sync.run()
+    assert report.streams["members"].applied == 3
+    assert report.streams["opportunities"].applied == 7
+    assert report.streams["opportunities"].ignored == 1
+    assert engine.queue_status().level == 7
+    # the bookmark never passes the signpost (run start minus the skew allowance)
+    assert sync.bookmark("opportunities") == clock.now() - timedelta(minutes=10)
+    pulled = engine.pull("u-U1", 2).released
+    engine.resolve(pulled[0].id, "u-U1", "appointment_set")
+    report = sync.run()
+    assert report.staged == 3 and report.written == 2  # coalesced per record
+    first, second = (crm.by_key(o.id) for o in pulled)
+    assert first is not None and second is not None
+    assert (first["Status"], first["Owner"]) == ("appointment_set", "U1")
+    assert (second["Status"], second["Owner"]) == ("released", "U1")
+    # a second run reads its own writes back (>=) and changes nothing
+    again = sync.run()
+    assert again.applied == 0 and again.written == 0 and again.conflicts == 0
+    assert replay(store.events()) == {o.id: o for o in store.opportunities()}
+
+
+def test_malformed_record_is_quarantined_and_the_rest_syncs(
+    store: Store, clock: FakeClock, crm: DictCrm
+) -> None:
+    crm.add_record(Account="", Status="queued")
+    _, sync, _ = make(store, clock, crm)
+    report = sync.run()
+    assert report.streams["opportunities"].quarantined == 1
+    assert report.streams["opportunities"].applied == 7
+    (bad,) = sync.quarantined()
+    assert bad.direction == "inbound" and "no Account" in bad.reason and "Fix:" in bad.reason
+    assert any(isinstance(r.event, RecordQuarantined) for r in store.events())
+
+
+def test_transient_failures_back_off_and_converge(
+    store: Store, clock: FakeClock, crm: DictCrm
+) -> None:
+    engine, sync, slept = make(store, clock, crm)
+    sync.run()
+    for member in ("u-U1", "u-U2"):
+        engine.pull(member, 3)
+    crm.transient_failures = 3
+    report = sync.run()
+    assert report.retried == 3
+    assert len(slept) == 3 and all(s >= 2.0 for s in slept)  # honours retry-after
+    assert report.written == 6 and report.pending == 0
+    released = [r for r in crm.records.values() if r.get("Status") == "released"]
+    assert len(released) == 6
+
+
+def test_record_failures_retry_then_quarantine(
+    store: Store, clock: FakeClock, crm: DictCrm
+) -> None:
+    settings = SyncSettings(retry=RetryPolicy(base_seconds=1, max_permanent_failures=3))
+    engine, sync, _ = make(store, clock, crm, settings)
+    sync.run()
+    locked, invalid = (o.id for o in engine.pull("u-U1", 2).released)
+    crm.failing_keys = {locked: True, invalid: False}
+    report = sync.run()
+    assert report.quarantined_outbound == 1
+    assert [q.key for q in sync.quarantined()] == [invalid]
+    del crm.failing_keys[locked]
+    clock.advance(minutes=5)
+    assert sync.run().written == 1
+    record = crm.by_key(locked)
+    assert record is not None and record["Status"] == "released"
+
+
+def test_conflict_crm_wins_withdraws(store: Store, clock: FakeClock, crm: DictCrm) -> None:
+    engine, sync, _ = make(store, clock, crm)
+    sync.run()
+    (opp,) = engine.pull("u-U1").released
+    sync.run()
+    record = crm.by_key(opp.id)
+    assert record is not None
+    clock.advance(minutes=30)
+    crm.edit(record["Id"], Owner="U2")  # a manager reassigns it by hand
+    clock.advance(minutes=10)
+    report = sync.run()
+    assert report.conflicts == 1
+    assert engine.opportunity(opp.id).status is OpportunityStatus.WITHDRAWN
+    assert crm.by_key(opp.id)["Owner"] == "U2"  # type: ignore[index]  # never overwritten
+    conflict = next(r.event for r in store.events() if isinstance(r.event, SyncConflict))
+    assert (conflict.spe_value, conflict.crm_value) == ("U1", "U2")
+
+
+def test_conflict_spe_wins_rewrites(store: Store, clock: FakeClock, crm: DictCrm) -> None:
+    engine, sync, _ = make(store, clock, crm, SyncSettings(conflicts="spe_wins"))
+    sync.run()
+    (opp,) = engine.pull("u-U1").released
+    sync.run()
+    record = crm.by_key(opp.id)
+    assert record is not None
+    clock.advance(minutes=30)
+    crm.edit(record["Id"], Owner="U2")
+    clock.advance(minutes=10)
+    assert sync.run().conflicts == 1
+    assert crm.by_key(opp.id)["Owner"] == "U1"  # type: ignore[index]
+    assert engine.opportunity(opp.id).status is OpportunityStatus.RELEASED
+
+
+def test_opportunities_created_in_spe_are_upserted_and_linked(
+    store: Store, clock: FakeClock, crm: DictCrm
+) -> None:
+    from spe_core import Opportunity
+
+    engine, sync, _ = make(store, clock, crm)
+    sync.run()
+    engine.enqueue([Opportunity("spe-1", "A1", clock.now(), tier=5)])
+    sync.run()
+    sync.run()
+    records = [r for r in crm.records.values() if r.get("Key") == "spe-1"]
+    assert len(records) == 1
+    linked = [r.event for r in store.events() if isinstance(r.event, OpportunityLinked)]
+    assert [e.crm_id for e in linked] == [records[0]["Id"]]
+    assert engine.opportunity("spe-1").external_id("dictcrm") == records[0]["Id"]
+
+
+def test_dry_run_writes_nothing(store: Store, clock: FakeClock, crm: DictCrm) -> None:
+    engine, sync, _ = make(store, clock, crm)
+    report = sync.run(dry_run=True)
+    assert report.read == 11 and report.applied == 0
+    assert engine.queue_status().level == 0
+    assert list(store.events()) == []
