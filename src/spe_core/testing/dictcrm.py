@@ -32,7 +32,7 @@ class DictCrm:
     users: dict[str, dict[str, Any]] = attrs.Factory(dict)
     records: dict[str, dict[str, Any]] = attrs.Factory(dict)
     transient_failures: int = 0
-    failing_keys: dict[str, bool] = attrs.Factory(dict)  # key -> retryable
+    failing_keys: dict[str, bool] = attrs.Factory(dict)  # SPE key or CRM id -> retryable
     calls: int = 0
     _ids: Iterator[int] = attrs.Factory(lambda: itertools.count(1))
 
@@ -112,8 +112,9 @@ class DictCrmAdapter:
             raise TransientError("the CRM is busy (503).", "retry later.", retry_after=2.0)
         results = []
         for change in changes:
-            if change.key in self.crm.failing_keys:
-                retryable = self.crm.failing_keys[change.key]
+            failing = self.crm.failing_keys
+            if change.key in failing or (change.crm_id or "") in failing:
+                retryable = failing.get(change.key, failing.get(change.crm_id or "", False))
                 results.append(
                     WriteResult(
                         change.key,
