@@ -175,7 +175,16 @@ def _opportunity_change(
     opp = tx.get_opportunity(opportunity_id)
     if opp is None or opp.status is OpportunityStatus.WITHDRAWN:
         return None
-    return Change(ChangeKind.OPPORTUNITY, opp.id, values, opp.external_id(crm))
+    crm_id = opp.external_id(crm)
+    if crm_id is None:  # created in SPE: the CRM needs what describes it, too
+        values = {
+            "account_id": opp.account_id,
+            "source_campaign": opp.source_campaign,
+            "tier": opp.tier,
+            "score": opp.score,
+            **values,
+        }
+    return Change(ChangeKind.OPPORTUNITY, opp.id, values, crm_id)
 
 
 def _released(event: Event, tx: Transaction, crm: str) -> Change | None:
@@ -310,9 +319,8 @@ class SyncEngine:
         """Read, map and apply one stream; advance its bookmark."""
         report = StreamReport()
         signpost = started - self.settings.clock_skew
-        since = self.bookmark(spec.name)
         newest: datetime | None = None
-        for page in self.adapter.read(spec.name, since):
+        for page in self._pages(spec):
             mapped: list[tuple[SourceRecord, Inbound]] = []
             for record in page:
                 report.read += 1
@@ -331,6 +339,23 @@ class SyncEngine:
         if not dry_run and newest is not None:
             self._advance(spec.name, newest, signpost)
         return report
+
+    def _pages(self, spec: StreamSpec) -> Iterator[list[SourceRecord]]:
+        """The stream's pages from its bookmark; a transient failure restarts the read
+        from the bookmark (already-applied pages come again and apply idempotently)."""
+        policy = self.settings.retry
+        attempt = 0
+        while True:
+            try:
+                yield from self.adapter.read(spec.name, self.bookmark(spec.name))
+                return
+            except TransientError as exc:
+                attempt += 1
+                if attempt >= policy.max_transient_attempts:
+                    raise
+                delay = backoff_seconds(attempt, policy, self.rng.random(), exc.retry_after)
+                log.info("reading %s failed (%s); retrying in %.1fs", spec.name, exc.problem, delay)
+                self.sleep(delay)
 
     def _quarantine_inbound(self, record: SourceRecord, reason: str) -> None:
         now = self.engine.clock.now()

@@ -1,0 +1,1 @@
+"""The HubSpot adapter (hubspot-api-client) and its local emulator."""

@@ -1,0 +1,374 @@
+"""The Salesforce adapter: simple-salesforce for every call, translating only.
+
+- Reads: SOQL through ``query_all_iter``, every value escaped by
+  ``format_soql``, ordered by ``SystemModstamp, Id`` (the replication key),
+  in pages of up to 2,000 records.
+- Writes: the sObject Collections endpoint, 200 records a call with
+  ``allOrNone: false``: updates by Id for records Salesforce already has,
+  upserts by the ``SPE_Key__c`` external id for records SPE created, so a
+  rerun never duplicates. Every per-record result inside the HTTP 200 is
+  checked.
+- Errors: rate limits (HTTP 403 ``REQUEST_LIMIT_EXCEEDED``), 5xx, timeouts
+  and connection failures become :class:`~spe_core.errors.TransientError`
+  for the sync engine to retry; an expired session (401) is renewed once.
+- API usage is read from the ``Sforce-Limit-Info`` header of every reply
+  (through a response hook on the session, since calls through ``sf.Lead``
+  do not update ``sf.api_usage``); near the daily limit the adapter slows
+  down, then stops with a transient error.
+- The HTTP session sets ``trust_env = False``: otherwise ``REQUESTS_CA_BUNDLE``
+  or ``CURL_CA_BUNDLE`` silently override ``verify``; and it mounts an adapter
+  with a default timeout, since simple-salesforce sets none on writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from spe_adapters.salesforce import mapping
+from spe_adapters.salesforce.auth import Session, login
+from spe_adapters.salesforce.settings import SalesforceSettings
+from spe_core.adapter import Change, ChangeKind, Inbound, SourceRecord, StreamSpec, WriteResult
+from spe_core.errors import AdapterError, MappingError, TransientError
+
+__all__ = ["RETRYABLE_CODES", "SalesforceAdapter", "http_session"]
+
+log = logging.getLogger(__name__)
+
+BATCH = 200
+RETRYABLE_CODES = frozenset(
+    {
+        "UNABLE_TO_LOCK_ROW",
+        "REQUEST_LIMIT_EXCEEDED",
+        "SERVER_UNAVAILABLE",
+        "API_TEMPORARILY_UNAVAILABLE",
+    }
+)
+_USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
+
+
+class _TimeoutAdapter(HTTPAdapter):
+    def __init__(self, timeout: float) -> None:
+        super().__init__()
+        self.timeout = timeout
+
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: float | tuple[float | None, float | None] | None = None,
+        verify: bool | str = True,
+        cert: str | tuple[str, str] | None = None,
+        proxies: dict[str, str] | None = None,
+    ) -> requests.Response:
+        return super().send(
+            request,
+            stream=stream,
+            timeout=self.timeout if timeout is None else timeout,
+            verify=verify,
+            cert=cert,
+            proxies=proxies,
+        )
+
+
+def http_session(settings: SalesforceSettings) -> requests.Session:
+    """A requests session that honours ``verify`` and always has a timeout."""
+    http = requests.Session()
+    http.trust_env = False  # else REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override verify
+    http.verify = settings.ca_bundle or True
+    adapter = _TimeoutAdapter(settings.timeout_seconds)
+    http.mount("https://", adapter)
+    http.mount("http://", adapter)
+    return http
+
+
+def _soql_datetime(value: datetime) -> str:
+    from simple_salesforce.format import format_soql
+
+    text: str = format_soql("{}", value.astimezone(UTC))
+    return text
+
+
+class SalesforceAdapter:
+    """SPE's adapter for Salesforce (register name ``salesforce``)."""
+
+    name: ClassVar[str] = mapping.CRM
+    batch_size = BATCH
+
+    def __init__(
+        self,
+        settings: SalesforceSettings,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self.sleep = sleep
+        self.http = http_session(settings)
+        self.http.hooks["response"].append(self._read_usage)
+        self.api_used: int | None = None
+        self.api_max: int | None = None
+        self.calls = 0
+        self._sf: Any = None
+
+    # --- connection -------------------------------------------------------------------
+
+    def _read_usage(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self.calls += 1
+        match = _USAGE.search(response.headers.get("Sforce-Limit-Info", ""))
+        if match:
+            self.api_used, self.api_max = int(match.group(1)), int(match.group(2))
+
+    def _connect(self) -> Any:
+        from simple_salesforce.api import Salesforce
+
+        session: Session = login(self.settings, self.http)
+        self._sf = Salesforce(
+            session_id=session.session_id,
+            instance_url=session.instance_url,
+            version=self.settings.api_version,
+            session=self.http,
+        )
+        return self._sf
+
+    @property
+    def sf(self) -> Any:
+        """The simple-salesforce client, logged in on first use."""
+        return self._sf if self._sf is not None else self._connect()
+
+    def _pace(self) -> None:
+        """Slow down near the daily API limit; stop just below it."""
+        if not self.api_max or self.api_used is None:
+            return
+        share = self.api_used / self.api_max
+        if share >= self.settings.stop_at:
+            raise TransientError(
+                f"Salesforce API usage is at {self.api_used} of {self.api_max} calls today.",
+                "the sync resumes when the rolling 24-hour limit frees up.",
+                retry_after=900.0,
+            )
+        if share >= self.settings.slow_down_at:
+            self.sleep(1.0)
+
+    def _call(self, action: Callable[[], Any]) -> Any:
+        """Run one API call, translating failures; renew an expired session once."""
+        from simple_salesforce.exceptions import SalesforceExpiredSession
+
+        self._pace()
+        try:
+            with _translated():
+                return action()
+        except SalesforceExpiredSession:
+            log.info("Salesforce session expired; logging in again")
+            self._connect()
+        try:
+            with _translated():
+                return action()
+        except SalesforceExpiredSession:
+            raise AdapterError(
+                "Salesforce rejected a fresh session as expired or invalid.",
+                "check the integration user's session settings and permissions.",
+            ) from None
+
+    # --- reading ------------------------------------------------------------------------
+
+    def streams(self) -> Sequence[StreamSpec]:
+        return (
+            StreamSpec("members", "SystemModstamp"),
+            StreamSpec("opportunities", "SystemModstamp"),
+        )
+
+    def _query(self, stream: str, since: datetime | None) -> str:
+        f = self.settings.fields
+        if stream == "members":
+            fields, obj = mapping.user_fields(self.settings), "User"
+            conditions = []
+            if f.role_field and not self.settings.roles:
+                conditions.append(f"{f.role_field} != null")
+        elif stream == "opportunities":
+            fields, obj = mapping.soql_fields(self.settings), f.queued_object
+            conditions = [f"{f.status_field} != null"]
+        else:
+            raise AdapterError(
+                f"the Salesforce adapter has no stream {stream!r}.",
+                "use one of: members, opportunities.",
+            )
+        if since is not None:
+            conditions.append(f"SystemModstamp >= {_soql_datetime(since)}")
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        return f"SELECT {', '.join(fields)} FROM {obj}{where} ORDER BY SystemModstamp, Id"
+
+    def read(self, stream: str, since: datetime | None) -> Iterator[list[SourceRecord]]:
+        from simple_salesforce.exceptions import SalesforceExpiredSession
+
+        soql = self._query(stream, since)
+        size = self.settings.query_page_size
+        headers = {"Sforce-Query-Options": f"batchSize={size}"}
+        for attempt in (1, 2):
+            self._pace()
+            page: list[SourceRecord] = []
+            try:
+                with _translated():
+                    for record in self.sf.query_all_iter(soql, headers=headers):
+                        page.append(self._source(stream, record))
+                        if len(page) == size:
+                            yield page
+                            page = []
+                if page:
+                    yield page
+                return
+            except SalesforceExpiredSession:
+                if attempt == 2:
+                    raise AdapterError(
+                        "Salesforce rejected a fresh session as expired or invalid.",
+                        "check the integration user's session settings and permissions.",
+                    ) from None
+                # start the query again: re-read records are applied idempotently
+                log.info("Salesforce session expired while reading; logging in again")
+                self._connect()
+
+    def _source(self, stream: str, record: dict[str, Any]) -> SourceRecord:
+        record = {k: v for k, v in record.items() if k != "attributes"}
+        record_id = str(record.get("Id"))
+        try:
+            modified = mapping.parse_datetime(
+                record.get("SystemModstamp"), "SystemModstamp", record_id
+            )
+        except MappingError:
+            modified = datetime.now(UTC)  # the mapping step reports the record
+        return SourceRecord(stream, record_id, modified, record)
+
+    def to_inbound(self, record: SourceRecord) -> Inbound:
+        data = record.data
+        if record.stream == "members":
+            return Inbound(mapping.member_from_user(data, self.settings))
+        mapping.parse_datetime(data.get("SystemModstamp"), "SystemModstamp", record.crm_id)
+        return mapping.opportunity_from_record(data, self.settings)
+
+    # --- writing ------------------------------------------------------------------------
+
+    def write(self, changes: Sequence[Change]) -> Sequence[WriteResult]:
+        if len(changes) > BATCH:
+            raise AdapterError(
+                f"asked to write {len(changes)} changes in one call.",
+                f"the sync engine sends at most {BATCH}; this is a bug.",
+            )
+        results: dict[int, WriteResult] = {}
+        updates = [(i, c) for i, c in enumerate(changes) if c.crm_id]
+        upserts = [(i, c) for i, c in enumerate(changes) if not c.crm_id]
+        for group, upsert in ((updates, False), (upserts, True)):
+            if group:
+                for (i, _), result in zip(group, self._collection(group, upsert), strict=True):
+                    results[i] = result
+        return [results[i] for i in range(len(changes))]
+
+    def _collection(self, group: list[tuple[int, Change]], upsert: bool) -> list[WriteResult]:
+        for _, change in group:
+            if change.kind is not ChangeKind.OPPORTUNITY:
+                raise AdapterError(
+                    f"the Salesforce adapter cannot write {change.kind.value} changes yet.",
+                    "upgrade spe-sdk.",
+                )
+        records = [mapping.record_from_change(c, self.settings) for _, c in group]
+        f = self.settings.fields
+        body = {"allOrNone": False, "records": records}
+        if upsert:
+            path = f"composite/sobjects/{f.queued_object}/{f.key_field}"
+            for record in records:
+                record.pop("Id", None)
+        else:
+            path = "composite/sobjects"
+        reply = self._call(lambda: self.sf.restful(path, method="PATCH", json=body))
+        if not isinstance(reply, list) or len(reply) != len(group):
+            raise TransientError(
+                f"Salesforce answered {type(reply).__name__} for a collection of {len(group)}.",
+                "the sync retries; report it if it recurs.",
+            )
+        out = []
+        for (_, change), item in zip(group, reply, strict=True):
+            if item.get("success"):
+                out.append(WriteResult(change.key, True, crm_id=item.get("id") or change.crm_id))
+                continue
+            errors = item.get("errors") or []
+            codes = {str(e.get("statusCode")) for e in errors}
+            out.append(
+                WriteResult(
+                    change.key,
+                    False,
+                    crm_id=change.crm_id,
+                    error=_errors(errors),
+                    retryable=bool(codes & RETRYABLE_CODES),
+                )
+            )
+        return out
+
+    def close(self) -> None:
+        self.http.close()
+
+
+@contextlib.contextmanager
+def _translated() -> Iterator[None]:
+    """Turn simple-salesforce and requests failures into SPE's errors.
+
+    An expired session (401) passes through so that the caller can log in again.
+    """
+    from simple_salesforce.exceptions import (
+        SalesforceGeneralError,
+        SalesforceMalformedRequest,
+        SalesforceRefusedRequest,
+        SalesforceResourceNotFound,
+    )
+
+    try:
+        yield
+    except SalesforceRefusedRequest as exc:
+        if "REQUEST_LIMIT_EXCEEDED" in str(exc.content):
+            raise TransientError(
+                "Salesforce's API request limit is exceeded (HTTP 403 REQUEST_LIMIT_EXCEEDED).",
+                "the sync backs off and retries; raise the org's limit if it recurs.",
+                retry_after=60.0,
+            ) from None
+        raise AdapterError(
+            f"Salesforce refused the request: {_errors(exc.content)}.",
+            "grant the integration user access to the objects and fields in the mapping "
+            "(see docs/salesforce.md).",
+        ) from None
+    except (SalesforceMalformedRequest, SalesforceResourceNotFound) as exc:
+        raise AdapterError(
+            f"Salesforce rejected a request (HTTP {exc.status}): {_errors(exc.content)}.",
+            "check that every mapped object and field exists (spe check).",
+        ) from None
+    except SalesforceGeneralError as exc:
+        if exc.status >= 500:
+            raise TransientError(
+                f"Salesforce answered HTTP {exc.status}.", "the sync retries with backoff."
+            ) from None
+        raise AdapterError(
+            f"Salesforce answered HTTP {exc.status}: {_errors(exc.content)}.",
+            "see the message above.",
+        ) from None
+    except (requests.Timeout, requests.ConnectionError) as exc:
+        raise TransientError(
+            f"Salesforce did not answer ({type(exc).__name__}).", "the sync retries with backoff."
+        ) from None
+
+
+def _errors(content: Any) -> str:
+    """Salesforce error bodies (``[{"errorCode"|"statusCode", "message", "fields"}]``) as text."""
+    if isinstance(content, list):
+        parts = []
+        for e in content:
+            if isinstance(e, dict):
+                code = e.get("errorCode") or e.get("statusCode")
+                fields = e.get("fields")
+                suffix = f" ({', '.join(fields)})" if fields else ""
+                parts.append(f"{code}: {e.get('message')}{suffix}")
+        return "; ".join(parts) or "no details"
+    return str(content)[:300]

@@ -1,0 +1,197 @@
+"""Field mapping between Salesforce records and SPE values.
+
+Named constructors for foreign data live here, never in the model:
+:func:`member_from_user`, :func:`opportunity_from_record` (Lead or
+Opportunity) and :func:`record_from_change`. A record that cannot be mapped
+raises :class:`~spe_core.errors.MappingError`, which the sync engine turns
+into a quarantine entry.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from spe_adapters.salesforce.settings import RATING_TIERS, SalesforceSettings
+from spe_core.adapter import Change, Inbound
+from spe_core.errors import InvalidValue, MappingError
+from spe_core.model import Member, Opportunity, Role
+
+__all__ = [
+    "CRM",
+    "member_from_user",
+    "opportunity_from_record",
+    "parse_datetime",
+    "record_from_change",
+    "soql_fields",
+    "user_fields",
+]
+
+CRM = "salesforce"
+
+
+def parse_datetime(value: Any, field: str, record_id: str) -> datetime:
+    """A Salesforce datetime (``2024-01-02T03:04:05.000+0000``) as an aware datetime."""
+    if not isinstance(value, str) or not value:
+        raise MappingError(
+            f"record {record_id} has no {field}.",
+            f"check that the integration user can read {field}.",
+        )
+    text = value.replace("Z", "+00:00")
+    if len(text) >= 5 and text[-5] in "+-" and text[-3] != ":":
+        text = text[:-2] + ":" + text[-2:]
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise MappingError(
+            f"record {record_id} has a malformed {field} {value!r}.",
+            "this is not a Salesforce datetime; check the field type.",
+        ) from None
+    if parsed.tzinfo is None:
+        raise MappingError(
+            f"record {record_id} has {field} {value!r} without an offset.",
+            "Salesforce datetimes carry an offset; check the field type.",
+        )
+    return parsed
+
+
+def user_fields(settings: SalesforceSettings) -> list[str]:
+    """The User fields the adapter reads."""
+    fields = ["Id", "Name", "Username", "IsActive", "TimeZoneSidKey", "SystemModstamp"]
+    if settings.fields.role_field:
+        fields.append(settings.fields.role_field)
+    return fields
+
+
+def member_from_user(record: dict[str, Any], settings: SalesforceSettings) -> Member:
+    """An SPE member from a Salesforce User (role from config, else the role field)."""
+    user_id = str(record.get("Id") or "")
+    role_name = settings.roles.get(user_id) or settings.roles.get(str(record.get("Username")))
+    if role_name is None and settings.fields.role_field:
+        role_name = record.get(settings.fields.role_field)
+    if not role_name:
+        raise MappingError(
+            f"User {user_id} ({record.get('Username')}) has no SPE role.",
+            f"set {settings.fields.role_field or 'a role'} on the user, or name the user in "
+            "[adapter.salesforce.roles].",
+        )
+    try:
+        return Member(
+            id=user_id,
+            name=str(record.get("Name") or record.get("Username") or user_id),
+            role=Role.parse(str(role_name)),
+            time_zone=str(record.get("TimeZoneSidKey") or "UTC"),
+            active=bool(record.get("IsActive", True)),
+            external_ids={CRM: user_id},
+        )
+    except InvalidValue as exc:
+        raise MappingError(f"User {user_id} cannot be mapped: {exc.problem}", exc.fix) from None
+
+
+def soql_fields(settings: SalesforceSettings) -> list[str]:
+    """The fields of the queued object the adapter reads."""
+    f = settings.fields
+    fields = [
+        "Id",
+        "OwnerId",
+        "CreatedDate",
+        "SystemModstamp",
+        f.key_field,
+        f.status_field,
+        f.account_field,
+        f.campaign,
+    ]
+    if f.queued_object == "Lead":
+        fields.append("Rating")
+    for extra in (f.tier_field, f.score_field, f.skills_field):
+        if extra:
+            fields.append(extra)
+    return list(dict.fromkeys(fields))
+
+
+def _number(record: dict[str, Any], field: str, record_id: str) -> float:
+    value = record.get(field)
+    if value is None or value == "":
+        return 0.0
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise MappingError(
+            f"record {record_id} has a non-numeric {field} {value!r}.",
+            f"make {field} a number field.",
+        ) from None
+
+
+def opportunity_from_record(record: dict[str, Any], settings: SalesforceSettings) -> Inbound:
+    """An SPE opportunity (with the CRM's owner and status) from a Lead or Opportunity."""
+    f = settings.fields
+    record_id = str(record.get("Id") or "")
+    if not record_id:
+        raise MappingError("a record came without an Id.", "report this to the adapter's authors.")
+    account = record.get(f.account_field)
+    if not account:
+        raise MappingError(
+            f"{f.queued_object} {record_id} has no {f.account_field}.",
+            f"fill {f.account_field} in Salesforce; SPE needs the account to route work.",
+        )
+    if f.tier_field:
+        tier = int(_number(record, f.tier_field, record_id))
+    elif f.queued_object == "Lead":
+        tier = RATING_TIERS.get(str(record.get("Rating") or "").lower(), 0)
+    else:
+        tier = 0
+    score = _number(record, f.score_field, record_id) if f.score_field else 0.0
+    skills: list[str] = []
+    if f.skills_field and record.get(f.skills_field):
+        skills = [s.strip() for s in str(record[f.skills_field]).split(",")]
+    key = record.get(f.key_field) or f"sf-{record_id}"
+    try:
+        opp = Opportunity(
+            id=str(key),
+            account_id=str(account),
+            queued_at=parse_datetime(record.get("CreatedDate"), "CreatedDate", record_id),
+            source_campaign=record.get(f.campaign) or None,
+            tier=tier,
+            score=score,
+            required_skills=skills,
+            external_ids={CRM: record_id},
+        )
+    except InvalidValue as exc:
+        raise MappingError(
+            f"{f.queued_object} {record_id} cannot be mapped: {exc.problem}", exc.fix
+        ) from None
+    return Inbound(
+        opp,
+        crm_owner=record.get("OwnerId"),
+        crm_status=f.status_from_crm(record.get(f.status_field)),
+    )
+
+
+def record_from_change(change: Change, settings: SalesforceSettings) -> dict[str, Any]:
+    """The Salesforce fields to write for one opportunity change."""
+    f = settings.fields
+    values = change.data
+    record: dict[str, Any] = {"attributes": {"type": f.queued_object}, f.key_field: change.key}
+    if change.crm_id:
+        record["Id"] = change.crm_id
+    if "status" in values:
+        record[f.status_field] = f.status_values[str(values["status"])]
+    if "owner" in values:
+        owner = values["owner"] or settings.queue_owner_id
+        if owner:
+            record["OwnerId"] = owner
+    if "released_at" in values:
+        at = values["released_at"]
+        record[f.released_at_field] = None if at is None else at.isoformat()
+    if "account_id" in values:  # an opportunity created in SPE: required fields too
+        account = str(values["account_id"])
+        record[f.account_field] = account
+        if f.queued_object == "Lead":
+            record.setdefault("LastName", account)
+        else:
+            record.setdefault("Name", f"SPE {change.key}")
+            record.setdefault("StageName", "Prospecting")
+            record.setdefault("CloseDate", values.get("close_date") or "2099-12-31")
+        if values.get("source_campaign"):
+            record[f.campaign] = values["source_campaign"]
+    return record
