@@ -26,7 +26,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -117,6 +117,11 @@ class SalesforceAdapter:
         self.api_max: int | None = None
         self.calls = 0
         self._sf: Any = None
+
+    @classmethod
+    def from_config(cls, options: Mapping[str, Any]) -> SalesforceAdapter:
+        """Build the adapter from the ``[adapter.salesforce]`` table of spe.toml."""
+        return cls(SalesforceSettings.from_mapping(options))
 
     # --- connection -------------------------------------------------------------------
 

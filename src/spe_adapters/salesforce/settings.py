@@ -165,6 +165,30 @@ class SalesforceSettings:
                     f"use one of: {', '.join(r.value for r in Role)}.",
                 ) from None
 
+    @classmethod
+    def from_mapping(cls, options: Mapping[str, Any]) -> SalesforceSettings:
+        """Settings from the ``[adapter.salesforce]`` table of spe.toml (validated)."""
+        data = dict(options)
+        fields = data.pop("fields", {}) or {}
+        known = {a.name for a in attrs.fields(cls)} - {"fields"}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(
+                f"[adapter.salesforce] {unknown[0]} is not a known setting.",
+                f"known settings: {', '.join(sorted(known | {'fields'}))}.",
+            )
+        field_names = {a.name for a in attrs.fields(FieldMap)}
+        unknown = sorted(set(fields) - field_names)
+        if unknown:
+            raise ConfigError(
+                f"[adapter.salesforce.fields] {unknown[0]} is not a known field setting.",
+                f"known: {', '.join(sorted(field_names))}.",
+            )
+        try:
+            return cls(fields=FieldMap(**fields), **data)
+        except TypeError as exc:
+            raise ConfigError(f"[adapter.salesforce]: {exc}.", "check the value types.") from None
+
     def secret(self, env: str, what: str) -> str:
         """The value of the environment variable ``env`` (never logged)."""
         value = os.environ.get(env)

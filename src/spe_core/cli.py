@@ -1,0 +1,413 @@
+"""The ``spe`` command: SPE for CRM admins, without writing Python.
+
+Every command reads ``spe.toml`` (``--config``), prints a readable answer or,
+with ``--json``, one JSON document for scripts. Errors are one line saying
+what was wrong and one saying how to fix it, never a traceback. Exit codes:
+0 done, 1 an SPE rule refused the operation, 2 bad configuration or input,
+3 the CRM failed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import attrs
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from spe_core import config as config_module
+from spe_core.codec import encode
+from spe_core.engine import Engine
+from spe_core.errors import AdapterError, ConfigError, InvalidValue, SpeError, StoreError
+from spe_core.plugins import Plugins
+from spe_core.store import open_store
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="spe",
+    help="Sales Process Engineering for the CRM you already run: a pull queue, task "
+    "routing, calendar rules and flow metrics, kept in step with Salesforce or HubSpot.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path, typer.Option("--config", "-c", help="the spe.toml to read", envvar="SPE_CONFIG")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="print one JSON document")]
+
+
+def _fail(exc: SpeError) -> NoReturn:
+    code = (
+        2
+        if isinstance(exc, ConfigError | InvalidValue | StoreError)
+        else (3 if isinstance(exc, AdapterError) else 1)
+    )
+    err.print(f"[bold red]error:[/] {escape(exc.problem)}", highlight=False)
+    if exc.fix:
+        err.print(f"[bold]fix:[/] {escape(exc.fix)}", highlight=False)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    try:
+        yield
+    except SpeError as exc:
+        _fail(exc)
+
+
+def _load(path: Path) -> config_module.Config:
+    if not path.exists() and path == Path("spe.toml"):
+        return config_module.Config.default()
+    return config_module.load(path)
+
+
+def _engine(cfg: config_module.Config) -> Engine:
+    engine = Engine(open_store(cfg.store_url), policy=cfg.queue, plugins=Plugins.create())
+    if cfg.team:
+        engine.upsert_members(cfg.team)
+    return engine
+
+
+def _emit(data: Any, as_json: bool, human: Callable[[], None]) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(_plain(data), indent=2, default=str) + "\n")
+    else:
+        human()
+
+
+def _plain(value: Any) -> Any:
+    if attrs.has(type(value)):
+        return {k: _plain(v) for k, v in attrs.asdict(value, recurse=False).items()}
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_plain(v) for v in value]
+    data = encode(value)
+    if isinstance(data, dict) and len(data) == 1:
+        return next(iter(data.values()))
+    return data
+
+
+# --- set-up ------------------------------------------------------------------------------
+
+
+@app.command()
+def init(
+    path: Annotated[Path, typer.Argument(help="where to write the file")] = Path("spe.toml"),
+    force: Annotated[bool, typer.Option("--force", help="overwrite an existing file")] = False,
+) -> None:
+    """Write a commented spe.toml with every default."""
+    if path.exists() and not force:
+        _fail(ConfigError(f"{path} already exists.", "pass --force to overwrite it."))
+    path.write_text(config_module.template(), encoding="utf-8")
+    console.print(f"wrote [cyan]{path}[/]: edit it, then run [bold]spe check[/].")
+
+
+@app.command()
+def adapters(config: ConfigOption = Path("spe.toml"), as_json: JsonOption = False) -> None:
+    """List the installed CRM adapters and which one is enabled."""
+    with _errors():
+        cfg = _load(config)
+        found = Plugins.create().adapters()
+    rows: list[dict[str, Any]] = [
+        {"name": n, "class": f"{c.__module__}.{c.__qualname__}", "enabled": n == cfg.adapter}
+        for n, c in sorted(found.items())
+    ]
+
+    def show() -> None:
+        table = Table(title="CRM adapters")
+        for col in ("name", "class", "enabled"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(r["name"], r["class"], "yes" if r["enabled"] else "")
+        console.print(table)
+        if cfg.adapter and cfg.adapter not in found:
+            err.print(f"[yellow]warning:[/] {escape('[adapter]')} name = {cfg.adapter!r} is not "
+                      "installed.")
+
+    _emit(rows, as_json, show)
+
+
+def _build_adapter(cfg: config_module.Config) -> Any:
+    if not cfg.adapter:
+        raise ConfigError(
+            "no CRM adapter is enabled.",
+            'set [adapter] name = "salesforce" (or "hubspot") in spe.toml.',
+        )
+    found = Plugins.create().adapters()
+    cls = found.get(cfg.adapter)
+    if cls is None:
+        raise ConfigError(
+            f"[adapter] name = {cfg.adapter!r} is not an installed adapter.",
+            f"install its package, or use one of: {', '.join(sorted(found)) or 'none'}.",
+        )
+    return cls.from_config(cfg.adapter_options)
+
+
+@app.command()
+def check(config: ConfigOption = Path("spe.toml"), as_json: JsonOption = False) -> None:
+    """Check the configuration, the store and the CRM connection; each problem with its fix."""
+    results: list[dict[str, Any]] = []
+
+    def step(name: str, action: Callable[[], str]) -> None:
+        try:
+            results.append({"check": name, "ok": True, "detail": action()})
+        except SpeError as exc:
+            results.append({"check": name, "ok": False, "detail": exc.problem, "fix": exc.fix})
+
+    state: dict[str, Any] = {}
+
+    def read_config() -> str:
+        state["cfg"] = _load(config)
+        return str(config) if config.exists() else "defaults (no spe.toml)"
+
+    step("configuration", read_config)
+    if "cfg" in state:
+        cfg: config_module.Config = state["cfg"]
+
+        def store() -> str:
+            s = open_store(cfg.store_url)
+            s.close()
+            return cfg.store_url
+
+        step("store", store)
+        if cfg.adapter:
+
+            def crm() -> str:
+                adapter = _build_adapter(cfg)
+                try:
+                    problems: list[str] = list(adapter.check()) if hasattr(adapter, "check") else []
+                finally:
+                    adapter.close()
+                if problems:
+                    raise ConfigError(
+                        "; ".join(problems), "create the missing fields or change the mapping."
+                    )
+                return f"{cfg.adapter}: connected, every mapped field exists"
+
+            step("crm", crm)
+    ok = all(r["ok"] for r in results)
+
+    def show() -> None:
+        for r in results:
+            mark = "[green]ok[/]" if r["ok"] else "[red]problem[/]"
+            console.print(f"{mark}  {r['check']}: {escape(str(r['detail']))}", highlight=False)
+            if not r["ok"] and r.get("fix"):
+                console.print(f"      fix: {escape(str(r['fix']))}", highlight=False)
+
+    _emit(results, as_json, show)
+    if not ok:
+        raise typer.Exit(2)
+
+
+# --- the queue -----------------------------------------------------------------------------
+
+
+@app.command()
+def replenish(config: ConfigOption = Path("spe.toml"), as_json: JsonOption = False) -> None:
+    """The morning top-up: move the best backlog items into the queue, up to target."""
+    with _errors():
+        engine = _engine(_load(config))
+        result = engine.replenish()
+    plan = result.plan
+
+    def show() -> None:
+        console.print(
+            f"queue {plan.level_before} -> {plan.level_after} of target {plan.target} "
+            f"({plan.zone_after.value}); moved {len(result.moved)}; Promotions must still "
+            f"produce {plan.shortfall}."
+        )
+
+    _emit({"plan": plan, "moved": [o.id for o in result.moved]}, as_json, show)
+
+
+@app.command("queue")
+def queue_status(config: ConfigOption = Path("spe.toml"), as_json: JsonOption = False) -> None:
+    """The buffer: level, target, zone, backlog and the oldest queued item."""
+    with _errors():
+        status = _engine(_load(config)).queue_status()
+
+    def show() -> None:
+        colour = {"green": "green", "yellow": "yellow", "red": "red"}[status.zone.value]
+        console.print(
+            f"queue [bold]{status.level}[/] of {status.target} "
+            f"([{colour}]{status.zone.value}[/]); backlog {status.backlog}; held "
+            f"{status.released}; oldest queued {status.oldest_queued_at or '-'}; "
+            f"shortfall {status.shortfall}"
+        )
+
+    _emit(status, as_json, show)
+
+
+@app.command()
+def pull(
+    member: Annotated[str, typer.Argument(help="the member id pulling")],
+    count: Annotated[int, typer.Option("--count", "-n", min=1, help="how many")] = 1,
+    config: ConfigOption = Path("spe.toml"),
+    as_json: JsonOption = False,
+) -> None:
+    """Pull the next opportunity (or several) for an inside salesperson."""
+    with _errors():
+        result = _engine(_load(config)).pull(member, count)
+
+    def show() -> None:
+        for opp in result.released:
+            console.print(
+                f"[green]released[/] {opp.id} (account {opp.account_id}, tier "
+                f"{opp.tier}, score {opp.score:g}) to {member}"
+            )
+        if result.reason:
+            console.print(f"[yellow]{result.reason}[/]")
+
+    _emit(result, as_json, show)
+    if not result.released:
+        raise typer.Exit(1)
+
+
+@app.command()
+def resolve(
+    opportunity: Annotated[str, typer.Argument(help="the opportunity id")],
+    member: Annotated[str, typer.Argument(help="the member who holds it")],
+    outcome: Annotated[
+        str, typer.Argument(help="won, lost, disqualified, appointment_set or nurture")
+    ],
+    config: ConfigOption = Path("spe.toml"),
+    as_json: JsonOption = False,
+) -> None:
+    """Close an opportunity a member holds, with its outcome."""
+    with _errors():
+        opp = _engine(_load(config)).resolve(opportunity, member, outcome)
+    _emit(opp, as_json, lambda: console.print(f"{opp.id}: {outcome}"))
+
+
+# --- the CRM -----------------------------------------------------------------------------
+
+
+@app.command()
+def sync(
+    config: ConfigOption = Path("spe.toml"),
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="read and map, write nothing")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Sync with the CRM: read changes, stage SPE's changes, write them in batches."""
+    from spe_core.outbox import RetryPolicy
+    from spe_core.sync import SyncEngine, SyncSettings
+
+    with _errors():
+        cfg = _load(config)
+        engine = _engine(cfg)
+        adapter = _build_adapter(cfg)
+        settings = SyncSettings(
+            clock_skew=timedelta(minutes=cfg.sync["clock_skew_minutes"]),
+            conflicts=cfg.sync["conflicts"],
+            retry=RetryPolicy(max_permanent_failures=cfg.sync["max_permanent_failures"]),
+        )
+        columns = (
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}"),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, console=err, disable=as_json, transient=False) as progress:
+            tasks: dict[str, Any] = {}
+
+            def tick(phase: str, done: int, total: int | None) -> None:
+                if phase not in tasks:
+                    tasks[phase] = progress.add_task(phase, total=total)
+                progress.update(tasks[phase], completed=done, total=total)
+
+            try:
+                report = SyncEngine(engine, adapter, settings, progress=tick).run(dry_run=dry_run)
+            finally:
+                adapter.close()
+
+    def show() -> None:
+        table = Table(title=f"sync with {cfg.adapter}" + (" (dry run)" if dry_run else ""))
+        for col in ("read", "applied", "written", "retried", "quarantined", "conflicts", "pending"):
+            table.add_column(col, justify="right")
+        table.add_row(
+            *(
+                str(getattr(report, c))
+                for c in (
+                    "read",
+                    "applied",
+                    "written",
+                    "retried",
+                    "quarantined",
+                    "conflicts",
+                    "pending",
+                )
+            )
+        )
+        console.print(table)
+
+    _emit(report.as_dict(), as_json, show)
+
+
+@app.command()
+def emulator(
+    crm: Annotated[str, typer.Argument(help="salesforce or hubspot")],
+    port: Annotated[int, typer.Option(help="port to listen on (0: any free port)")] = 0,
+    seed: Annotated[int, typer.Option(help="seed of the demo org")] = 7,
+) -> None:
+    """Run a local CRM emulator seeded with a demo org, until Ctrl-C."""
+    import importlib
+
+    if crm not in ("salesforce", "hubspot"):
+        _fail(InvalidValue(f"there is no {crm!r} emulator.", "use salesforce or hubspot."))
+    module = importlib.import_module(f"spe_adapters.{crm}.emulator.server")
+    code = module.main(["--port", str(port), "--seed", str(seed)])
+    raise typer.Exit(int(code or 0))
+
+
+@app.command()
+def demo(
+    seed: Annotated[int, typer.Option(help="random seed")] = 7,
+    store: Annotated[
+        str | None, typer.Option(help="store URL (default: a temp SQLite file)")
+    ] = None,
+) -> None:
+    """Run the demo: a simulated day of SPE on the embedded SQLite store."""
+    from spe_core import demo as demo_module
+
+    args = ["--seed", str(seed)] + (["--store", store] if store else [])
+    raise typer.Exit(demo_module.main(args))
+
+
+config_app = typer.Typer(help="Configuration helpers.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("reference")
+def config_reference() -> None:
+    """Print the configuration reference (Markdown), generated from the schema."""
+    sys.stdout.write(config_module.reference_markdown())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``spe`` console script."""
+    try:
+        app(args=argv, prog_name="spe", standalone_mode=True)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

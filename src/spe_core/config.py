@@ -1,0 +1,463 @@
+"""``spe.toml``: loading, validation and the configuration reference.
+
+The schema is declared once, as data (:data:`SCHEMA`): loading validates
+against it, ``spe init`` writes a commented file from it, and the docs'
+configuration reference is generated from it. Every error names the file,
+the key, the value and what was expected. Secrets never live in the file:
+only the names of environment variables that hold them.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from spe_core.errors import ConfigError, SpeError
+from spe_core.model import Member, Role
+from spe_core.queue import QueuePolicy, parse_order
+
+__all__ = ["SCHEMA", "Config", "Key", "Section", "load", "reference_markdown", "template"]
+
+
+@attrs.frozen
+class Key:
+    """One setting: its name, type, default and a sentence for admins."""
+
+    name: str
+    kind: str  # "int", "float", "str", "bool", "list[str]", "table"
+    default: Any
+    doc: str
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    example: Any = None
+
+
+@attrs.frozen
+class Section:
+    """A ``[table]`` of spe.toml."""
+
+    name: str
+    doc: str
+    keys: tuple[Key, ...]
+    open: bool = False
+    """Open sections (an adapter's own table) accept keys that the adapter validates."""
+
+
+ROLES = tuple(r.value for r in Role)
+
+SCHEMA: tuple[Section, ...] = (
+    Section(
+        "store",
+        "Where SPE keeps its state and event log.",
+        (
+            Key(
+                "url",
+                "str",
+                "sqlite:///spe.db",
+                "memory:, sqlite:///relative.db, sqlite:////absolute.db or postgresql://user@host/db",
+            ),
+        ),
+    ),
+    Section(
+        "queue",
+        "The pull queue (the buffer Promotions fills every morning).",
+        (
+            Key("target", "int", 100, "the level the morning top-up fills the queue to", minimum=0),
+            Key(
+                "green_above",
+                "float",
+                2 / 3,
+                "above this share of target the buffer is green",
+                minimum=0,
+                maximum=1,
+            ),
+            Key(
+                "red_below",
+                "float",
+                1 / 3,
+                "below this share of target the buffer is red",
+                minimum=0,
+                maximum=1,
+            ),
+            Key(
+                "lease_minutes",
+                "int",
+                240,
+                "minutes a pulled opportunity stays with its member (0: forever)",
+                minimum=0,
+            ),
+            Key(
+                "stale_days",
+                "int",
+                14,
+                "days an opportunity may wait unpulled before it goes back to nurture (0: forever)",
+                minimum=0,
+            ),
+            Key(
+                "default_wip_limit", "int", 3, "opportunities a member may hold at once", minimum=1
+            ),
+            Key(
+                "daily_pull_cap", "int", 30, "pulls per member per local day (0: no cap)", minimum=0
+            ),
+            Key("pull_roles", "list[str]", ["inside_sales"], "roles that may pull", choices=ROLES),
+            Key(
+                "order",
+                "list[str]",
+                ["-tier", "-score", "queued_at", "id"],
+                "queue order; '-' for descending; fields: tier, score, queued_at, id, account_id, "
+                "source_campaign, not_before, expires_at",
+            ),
+        ),
+    ),
+    Section(
+        "adapter",
+        "Which CRM adapter is enabled (its own settings go in [adapter.NAME]).",
+        (
+            Key(
+                "name",
+                "str",
+                "",
+                "the adapter's registered name: salesforce, hubspot, or a plugin's; empty: no CRM",
+                example="salesforce",
+            ),
+        ),
+        open=True,
+    ),
+    Section(
+        "sync",
+        "How the sync engine treats the CRM.",
+        (
+            Key(
+                "clock_skew_minutes",
+                "int",
+                5,
+                "bookmarks stop this many minutes before the sync's start (clock-skew allowance)",
+                minimum=0,
+            ),
+            Key(
+                "conflicts",
+                "str",
+                "crm_wins",
+                "who wins when a person changed a record SPE manages",
+                choices=("crm_wins", "spe_wins"),
+            ),
+            Key(
+                "max_permanent_failures",
+                "int",
+                3,
+                "failed writes of one record before it is quarantined",
+                minimum=1,
+            ),
+        ),
+    ),
+)
+
+
+@attrs.frozen
+class Config:
+    """A validated spe.toml."""
+
+    path: Path | None
+    store_url: str
+    queue: QueuePolicy
+    adapter: str
+    adapter_options: dict[str, Any]
+    sync: dict[str, Any]
+    team: tuple[Member, ...]
+    raw: dict[str, Any]
+
+    @classmethod
+    def default(cls) -> Config:
+        """The configuration with every default (no file)."""
+        return _build(None, {})
+
+
+def _where(path: Path | None, section: str, key: str | None = None) -> str:
+    name = str(path) if path else "spe.toml"
+    return f"{name}: [{section}]" + (f" {key}" if key else "")
+
+
+def _check_value(path: Path | None, section: Section, key: Key, value: Any) -> Any:
+    where = _where(path, section.name, key.name)
+    kinds: dict[str, Callable[[Any], bool]] = {
+        "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "float": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+        "str": lambda v: isinstance(v, str),
+        "bool": lambda v: isinstance(v, bool),
+        "list[str]": lambda v: isinstance(v, list) and all(isinstance(i, str) for i in v),
+        "table": lambda v: isinstance(v, dict),
+    }
+    expected = {
+        "int": "a whole number",
+        "float": "a number",
+        "str": "a string",
+        "bool": "true or false",
+        "list[str]": "a list of strings",
+        "table": "a table",
+    }
+    if not kinds[key.kind](value):
+        raise ConfigError(
+            f"{where} = {value!r} is not {expected[key.kind]}.",
+            f"write it as {expected[key.kind]}, e.g. {key.name} = "
+            f"{_toml(key.example if key.example is not None else key.default)}.",
+        )
+    if key.minimum is not None and value < key.minimum:
+        raise ConfigError(
+            f"{where} = {value!r} is below {key.minimum}.", f"use {key.minimum} or more."
+        )
+    if key.maximum is not None and value > key.maximum:
+        raise ConfigError(
+            f"{where} = {value!r} is above {key.maximum}.", f"use {key.maximum} or less."
+        )
+    if key.choices:
+        items = value if isinstance(value, list) else [value]
+        bad = [i for i in items if i not in key.choices]
+        if bad:
+            raise ConfigError(
+                f"{where} = {value!r}: {bad[0]!r} is not allowed.",
+                f"choose from: {', '.join(key.choices)}.",
+            )
+    return float(value) if key.kind == "float" else value
+
+
+def _validate(path: Path | None, data: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    known = {s.name: s for s in SCHEMA}
+    out: dict[str, dict[str, Any]] = {}
+    for name, table in data.items():
+        if name == "team" or name in EXTRA_SECTIONS:
+            continue
+        section = known.get(name)
+        if section is None:
+            raise ConfigError(
+                f"{path or 'spe.toml'}: unknown section [{name}].",
+                f"use one of: {', '.join(['team', *known, *EXTRA_SECTIONS])}.",
+            )
+        if not isinstance(table, dict):
+            raise ConfigError(
+                f"{_where(path, name)} must be a table.",
+                f"write it as [{name}] with keys below it.",
+            )
+    for section in SCHEMA:
+        table = dict(data.get(section.name, {}))
+        keys = {k.name: k for k in section.keys}
+        values: dict[str, Any] = {}
+        for key_name, value in table.items():
+            key = keys.get(key_name)
+            if key is None:
+                if section.open and isinstance(value, dict):
+                    values[key_name] = value
+                    continue
+                raise ConfigError(
+                    f"{_where(path, section.name, key_name)} is not a known setting.",
+                    f"known settings in [{section.name}]: {', '.join(keys)}.",
+                )
+            values[key_name] = _check_value(path, section, key, value)
+        for key in section.keys:
+            values.setdefault(key.name, key.default)
+        out[section.name] = values
+    return out
+
+
+#: Sections validated by other modules (routing, calendar, flow); name -> validator.
+EXTRA_SECTIONS: dict[str, Callable[[Path | None, Any], Any]] = {}
+
+
+def _team(path: Path | None, rows: Any) -> tuple[Member, ...]:
+    if rows is None:
+        return ()
+    if not isinstance(rows, list):
+        raise ConfigError(
+            f"{path or 'spe.toml'}: team must be an array of tables.",
+            "write each member as [[team]] with id, name and role.",
+        )
+    members = []
+    for index, row in enumerate(rows, start=1):
+        where = f"{path or 'spe.toml'}: [[team]] #{index}"
+        if not isinstance(row, dict):
+            raise ConfigError(f"{where} is not a table.", "write id, name and role under it.")
+        allowed = {
+            "id",
+            "name",
+            "role",
+            "skills",
+            "time_zone",
+            "wip_limit",
+            "active",
+            "weight",
+            "task_capacity",
+            "coordinator_id",
+            "holiday_country",
+            "holiday_subdivision",
+            "external_ids",
+        }
+        unknown = sorted(set(row) - allowed)
+        if unknown:
+            raise ConfigError(
+                f"{where} has unknown key {unknown[0]!r}.",
+                f"known keys: {', '.join(sorted(allowed))}.",
+            )
+        try:
+            members.append(Member(**row))
+        except SpeError as exc:
+            raise ConfigError(f"{where} ({row.get('id', '?')}): {exc.problem}", exc.fix) from None
+        except TypeError as exc:
+            raise ConfigError(
+                f"{where}: {exc}.", "give each member at least id, name, role."
+            ) from None
+    ids = [m.id for m in members]
+    if len(set(ids)) != len(ids):
+        raise ConfigError(
+            f"{path or 'spe.toml'}: [[team]] names a member id twice.",
+            "give every member a unique id.",
+        )
+    return tuple(members)
+
+
+def _build(path: Path | None, data: Mapping[str, Any]) -> Config:
+    values = _validate(path, data)
+    q = values["queue"]
+    try:
+        policy = QueuePolicy(
+            target=q["target"],
+            green_above=q["green_above"],
+            red_below=q["red_below"],
+            lease=timedelta(minutes=q["lease_minutes"]) if q["lease_minutes"] else None,
+            stale_age=timedelta(days=q["stale_days"]) if q["stale_days"] else None,
+            default_wip_limit=q["default_wip_limit"],
+            daily_pull_cap=q["daily_pull_cap"] or None,
+            pull_roles=q["pull_roles"],
+            order=parse_order(q["order"]),
+        )
+    except ConfigError as exc:
+        raise ConfigError(f"{_where(path, 'queue')}: {exc.problem}", exc.fix) from None
+    adapter = dict(values["adapter"])
+    name = str(adapter.pop("name") or "")
+    options = adapter.get(name, {}) if name else {}
+    for extra, validator in EXTRA_SECTIONS.items():
+        validator(path, data.get(extra))
+    return Config(
+        path=path,
+        store_url=values["store"]["url"],
+        queue=policy,
+        adapter=name,
+        adapter_options=dict(options),
+        sync=values["sync"],
+        team=_team(path, data.get("team")),
+        raw=dict(data),
+    )
+
+
+def load(path: str | Path) -> Config:
+    """Read and validate ``path`` (a spe.toml)."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{file} does not exist.", "create one with `spe init`, or pass --config PATH."
+        ) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"{file} is not valid TOML: {exc}.", "fix the syntax at the line and column given."
+        ) from None
+    return _build(file, data)
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return str(value)
+
+
+def template() -> str:
+    """A commented spe.toml with every default (what ``spe init`` writes)."""
+    lines = [
+        "# spe.toml: configuration of spe-sdk (Sales Process Engineering for your CRM).",
+        "# Every key is optional; the values below are the defaults.",
+        "# Secrets never go here: name the environment variables that hold them.",
+        "",
+    ]
+    for section in SCHEMA:
+        lines.append(f"# {section.doc}")
+        lines.append(f"[{section.name}]")
+        for key in section.keys:
+            lines.append(
+                f"# {key.doc}"
+                + (f" ({', '.join(key.choices)})" if key.choices and key.kind == "str" else "")
+            )
+            lines.append(f"{key.name} = {_toml(key.default)}")
+        lines.append("")
+    lines += [
+        "# The team, when the CRM does not supply it (one [[team]] table per member):",
+        "# [[team]]",
+        '# id = "ana"',
+        '# name = "Ana Ruiz"',
+        '# role = "inside_sales"   # ' + ", ".join(ROLES),
+        '# skills = ["de"]',
+        '# time_zone = "Europe/Berlin"',
+        "",
+        '# Salesforce (see docs/salesforce.md): set [adapter] name = "salesforce", then',
+        "# [adapter.salesforce]",
+        '# auth = "password"                       # session, password or jwt',
+        '# login_url = "https://login.salesforce.com"',
+        '# username_env = "SF_USERNAME"            # names of environment variables',
+        '# password_env = "SF_PASSWORD"',
+        '# security_token_env = "SF_SECURITY_TOKEN"',
+        '# client_id_env = "SF_CLIENT_ID"',
+        '# client_secret_env = "SF_CLIENT_SECRET"',
+        "# [adapter.salesforce.fields]",
+        '# queued_object = "Lead"',
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def reference_markdown() -> str:
+    """The configuration reference page, generated from :data:`SCHEMA`."""
+    out = [
+        "# Configuration reference",
+        "",
+        "Generated from `spe_core.config.SCHEMA`; `spe init` writes these defaults to a "
+        "commented `spe.toml`.",
+        "",
+    ]
+    for section in SCHEMA:
+        out += [
+            f"## [{section.name}]",
+            "",
+            section.doc,
+            "",
+            "| key | type | default | meaning |",
+            "|---|---|---|---|",
+        ]
+        for key in section.keys:
+            choices = f" ({', '.join(key.choices)})" if key.choices else ""
+            out.append(
+                f"| `{key.name}` | {key.kind} | `{_toml(key.default)}` | {key.doc}{choices} |"
+            )
+        out.append("")
+    out += [
+        "## [[team]]",
+        "",
+        "Members, when the CRM does not supply them: `id`, `name`, `role` (one of "
+        + ", ".join(f"`{r}`" for r in ROLES)
+        + "), and optionally `skills`, `time_zone`, `wip_limit`, `active`, `weight`, "
+        "`task_capacity`, `coordinator_id`, `holiday_country`, `holiday_subdivision`, "
+        "`external_ids`.",
+        "",
+    ]
+    return "\n".join(out)

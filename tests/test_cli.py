@@ -1,0 +1,130 @@
+"""The spe command: every subcommand's help, exit codes, JSON output, clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from spe_core import config
+from spe_core.cli import app
+
+runner = CliRunner()
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def spe(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "",
+        "init",
+        "adapters",
+        "check",
+        "replenish",
+        "queue",
+        "pull",
+        "resolve",
+        "sync",
+        "emulator",
+        "demo",
+        "config",
+        "config reference",
+    ],
+)
+def test_every_command_has_help(command: str) -> None:
+    code, out, _ = spe(*command.split(), "--help")
+    assert code == 0
+    assert "Usage" in out
+
+
+def test_init_then_check_then_queue(workdir: Path) -> None:
+    assert spe("init")[0] == 0
+    assert "[queue]" in (workdir / "spe.toml").read_text()
+    code, _, err = spe("init")
+    assert code == 2
+    assert "already exists" in err
+    assert "--force" in err
+    code, out, _ = spe("check", "--json")
+    assert code == 0
+    assert all(r["ok"] for r in json.loads(out))
+    code, out, _ = spe("queue", "--json")
+    assert json.loads(out)["zone"] == "red"
+
+
+def test_pull_unknown_member_is_one_clear_line(workdir: Path) -> None:
+    code, out, err = spe("pull", "nobody")
+    assert code == 1
+    assert "Traceback" not in out + err
+    assert err.splitlines()[0].startswith("error: No member with id 'nobody'")
+
+
+def test_team_from_config_pulls_and_resolves(workdir: Path) -> None:
+    (workdir / "spe.toml").write_text(
+        '[store]\nurl = "sqlite:///spe.db"\n[queue]\ntarget = 2\n'
+        '[[team]]\nid = "ana"\nname = "Ana"\nrole = "inside_sales"\n'
+    )
+    from datetime import UTC, datetime
+
+    from spe_core import Engine, Opportunity, open_store
+
+    engine = Engine(open_store("sqlite:///spe.db"))
+    engine.add_to_backlog([Opportunity(f"o{i}", "a", datetime.now(UTC), score=i) for i in range(3)])
+    engine.store.close()
+    code, out, _ = spe("replenish", "--json")
+    assert code == 0
+    assert json.loads(out)["moved"] == ["o2", "o1"]
+    code, out, _ = spe("pull", "ana", "--json")
+    assert json.loads(out)["released"][0]["id"] == "o2"
+    assert spe("resolve", "o2", "ana", "won")[0] == 0
+    code, _, err = spe("resolve", "o2", "ana", "won")
+    assert code == 1
+    assert "not released" in err
+    code, _, err = spe("pull", "ana", "--count", "5")
+    assert code == 0
+
+
+def test_bad_config_names_file_key_value_and_expectation(workdir: Path) -> None:
+    (workdir / "spe.toml").write_text("[queue]\ntarget = -5\n")
+    code, _, err = spe("queue")
+    assert code == 2
+    assert "spe.toml: [queue] target = -5 is below 0" in err
+    (workdir / "spe.toml").write_text('[queue]\npull_roles = ["closers"]\n')
+    assert "'closers' is not allowed" in spe("queue")[2]
+    (workdir / "spe.toml").write_text("[queue]\ntargett = 5\n")
+    assert "targett is not a known setting" in spe("queue")[2]
+    (workdir / "spe.toml").write_text("[queue\n")
+    assert "not valid TOML" in spe("queue")[2]
+
+
+def test_sync_without_an_adapter_says_how_to_enable_one(workdir: Path) -> None:
+    code, _, err = spe("sync")
+    assert code == 2
+    assert '[adapter] name = "salesforce"' in err
+
+
+def test_the_configuration_reference_is_generated_from_the_schema() -> None:
+    on_disk = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    assert on_disk == config.reference_markdown(), (
+        "docs/configuration.md is stale: run `spe config reference > docs/configuration.md`"
+    )
+
+
+def test_the_template_loads_back_to_the_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "spe.toml"
+    path.write_text(config.template())
+    loaded = config.load(path)
+    assert loaded.queue == config.Config.default().queue
+    assert loaded.store_url == "sqlite:///spe.db"
