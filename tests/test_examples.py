@@ -1,0 +1,136 @@
+"""Every example under examples/ runs, as a user would run it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import requests
+from werkzeug.serving import make_server
+
+from spe_core import Engine, Member, Opportunity, open_store
+from spe_core.plugins import Plugins
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+def install(example: str, target: Path) -> None:
+    """pip-install an example package into ``target`` (isolated from this process)."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(EXAMPLES / example),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.fixture
+def web(tmp_path: Path) -> Iterator[str]:
+    sys.path.insert(0, str(EXAMPLES / "pull_next_web"))
+    try:
+        from app import PullNextApp  # type: ignore[import-not-found]
+    finally:
+        sys.path.pop(0)
+    engine = Engine(
+        open_store(f"sqlite:///{tmp_path / 'spe.db'}"), plugins=Plugins.create(entry_points=False)
+    )
+    engine.upsert_members(
+        [Member("ana", "Ana", "inside_sales"), Member("pat", "Pat", "promotions")]
+    )
+    engine.enqueue([Opportunity(f"o{i}", f"a{i}", datetime.now(UTC), score=i) for i in range(2)])
+    server = make_server("127.0.0.1", 0, PullNextApp(engine), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def test_pull_next_web_endpoint(web: str) -> None:
+    http = requests.Session()
+    http.trust_env = False
+    assert http.get(f"{web}/queue").json()["level"] == 2
+    first = http.post(f"{web}/pull/ana").json()["released"]
+    assert first["id"] == "o1"
+    reply = http.post(f"{web}/resolve/o1", json={"member": "ana", "outcome": "appointment_set"})
+    assert reply.json() == {"id": "o1", "outcome": "appointment_set"}
+    assert http.post(f"{web}/pull/ana").json()["released"]["id"] == "o0"
+    empty = http.post(f"{web}/pull/ana")
+    assert empty.status_code == 409
+    assert "no more eligible" in empty.json()["reason"]
+    assert http.post(f"{web}/pull/pat").status_code == 409  # promotions may not pull
+    missing = http.post(f"{web}/pull/zed")
+    assert missing.status_code == 404
+    assert "fix" in missing.json()
+    assert (
+        http.post(f"{web}/resolve/o0", json={"member": "ana", "outcome": "maybe"}).status_code
+        == 400
+    )
+
+
+@pytest.mark.slow
+def test_scoring_plugin_installs_and_reorders_the_queue(tmp_path: Path) -> None:
+    install("scoring_plugin", tmp_path / "site")
+    script = """
+import json
+from datetime import UTC, datetime
+from spe_core import Engine, Member, Opportunity, open_store
+from spe_core.plugins import Plugins
+plugins = Plugins.create()
+engine = Engine(open_store("memory:"), plugins=plugins)
+engine.upsert_members([Member("ana", "Ana", "inside_sales")])
+now = datetime.now(UTC)
+engine.enqueue([Opportunity("cold", "a", now, score=60),
+                Opportunity("ref", "b", now, score=30, source_campaign="Referral")])
+print(json.dumps({"names": plugins.names(), "first": engine.pull("ana").released[0].id}))
+"""
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, check=True, capture_output=True, text=True
+    ).stdout
+    result = json.loads(out)
+    assert "referral_boost" in result["names"]
+    assert result["first"] == "ref"
+
+
+@pytest.mark.slow
+def test_csv_adapter_package_passes_the_contract_suite(tmp_path: Path) -> None:
+    install("csv_adapter", tmp_path / "site")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            str(EXAMPLES / "csv_adapter" / "tests"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert " passed" in proc.stdout
