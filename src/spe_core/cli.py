@@ -137,8 +137,10 @@ def adapters(config: ConfigOption = Path("spe.toml"), as_json: JsonOption = Fals
             table.add_row(r["name"], r["class"], "yes" if r["enabled"] else "")
         console.print(table)
         if cfg.adapter and cfg.adapter not in found:
-            err.print(f"[yellow]warning:[/] {escape('[adapter]')} name = {cfg.adapter!r} is not "
-                      "installed.")
+            err.print(
+                f"[yellow]warning:[/] {escape('[adapter]')} name = {cfg.adapter!r} is not "
+                "installed."
+            )
 
     _emit(rows, as_json, show)
 

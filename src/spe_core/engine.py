@@ -8,7 +8,7 @@ events to the listeners. The clock is injected; rules are handed ``now``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
 import attrs
@@ -272,38 +272,34 @@ class Engine:
         self._notify(recorded)
         return PullResult(member_id, count, tuple(released), reason)
 
-    def resolve(self, opportunity_id: str, member_id: str, outcome: Outcome | str) -> Opportunity:
-        """The holder closes an opportunity with an outcome."""
+    def _transition(
+        self, opportunity_id: str, decide: Callable[[Opportunity, datetime], queue.Transition]
+    ) -> Opportunity:
+        """Apply one rule to one opportunity: read, decide, write, record, notify."""
         now = self._now()
         recorded: list[Recorded] = []
         with self.store.transaction() as tx:
-            step = queue.resolve(self._opportunity(tx, opportunity_id), member_id, outcome, now)
+            step = decide(self._opportunity(tx, opportunity_id), now)
             tx.put_opportunity(step.opportunity)
             self._record(tx, [step.event], recorded)
         self._notify(recorded)
         return step.opportunity
+
+    def resolve(self, opportunity_id: str, member_id: str, outcome: Outcome | str) -> Opportunity:
+        """The holder closes an opportunity with an outcome."""
+        return self._transition(
+            opportunity_id, lambda opp, now: queue.resolve(opp, member_id, outcome, now)
+        )
 
     def give_back(self, opportunity_id: str, member_id: str, reason: str = "") -> Opportunity:
         """The holder gives an opportunity back; it is queued again, never to them."""
-        now = self._now()
-        recorded: list[Recorded] = []
-        with self.store.transaction() as tx:
-            step = queue.give_back(self._opportunity(tx, opportunity_id), member_id, now, reason)
-            tx.put_opportunity(step.opportunity)
-            self._record(tx, [step.event], recorded)
-        self._notify(recorded)
-        return step.opportunity
+        return self._transition(
+            opportunity_id, lambda opp, now: queue.give_back(opp, member_id, now, reason)
+        )
 
     def withdraw(self, opportunity_id: str, reason: str) -> Opportunity:
         """Take an opportunity out of SPE's flow (a person changed it in the CRM)."""
-        now = self._now()
-        recorded: list[Recorded] = []
-        with self.store.transaction() as tx:
-            step = queue.withdraw(self._opportunity(tx, opportunity_id), now, reason)
-            tx.put_opportunity(step.opportunity)
-            self._record(tx, [step.event], recorded)
-        self._notify(recorded)
-        return step.opportunity
+        return self._transition(opportunity_id, lambda opp, now: queue.withdraw(opp, now, reason))
 
     # --- sweeps -----------------------------------------------------------------------
 

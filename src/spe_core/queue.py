@@ -17,6 +17,7 @@ import enum
 import struct
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import attrs
 
@@ -430,6 +431,18 @@ def release(
     )
 
 
+def _unreleased(opportunity: Opportunity, status: OpportunityStatus, **changes: Any) -> Opportunity:
+    """``opportunity`` in ``status`` with no holder and no lease."""
+    return attrs.evolve(
+        opportunity,
+        status=status,
+        owner_id=None,
+        released_at=None,
+        lease_expires_at=None,
+        **changes,
+    )
+
+
 def _check_holder(opportunity: Opportunity, member_id: str, action: str) -> None:
     if opportunity.status is not OpportunityStatus.RELEASED:
         raise WrongState(
@@ -472,13 +485,8 @@ def give_back(
 ) -> Transition:
     """The holder hands the opportunity back; they may not pull it again."""
     _check_holder(opportunity, member_id, "give back")
-    returned = attrs.evolve(
-        opportunity,
-        status=OpportunityStatus.QUEUED,
-        owner_id=None,
-        released_at=None,
-        lease_expires_at=None,
-        excluded=opportunity.excluded | {member_id},
+    returned = _unreleased(
+        opportunity, OpportunityStatus.QUEUED, excluded=opportunity.excluded | {member_id}
     )
     return Transition(
         returned,
@@ -505,13 +513,7 @@ def expire_lease(opportunity: Opportunity, now: datetime) -> Transition:
             "expire leases through Engine.expire_leases.",
         )
     assert opportunity.owner_id is not None
-    returned = attrs.evolve(
-        opportunity,
-        status=OpportunityStatus.QUEUED,
-        owner_id=None,
-        released_at=None,
-        lease_expires_at=None,
-    )
+    returned = _unreleased(opportunity, OpportunityStatus.QUEUED)
     return Transition(
         returned,
         LeaseExpired(at=now, opportunity_id=opportunity.id, member_id=opportunity.owner_id),
@@ -573,13 +575,7 @@ def withdraw(opportunity: Opportunity, now: datetime, reason: str) -> Transition
             "only open opportunities (backlog, queued, released) can be withdrawn.",
         )
     return Transition(
-        attrs.evolve(
-            opportunity,
-            status=OpportunityStatus.WITHDRAWN,
-            owner_id=None,
-            released_at=None,
-            lease_expires_at=None,
-        ),
+        _unreleased(opportunity, OpportunityStatus.WITHDRAWN),
         OpportunityWithdrawn(
             at=now,
             opportunity_id=opportunity.id,
