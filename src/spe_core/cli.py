@@ -363,6 +363,26 @@ def sync(
 
 
 @app.command()
+def report(
+    html: Annotated[Path, typer.Option("--html", help="the HTML file to write")] = Path(
+        "spe-report.html"
+    ),
+    config: ConfigOption = Path("spe.toml"),
+) -> None:
+    """Write the flow report: one self-contained HTML file of charts."""
+    from spe_core.report import write_report
+
+    with _errors():
+        cfg = _load(config)
+        store = open_store(cfg.store_url)
+        try:
+            path = write_report(store.events(), html, cfg.queue)
+        finally:
+            store.close()
+    console.print(f"wrote [cyan]{escape(str(path))}[/]")
+
+
+@app.command()
 def emulator(
     crm: Annotated[str, typer.Argument(help="salesforce or hubspot")],
     port: Annotated[int, typer.Option(help="port to listen on (0: any free port)")] = 0,

@@ -186,6 +186,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="spe demo", description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     parser.add_argument("--store", help="store URL (default: a SQLite file in a temp folder)")
+    parser.add_argument(
+        "--report",
+        default="spe-report.html",
+        help="where to write the HTML report (default spe-report.html)",
+    )
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory(prefix="spe-demo-") as tmp:
@@ -202,6 +207,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         engine.add_to_backlog(promotions_backlog(rng, 260, clock.now()))
         report = run_day(engine, clock, rng)
         _print(report, engine, url)
+        from spe_core.report import write_report
+
+        path = write_report(store.events(), args.report, engine.policy)
+        print(f"HTML report: {path.resolve()}")
         store.close()
     return 0
 
