@@ -43,3 +43,14 @@ def test_queue_pull_quick() -> None:
         "memory_growth_over_log_growth",
         "sqlite_growth_over_log_growth",
     }
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_pg_claims_quick() -> None:
+    from tests.pg import URL
+
+    if not URL:
+        pytest.skip("set SPE_TEST_POSTGRES_URL to run the PostgreSQL benchmark")
+    summary = run_quick("pg_claims")
+    assert "spe_vs_pgqueuer_rate_4w" in summary["targets"]  # type: ignore[operator]
