@@ -54,3 +54,8 @@ def test_pg_claims_quick() -> None:
         pytest.skip("set SPE_TEST_POSTGRES_URL to run the PostgreSQL benchmark")
     summary = run_quick("pg_claims")
     assert "spe_vs_pgqueuer_rate_4w" in summary["targets"]  # type: ignore[operator]
+
+
+@pytest.mark.slow
+def test_route_quick() -> None:
+    assert "memory_vs_baseline" in run_quick("route")["targets"]  # type: ignore[operator]

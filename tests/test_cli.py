@@ -37,6 +37,7 @@ def spe(*args: str) -> tuple[int, str, str]:
         "queue",
         "pull",
         "resolve",
+        "route",
         "sync",
         "emulator",
         "demo",
@@ -128,3 +129,23 @@ def test_the_template_loads_back_to_the_defaults(tmp_path: Path) -> None:
     loaded = config.load(path)
     assert loaded.queue == config.Config.default().queue
     assert loaded.store_url == "sqlite:///spe.db"
+
+
+def test_route_a_task_from_the_command_line(workdir: Path) -> None:
+    (workdir / "spe.toml").write_text(
+        '[[team]]\nid = "cs"\nname = "CSR"\nrole = "customer_service"\n'
+        '[[team]]\nid = "ana"\nname = "Ana"\nrole = "inside_sales"\n'
+        "[routing]\ndefault_capacity = 2\n"
+    )
+    code, out, _ = spe("route", "admin", "acme", "--id", "t1", "--json")
+    assert code == 0
+    task = json.loads(out)
+    assert task["status"] in ("assigned", "unassigned")  # depends on the wall clock's hour
+    assert task["assignee_id"] in ("cs", None)
+    code, _, err = spe("route", "wishes", "acme")
+    assert code == 2
+    assert "no route for task kind 'wishes'" in err
+    (workdir / "spe.toml").write_text('[routing.quote]\nroles = ["inside_sales"]\n')
+    code, _, err = spe("queue")
+    assert code == 2
+    assert "SPE keeps salespeople selling" in err

@@ -109,3 +109,8 @@ def test_listen_notify_wakes_an_idle_puller() -> None:
     waiter.join(15)
     assert woke == [True]
     assert store.wait_for_work(0.2) is False
+
+
+from spe_core.testing.routing_stateful import routing_machine  # noqa: E402
+
+TestRoutingMemoryVersusPostgres = routing_machine(_fresh).TestCase

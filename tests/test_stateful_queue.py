@@ -20,3 +20,7 @@ def _sqlite() -> SQLiteStore:
 TestMemoryQueue = queue_machine(MemoryStore).TestCase
 TestSQLiteQueue = queue_machine(_sqlite).TestCase
 TestMemoryVersusSQLite = differential_machine(_sqlite).TestCase
+
+from spe_core.testing.routing_stateful import routing_machine  # noqa: E402
+
+TestRoutingMemoryVersusSQLite = routing_machine(_sqlite).TestCase

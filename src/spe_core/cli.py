@@ -42,7 +42,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 ConfigOption = Annotated[
     Path, typer.Option("--config", "-c", help="the spe.toml to read", envvar="SPE_CONFIG")
@@ -77,7 +77,12 @@ def _load(path: Path) -> config_module.Config:
 
 
 def _engine(cfg: config_module.Config) -> Engine:
-    engine = Engine(open_store(cfg.store_url), policy=cfg.queue, plugins=Plugins.create())
+    engine = Engine(
+        open_store(cfg.store_url),
+        policy=cfg.queue,
+        plugins=Plugins.create(),
+        routing_table=cfg.routing,
+    )
     if cfg.team:
         engine.upsert_members(cfg.team)
     return engine
@@ -181,6 +186,8 @@ def check(config: ConfigOption = Path("spe.toml"), as_json: JsonOption = False) 
     step("configuration", read_config)
     if "cfg" in state:
         cfg: config_module.Config = state["cfg"]
+        for warning in cfg.routing.warnings():
+            results.append({"check": "routing", "ok": True, "detail": "warning: " + warning})
 
         def store() -> str:
             s = open_store(cfg.store_url)
@@ -295,6 +302,49 @@ def resolve(
     with _errors():
         opp = _engine(_load(config)).resolve(opportunity, member, outcome)
     _emit(opp, as_json, lambda: console.print(f"{opp.id}: {outcome}"))
+
+
+@app.command()
+def route(
+    kind: Annotated[str, typer.Argument(help="the task kind, e.g. quote, admin, complaint")],
+    account: Annotated[str, typer.Argument(help="the account the task is for")],
+    priority: Annotated[int, typer.Option(min=1, max=4, help="1 urgent .. 4 low")] = 3,
+    task_id: Annotated[str | None, typer.Option("--id", help="the task id (default: new)")] = None,
+    config: ConfigOption = Path("spe.toml"),
+    as_json: JsonOption = False,
+) -> None:
+    """Route a transactional task to a specialist (never to a salesperson)."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from spe_core.model import Task
+
+    with _errors():
+        engine = _engine(_load(config))
+        task = engine.route_task(
+            Task(
+                task_id or f"task-{uuid.uuid4().hex[:12]}",
+                kind,
+                account,
+                datetime.now(UTC),
+                priority=priority,
+            )
+        )
+
+    def show() -> None:
+        if task.assignee_id:
+            console.print(
+                f"{task.id} ({task.kind}) -> [green]{task.assignee_id}[/]; accept by "
+                f"{task.accept_by}, complete by {task.complete_by}"
+            )
+        else:
+            role = task.queue_role.value if task.queue_role else "?"
+            console.print(
+                f"{task.id} ({task.kind}) waits in the {role} queue: "
+                f"{escape(task.unassigned_reason or '')}"
+            )
+
+    _emit(task, as_json, show)
 
 
 # --- the CRM -----------------------------------------------------------------------------

@@ -47,6 +47,7 @@ register_value(outbox.OutboxItem)
 register_value(outbox.Quarantined)
 
 # === routing (issue 3): routing code goes between these markers ===
+register_value(model.Task)
 # === end routing ===
 
 # === calendar (issue 4): calendar code goes between these markers ===

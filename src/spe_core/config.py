@@ -20,6 +20,7 @@ import attrs
 from spe_core.errors import ConfigError, SpeError
 from spe_core.model import Member, Role
 from spe_core.queue import QueuePolicy, parse_order
+from spe_core.routing import RoutingTable
 
 __all__ = ["SCHEMA", "Config", "Key", "Section", "load", "reference_markdown", "template"]
 
@@ -170,6 +171,7 @@ class Config:
     adapter_options: dict[str, Any]
     sync: dict[str, Any]
     team: tuple[Member, ...]
+    routing: RoutingTable
     raw: dict[str, Any]
 
     @classmethod
@@ -230,13 +232,13 @@ def _validate(path: Path | None, data: Mapping[str, Any]) -> dict[str, dict[str,
     known = {s.name: s for s in SCHEMA}
     out: dict[str, dict[str, Any]] = {}
     for name, table in data.items():
-        if name == "team" or name in EXTRA_SECTIONS:
+        if name in ("team", "routing") or name in EXTRA_SECTIONS:
             continue
         section = known.get(name)
         if section is None:
             raise ConfigError(
                 f"{path or 'spe.toml'}: unknown section [{name}].",
-                f"use one of: {', '.join(['team', *known, *EXTRA_SECTIONS])}.",
+                f"use one of: {', '.join(['team', 'routing', *known, *EXTRA_SECTIONS])}.",
             )
         if not isinstance(table, dict):
             raise ConfigError(
@@ -341,6 +343,10 @@ def _build(path: Path | None, data: Mapping[str, Any]) -> Config:
     options = adapter.get(name, {}) if name else {}
     for extra, validator in EXTRA_SECTIONS.items():
         validator(path, data.get(extra))
+    try:
+        table = RoutingTable.from_config(data.get("routing"))
+    except ConfigError as exc:
+        raise ConfigError(f"{path or 'spe.toml'}: {exc.problem}", exc.fix) from None
     return Config(
         path=path,
         store_url=values["store"]["url"],
@@ -349,6 +355,7 @@ def _build(path: Path | None, data: Mapping[str, Any]) -> Config:
         adapter_options=dict(options),
         sync=values["sync"],
         team=_team(path, data.get("team")),
+        routing=table,
         raw=dict(data),
     )
 
@@ -409,6 +416,13 @@ def template() -> str:
         '# role = "inside_sales"   # ' + ", ".join(ROLES),
         '# skills = ["de"]',
         '# time_zone = "Europe/Berlin"',
+        "",
+        "# Task routing (see docs/routing.md): override or add routes per task kind:",
+        "# [routing]",
+        "# default_capacity = 8",
+        "# [routing.quote]",
+        '# roles = ["customer_service"]',
+        '# strategy = "least_loaded"                # or round_robin',
         "",
         '# Salesforce (see docs/salesforce.md): set [adapter] name = "salesforce", then',
         "# [adapter.salesforce]",

@@ -22,6 +22,7 @@ from spe_core.model import (
     Opportunity,
     OpportunityStatus,
     Outcome,
+    Task,
     aware_field,
     to_outcome,
 )
@@ -42,6 +43,15 @@ __all__ = [
     "OpportunityWithdrawn",
     "QueueReplenished",
     "Recorded",
+    "TaskAccepted",
+    "TaskCompleted",
+    "TaskDeclined",
+    "TaskEscalated",
+    "TaskEvent",
+    "TaskQueued",
+    "TaskReassigned",
+    "TaskRouted",
+    "replay_tasks",
     "RecordQuarantined",
     "SyncCompleted",
     "SyncConflict",
@@ -259,6 +269,91 @@ class SyncCompleted(Event):
 
 
 # === routing (issue 3): routing code goes between these markers ===
+
+
+@attrs.frozen(kw_only=True)
+class TaskEvent(Event):
+    """Base of task events: each carries the task as it is after the change."""
+
+    task: Task
+
+
+@event_type
+@attrs.frozen(kw_only=True)
+class TaskRouted(TaskEvent):
+    """A task was assigned to a member (``candidates`` were eligible)."""
+
+    kind: ClassVar[str] = "task.routed"
+    strategy: str
+    candidates: int
+
+
+@event_type
+@attrs.frozen(kw_only=True)
+class TaskQueued(TaskEvent):
+    """No member could take the task: it waits in its role's queue, with the reason."""
+
+    kind: ClassVar[str] = "task.queued"
+    reason: str
+
+
+@event_type
+@attrs.frozen(kw_only=True)
+class TaskAccepted(TaskEvent):
+    """The assignee accepted the task."""
+
+    kind: ClassVar[str] = "task.accepted"
+
+
+@event_type
+@attrs.frozen(kw_only=True)
+class TaskDeclined(TaskEvent):
+    """The assignee declined; ``task`` is the task after re-routing."""
+
+    kind: ClassVar[str] = "task.declined"
+    member_id: str
+    reason: str
+
+
+@event_type
+@attrs.frozen(kw_only=True)
+class TaskCompleted(TaskEvent):
+    """The assignee completed the task; ``within_sla`` says whether it met its deadline."""
+
+    kind: ClassVar[str] = "task.completed"
+    within_sla: bool
+
+
+@event_type
+@attrs.frozen(kw_only=True)
+class TaskReassigned(TaskEvent):
+    """Someone moved the task to another member by hand."""
+
+    kind: ClassVar[str] = "task.reassigned"
+    from_member_id: str | None
+    by: str
+
+
+@event_type
+@attrs.frozen(kw_only=True)
+class TaskEscalated(TaskEvent):
+    """An overdue task was re-routed (or sent back to its role's queue)."""
+
+    kind: ClassVar[str] = "task.escalated"
+    from_member_id: str | None
+    reason: str
+
+
+def replay_tasks(events: Iterable[Event | Recorded]) -> dict[str, Task]:
+    """Rebuild every task's current state from the event log alone."""
+    state: dict[str, Task] = {}
+    for item in events:
+        event = item.event if isinstance(item, Recorded) else item
+        if isinstance(event, TaskEvent):
+            state[event.task.id] = event.task
+    return state
+
+
 # === end routing ===
 
 # === calendar (issue 4): calendar code goes between these markers ===

@@ -13,14 +13,17 @@ answers when no plugin does.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
+if TYPE_CHECKING:
+    from spe_core.routing import Candidate, Route
+
 from spe_core.events import Recorded
-from spe_core.model import Opportunity
+from spe_core.model import Opportunity, Task
 
 __all__ = ["hookimpl", "hookspec"]
 
@@ -65,6 +68,30 @@ def spe_event(recorded: Recorded) -> None:
 
 
 # === routing (issue 3): routing code goes between these markers ===
+
+
+@hookspec(firstresult=True)
+def spe_choose_assignee(
+    task: Task,
+    route: Route,
+    candidates: Sequence[Candidate],
+    account_member_id: str | None,
+    now: datetime,
+) -> str | None:
+    """Choose who gets a task among the eligible candidates (*firstresult*).
+
+    Called once per routing decision, inside the store transaction, with the
+    task, its route (roles, strategy, weight, SLA), its eligible candidates
+    (each with ``member``, open-task ``load`` and round-robin ``served``
+    count; never empty), the member who last handled the task's account (or
+    None) and the time. Return the chosen
+    member's id, or ``None`` to leave the choice to the next plugin. The
+    built-in default applies the route's strategy (least_loaded or
+    round_robin, with account continuity). Returning an id that is not among
+    the candidates is an error: eligibility is the core's rule, not a plugin's.
+    """
+
+
 # === end routing ===
 
 # === calendar (issue 4): calendar code goes between these markers ===

@@ -27,7 +27,11 @@ __all__ = [
     "Opportunity",
     "OpportunityStatus",
     "Outcome",
+    "OPEN_TASK_STATUSES",
     "Role",
+    "Task",
+    "TaskKind",
+    "TaskStatus",
     "WorkingHours",
     "aware",
     "aware_field",
@@ -439,6 +443,105 @@ class Opportunity:
 
 
 # === routing (issue 3): routing code goes between these markers ===
+
+
+class TaskKind(enum.StrEnum):
+    """The built-in kinds of transactional work (custom kinds come from config)."""
+
+    QUOTE = "quote"
+    ORDER_ENTRY = "order_entry"
+    ADMIN = "admin"
+    SERVICE_REQUEST = "service_request"
+    COMPLAINT = "complaint"
+    SOLUTION_DESIGN = "solution_design"
+    TECHNICAL_DEMO = "technical_demo"
+    IMPLEMENTATION_HANDOFF = "implementation_handoff"
+    APPOINTMENT_REQUEST = "appointment_request"
+    RESEARCH = "research"
+
+
+class TaskStatus(enum.StrEnum):
+    """Where a task is. Exactly one at any time."""
+
+    UNASSIGNED = "unassigned"
+    """Waiting in its role's queue (no eligible member, with the reason)."""
+    ASSIGNED = "assigned"
+    """Routed to a member, not yet accepted."""
+    ACCEPTED = "accepted"
+    """Accepted by its assignee, in progress."""
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+OPEN_TASK_STATUSES = frozenset({TaskStatus.ASSIGNED, TaskStatus.ACCEPTED})
+
+
+def _priority(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 4:
+        raise InvalidValue(
+            f"Task.priority must be 1 (urgent) to 4 (low), got {value!r}.",
+            "use 1 for urgent, 2 high, 3 normal (default), 4 low.",
+        )
+
+
+def _strings(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(str(v) for v in values)
+
+
+@attrs.frozen
+class Task:
+    """A piece of transactional work, routed to a specialist, never to a salesperson.
+
+    The first fields describe the work; the last ones are its routing state,
+    changed only by the engine. ``prior_assignees`` records everyone it was
+    ever routed to, so re-routing never bounces between the same people.
+    """
+
+    id: str = attrs.field(validator=_non_empty)
+    kind: str = attrs.field(validator=_non_empty)
+    account_id: str = attrs.field(validator=_non_empty)
+    created_at: datetime = attrs.field(validator=aware_field)
+    opportunity_id: str | None = None
+    priority: int = attrs.field(default=3, validator=_priority)
+    due_at: datetime | None = attrs.field(default=None, validator=aware_field)
+    required_skills: frozenset[str] = attrs.field(factory=frozenset, converter=frozen_strings)
+    external_ids: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=external_ids)
+    # routing state
+    status: TaskStatus = attrs.field(default=TaskStatus.UNASSIGNED, converter=TaskStatus)
+    queue_role: Role | None = attrs.field(
+        default=None, converter=attrs.converters.optional(to_role)
+    )
+    assignee_id: str | None = None
+    assigned_at: datetime | None = attrs.field(default=None, validator=aware_field)
+    accept_by: datetime | None = attrs.field(default=None, validator=aware_field)
+    complete_by: datetime | None = attrs.field(default=None, validator=aware_field)
+    accepted_at: datetime | None = attrs.field(default=None, validator=aware_field)
+    completed_at: datetime | None = attrs.field(default=None, validator=aware_field)
+    prior_assignees: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    unassigned_reason: str | None = None
+    escalations: int = 0
+    weight: float = 1.0
+    """The task's share of its assignee's load (set from its route when routed)."""
+
+    def __attrs_post_init__(self) -> None:
+        holding = self.status in OPEN_TASK_STATUSES
+        if holding != (self.assignee_id is not None) and self.status is not (TaskStatus.COMPLETED):
+            raise InvalidValue(
+                f"Task {self.id!r} is {self.status.value} with assignee {self.assignee_id!r}: "
+                "only assigned, accepted and completed tasks have an assignee.",
+                "let the engine route tasks.",
+            )
+
+    @property
+    def is_open(self) -> bool:
+        """True while the task is assigned or accepted."""
+        return self.status in OPEN_TASK_STATUSES
+
+    def external_id(self, crm: str) -> str | None:
+        """This task's record id in ``crm``, if known."""
+        return dict(self.external_ids).get(crm)
+
+
 # === end routing ===
 
 # === calendar (issue 4): calendar code goes between these markers ===

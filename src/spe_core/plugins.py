@@ -20,7 +20,8 @@ import pluggy
 from spe_core import hookspecs
 from spe_core.errors import ConfigError
 from spe_core.events import Recorded
-from spe_core.model import Opportunity
+from spe_core.model import Opportunity, Task
+from spe_core.routing import Candidate, Route
 
 __all__ = ["BLOCK_ENV", "ENTRY_POINT_GROUP", "Plugins"]
 
@@ -103,6 +104,30 @@ class Plugins:
         return opportunity.score if result is None else float(result)
 
     # === routing (issue 3): routing code goes between these markers ===
+    def choose_assignee(
+        self,
+        task: Task,
+        route: Route,
+        candidates: Sequence[Candidate],
+        account_member_id: str | None,
+        now: datetime,
+    ) -> str:
+        """The member who gets ``task`` (a plugin's choice, else the route's strategy)."""
+        chosen = self.manager.hook.spe_choose_assignee(
+            task=task,
+            route=route,
+            candidates=candidates,
+            account_member_id=account_member_id,
+            now=now,
+        )
+        if chosen is None or chosen not in {c.member.id for c in candidates}:
+            raise ConfigError(
+                f"a plugin chose {chosen!r} for task {task.id!r}, who is not an eligible "
+                "candidate.",
+                "spe_choose_assignee must return the id of one of the candidates, or None.",
+            )
+        return str(chosen)
+
     # === end routing ===
 
     # === calendar (issue 4): calendar code goes between these markers ===

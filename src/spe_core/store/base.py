@@ -16,7 +16,7 @@ from datetime import date, datetime
 from typing import Protocol, runtime_checkable
 
 from spe_core.events import Event, Recorded
-from spe_core.model import Member, Opportunity, OpportunityStatus
+from spe_core.model import Member, Opportunity, OpportunityStatus, Task
 from spe_core.outbox import OutboxItem, Quarantined
 
 __all__ = ["RANKED_STATUSES", "Store", "Transaction"]
@@ -105,6 +105,26 @@ class Transaction(Protocol):
         ...
 
     # === routing (issue 3): routing code goes between these markers ===
+    def get_task(self, task_id: str) -> Task | None:
+        """The task with ``task_id``, or None."""
+        ...
+
+    def put_task(self, task: Task) -> None:
+        """Insert or replace a task."""
+        ...
+
+    def open_task_loads(self) -> dict[str, tuple[int, float]]:
+        """Member id -> (open tasks, their summed weight), for members holding any."""
+        ...
+
+    def iter_queued_tasks(self, role: str) -> Iterator[Task]:
+        """Unassigned tasks waiting in ``role``'s queue, by (priority, created_at, id)."""
+        ...
+
+    def iter_overdue_tasks(self, now: datetime) -> Iterator[Task]:
+        """Open tasks whose accept-by or complete-by passed by ``now``, by id."""
+        ...
+
     # === end routing ===
 
     # === calendar (issue 4): calendar code goes between these markers ===

@@ -18,7 +18,7 @@ from typing import Any
 
 from spe_core.errors import StoreError
 from spe_core.events import Event, Recorded
-from spe_core.model import Member, Opportunity, OpportunityStatus
+from spe_core.model import Member, Opportunity, OpportunityStatus, Task, TaskStatus
 from spe_core.outbox import OutboxItem, OutboxStatus, Quarantined
 from spe_core.store.base import RANKED_STATUSES
 
@@ -46,6 +46,8 @@ class MemoryStore:
         self.log: list[Recorded] = []
         self.meta: dict[str, str] = {}
         # === routing (issue 3): routing code goes between these markers ===
+        self.tasks: dict[str, Task] = {}
+        self.task_holders: dict[str, dict[str, float]] = {}
         # === end routing ===
 
         # === calendar (issue 4): calendar code goes between these markers ===
@@ -125,6 +127,11 @@ class _MemoryTransaction:
                 mapping[key] = old
 
         self.undo.append(undo)
+
+    def _delete(self, mapping: dict[Any, Any], key: Any) -> None:
+        if key in mapping:
+            old = mapping.pop(key)
+            self.undo.append(lambda: mapping.__setitem__(key, old))
 
     # members ----------------------------------------------------------------------
     def get_member(self, member_id: str) -> Member | None:
@@ -258,6 +265,50 @@ class _MemoryTransaction:
         self._set(self.s.pulls, key, self.s.pulls.get(key, 0) + count)
 
     # === routing (issue 3): routing code goes between these markers ===
+    def get_task(self, task_id: str) -> Task | None:
+        return self.s.tasks.get(task_id)
+
+    def put_task(self, task: Task) -> None:
+        old = self.s.tasks.get(task.id)
+        self._set(self.s.tasks, task.id, task)
+        before = old.assignee_id if old is not None and old.is_open else None
+        after = task.assignee_id if task.is_open else None
+        if before is not None:
+            self._delete(self.s.task_holders.setdefault(before, {}), task.id)
+        if after is not None:
+            self._set(self.s.task_holders.setdefault(after, {}), task.id, task.weight)
+
+    def open_task_loads(self) -> dict[str, tuple[int, float]]:
+        return {
+            member: (len(held), sum(held.values()))
+            for member, held in self.s.task_holders.items()
+            if held
+        }
+
+    def iter_queued_tasks(self, role: str) -> Iterator[Task]:
+        found = [
+            t
+            for t in self.s.tasks.values()
+            if t.status is TaskStatus.UNASSIGNED
+            and t.queue_role is not None
+            and t.queue_role.value == role
+        ]
+        found.sort(key=lambda t: (t.priority, t.created_at, t.id))
+        yield from found
+
+    def iter_overdue_tasks(self, now: datetime) -> Iterator[Task]:
+        found = [
+            t
+            for t in self.s.tasks.values()
+            if t.is_open
+            and (
+                (t.status is TaskStatus.ASSIGNED and t.accept_by is not None and t.accept_by <= now)
+                or (t.complete_by is not None and t.complete_by <= now)
+            )
+        ]
+        found.sort(key=lambda t: t.id)
+        yield from found
+
     # === end routing ===
 
     # === calendar (issue 4): calendar code goes between these markers ===
@@ -271,10 +322,7 @@ class _MemoryTransaction:
         self._set(self.s.outbox, (item.adapter, item.kind.value, item.key), item)
 
     def outbox_delete(self, adapter: str, kind: str, key: str) -> None:
-        outbox = self.s.outbox
-        old = outbox.pop((adapter, kind, key), None)
-        if old is not None:
-            self.undo.append(lambda: outbox.__setitem__((adapter, kind, key), old))
+        self._delete(self.s.outbox, (adapter, kind, key))
 
     def outbox_due(self, adapter: str, now: datetime, limit: int) -> list[OutboxItem]:
         due = [

@@ -40,7 +40,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from spe_core import codec
 from spe_core.errors import StoreError
 from spe_core.events import Event, Recorded
-from spe_core.model import Member, Opportunity, OpportunityStatus
+from spe_core.model import Member, Opportunity, OpportunityStatus, Task
 from spe_core.outbox import OutboxItem, Quarantined
 from spe_core.store.base import RANKED_STATUSES
 
@@ -125,6 +125,24 @@ MIGRATIONS: tuple[str, ...] = (
         key TEXT COLLATE "C" PRIMARY KEY,
         value TEXT NOT NULL
     );
+    """,
+    # 2: task routing
+    """
+    CREATE TABLE tasks (
+        id TEXT COLLATE "C" PRIMARY KEY,
+        status TEXT NOT NULL,
+        assignee_id TEXT COLLATE "C",
+        queue_role TEXT,
+        priority INTEGER NOT NULL,
+        created_at BIGINT NOT NULL,
+        accept_by BIGINT,
+        complete_by BIGINT,
+        weight DOUBLE PRECISION NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX tasks_open ON tasks (assignee_id) WHERE status IN ('assigned', 'accepted');
+    CREATE INDEX tasks_queued ON tasks (queue_role, priority, created_at, id)
+        WHERE status = 'unassigned';
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -467,6 +485,61 @@ class _PgTransaction:
             "ON CONFLICT (member_id, day) DO UPDATE SET count = pulls.count + excluded.count",
             (member_id, day, count),
         )
+
+    # === routing (tasks) ===
+    def get_task(self, task_id: str) -> Task | None:
+        row = self._one("SELECT data FROM tasks WHERE id = %s FOR UPDATE", (task_id,))
+        return None if row is None else codec.loads(row[0])
+
+    def put_task(self, task: Task) -> None:
+        t = task
+        self.conn.execute(
+            "INSERT INTO tasks (id, status, assignee_id, queue_role, priority, created_at, "
+            "accept_by, complete_by, weight, data) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, "
+            "%s) ON CONFLICT (id) DO UPDATE SET status = excluded.status, "
+            "assignee_id = excluded.assignee_id, queue_role = excluded.queue_role, "
+            "priority = excluded.priority, accept_by = excluded.accept_by, "
+            "complete_by = excluded.complete_by, weight = excluded.weight, data = excluded.data",
+            (
+                t.id,
+                t.status.value,
+                t.assignee_id if t.is_open else None,
+                t.queue_role.value if t.queue_role else None,
+                t.priority,
+                micros(t.created_at),
+                micros(t.accept_by),
+                micros(t.complete_by),
+                t.weight,
+                codec.dumps(t),
+            ),
+        )
+
+    def open_task_loads(self) -> dict[str, tuple[int, float]]:
+        rows = self._all(
+            "SELECT assignee_id, COUNT(*), SUM(weight) FROM tasks WHERE status IN "
+            "('assigned', 'accepted') GROUP BY assignee_id"
+        )
+        return {str(r[0]): (int(r[1]), float(r[2])) for r in rows}
+
+    def iter_queued_tasks(self, role: str) -> Iterator[Task]:
+        rows = self._all(
+            "SELECT data FROM tasks WHERE status = 'unassigned' AND queue_role = %s "
+            "ORDER BY priority, created_at, id FOR UPDATE SKIP LOCKED",
+            (role,),
+        )
+        for (data,) in rows:
+            yield codec.loads(data)
+
+    def iter_overdue_tasks(self, now: datetime) -> Iterator[Task]:
+        at = micros(now)
+        rows = self._all(
+            "SELECT data FROM tasks WHERE (status = 'assigned' AND accept_by <= %s) OR "
+            "(status IN ('assigned', 'accepted') AND complete_by <= %s) ORDER BY id "
+            "FOR UPDATE SKIP LOCKED",
+            (at, at),
+        )
+        for (data,) in rows:
+            yield codec.loads(data)
 
     # === sync (outbox and quarantine) ===
     def outbox_get(self, adapter: str, kind: str, key: str) -> OutboxItem | None:

@@ -21,7 +21,7 @@ from pathlib import Path
 from spe_core import codec
 from spe_core.errors import StoreError
 from spe_core.events import Event, Recorded
-from spe_core.model import Member, Opportunity, OpportunityStatus
+from spe_core.model import Member, Opportunity, OpportunityStatus, Task
 from spe_core.outbox import OutboxItem, Quarantined
 from spe_core.store.base import RANKED_STATUSES
 
@@ -96,6 +96,24 @@ MIGRATIONS: tuple[str, ...] = (
         key TEXT PRIMARY KEY,
         value TEXT NOT NULL
     ) WITHOUT ROWID;
+    """,
+    # 2: task routing
+    """
+    CREATE TABLE tasks (
+        id TEXT PRIMARY KEY,
+        status TEXT NOT NULL,
+        assignee_id TEXT,
+        queue_role TEXT,
+        priority INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        accept_by INTEGER,
+        complete_by INTEGER,
+        weight REAL NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX tasks_open ON tasks (assignee_id) WHERE status IN ('assigned', 'accepted');
+    CREATE INDEX tasks_queued ON tasks (queue_role, priority, created_at, id)
+        WHERE status = 'unassigned';
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -390,6 +408,59 @@ class _SQLiteTransaction:
         )
 
     # === routing (issue 3): routing code goes between these markers ===
+    def get_task(self, task_id: str) -> Task | None:
+        row = self._one("SELECT data FROM tasks WHERE id = ?", (task_id,))
+        return None if row is None else codec.loads(str(row[0]))
+
+    def put_task(self, task: Task) -> None:
+        t = task
+        self.conn.execute(
+            "INSERT INTO tasks (id, status, assignee_id, queue_role, priority, created_at, "
+            "accept_by, complete_by, weight, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET status = excluded.status, "
+            "assignee_id = excluded.assignee_id, queue_role = excluded.queue_role, "
+            "priority = excluded.priority, accept_by = excluded.accept_by, "
+            "complete_by = excluded.complete_by, weight = excluded.weight, data = excluded.data",
+            (
+                t.id,
+                t.status.value,
+                t.assignee_id if t.is_open else None,
+                t.queue_role.value if t.queue_role else None,
+                t.priority,
+                micros(t.created_at),
+                micros(t.accept_by),
+                micros(t.complete_by),
+                t.weight,
+                codec.dumps(t),
+            ),
+        )
+
+    def open_task_loads(self) -> dict[str, tuple[int, float]]:
+        rows = self.conn.execute(
+            "SELECT assignee_id, COUNT(*), SUM(weight) FROM tasks WHERE status IN "
+            "('assigned', 'accepted') GROUP BY assignee_id"
+        ).fetchall()
+        return {str(r[0]): (int(r[1]), float(r[2])) for r in rows}
+
+    def iter_queued_tasks(self, role: str) -> Iterator[Task]:
+        rows = self.conn.execute(
+            "SELECT data FROM tasks WHERE status = 'unassigned' AND queue_role = ? "
+            "ORDER BY priority, created_at, id",
+            (role,),
+        ).fetchall()
+        for (data,) in rows:
+            yield codec.loads(data)
+
+    def iter_overdue_tasks(self, now: datetime) -> Iterator[Task]:
+        at = micros(now)
+        rows = self.conn.execute(
+            "SELECT data FROM tasks WHERE (status = 'assigned' AND accept_by <= ?) OR "
+            "(status IN ('assigned', 'accepted') AND complete_by <= ?) ORDER BY id",
+            (at, at),
+        ).fetchall()
+        for (data,) in rows:
+            yield codec.loads(data)
+
     # === end routing ===
 
     # === calendar (issue 4): calendar code goes between these markers ===
