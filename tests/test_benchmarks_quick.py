@@ -59,3 +59,8 @@ def test_pg_claims_quick() -> None:
 @pytest.mark.slow
 def test_route_quick() -> None:
     assert "memory_vs_baseline" in run_quick("route")["targets"]  # type: ignore[operator]
+
+
+@pytest.mark.slow
+def test_metrics_quick() -> None:
+    assert "time_vs_counting_pass" in run_quick("metrics")["targets"]  # type: ignore[operator]

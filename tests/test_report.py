@@ -22,7 +22,7 @@ from spe_core.report import collect, render, write_report
 from spe_core.store.memory import MemoryStore
 from spe_core.testing import FakeClock
 
-CHARTS = ("fever", "flow", "pulls", "meetings", "sla", "quarantine")
+CHARTS = ("process-map", "fever", "flow", "pulls", "meetings", "sla", "quarantine")
 
 
 @pytest.fixture(scope="module")

@@ -39,6 +39,7 @@ __all__ = [
     "OpportunityQueued",
     "OpportunityReleased",
     "OpportunityResolved",
+    "OpportunityStageChanged",
     "OpportunityStale",
     "OpportunityWithdrawn",
     "QueueReplenished",
@@ -195,6 +196,18 @@ class OpportunityWithdrawn(Event):
     opportunity_id: str
     reason: str
     previous_owner_id: str | None = None
+
+
+@event_type
+@attrs.frozen(kw_only=True)
+class OpportunityStageChanged(Event):
+    """The opportunity's stage changed in the CRM (after SPE released it): the process
+    map places it in a phase by ``stage``; ``closed`` marks the end of its flow."""
+
+    kind: ClassVar[str] = "opportunity.stage_changed"
+    opportunity_id: str
+    stage: str
+    closed: bool = False
 
 
 @event_type
