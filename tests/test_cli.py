@@ -149,3 +149,14 @@ def test_route_a_task_from_the_command_line(workdir: Path) -> None:
     code, _, err = spe("queue")
     assert code == 2
     assert "SPE keeps salespeople selling" in err
+
+
+def test_check_reports_unmapped_crm_stages(workdir: Path) -> None:
+    (workdir / "spe.toml").write_text(
+        '[flow]\ncrm_stages = ["Working", "Closed Won", "Negotiation"]\n'
+        '[flow.stages]\nqualifying = ["Working"]\ndelivering = ["Closed Won"]\n'
+    )
+    code, out, _ = spe("check", "--json")
+    assert code == 2
+    problems = [r for r in json.loads(out) if not r["ok"]]
+    assert [p["detail"] for p in problems] == ["CRM stage 'Negotiation' is not mapped to any phase"]

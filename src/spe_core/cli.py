@@ -188,6 +188,15 @@ def check(config: ConfigOption = Path("spe.toml"), as_json: JsonOption = False) 
         cfg: config_module.Config = state["cfg"]
         for warning in cfg.routing.warnings():
             results.append({"check": "routing", "ok": True, "detail": "warning: " + warning})
+        for problem in cfg.process.problems(cfg.crm_stages):
+            results.append(
+                {
+                    "check": "process map",
+                    "ok": False,
+                    "detail": problem,
+                    "fix": "map the stage under [flow.stages], or give the phase a metric",
+                }
+            )
 
         def store() -> str:
             s = open_store(cfg.store_url)

@@ -18,6 +18,7 @@ from typing import Any
 import attrs
 
 from spe_core.errors import ConfigError, SpeError
+from spe_core.flow import ProcessMap
 from spe_core.model import Member, Role
 from spe_core.queue import QueuePolicy, parse_order
 from spe_core.routing import RoutingTable
@@ -172,7 +173,10 @@ class Config:
     sync: dict[str, Any]
     team: tuple[Member, ...]
     routing: RoutingTable
+    process: ProcessMap
     raw: dict[str, Any]
+    crm_stages: tuple[str, ...] = ()
+    """Every stage the CRM uses (so ``spe check`` can report the unmapped ones)."""
 
     @classmethod
     def default(cls) -> Config:
@@ -232,13 +236,13 @@ def _validate(path: Path | None, data: Mapping[str, Any]) -> dict[str, dict[str,
     known = {s.name: s for s in SCHEMA}
     out: dict[str, dict[str, Any]] = {}
     for name, table in data.items():
-        if name in ("team", "routing") or name in EXTRA_SECTIONS:
+        if name in ("team", "routing", "flow") or name in EXTRA_SECTIONS:
             continue
         section = known.get(name)
         if section is None:
             raise ConfigError(
                 f"{path or 'spe.toml'}: unknown section [{name}].",
-                f"use one of: {', '.join(['team', 'routing', *known, *EXTRA_SECTIONS])}.",
+                f"use one of: {', '.join(['team', 'routing', 'flow', *known, *EXTRA_SECTIONS])}.",
             )
         if not isinstance(table, dict):
             raise ConfigError(
@@ -345,8 +349,16 @@ def _build(path: Path | None, data: Mapping[str, Any]) -> Config:
         validator(path, data.get(extra))
     try:
         table = RoutingTable.from_config(data.get("routing"))
+        flow_data = dict(data.get("flow") or {})
+        crm_stages = flow_data.pop("crm_stages", [])
+        process = ProcessMap.from_config(flow_data)
     except ConfigError as exc:
         raise ConfigError(f"{path or 'spe.toml'}: {exc.problem}", exc.fix) from None
+    if not isinstance(crm_stages, list):
+        raise ConfigError(
+            f"{path or 'spe.toml'}: [flow] crm_stages must be a list of strings.",
+            'write crm_stages = ["Prospecting", "Closed Won", ...].',
+        )
     return Config(
         path=path,
         store_url=values["store"]["url"],
@@ -356,6 +368,8 @@ def _build(path: Path | None, data: Mapping[str, Any]) -> Config:
         sync=values["sync"],
         team=_team(path, data.get("team")),
         routing=table,
+        process=process,
+        crm_stages=tuple(str(s) for s in crm_stages),
         raw=dict(data),
     )
 
@@ -424,6 +438,14 @@ def template() -> str:
         '# roles = ["customer_service"]',
         '# strategy = "least_loaded"                # or round_robin',
         "",
+        "# The process map (see docs/metrics.md): which CRM stages belong to which phase.",
+        "# [flow]",
+        '# crm_stages = ["Working", "Proposal", "Closed Won"]   # spe check reports unmapped ones',
+        "# [flow.stages]",
+        '# qualifying = ["Working"]',
+        '# proposing = ["Proposal"]',
+        '# delivering = ["Closed Won"]',
+        "",
         '# Salesforce (see docs/salesforce.md): set [adapter] name = "salesforce", then',
         "# [adapter.salesforce]",
         '# auth = "password"                       # session, password or jwt',
@@ -472,6 +494,21 @@ def reference_markdown() -> str:
         + "), and optionally `skills`, `time_zone`, `wip_limit`, `active`, `weight`, "
         "`task_capacity`, `coordinator_id`, `holiday_country`, `holiday_subdivision`, "
         "`external_ids`.",
+        "",
+        "## [routing]",
+        "",
+        "`default_capacity` (open tasks per member, default 8), "
+        "`allow_sales_for_transactional_work_UNSAFE` (default false), and one "
+        "`[routing.KIND]` table per task kind to override or add: `roles`, `strategy` "
+        "(least_loaded, round_robin), `weight`, `skills_match`, `account_continuity`, "
+        "`overflow_role`, `sla_accept_minutes` and `sla_complete_minutes` (by priority 1-4). "
+        "See [Task routing](routing.md) for the defaults.",
+        "",
+        "## [flow]",
+        "",
+        "`crm_stages` (every stage your CRM uses, so `spe check` reports unmapped ones), "
+        "`[flow.stages]` (phase name -> list of CRM stages) and optionally `[[flow.phases]]` "
+        "(name, owner, goal, metrics). See [Flow metrics](metrics.md).",
         "",
     ]
     return "\n".join(out)
