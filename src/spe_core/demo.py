@@ -20,7 +20,7 @@ from pathlib import Path
 import attrs
 
 from spe_core.engine import Engine, QueueStatus
-from spe_core.model import Member, Opportunity, Outcome
+from spe_core.model import Member, Opportunity, Outcome, Task, TaskKind, TaskStatus
 from spe_core.plugins import Plugins
 from spe_core.queue import QueuePolicy, ReplenishmentPlan
 from spe_core.store import open_store
@@ -58,7 +58,9 @@ def demo_team() -> list[Member]:
         Member("sc-kai", "Kai Müller", "sales_coordinator"),
         Member("sc-lea", "Léa Dubois", "sales_coordinator"),
         Member("cs-max", "Max Olsen", "customer_service"),
+        Member("cs-ines", "Inès Moreau", "customer_service"),
         Member("en-nora", "Nora Ali", "engineering"),
+        Member("pl-olga", "Olga Novak", "project_leader"),
     ]
     return inside + others
 
@@ -96,6 +98,8 @@ class DayReport:
     given_back: int
     lease_expired: int
     events: int
+    tasks: Counter[str]
+    task_holders: Counter[str]
 
 
 def run_day(engine: Engine, clock: FakeClock, rng: random.Random) -> DayReport:
@@ -108,6 +112,7 @@ def run_day(engine: Engine, clock: FakeClock, rng: random.Random) -> DayReport:
     busy_until: dict[str, datetime] = {}
     given_back = 0
     lease_expired = 0
+    routed: list[Task] = []
     end = clock.now().replace(hour=17)
     while clock.now() < end:
         now = clock.now()
@@ -124,11 +129,26 @@ def run_day(engine: Engine, clock: FakeClock, rng: random.Random) -> DayReport:
                     )[0]
                     engine.resolve(held.id, member.id, outcome)
                     outcomes[member.id][outcome.value] += 1
+                    for kind in _follow_up(outcome, rng):
+                        routed.append(
+                            engine.route_task(
+                                Task(
+                                    f"task-{len(routed) + 1:04d}",
+                                    kind,
+                                    held.account_id,
+                                    now,
+                                    opportunity_id=held.id,
+                                    priority=rng.choice((2, 3, 3, 4)),
+                                )
+                            )
+                        )
             result = engine.pull(member.id)
             if result.released:
                 pulls[member.id] += 1
                 busy_until[member.id] = now + timedelta(minutes=rng.randrange(8, 25))
         lease_expired += len(engine.expire_leases())
+        _specialists_work(engine, rng)
+        engine.escalate_overdue()
         clock.advance(minutes=5)
     evening = engine.queue_status()
     events = sum(1 for _ in engine.store.events())
@@ -142,7 +162,32 @@ def run_day(engine: Engine, clock: FakeClock, rng: random.Random) -> DayReport:
         given_back=given_back,
         lease_expired=lease_expired,
         events=events,
+        tasks=Counter(t.kind for t in routed),
+        task_holders=Counter(engine.task(t.id).assignee_id or "queued" for t in routed),
     )
+
+
+def _follow_up(outcome: Outcome, rng: random.Random) -> list[str]:
+    """The transactional work an outcome creates (never for the salesperson)."""
+    if outcome is Outcome.APPOINTMENT_SET:
+        return [TaskKind.APPOINTMENT_REQUEST]
+    if outcome is Outcome.WON:
+        return [TaskKind.IMPLEMENTATION_HANDOFF, TaskKind.ORDER_ENTRY]
+    if rng.random() < 0.15:
+        return [rng.choice((TaskKind.QUOTE, TaskKind.ADMIN, TaskKind.SOLUTION_DESIGN))]
+    return []
+
+
+def _specialists_work(engine: Engine, rng: random.Random) -> None:
+    """Specialists accept what they were given and finish some of it."""
+    for member in engine.members():
+        if member.role.value in ("inside_sales", "field_sales", "promotions"):
+            continue
+        for task in engine.open_tasks(member.id):
+            if task.status is TaskStatus.ASSIGNED and rng.random() < 0.5:
+                engine.accept_task(task.id, member.id)
+            elif task.status is TaskStatus.ACCEPTED and rng.random() < 0.2:
+                engine.complete_task(task.id, member.id)
 
 
 def _print(report: DayReport, engine: Engine, store_url: str) -> None:
@@ -179,6 +224,11 @@ def _print(report: DayReport, engine: Engine, store_url: str) -> None:
         f"still held {evening.released}; {report.given_back} given back, "
         f"{report.lease_expired} leases expired; {report.events} events recorded."
     )
+    names = {m.id: m.name for m in engine.members()}
+    work = ", ".join(f"{n} {k}" for k, n in sorted(report.tasks.items()))
+    holders = ", ".join(f"{names.get(h, h)} {n}" for h, n in sorted(report.task_holders.items()))
+    console.print(f"Transactional work routed to specialists (never to sales): {work or 'none'}.")
+    console.print(f"Handled by: {holders or 'nobody'} ('queued': waiting in a role queue).")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

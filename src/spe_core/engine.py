@@ -503,6 +503,11 @@ class Engine:
             )
         return task
 
+    def open_tasks(self, member_id: str) -> list[Task]:
+        """The tasks ``member_id`` holds (assigned or accepted), by id."""
+        with self.store.transaction() as tx:
+            return list(tx.iter_open_tasks(member_id))
+
     def _task_op(
         self, task_id: str, op: Callable[[Transaction, Task, datetime], tuple[Task, Event]]
     ) -> Task:

@@ -117,6 +117,10 @@ class Transaction(Protocol):
         """Member id -> (open tasks, their summed weight), for members holding any."""
         ...
 
+    def iter_open_tasks(self, member_id: str) -> Iterator[Task]:
+        """Tasks ``member_id`` holds (assigned or accepted), by id."""
+        ...
+
     def iter_queued_tasks(self, role: str) -> Iterator[Task]:
         """Unassigned tasks waiting in ``role``'s queue, by (priority, created_at, id)."""
         ...

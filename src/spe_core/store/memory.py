@@ -285,6 +285,10 @@ class _MemoryTransaction:
             if held
         }
 
+    def iter_open_tasks(self, member_id: str) -> Iterator[Task]:
+        held = self.s.task_holders.get(member_id, {})
+        yield from (self.s.tasks[tid] for tid in sorted(held))
+
     def iter_queued_tasks(self, role: str) -> Iterator[Task]:
         found = [
             t

@@ -521,6 +521,15 @@ class _PgTransaction:
         )
         return {str(r[0]): (int(r[1]), float(r[2])) for r in rows}
 
+    def iter_open_tasks(self, member_id: str) -> Iterator[Task]:
+        rows = self._all(
+            "SELECT data FROM tasks WHERE assignee_id = %s AND status IN "
+            "('assigned', 'accepted') ORDER BY id",
+            (member_id,),
+        )
+        for (data,) in rows:
+            yield codec.loads(data)
+
     def iter_queued_tasks(self, role: str) -> Iterator[Task]:
         rows = self._all(
             "SELECT data FROM tasks WHERE status = 'unassigned' AND queue_role = %s "

@@ -269,3 +269,46 @@ class StoreConformance:
                 ("00Q1", "still no Company"),
             ]
             assert tx.quarantined("other") == []
+
+    # tasks ----------------------------------------------------------------------------------
+    def test_tasks_round_trip_loads_and_queues(self, store: Store) -> None:
+        from spe_core.model import Task, TaskStatus
+
+        def t(i: int, **kw: object) -> Task:
+            fields: dict[str, object] = {
+                "id": f"t{i}",
+                "kind": "admin",
+                "account_id": "a",
+                "created_at": T0 + timedelta(minutes=i),
+            }
+            fields.update(kw)
+            return Task(**fields)  # type: ignore[arg-type]
+
+        tasks = [
+            t(
+                1,
+                status=TaskStatus.ASSIGNED,
+                assignee_id="m1",
+                weight=2.0,
+                accept_by=T0 + timedelta(hours=1),
+                complete_by=T0 + timedelta(hours=8),
+            ),
+            t(2, status=TaskStatus.ACCEPTED, assignee_id="m1", complete_by=T0),
+            t(3, status=TaskStatus.ASSIGNED, assignee_id="m2", accept_by=T0 + timedelta(hours=2)),
+            t(4, queue_role="customer_service", unassigned_reason="nobody", priority=1),
+            t(5, queue_role="customer_service", unassigned_reason="nobody", priority=3),
+            t(6, status=TaskStatus.COMPLETED, assignee_id="m1"),
+        ]
+        with store.transaction() as tx:
+            for task in tasks:
+                tx.put_task(task)
+        with store.transaction() as tx:
+            assert tx.get_task("t1") == tasks[0]
+            assert tx.get_task("nope") is None
+            assert tx.open_task_loads() == {"m1": (2, 3.0), "m2": (1, 1.0)}
+            assert [x.id for x in tx.iter_open_tasks("m1")] == ["t1", "t2"]
+            assert [x.id for x in tx.iter_queued_tasks("customer_service")] == ["t4", "t5"]
+            assert [x.id for x in tx.iter_overdue_tasks(T0 + timedelta(hours=1))] == ["t1", "t2"]
+            tx.put_task(attrs.evolve(tasks[0], status=TaskStatus.COMPLETED))
+        with store.transaction() as tx:
+            assert tx.open_task_loads() == {"m1": (1, 1.0), "m2": (1, 1.0)}
