@@ -64,3 +64,8 @@ def test_route_quick() -> None:
 @pytest.mark.slow
 def test_metrics_quick() -> None:
     assert "time_vs_counting_pass" in run_quick("metrics")["targets"]  # type: ignore[operator]
+
+
+@pytest.mark.slow
+def test_sync_salesforce_quick() -> None:
+    assert "writes_vs_minimum" in run_quick("sync_salesforce")["targets"]  # type: ignore[operator]

@@ -203,6 +203,12 @@ def _released(event: Event, tx: Transaction, crm: str) -> Change | None:
 
 def _status(status: str) -> OutboundRule:
     def rule(event: Event, tx: Transaction, crm: str) -> Change | None:
+        if (
+            isinstance(event, OpportunityQueued)
+            and not event.from_backlog
+            and event.opportunity.external_id(crm) is not None
+        ):
+            return None  # it came from this CRM already queued: nothing to tell it
         opp_id: str = (
             event.opportunity.id
             if isinstance(event, OpportunityQueued)
@@ -385,8 +391,7 @@ class SyncEngine:
             report.unchanged += len(members) - report.applied
             return
         if stream == "opportunities":
-            for _, inbound in mapped:
-                self._apply_opportunity(inbound, report)
+            self._apply_opportunities([inbound for _, inbound in mapped], report)
             return
         applier = INBOUND.get(stream)
         if applier is None:
@@ -398,35 +403,48 @@ class SyncEngine:
             else:
                 report.unchanged += 1
 
-    def _apply_opportunity(self, inbound: Inbound, report: StreamReport) -> None:
-        opp = inbound.value
-        if not isinstance(opp, Opportunity):
-            report.ignored += 1
-            return
-        with self.engine.store.transaction() as tx:
-            known = tx.get_opportunity(opp.id)
-            pending = tx.outbox_get(self.crm, ChangeKind.OPPORTUNITY.value, opp.id)
-            owner_crm_id = None if known is None else _member_crm_id(tx, known.owner_id, self.crm)
-        if known is None:
-            if inbound.crm_status == OpportunityStatus.QUEUED.value:
-                self.engine.enqueue([opp])
-                report.applied += 1
-            elif inbound.crm_status == OpportunityStatus.BACKLOG.value:
-                self.engine.add_to_backlog([opp])
-                report.applied += 1
+    def _apply_opportunities(self, page: list[Inbound], report: StreamReport) -> None:
+        """Apply one page: new queued or backlog records enter SPE (one transaction each
+        kind), known ones are checked for conflicting edits."""
+        seen: dict[str, Inbound] = {}
+        for inbound in page:
+            if isinstance(inbound.value, Opportunity):
+                seen[inbound.value.id] = inbound  # the newest version of a record wins
             else:
                 report.ignored += 1
-            return
-        if (
-            known.status is OpportunityStatus.RELEASED
-            and (pending is None or pending.status is OutboxStatus.QUARANTINED)
-            and inbound.crm_owner is not None
-            and inbound.crm_owner != owner_crm_id
-        ):
+        queued: list[Opportunity] = []
+        backlog: list[Opportunity] = []
+        conflicts: list[tuple[Opportunity, str | None, str]] = []
+        with self.engine.store.transaction() as tx:
+            for oid, inbound in seen.items():
+                known = tx.get_opportunity(oid)
+                if known is None:
+                    if inbound.crm_status == OpportunityStatus.QUEUED.value:
+                        queued.append(inbound.value)
+                    elif inbound.crm_status == OpportunityStatus.BACKLOG.value:
+                        backlog.append(inbound.value)
+                    else:
+                        report.ignored += 1
+                    continue
+                if known.status is not OpportunityStatus.RELEASED or inbound.crm_owner is None:
+                    report.unchanged += 1
+                    continue
+                pending = tx.outbox_get(self.crm, ChangeKind.OPPORTUNITY.value, oid)
+                owner_crm_id = _member_crm_id(tx, known.owner_id, self.crm)
+                if (pending is None or pending.status is OutboxStatus.QUARANTINED) and (
+                    inbound.crm_owner != owner_crm_id
+                ):
+                    conflicts.append((known, owner_crm_id, inbound.crm_owner))
+                else:
+                    report.unchanged += 1
+        if queued:
+            self.engine.enqueue(queued)
+        if backlog:
+            self.engine.add_to_backlog(backlog)
+        report.applied += len(queued) + len(backlog)
+        for known, spe_owner, crm_owner in conflicts:
             report.conflicts += 1
-            self._conflict(known, owner_crm_id, inbound.crm_owner)
-            return
-        report.unchanged += 1
+            self._conflict(known, spe_owner, crm_owner)
 
     def _conflict(self, opp: Opportunity, spe_owner: str | None, crm_owner: str) -> None:
         now = self.engine.clock.now()

@@ -1,0 +1,13 @@
+"""A local Salesforce REST emulator (shaped like moto): for our tests and yours.
+
+``models`` holds the org's data and rules, ``soql`` the query language
+subset, ``responses`` the request parsing and Salesforce-shaped replies and
+the URL map, ``server`` the HTTPS server with its test certificate authority.
+"""
+
+from __future__ import annotations
+
+from spe_adapters.salesforce.emulator.models import Faults, Org, RecordError
+from spe_adapters.salesforce.emulator.server import EmulatorServer, main
+
+__all__ = ["EmulatorServer", "Faults", "Org", "RecordError", "main"]

@@ -1,0 +1,495 @@
+"""Request parsing and replies in Salesforce's documented JSON shapes."""
+
+from __future__ import annotations
+
+import functools
+import json
+import threading
+import time
+from collections import Counter
+from datetime import date, datetime
+from typing import Any
+
+import attrs
+from werkzeug.exceptions import HTTPException, NotFound
+from werkzeug.routing import Map, Rule
+from werkzeug.wrappers import Request, Response
+
+from spe_adapters.salesforce.emulator import soql
+from spe_adapters.salesforce.emulator.models import (
+    FIELD_TYPES,
+    SYSTEM_FIELDS,
+    Org,
+    RecordError,
+    salesforce_time,
+)
+
+__all__ = ["MAX_COLLECTION", "EmulatorApp", "RequestLog"]
+
+MAX_COLLECTION = 200
+URLS = Map(
+    [
+        Rule("/services/oauth2/token", endpoint="token", methods=["POST"]),
+        Rule("/services/data/", endpoint="versions", methods=["GET"]),
+        Rule("/services/data/v<version>/limits", endpoint="limits", methods=["GET"]),
+        Rule("/services/data/v<version>/limits/", endpoint="limits", methods=["GET"]),
+        Rule("/services/data/v<version>/query", endpoint="query", methods=["GET"]),
+        Rule("/services/data/v<version>/query/", endpoint="query", methods=["GET"]),
+        Rule("/services/data/v<version>/query/<cursor>", endpoint="query_more", methods=["GET"]),
+        Rule(
+            "/services/data/v<version>/sobjects/<sobject>/describe",
+            endpoint="describe",
+            methods=["GET"],
+        ),
+        Rule(
+            "/services/data/v<version>/sobjects/<sobject>/describe/",
+            endpoint="describe",
+            methods=["GET"],
+        ),
+        Rule("/services/data/v<version>/sobjects/<sobject>/", endpoint="create", methods=["POST"]),
+        Rule(
+            "/services/data/v<version>/sobjects/<sobject>/<record_id>",
+            endpoint="record",
+            methods=["GET", "PATCH"],
+        ),
+        Rule(
+            "/services/data/v<version>/composite/sobjects",
+            endpoint="collection",
+            methods=["POST", "PATCH"],
+        ),
+        Rule(
+            "/services/data/v<version>/composite/sobjects/<sobject>/<field>",
+            endpoint="collection_upsert",
+            methods=["PATCH"],
+        ),
+        Rule("/__emulator/reset", endpoint="admin_reset", methods=["POST"]),
+        Rule("/__emulator/seed", endpoint="admin_seed", methods=["POST"]),
+        Rule("/__emulator/faults", endpoint="admin_faults", methods=["POST"]),
+        Rule("/__emulator/requests", endpoint="admin_requests", methods=["GET"]),
+    ]
+)
+
+
+@attrs.frozen
+class LoggedRequest:
+    """One request the emulator served."""
+
+    method: str
+    path: str
+    endpoint: str
+    status: int
+    at: float
+
+
+@attrs.define
+class RequestLog:
+    """Every request served, for call counting and replay."""
+
+    entries: list[LoggedRequest] = attrs.Factory(list)
+    lock: threading.Lock = attrs.Factory(threading.Lock)
+
+    def add(self, entry: LoggedRequest) -> None:
+        """Record one request."""
+        with self.lock:
+            self.entries.append(entry)
+
+    def counts(self) -> Counter[str]:
+        """Requests per endpoint (``query``, ``collection``, ...)."""
+        with self.lock:
+            return Counter(e.endpoint for e in self.entries)
+
+    def reset_counts(self) -> None:
+        """Forget the requests served so far."""
+        with self.lock:
+            self.entries.clear()
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(data), status=status, mimetype="application/json", headers=headers)
+
+
+def _error(status: int, code: str, message: str) -> Response:
+    return _json([{"message": message, "errorCode": code}], status)
+
+
+def _field(name: str, record: dict[str, Any]) -> Any:
+    return record[name]
+
+
+def _out(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return salesforce_time(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+class EmulatorApp:
+    """The WSGI application behind the emulator's server."""
+
+    def __init__(self, org: Org) -> None:
+        self.org = org
+        self.log = RequestLog()
+
+    # --- plumbing ------------------------------------------------------------------------
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        endpoint = "unknown"
+        try:
+            endpoint, args = URLS.bind_to_environ(environ).match()
+            response = self.dispatch(request, str(endpoint), dict(args))
+        except NotFound:
+            response = _error(404, "NOT_FOUND", "The requested resource does not exist")
+        except HTTPException as exc:
+            response = _error(exc.code or 400, "METHOD_NOT_ALLOWED", exc.description or "")
+        self.log.add(
+            LoggedRequest(request.method, request.path, endpoint, response.status_code, time.time())
+        )
+        return response(environ, start_response)
+
+    def dispatch(self, request: Request, endpoint: str, args: dict[str, Any]) -> Response:
+        if endpoint.startswith("admin_") or endpoint in ("token", "versions"):
+            handler = getattr(self, endpoint)
+            result: Response = handler(request, **args)
+            return result
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        fault = self.org.faults.draw(write=endpoint.startswith("collection"))
+        if self.org.faults.latency:
+            time.sleep(self.org.faults.latency)
+        if fault == 401 or token not in self.org.sessions:
+            return _error(401, "INVALID_SESSION_ID", "Session expired or invalid")
+        with self.org.lock:
+            self.org.api_used += 1
+            used, limit = self.org.api_used, self.org.daily_api_limit
+        if fault == 403 or used > limit:
+            return _error(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
+        if fault is not None:
+            return _error(fault, "SERVER_UNAVAILABLE", "Service temporarily unavailable")
+        args.pop("version", None)
+        response: Response = getattr(self, endpoint)(request, **args)
+        response.headers["Sforce-Limit-Info"] = f"api-usage={used}/{limit}"
+        return response
+
+    def _body(self, request: Request) -> Any:
+        try:
+            return json.loads(request.get_data(as_text=True) or "null")
+        except json.JSONDecodeError as exc:
+            raise _BadRequest("JSON_PARSER_ERROR", f"Unexpected character: {exc.msg}") from None
+
+    # --- auth, admin ------------------------------------------------------------------------
+
+    def token(self, request: Request) -> Response:
+        form = request.form
+        grant = form.get("grant_type")
+        ok = False
+        if grant == "password":
+            username = form.get("username", "")
+            ok = self.org.credentials.get(username) == form.get("password") and bool(
+                form.get("client_id")
+            )
+        elif grant == "urn:ietf:params:oauth:grant-type:jwt-bearer":
+            ok = bool(form.get("assertion"))  # structure only; signatures are not checked
+        if not ok:
+            return _json(
+                {"error": "invalid_grant", "error_description": "authentication failure"}, 400
+            )
+        base = request.host_url.rstrip("/")
+        return _json(
+            {
+                "access_token": self.org.new_session(),
+                "instance_url": base,
+                "id": f"{base}/id/00D000000000001AAA/005000000000001AAA",
+                "token_type": "Bearer",
+                "issued_at": str(int(time.time() * 1000)),
+                "signature": "emulator",
+            }
+        )
+
+    def admin_reset(self, request: Request) -> Response:
+        self.org.reset()
+        self.log.reset_counts()
+        return _json({"reset": True})
+
+    def admin_seed(self, request: Request) -> Response:
+        body = self._body(request) or {}
+        return _json(self.org.seed(int(body.get("seed", 7)), leads=int(body.get("leads", 300))))
+
+    def admin_faults(self, request: Request) -> Response:
+        body = self._body(request) or {}
+        faults = self.org.faults
+        faults.next_statuses = [int(s) for s in body.get("next_statuses", [])]
+        faults.write_statuses = [int(s) for s in body.get("write_statuses", [])]
+        faults.rate = float(body.get("rate", 0.0))
+        faults.rate_status = int(body.get("rate_status", 503))
+        faults.failing_records = {
+            str(k): str(v) for k, v in body.get("failing_records", {}).items()
+        }
+        faults.latency = float(body.get("latency", 0.0))
+        if body.get("expire_sessions"):
+            self.org.expire_sessions()
+        return _json({"faults": "set"})
+
+    def admin_requests(self, request: Request) -> Response:
+        return _json(
+            {
+                "counts": dict(self.log.counts()),
+                "requests": [attrs.asdict(e) for e in self.log.entries[-1000:]],
+            }
+        )
+
+    # --- the REST API ------------------------------------------------------------------------
+
+    def versions(self, request: Request) -> Response:
+        return _json([{"label": "Winter '24", "url": "/services/data/v59.0", "version": "59.0"}])
+
+    def limits(self, request: Request) -> Response:
+        return _json(
+            {
+                "DailyApiRequests": {
+                    "Max": self.org.daily_api_limit,
+                    "Remaining": self.org.daily_api_limit - self.org.api_used,
+                }
+            }
+        )
+
+    def describe(self, request: Request, sobject: str) -> Response:
+        schema = FIELD_TYPES.get(sobject)
+        if schema is None:
+            return _error(404, "NOT_FOUND", f"The requested resource does not exist: {sobject}")
+        fields = [
+            {
+                "name": n,
+                "type": t,
+                "createable": w,
+                "updateable": w,
+                "nillable": not r,
+                "custom": n.endswith("__c"),
+                "externalId": n == "SPE_Key__c",
+            }
+            for n, (t, w, r) in schema.items()
+        ]
+        fields += [
+            {
+                "name": n,
+                "type": "datetime",
+                "createable": False,
+                "updateable": False,
+                "nillable": False,
+                "custom": False,
+                "externalId": False,
+            }
+            for n in SYSTEM_FIELDS
+        ]
+        return _json({"name": sobject, "fields": fields})
+
+    def _record_json(self, sobject: str, record: dict[str, Any], fields: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "attributes": {
+                "type": sobject,
+                "url": f"/services/data/v59.0/sobjects/{sobject}/{record['Id']}",
+            }
+        }
+        for name in fields:
+            out[name] = _out(record.get(name))
+        return out
+
+    def query(self, request: Request) -> Response:
+        text = request.args.get("q", "")
+        try:
+            parsed = soql.parse(text)
+        except soql.SoqlError as exc:
+            return _error(400, "MALFORMED_QUERY", str(exc))
+        schema = FIELD_TYPES.get(parsed.sobject)
+        if schema is None:
+            return _error(400, "INVALID_TYPE", f"sObject type '{parsed.sobject}' is not supported.")
+        unknown = sorted(f for f in parsed.referenced if f not in schema and f not in SYSTEM_FIELDS)
+        if unknown:
+            return _error(
+                400, "INVALID_FIELD", f"No such column '{unknown[0]}' on entity '{parsed.sobject}'."
+            )
+        now = self.org.clock()
+        with self.org.lock:
+            rows = [r for r in self.org.records[parsed.sobject].values() if parsed.matches(r, now)]
+            rows = [dict(r) for r in rows]
+        for name, descending, nulls_last in reversed(parsed.order):
+            present = [r for r in rows if r.get(name) is not None]
+            missing = [r for r in rows if r.get(name) is None]
+            present.sort(key=functools.partial(_field, name), reverse=descending)
+            rows = present + missing if nulls_last else missing + present
+        rows = rows[parsed.offset :]
+        if parsed.limit is not None:
+            rows = rows[: parsed.limit]
+        if parsed.count_only:
+            return _json({"totalSize": len(rows), "done": True, "records": []})
+        out = [self._record_json(parsed.sobject, r, parsed.fields) for r in rows]
+        return self._page(request, out, 0)
+
+    def _batch_size(self, request: Request) -> int:
+        options = request.headers.get("Sforce-Query-Options", "")
+        for part in options.split(","):
+            key, _, value = part.partition("=")
+            if key.strip() == "batchSize" and value.strip().isdigit():
+                return max(200, min(2000, int(value)))
+        return 2000
+
+    def _page(self, request: Request, rows: list[dict[str, Any]], offset: int) -> Response:
+        size = self._batch_size(request)
+        page = rows[offset : offset + size]
+        body: dict[str, Any] = {
+            "totalSize": len(rows),
+            "done": offset + size >= len(rows),
+            "records": page,
+        }
+        if not body["done"]:
+            with self.org.lock:
+                cursor = f"01g{next(self.org._cursor_ids):015d}"
+                self.org.cursors[cursor] = rows
+            body["nextRecordsUrl"] = f"/services/data/v59.0/query/{cursor}-{offset + size}"
+        return _json(body)
+
+    def query_more(self, request: Request, cursor: str) -> Response:
+        name, _, offset = cursor.rpartition("-")
+        rows = self.org.cursors.get(name)
+        if rows is None or not offset.isdigit():
+            return _error(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
+        return self._page(request, rows, int(offset))
+
+    def create(self, request: Request, sobject: str) -> Response:
+        try:
+            record_id = self.org.create(sobject, self._body(request) or {})
+        except RecordError as exc:
+            return _json(
+                [{"message": exc.message, "errorCode": exc.code, "fields": exc.fields}], 400
+            )
+        return _json({"id": record_id, "success": True, "errors": []}, 201)
+
+    def record(self, request: Request, sobject: str, record_id: str) -> Response:
+        if request.method == "GET":
+            record = self.org.get(sobject, record_id)
+            if record is None:
+                return _error(404, "NOT_FOUND", "The requested resource does not exist")
+            fields = [f for f in record if f != "attributes"]
+            return _json(self._record_json(sobject, record, fields))
+        try:
+            self.org.update(sobject, record_id, self._body(request) or {})
+        except RecordError as exc:
+            return _json(
+                [{"message": exc.message, "errorCode": exc.code, "fields": exc.fields}], 400
+            )
+        return Response(status=204)
+
+    def _collection_body(self, request: Request) -> tuple[bool, list[dict[str, Any]]]:
+        body = self._body(request) or {}
+        records = body.get("records")
+        if not isinstance(records, list):
+            raise _BadRequest("INVALID_FIELD", "records is required")
+        if len(records) > MAX_COLLECTION:
+            raise _BadRequest(
+                "EXCEEDED_ID_LIMIT",
+                f"record limit reached. cannot submit more than {MAX_COLLECTION} "
+                "records into this call",
+            )
+        return bool(body.get("allOrNone", False)), records
+
+    def _fail_record(self, record: dict[str, Any], field: str | None = None) -> None:
+        keys = [str(record.get("Id") or "")]
+        if field:
+            keys.append(str(record.get(field) or ""))
+        for key in keys:
+            code = self.org.faults.failing_records.get(key)
+            if key and code:
+                raise RecordError(
+                    code,
+                    "unable to obtain exclusive access to this record"
+                    if code == "UNABLE_TO_LOCK_ROW"
+                    else "record rejected",
+                )
+
+    def collection(self, request: Request) -> Response:
+        try:
+            all_or_none, records = self._collection_body(request)
+        except _BadRequest as exc:
+            return _error(400, exc.code, exc.message)
+        results = []
+        with self.org.lock:
+            snapshot = self.org.snapshot() if all_or_none else None
+            for record in records:
+                sobject = str((record.get("attributes") or {}).get("type", ""))
+                try:
+                    self._fail_record(record)
+                    if request.method == "POST":
+                        record_id = self.org.create(sobject, record)
+                    else:
+                        record_id = str(record.get("Id") or "")
+                        self.org.update(sobject, record_id, record)
+                    results.append({"id": record_id, "success": True, "errors": []})
+                except RecordError as exc:
+                    results.append(
+                        {"id": record.get("Id"), "success": False, "errors": [exc.as_dict()]}
+                    )
+            if snapshot is not None and not all(r["success"] for r in results):
+                self.org.restore(snapshot)
+        return _json(self._all_or_none(all_or_none, results))
+
+    def collection_upsert(self, request: Request, sobject: str, field: str) -> Response:
+        try:
+            all_or_none, records = self._collection_body(request)
+        except _BadRequest as exc:
+            return _error(400, exc.code, exc.message)
+        results = []
+        with self.org.lock:
+            snapshot = self.org.snapshot() if all_or_none else None
+            for record in records:
+                try:
+                    self._fail_record(record, field)
+                    value = record.get(field)
+                    if not value:
+                        raise RecordError(
+                            "REQUIRED_FIELD_MISSING",
+                            f"Required fields are missing: [{field}]",
+                            [field],
+                        )
+                    fields = {k: v for k, v in record.items() if k != field}
+                    record_id, created = self.org.upsert(sobject, field, str(value), fields)
+                    results.append(
+                        {"id": record_id, "success": True, "errors": [], "created": created}
+                    )
+                except RecordError as exc:
+                    results.append(
+                        {"id": None, "success": False, "errors": [exc.as_dict()], "created": False}
+                    )
+            if snapshot is not None and not all(r["success"] for r in results):
+                self.org.restore(snapshot)
+        return _json(self._all_or_none(all_or_none, results))
+
+    @staticmethod
+    def _all_or_none(all_or_none: bool, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if not all_or_none or all(r["success"] for r in results):
+            return results
+        out = []
+        for r in results:
+            if r["success"]:
+                out.append(
+                    {
+                        "id": r["id"],
+                        "success": False,
+                        "errors": [
+                            {
+                                "statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+                                "message": "Record rolled back because not all records were "
+                                "valid and the request was using AllOrNone header",
+                                "fields": [],
+                            }
+                        ],
+                    }
+                )
+            else:
+                out.append(r)
+        return out
+
+
+class _BadRequest(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message

@@ -1,0 +1,405 @@
+"""The Salesforce adapter: the real simple-salesforce client over real HTTPS, against the
+emulator: the contract suite, end to end, faults, crashes, hostile strings, secrets."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import random
+import signal
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from simple_salesforce.format import format_soql
+
+from spe_adapters.salesforce.adapter import SalesforceAdapter, http_session
+from spe_adapters.salesforce.auth import Session
+from spe_adapters.salesforce.emulator import EmulatorServer
+from spe_adapters.salesforce.emulator import soql as soql_module
+from spe_adapters.salesforce.settings import FieldMap, SalesforceSettings
+from spe_core import Engine, OpportunityStatus, QueuePolicy, open_store
+from spe_core.errors import AdapterError
+from spe_core.plugins import Plugins
+from spe_core.sync import SyncEngine
+from spe_core.testing import FakeClock
+from spe_core.testing.adapter_contract import AdapterContract
+
+SECRET = "s3cret-Pa55word!"
+RATING = {2: "Hot", 1: "Warm", 0: "Cold"}
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[EmulatorServer]:
+    clock = FakeClock()
+    server = EmulatorServer(clock=clock.now).start()
+    server.clock = clock  # type: ignore[attr-defined]
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sf(emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> EmulatorServer:
+    emulator.org.reset()
+    emulator.requests.reset_counts()
+    emulator.org.add_login("integration@acme.example", SECRET)
+    monkeypatch.setenv("SF_USERNAME", "integration@acme.example")
+    monkeypatch.setenv("SF_PASSWORD", SECRET)
+    monkeypatch.setenv("SF_SECURITY_TOKEN", "")
+    monkeypatch.setenv("SF_CLIENT_ID", "spe-connected-app")
+    monkeypatch.setenv("SF_CLIENT_SECRET", "app-secret")
+    return emulator
+
+
+def adapter_for(server: EmulatorServer, **kw: Any) -> SalesforceAdapter:
+    settings = SalesforceSettings(login_url=server.url, ca_bundle=server.ca_path, **kw)
+    return SalesforceAdapter(settings, sleep=lambda s: None)
+
+
+class SalesforceHarness:
+    def __init__(self, server: EmulatorServer) -> None:
+        self.server = server
+        self.org = server.org
+        self.clock: FakeClock = server.clock  # type: ignore[attr-defined]
+        self.clock.set(FakeClock().now())
+        self.adapter = adapter_for(server)
+        self.fields = FieldMap()
+
+    def add_user(self, name: str, role: str) -> str:
+        user = name.lower().replace(" ", ".")
+        return self.org.create(
+            "User",
+            {
+                "Name": name,
+                "Username": f"{user}@acme.example",
+                "SPE_Role__c": role,
+                "IsActive": True,
+            },
+        )
+
+    def add_queued(self, account: str, tier: int, score: float) -> str:
+        return self.org.create(
+            "Lead",
+            {
+                "LastName": account,
+                "Company": account,
+                "Rating": RATING[tier],
+                "SPE_Status__c": "Queued",
+            },
+        )
+
+    def add_malformed(self) -> str:
+        crm_id = self.add_queued("Broken Inc", 0, 0)
+        self.org.records["Lead"][crm_id]["Company"] = None  # a record missing its account
+        return crm_id
+
+    def read_back(self, crm_id: str) -> dict[str, Any]:
+        record = self.org.get("Lead", crm_id) or {}
+        return {
+            "status": self.fields.status_from_crm(record.get("SPE_Status__c")),
+            "owner": record.get("OwnerId"),
+            "key": record.get("SPE_Key__c"),
+        }
+
+    def edit_owner(self, crm_id: str, owner: str) -> None:
+        self.org.update("Lead", crm_id, {"OwnerId": owner})
+
+    def fail_next_writes(self, count: int) -> None:
+        self.org.faults.write_statuses = [503] * count
+
+    def fail_record(self, crm_id: str) -> None:
+        self.org.faults.failing_records[crm_id] = "FIELD_CUSTOM_VALIDATION_EXCEPTION"
+
+    def record_count(self) -> int:
+        return len(self.org.records["Lead"])
+
+
+class TestSalesforceAdapterContract(AdapterContract):
+    @pytest.fixture
+    def harness(self, sf: EmulatorServer) -> SalesforceHarness:
+        return SalesforceHarness(sf)
+
+
+# --- end to end -------------------------------------------------------------------------------
+
+
+def _team(h: SalesforceHarness, n: int) -> list[str]:
+    return [h.add_user(f"Rep {i}", "inside_sales") for i in range(n)]
+
+
+def _engine(h: SalesforceHarness, target: int) -> Engine:
+    return Engine(
+        open_store("memory:"),
+        clock=h.clock,
+        policy=QueuePolicy(target=target, daily_pull_cap=None, default_wip_limit=20),
+        plugins=Plugins.create(entry_points=False),
+    )
+
+
+def _assert_crm_equals_core(h: SalesforceHarness, engine: Engine) -> None:
+    for opp in engine.store.opportunities():
+        crm_id = opp.external_id("salesforce")
+        assert crm_id is not None
+        back = h.read_back(crm_id)
+        expected = opp.outcome.value if opp.outcome else opp.status.value
+        assert back["status"] == expected, (opp.id, back)
+        if opp.status is OpportunityStatus.RELEASED:
+            assert back["owner"] == opp.owner_id
+
+
+@pytest.mark.slow
+def test_ten_thousand_leads_replenish_and_five_hundred_pulls(sf: EmulatorServer) -> None:
+    h = SalesforceHarness(sf)
+    reps = _team(h, 25)
+    for i in range(10_000):
+        h.org.create(
+            "Lead",
+            {
+                "LastName": f"L{i}",
+                "Company": f"Acct {i % 900}",
+                "Rating": RATING[i % 3],
+                "SPE_Status__c": "Backlog",
+            },
+        )
+    h.clock.advance(minutes=10)
+    engine = _engine(h, target=2_000)
+    sync = SyncEngine(engine, h.adapter, sleep=lambda s: None)
+    first = sync.run()
+    assert first.streams["opportunities"].applied == 10_000
+    assert engine.replenish().plan.to_move == 2_000
+    for k in range(500):
+        engine.pull(reps[k % len(reps)])
+    sf.requests.reset_counts()
+    report = sync.run()
+    assert report.written == 2_000  # 2,000 queued from the backlog, 500 of them released
+    counts = sf.requests.counts()
+    assert counts["collection"] == 10  # 2,000 changes in batches of 200
+    _assert_crm_equals_core(h, engine)
+
+
+def test_twenty_percent_faults_converge(sf: EmulatorServer) -> None:
+    h = SalesforceHarness(sf)
+    reps = _team(h, 5)
+    for i in range(600):
+        h.add_queued(f"Acct {i}", i % 3, i)
+    h.clock.advance(minutes=10)
+    engine = _engine(h, target=600)
+    sync = SyncEngine(engine, h.adapter, sleep=lambda s: None, rng=random.Random(1))
+    sync.run()
+    for k in range(300):
+        engine.pull(reps[k % len(reps)])
+    sf.org.faults.rate, sf.org.faults.rate_status = 0.2, 503
+    sf.org.faults.rng = random.Random(5)
+    for _ in range(10):
+        h.clock.advance(minutes=5)
+        report = sync.run()
+        if report.pending == 0 and report.written == 0:
+            break
+    sf.org.faults.rate = 0.0
+    h.clock.advance(minutes=5)
+    assert sync.run().pending == 0
+    assert h.record_count() == 600  # nothing duplicated
+    _assert_crm_equals_core(h, engine)
+
+
+def _crash_worker(url: str, ca: str, store: str, seed: int) -> None:
+    os.environ.update(
+        SF_USERNAME="integration@acme.example",
+        SF_PASSWORD=SECRET,
+        SF_CLIENT_ID="spe-connected-app",
+        SF_CLIENT_SECRET="app-secret",
+    )
+    adapter = SalesforceAdapter(SalesforceSettings(login_url=url, ca_bundle=ca))
+    engine = Engine(
+        open_store(store),
+        policy=QueuePolicy(target=1000, daily_pull_cap=None, default_wip_limit=400),
+        plugins=Plugins.create(entry_points=False),
+    )
+    sync = SyncEngine(engine, adapter)
+    sync.run()
+    members = [m.id for m in engine.members()]
+    rng = random.Random(seed)
+    for _ in range(400):
+        engine.pull(rng.choice(members))
+    while True:
+        sync.run()
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_points_loses_and_duplicates_nothing(
+    sf: EmulatorServer, tmp_path: Path
+) -> None:
+    h = SalesforceHarness(sf)
+    _team(h, 4)
+    for i in range(400):
+        h.add_queued(f"Acct {i}", i % 3, i)
+    h.clock.set(h.clock.now() - timedelta(hours=1))  # the worker uses the wall clock
+    ctx = mp.get_context("spawn")
+    rng = random.Random(42)
+    runs = int(os.environ.get("SPE_TEST_CRASH_RUNS", "20"))
+    for run in range(runs):
+        store = f"sqlite:///{tmp_path / f'crash-{run}.db'}"
+        worker = ctx.Process(target=_crash_worker, args=(sf.url, sf.ca_path, store, run))
+        worker.start()
+        time.sleep(rng.uniform(0.8, 3.0))
+        assert worker.pid is not None
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.join(10)
+        os.environ.update(SF_USERNAME="integration@acme.example", SF_PASSWORD=SECRET)
+        engine = Engine(open_store(store), plugins=Plugins.create(entry_points=False))
+        sync = SyncEngine(engine, adapter_for(sf), sleep=lambda s: None)
+        sync.run()
+        assert sync.run().pending == 0
+        assert h.record_count() == 400, "a crash duplicated a record"
+        keys = Counter(r.get("SPE_Key__c") for r in sf.org.all("Lead") if r.get("SPE_Key__c"))
+        assert all(n == 1 for n in keys.values())
+        for opp in engine.store.opportunities(OpportunityStatus.RELEASED):
+            crm_id = opp.external_id("salesforce")
+            assert crm_id is not None
+            assert h.read_back(crm_id)["status"] == "released", "a release was lost"
+            assert h.read_back(crm_id)["owner"] == opp.owner_id
+        for record in sf.org.records["Lead"].values():  # reset for the next run
+            record["SPE_Status__c"] = "Queued"
+            record["OwnerId"] = None
+
+
+# --- traps of the real client -------------------------------------------------------------------
+
+
+def test_the_session_ignores_ca_bundle_variables(
+    sf: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    monkeypatch.setenv("CURL_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    plain = requests.Session()
+    plain.verify = sf.ca_path
+    with pytest.raises(requests.exceptions.SSLError):  # the trap: the env var wins
+        plain.get(f"{sf.url}/services/data/", timeout=10)
+    ours = http_session(SalesforceSettings(login_url=sf.url, ca_bundle=sf.ca_path))
+    assert ours.get(f"{sf.url}/services/data/", timeout=10).status_code == 200
+
+
+def test_paging_follows_next_records_url_as_a_path(sf: EmulatorServer) -> None:
+    h = SalesforceHarness(sf)
+    for i in range(450):
+        h.add_queued(f"Acct {i}", 0, 0)
+    adapter = adapter_for(sf, query_page_size=200)
+    pages = list(adapter.read("opportunities", None))
+    assert [len(p) for p in pages] == [200, 200, 50]
+    assert len({r.crm_id for p in pages for r in p}) == 450
+    assert sf.requests.counts()["query_more"] == 2
+
+
+def test_api_limit_is_a_403_and_the_adapter_backs_off(sf: EmulatorServer) -> None:
+    from spe_core.errors import TransientError
+
+    h = SalesforceHarness(sf)
+    h.add_queued("Acct", 0, 0)
+    adapter = adapter_for(sf)
+    sf.org.faults.next_statuses = [403]
+    with pytest.raises(TransientError, match="REQUEST_LIMIT_EXCEEDED") as info:
+        list(adapter.read("opportunities", None))
+    assert info.value.retry_after == 60.0
+
+
+def test_an_expired_session_is_renewed_once(sf: EmulatorServer) -> None:
+    h = SalesforceHarness(sf)
+    h.add_queued("Acct", 0, 0)
+    adapter = adapter_for(sf)
+    assert [len(p) for p in adapter.read("opportunities", None)] == [1]
+    sf.org.expire_sessions()
+    assert [len(p) for p in adapter.read("opportunities", None)] == [1]
+    assert sf.requests.counts()["token"] == 2
+
+
+def test_per_record_failures_inside_http_200_are_checked(sf: EmulatorServer) -> None:
+    from spe_core.adapter import Change
+
+    h = SalesforceHarness(sf)
+    ok, locked = h.add_queued("A", 0, 0), h.add_queued("B", 0, 0)
+    sf.org.faults.failing_records[locked] = "UNABLE_TO_LOCK_ROW"
+    results = adapter_for(sf).write(
+        [
+            Change("opportunity", "k1", {"status": "released"}, ok),
+            Change("opportunity", "k2", {"status": "released"}, locked),
+        ]
+    )
+    assert [r.ok for r in results] == [True, False]
+    assert results[1].retryable
+    assert "UNABLE_TO_LOCK_ROW" in (results[1].error or "")
+
+
+def test_api_usage_is_read_from_every_reply_and_slows_down(sf: EmulatorServer) -> None:
+    from spe_core.errors import TransientError
+
+    h = SalesforceHarness(sf)
+    h.add_queued("A", 0, 0)
+    slept: list[float] = []
+    adapter = SalesforceAdapter(
+        SalesforceSettings(login_url=sf.url, ca_bundle=sf.ca_path), sleep=slept.append
+    )
+    list(adapter.read("opportunities", None))
+    assert adapter.api_used == 1
+    assert adapter.api_max == sf.org.daily_api_limit
+    sf.org.api_used = int(sf.org.daily_api_limit * 0.95)
+    list(adapter.read("opportunities", None))
+    list(adapter.read("opportunities", None))
+    assert slept == [1.0]
+    sf.org.api_used = sf.org.daily_api_limit - 1
+    list(adapter.read("opportunities", None))
+    with pytest.raises(TransientError, match="API usage"):
+        list(adapter.read("opportunities", None))
+
+
+def test_bad_credentials_fail_clearly_without_the_secret(
+    sf: EmulatorServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv("SF_PASSWORD", "wrong-" + SECRET)
+    with pytest.raises(AdapterError, match="refused the password login") as info:
+        list(adapter_for(sf).read("members", None))
+    assert SECRET not in str(info.value)
+    assert SECRET not in caplog.text
+    assert "app-secret" not in str(info.value) + caplog.text
+
+
+def test_secrets_never_reach_logs_or_errors(
+    sf: EmulatorServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    h = SalesforceHarness(sf)
+    h.add_user("Ana", "inside_sales")
+    h.add_queued("A", 0, 0)
+    engine = _engine(h, 10)
+    sync = SyncEngine(engine, h.adapter, sleep=lambda s: None)
+    sync.run()
+    sf.org.faults.next_statuses = [401, 401, 401]
+    with pytest.raises(AdapterError) as info:
+        sync.run()
+    assert SECRET not in str(info.value)
+    token_values = list(sf.org.sessions)
+    for secret in [SECRET, "app-secret", *token_values]:
+        assert secret not in caplog.text
+    assert "hidden" in repr(Session("00Dsecret", "https://example"))
+    assert "00Dsecret" not in repr(Session("00Dsecret", "https://example"))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=40))
+def test_hostile_strings_never_change_a_querys_structure(value: str) -> None:
+    text = format_soql("SELECT Id FROM Lead WHERE Company = {} AND Rating = 'Hot'", value)
+    query = soql_module.parse(text)
+    assert query.fields == ("Id",)
+    assert query.sobject == "Lead"
+    assert query.referenced == {"Id", "Company", "Rating"}
+    now = datetime.now(UTC)
+    assert query.matches({"Company": value, "Rating": "Hot"}, now)
+    assert not query.matches({"Company": value + "x", "Rating": "Hot"}, now)
