@@ -403,3 +403,49 @@ def test_hostile_strings_never_change_a_querys_structure(value: str) -> None:
     now = datetime.now(UTC)
     assert query.matches({"Company": value, "Rating": "Hot"}, now)
     assert not query.matches({"Company": value + "x", "Rating": "Hot"}, now)
+
+
+def test_tasks_created_in_salesforce_are_routed_and_their_owner_written_back(
+    sf: EmulatorServer,
+) -> None:
+    h = SalesforceHarness(sf)
+    h.clock.set(datetime(2026, 1, 5, 10, tzinfo=UTC))  # a Monday, in working hours
+    csr = h.add_user("Cara Service", "customer_service")
+    rep = h.add_user("Ana Rep", "inside_sales")
+    task_id = sf.org.create(
+        "Task",
+        {"Subject": "Quote for Acme", "SPE_Kind__c": "quote", "Priority": "High", "OwnerId": rep},
+    )
+    h.clock.advance(minutes=10)
+    engine = _engine(h, 10)
+    sync = SyncEngine(engine, h.adapter, sleep=lambda s: None)
+    report = sync.run()
+    assert report.streams["tasks"].applied == 1
+    routed = engine.task(f"sf-{task_id}")
+    assert routed.assignee_id == csr  # to customer service, never to the salesperson
+    record = sf.org.get("Task", task_id) or {}
+    assert record["OwnerId"] == csr
+    assert record["Status"] == "Not Started"
+    assert record["SPE_Key__c"] == f"sf-{task_id}"
+    engine.accept_task(routed.id, csr)
+    sync.run()
+    assert (sf.org.get("Task", task_id) or {})["Status"] == "In Progress"
+    assert len(sf.org.records["Task"]) == 1
+
+
+def test_writes_have_a_timeout(sf: EmulatorServer) -> None:
+    from spe_core.adapter import Change
+    from spe_core.errors import TransientError
+
+    h = SalesforceHarness(sf)
+    crm_id = h.add_queued("A", 0, 0)
+    adapter = SalesforceAdapter(
+        SalesforceSettings(login_url=sf.url, ca_bundle=sf.ca_path, timeout_seconds=0.5)
+    )
+    list(adapter.read("opportunities", None))  # log in first
+    sf.org.faults.latency = 2.0
+    try:
+        with pytest.raises(TransientError, match="did not answer"):
+            adapter.write([Change("opportunity", "k", {"status": "released"}, crm_id)])
+    finally:
+        sf.org.faults.latency = 0.0

@@ -52,8 +52,16 @@ from spe_core.events import (
     RecordQuarantined,
     SyncCompleted,
     SyncConflict,
+    TaskAccepted,
+    TaskCompleted,
+    TaskDeclined,
+    TaskEscalated,
+    TaskEvent,
+    TaskQueued,
+    TaskReassigned,
+    TaskRouted,
 )
-from spe_core.model import Member, Opportunity, OpportunityStatus
+from spe_core.model import Member, Opportunity, OpportunityStatus, Task
 from spe_core.outbox import (
     OutboxItem,
     OutboxStatus,
@@ -230,8 +238,23 @@ def _resolved(event: Event, tx: Transaction, crm: str) -> Change | None:
     return _opportunity_change(tx, event.opportunity_id, crm, {"status": event.outcome.value})
 
 
-#: Event kind -> the rule turning it into a CRM change. Routing and calendar
-#: events add their rules here (task owner, booked events).
+def _task(event: Event, tx: Transaction, crm: str) -> Change | None:
+    assert isinstance(event, TaskEvent)
+    task = event.task
+    values: dict[str, Any] = {
+        "status": task.status.value,
+        "owner": _member_crm_id(tx, task.assignee_id, crm) if task.is_open else None,
+        "kind": task.kind,
+        "priority": task.priority,
+        "due": task.complete_by,
+    }
+    if task.external_id(crm) is None:
+        values["account_id"] = task.account_id
+    return Change(ChangeKind.TASK, task.id, values, task.external_id(crm))
+
+
+#: Event kind -> the rule turning it into a CRM change. Calendar events add
+#: their rules here (booked events).
 OUTBOUND: dict[str, OutboundRule] = {
     OpportunityQueued.kind: _status("queued"),
     OpportunityReleased.kind: _released,
@@ -240,6 +263,13 @@ OUTBOUND: dict[str, OutboundRule] = {
     OpportunityResolved.kind: _resolved,
     OpportunityStale.kind: _status("nurture"),
     OpportunityExpired.kind: _status("expired"),
+    TaskRouted.kind: _task,
+    TaskQueued.kind: _task,
+    TaskAccepted.kind: _task,
+    TaskDeclined.kind: _task,
+    TaskCompleted.kind: _task,
+    TaskReassigned.kind: _task,
+    TaskEscalated.kind: _task,
 }
 
 
@@ -651,5 +681,18 @@ InboundApplier = Callable[[SyncEngine, Inbound], bool]
 """Applies one mapped record of a stream other than members and opportunities
 (tasks, busy time); returns True when it changed the core's state."""
 
-#: Stream name -> applier. Routing and calendar add ``tasks`` and ``busy``.
-INBOUND: dict[str, InboundApplier] = {}
+
+def _apply_task(sync: SyncEngine, inbound: Inbound) -> bool:
+    """A task created in the CRM for SPE: route it (once; later edits are SPE's to make)."""
+    task = inbound.value
+    if not isinstance(task, Task):
+        return False
+    with sync.engine.store.transaction() as tx:
+        if tx.get_task(task.id) is not None:
+            return False
+    sync.engine.route_task(task)
+    return True
+
+
+#: Stream name -> applier (calendar adds ``busy``).
+INBOUND: dict[str, InboundApplier] = {"tasks": _apply_task}

@@ -185,10 +185,13 @@ class SalesforceAdapter:
     # --- reading ------------------------------------------------------------------------
 
     def streams(self) -> Sequence[StreamSpec]:
-        return (
+        streams = [
             StreamSpec("members", "SystemModstamp"),
             StreamSpec("opportunities", "SystemModstamp"),
-        )
+        ]
+        if self.settings.fields.task_kind_field:
+            streams.append(StreamSpec("tasks", "SystemModstamp"))
+        return streams
 
     def _query(self, stream: str, since: datetime | None) -> str:
         f = self.settings.fields
@@ -200,6 +203,9 @@ class SalesforceAdapter:
         elif stream == "opportunities":
             fields, obj = mapping.soql_fields(self.settings), f.queued_object
             conditions = [f"{f.status_field} != null"]
+        elif stream == "tasks" and f.task_kind_field:
+            fields, obj = mapping.task_fields(self.settings), "Task"
+            conditions = [f"{f.task_kind_field} != null"]
         else:
             raise AdapterError(
                 f"the Salesforce adapter has no stream {stream!r}.",
@@ -254,6 +260,8 @@ class SalesforceAdapter:
         data = record.data
         if record.stream == "members":
             return Inbound(mapping.member_from_user(data, self.settings))
+        if record.stream == "tasks":
+            return mapping.task_from_record(data, self.settings)
         mapping.parse_datetime(data.get("SystemModstamp"), "SystemModstamp", record.crm_id)
         return mapping.opportunity_from_record(data, self.settings)
 
@@ -275,17 +283,25 @@ class SalesforceAdapter:
         return [results[i] for i in range(len(changes))]
 
     def _collection(self, group: list[tuple[int, Change]], upsert: bool) -> list[WriteResult]:
-        for _, change in group:
-            if change.kind is not ChangeKind.OPPORTUNITY:
-                raise AdapterError(
-                    f"the Salesforce adapter cannot write {change.kind.value} changes yet.",
-                    "upgrade spe-sdk.",
-                )
-        records = [mapping.record_from_change(c, self.settings) for _, c in group]
+        kinds = {change.kind for _, change in group}
+        if kinds - {ChangeKind.OPPORTUNITY, ChangeKind.TASK} or len(kinds) != 1:
+            raise AdapterError(
+                f"the Salesforce adapter cannot write {sorted(k.value for k in kinds)} changes "
+                "in one call.",
+                "the sync engine sends one kind per batch; booking sync needs a newer spe-sdk.",
+            )
+        kind = kinds.pop()
+        to_record = (
+            mapping.record_from_change
+            if kind is ChangeKind.OPPORTUNITY
+            else mapping.record_from_task_change
+        )
+        records = [to_record(c, self.settings) for _, c in group]
         f = self.settings.fields
+        sobject = f.queued_object if kind is ChangeKind.OPPORTUNITY else "Task"
         body = {"allOrNone": False, "records": records}
         if upsert:
-            path = f"composite/sobjects/{f.queued_object}/{f.key_field}"
+            path = f"composite/sobjects/{sobject}/{f.key_field}"
             for record in records:
                 record.pop("Id", None)
         else:

@@ -19,6 +19,10 @@ from spe_core.model import Member, Opportunity, Role
 
 __all__ = [
     "CRM",
+    "TASK_STATUS",
+    "record_from_task_change",
+    "task_fields",
+    "task_from_record",
     "member_from_user",
     "opportunity_from_record",
     "parse_datetime",
@@ -194,4 +198,79 @@ def record_from_change(change: Change, settings: SalesforceSettings) -> dict[str
             record.setdefault("CloseDate", values.get("close_date") or "2099-12-31")
         if values.get("source_campaign"):
             record[f.campaign] = values["source_campaign"]
+    return record
+
+
+#: SPE task status -> the standard Task ``Status`` picklist value.
+TASK_STATUS = {
+    "unassigned": "Not Started",
+    "assigned": "Not Started",
+    "accepted": "In Progress",
+    "completed": "Completed",
+    "cancelled": "Deferred",
+}
+_PRIORITY_IN = {"high": 2, "normal": 3, "low": 4}
+_PRIORITY_OUT = {1: "High", 2: "High", 3: "Normal", 4: "Low"}
+
+
+def task_fields(settings: SalesforceSettings) -> list[str]:
+    """The Task fields the adapter reads."""
+    return [
+        "Id",
+        "Subject",
+        "OwnerId",
+        "WhatId",
+        "Priority",
+        "CreatedDate",
+        "SystemModstamp",
+        settings.fields.key_field,
+        str(settings.fields.task_kind_field),
+    ]
+
+
+def task_from_record(record: dict[str, Any], settings: SalesforceSettings) -> Inbound:
+    """An SPE task from a Salesforce Task someone created for SPE to route."""
+    from spe_core.model import Task
+
+    record_id = str(record.get("Id") or "")
+    kind = record.get(str(settings.fields.task_kind_field))
+    if not kind:
+        raise MappingError(
+            f"Task {record_id} has no {settings.fields.task_kind_field}.",
+            "set the SPE task kind on the Task, or leave it to people.",
+        )
+    key = record.get(settings.fields.key_field) or f"sf-{record_id}"
+    try:
+        task = Task(
+            id=str(key),
+            kind=str(kind),
+            account_id=str(record.get("WhatId") or "unknown account"),
+            created_at=parse_datetime(record.get("CreatedDate"), "CreatedDate", record_id),
+            priority=_PRIORITY_IN.get(str(record.get("Priority") or "").lower(), 3),
+            external_ids={CRM: record_id},
+        )
+    except InvalidValue as exc:
+        raise MappingError(f"Task {record_id} cannot be mapped: {exc.problem}", exc.fix) from None
+    return Inbound(task, crm_owner=record.get("OwnerId"))
+
+
+def record_from_task_change(change: Change, settings: SalesforceSettings) -> dict[str, Any]:
+    """The Task fields to write for one routed task."""
+    values = change.data
+    record: dict[str, Any] = {"attributes": {"type": "Task"}, settings.fields.key_field: change.key}
+    if change.crm_id:
+        record["Id"] = change.crm_id
+    if "status" in values:
+        record["Status"] = TASK_STATUS.get(str(values["status"]), "Not Started")
+    if values.get("owner"):
+        record["OwnerId"] = values["owner"]
+    if "priority" in values:
+        record["Priority"] = _PRIORITY_OUT.get(int(values["priority"]), "Normal")
+    if values.get("due") is not None:
+        record["ActivityDate"] = values["due"].date().isoformat()
+    if settings.fields.task_kind_field and values.get("kind"):
+        record[settings.fields.task_kind_field] = values["kind"]
+    if "account_id" in values:
+        record["Subject"] = f"{str(values.get('kind', 'task')).replace('_', ' ')} "
+        record["Subject"] += f"for {values['account_id']}"
     return record

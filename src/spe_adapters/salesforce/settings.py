@@ -57,6 +57,9 @@ class FieldMap:
     """Default: ``LeadSource`` on Lead and Opportunity."""
     skills_field: str | None = None
     """A text field of comma-separated skills the opportunity requires (e.g. languages)."""
+    task_kind_field: str | None = "SPE_Kind__c"
+    """The Task picklist naming the SPE task kind; Tasks with it set are routed by SPE.
+    None: do not sync Tasks."""
     status_values: dict[str, str] = attrs.field(
         factory=lambda: dict(DEFAULT_STATUS_VALUES), converter=_mapping
     )

@@ -66,6 +66,18 @@ FIELD_TYPES: dict[str, dict[str, tuple[str, bool, bool]]] = {
         "SPE_Released_At__c": ("datetime", True, False),
     },
     "Account": {"Id": ("id", False, False), "Name": ("string", True, True)},
+    "Task": {
+        "Id": ("id", False, False),
+        "Subject": ("string", True, True),
+        "OwnerId": ("reference", True, False),
+        "WhatId": ("reference", True, False),
+        "Status": ("picklist", True, False),
+        "Priority": ("picklist", True, False),
+        "ActivityDate": ("date", True, False),
+        "Description": ("textarea", True, False),
+        "SPE_Key__c": ("string", True, False),
+        "SPE_Kind__c": ("picklist", True, False),
+    },
 }
 EXTERNAL_IDS = {"SPE_Key__c"}
 SYSTEM_FIELDS = ("CreatedDate", "LastModifiedDate", "SystemModstamp")
