@@ -449,3 +449,35 @@ def test_writes_have_a_timeout(sf: EmulatorServer) -> None:
             adapter.write([Change("opportunity", "k", {"status": "released"}, crm_id)])
     finally:
         sf.org.faults.latency = 0.0
+
+
+def test_jwt_bearer_login_against_a_configurable_login_url(
+    sf: EmulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    def keypair() -> tuple[bytes, str]:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        private = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        public = key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return private, public.decode()
+
+    private, public = keypair()
+    (tmp_path / "app.key").write_bytes(private)
+    sf.org.add_jwt_app("spe-connected-app", public)
+    monkeypatch.setenv("SF_PRIVATE_KEY_FILE", str(tmp_path / "app.key"))
+    h = SalesforceHarness(sf)
+    h.add_user("Ana", "inside_sales")
+    adapter = adapter_for(sf, auth="jwt")
+    assert [len(p) for p in adapter.read("members", None)] == [1]
+    other, _ = keypair()
+    (tmp_path / "app.key").write_bytes(other)  # signed with a key Salesforce does not know
+    with pytest.raises(AdapterError, match="refused the jwt login"):
+        list(adapter_for(sf, auth="jwt").read("members", None))

@@ -152,6 +152,7 @@ class Org:
             self.by_external: dict[tuple[str, str, str], str] = {}
             self.sessions: set[str] = set()
             self.credentials: dict[str, str] = {}
+            self.jwt_keys: dict[str, str] = {}
             self.cursors: dict[str, list[dict[str, Any]]] = {}
             self.api_used = 0
             self._ids = itertools.count(1)
@@ -172,6 +173,10 @@ class Org:
     def add_login(self, username: str, password: str) -> None:
         """Register credentials for the OAuth username-password flow."""
         self.credentials[username] = password
+
+    def add_jwt_app(self, consumer_key: str, public_key_pem: str) -> None:
+        """Register a connected app's certificate key for the JWT bearer flow."""
+        self.jwt_keys[consumer_key] = public_key_pem
 
     def new_session(self) -> str:
         """A new access token."""

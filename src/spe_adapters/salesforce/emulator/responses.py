@@ -189,7 +189,7 @@ class EmulatorApp:
                 form.get("client_id")
             )
         elif grant == "urn:ietf:params:oauth:grant-type:jwt-bearer":
-            ok = bool(form.get("assertion"))  # structure only; signatures are not checked
+            ok = self._jwt_ok(str(form.get("assertion", "")), request.host_url.rstrip("/"))
         if not ok:
             return _json(
                 {"error": "invalid_grant", "error_description": "authentication failure"}, 400
@@ -205,6 +205,20 @@ class EmulatorApp:
                 "signature": "emulator",
             }
         )
+
+    def _jwt_ok(self, assertion: str, audience: str) -> bool:
+        """Verify an RS256 assertion against the registered app key (iss, sub, aud, exp)."""
+        import jwt
+
+        try:
+            claims = jwt.decode(assertion, options={"verify_signature": False})
+            key = self.org.jwt_keys.get(str(claims.get("iss")))
+            if key is None:
+                return False
+            claims = jwt.decode(assertion, key, algorithms=["RS256"], audience=audience)
+        except jwt.PyJWTError:
+            return False
+        return str(claims.get("sub")) in self.org.credentials
 
     def admin_reset(self, request: Request) -> Response:
         self.org.reset()
