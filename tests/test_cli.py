@@ -160,3 +160,31 @@ def test_check_reports_unmapped_crm_stages(workdir: Path) -> None:
     assert code == 2
     problems = [r for r in json.loads(out) if not r["ok"]]
     assert [p["detail"] for p in problems] == ["CRM stage 'Negotiation' is not mapped to any phase"]
+
+
+def test_buffer_management_recommends_and_auto_applies(workdir: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from spe_core import Engine, QueuePolicy, open_store
+    from spe_core.events import QueueTargetChanged
+    from spe_core.testing import FakeClock
+
+    clock = FakeClock(datetime.now(UTC) - timedelta(hours=3))
+    engine = Engine(open_store("sqlite:///spe.db"), clock=clock, policy=QueuePolicy(target=30))
+    engine.replenish()  # an empty backlog: the queue sits in red
+    clock.advance(hours=2)
+    engine.replenish()
+    engine.store.close()
+    (workdir / "spe.toml").write_text("[queue]\ntarget = 30\n")
+    code, out, _ = spe("queue", "--json")
+    assert json.loads(out)["buffer"]["action"] == "raise"
+    assert json.loads(out)["target"] == 30  # only recommended
+    (workdir / "spe.toml").write_text('[queue]\ntarget = 30\nbuffer_management = "auto"\n')
+    code, out, _ = spe("replenish", "--json")
+    assert code == 0
+    assert json.loads(out)["target_adjusted"]["recommended_target"] == 40
+    assert json.loads(spe("queue", "--json")[1])["target"] == 40
+    store = open_store("sqlite:///spe.db")
+    changed = [r.event for r in store.events() if isinstance(r.event, QueueTargetChanged)]
+    assert [(e.previous, e.target) for e in changed] == [(30, 40)]
+    store.close()

@@ -85,7 +85,19 @@ def _engine(cfg: config_module.Config) -> Engine:
     )
     if cfg.team:
         engine.upsert_members(cfg.team)
+    if cfg.buffer_management == "auto":
+        engine.use_stored_target()
     return engine
+
+
+def _buffer_recommendation(engine: Engine, cfg: config_module.Config) -> Any:
+    """Buffer management over the configured window of the event log."""
+    from spe_core.flow import FlowMetrics, recommend_buffer
+
+    start = engine.clock.now() - timedelta(days=cfg.buffer_window_days)
+    metrics = FlowMetrics(cfg.process, engine.policy)
+    metrics.feed_all(r for r in engine.store.events() if r.event.at >= start)
+    return recommend_buffer(metrics.report(engine.clock.now()).zone_share, engine.policy)
 
 
 def _emit(data: Any, as_json: bool, human: Callable[[], None]) -> None:
@@ -238,27 +250,50 @@ def check(config: ConfigOption = Path("spe.toml"), as_json: JsonOption = False) 
 
 @app.command()
 def replenish(config: ConfigOption = Path("spe.toml"), as_json: JsonOption = False) -> None:
-    """The morning top-up: move the best backlog items into the queue, up to target."""
+    """The morning top-up: move the best backlog items into the queue, up to target.
+
+    With [queue] buffer_management = "auto", buffer management first adjusts the
+    target (up or down by a third, with the evidence recorded as an event).
+    """
     with _errors():
-        engine = _engine(_load(config))
+        cfg = _load(config)
+        engine = _engine(cfg)
+        adjusted = None
+        if cfg.buffer_management == "auto":
+            rec = _buffer_recommendation(engine, cfg)
+            if rec.action != "keep":
+                engine.set_target(rec.recommended_target, rec.evidence)
+                adjusted = rec
         result = engine.replenish()
     plan = result.plan
 
     def show() -> None:
+        if adjusted is not None:
+            console.print(
+                f"buffer management: target {adjusted.current_target} -> "
+                f"{adjusted.recommended_target} ({escape(adjusted.evidence)})"
+            )
         console.print(
             f"queue {plan.level_before} -> {plan.level_after} of target {plan.target} "
             f"({plan.zone_after.value}); moved {len(result.moved)}; Promotions must still "
             f"produce {plan.shortfall}."
         )
 
-    _emit({"plan": plan, "moved": [o.id for o in result.moved]}, as_json, show)
+    _emit(
+        {"plan": plan, "moved": [o.id for o in result.moved], "target_adjusted": adjusted},
+        as_json,
+        show,
+    )
 
 
 @app.command("queue")
 def queue_status(config: ConfigOption = Path("spe.toml"), as_json: JsonOption = False) -> None:
     """The buffer: level, target, zone, backlog and the oldest queued item."""
     with _errors():
-        status = _engine(_load(config)).queue_status()
+        cfg = _load(config)
+        engine = _engine(cfg)
+        status = engine.queue_status()
+        rec = _buffer_recommendation(engine, cfg)
 
     def show() -> None:
         colour = {"green": "green", "yellow": "yellow", "red": "red"}[status.zone.value]
@@ -268,8 +303,13 @@ def queue_status(config: ConfigOption = Path("spe.toml"), as_json: JsonOption = 
             f"{status.released}; oldest queued {status.oldest_queued_at or '-'}; "
             f"shortfall {status.shortfall}"
         )
+        console.print(
+            f"buffer management ({cfg.buffer_management}): {rec.action} the target "
+            f"({rec.current_target} -> {rec.recommended_target}); "
+            f"{escape(rec.evidence)}"
+        )
 
-    _emit(status, as_json, show)
+    _emit({**_plain(status), "buffer": _plain(rec)}, as_json, show)
 
 
 @app.command()

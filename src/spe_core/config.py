@@ -109,6 +109,21 @@ SCHEMA: tuple[Section, ...] = (
             ),
             Key("pull_roles", "list[str]", ["inside_sales"], "roles that may pull", choices=ROLES),
             Key(
+                "buffer_management",
+                "str",
+                "recommend",
+                "recommend: show Theory-of-Constraints target changes; auto: replenish "
+                "applies them",
+                choices=("recommend", "auto"),
+            ),
+            Key(
+                "buffer_window_days",
+                "int",
+                5,
+                "days of history buffer management looks at",
+                minimum=1,
+            ),
+            Key(
                 "order",
                 "list[str]",
                 ["-tier", "-score", "queued_at", "id"],
@@ -175,6 +190,8 @@ class Config:
     routing: RoutingTable
     process: ProcessMap
     raw: dict[str, Any]
+    buffer_management: str = "recommend"
+    buffer_window_days: int = 5
     crm_stages: tuple[str, ...] = ()
     """Every stage the CRM uses (so ``spe check`` can report the unmapped ones)."""
 
@@ -368,6 +385,8 @@ def _build(path: Path | None, data: Mapping[str, Any]) -> Config:
         sync=values["sync"],
         team=_team(path, data.get("team")),
         routing=table,
+        buffer_management=q["buffer_management"],
+        buffer_window_days=q["buffer_window_days"],
         process=process,
         crm_stages=tuple(str(s) for s in crm_stages),
         raw=dict(data),

@@ -28,6 +28,7 @@ from spe_core.events import (
     MemberUpserted,
     OpportunityBacklogged,
     QueueReplenished,
+    QueueTargetChanged,
     Recorded,
     TaskAccepted,
     TaskCompleted,
@@ -290,6 +291,36 @@ class Engine:
             )
         self._notify(recorded)
         return ReplenishResult(plan, tuple(moved))
+
+    TARGET_KEY = "queue:target"
+
+    def stored_target(self) -> int | None:
+        """The target buffer management last set (None: the configured one stands)."""
+        with self.store.transaction() as tx:
+            value = tx.get_meta(self.TARGET_KEY)
+        return None if value is None else int(value)
+
+    def use_stored_target(self) -> None:
+        """Adopt the target buffer management last set, if any."""
+        target = self.stored_target()
+        if target is not None and target != self.policy.target:
+            self.policy = attrs.evolve(self.policy, target=target)
+
+    def set_target(self, target: int, reason: str) -> None:
+        """Change the queue's target (buffer management), recorded with its reason."""
+        now = self._now()
+        recorded: list[Recorded] = []
+        previous = self.policy.target
+        new_policy = attrs.evolve(self.policy, target=target)
+        with self.store.transaction() as tx:
+            tx.set_meta(self.TARGET_KEY, str(target))
+            self._record(
+                tx,
+                [QueueTargetChanged(at=now, previous=previous, target=target, reason=reason)],
+                recorded,
+            )
+        self.policy = new_policy
+        self._notify(recorded)
 
     # --- pulling and resolving --------------------------------------------------------
 

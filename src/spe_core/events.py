@@ -43,6 +43,7 @@ __all__ = [
     "OpportunityStale",
     "OpportunityWithdrawn",
     "QueueReplenished",
+    "QueueTargetChanged",
     "Recorded",
     "TaskAccepted",
     "TaskCompleted",
@@ -208,6 +209,17 @@ class OpportunityStageChanged(Event):
     opportunity_id: str
     stage: str
     closed: bool = False
+
+
+@event_type
+@attrs.frozen(kw_only=True)
+class QueueTargetChanged(Event):
+    """Buffer management changed the queue's target (with the evidence)."""
+
+    kind: ClassVar[str] = "queue.target_changed"
+    previous: int
+    target: int
+    reason: str
 
 
 @event_type
