@@ -211,6 +211,8 @@ def run(kind: str, workers: int, seconds: float, jobs: int) -> dict[str, float]:
         seed_bare(schema, jobs)
     else:
         asyncio.run(_seed_pgqueuer(schema, jobs))
+    with psycopg.connect(_plain(schema), autocommit=True) as conn:
+        conn.execute("ANALYZE")  # fresh statistics for every engine after the bulk load
     ctx = mp.get_context("spawn")
     start = ctx.Event()
     out = ctx.Queue()
