@@ -1,0 +1,180 @@
+"""The Salesforce emulator on its own: SOQL subset, REST shapes, admin endpoints."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import requests
+
+from spe_adapters.salesforce.emulator import EmulatorServer
+from spe_adapters.salesforce.emulator.soql import SoqlError, parse
+from spe_core.testing import FakeClock
+
+NOW = datetime(2026, 1, 5, 12, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[EmulatorServer]:
+    clock = FakeClock(NOW)
+    with EmulatorServer(clock=clock.now) as s:
+        yield s
+
+
+@pytest.fixture
+def http(server: EmulatorServer) -> requests.Session:
+    server.org.reset()
+    server.requests.reset_counts()
+    server.org.add_login("u@x.example", "pw")
+    session = requests.Session()
+    session.trust_env = False
+    session.verify = server.ca_path
+    token = session.post(
+        f"{server.url}/services/oauth2/token",
+        data={
+            "grant_type": "password",
+            "client_id": "c",
+            "username": "u@x.example",
+            "password": "pw",
+        },
+    ).json()["access_token"]
+    session.headers["Authorization"] = f"Bearer {token}"
+    return session
+
+
+def q(http: requests.Session, server: EmulatorServer, soql: str) -> list[str]:
+    reply = http.get(f"{server.url}/services/data/v59.0/query", params={"q": soql})
+    assert reply.status_code == 200, reply.text
+    return [r["LastName"] for r in reply.json()["records"]]
+
+
+def test_soql_subset(http: requests.Session, server: EmulatorServer) -> None:
+    org = server.org
+    for name, company, rating in [
+        ("a", "Acme", "Hot"),
+        ("b", "Acme Corp", None),
+        ("c", "Initech", "Cold"),
+        ("d", "50% Off", "Warm"),
+    ]:
+        org.create("Lead", {"LastName": name, "Company": company, "Rating": rating})
+    base = "SELECT LastName FROM Lead"
+    assert q(http, server, f"{base} WHERE Company LIKE 'Acme%' ORDER BY LastName") == ["a", "b"]
+    assert q(http, server, f"{base} WHERE Company LIKE '50\\% Off'") == ["d"]
+    assert q(http, server, f"{base} WHERE Rating IN ('Hot', 'Cold') ORDER BY LastName DESC") == [
+        "c",
+        "a",
+    ]
+    assert q(
+        http,
+        server,
+        f"{base} WHERE Rating NOT IN ('Hot') AND NOT Company = 'Initech' ORDER BY LastName",
+    ) == ["b", "d"]
+    assert q(
+        http, server, f"{base} WHERE (Rating = null OR Rating = 'Warm') ORDER BY LastName"
+    ) == ["b", "d"]
+    assert q(http, server, f"{base} ORDER BY Rating ASC NULLS LAST, LastName LIMIT 2 OFFSET 1") == [
+        "a",
+        "d",
+    ]
+    assert q(http, server, f"{base} WHERE CreatedDate = TODAY ORDER BY LastName") == list("abcd")
+    assert q(http, server, f"{base} WHERE CreatedDate < LAST_N_DAYS:1") == []
+    since = (NOW - timedelta(hours=1)).isoformat()
+    assert len(q(http, server, f"{base} WHERE SystemModstamp >= {since}")) == 4
+    count = http.get(
+        f"{server.url}/services/data/v59.0/query", params={"q": "SELECT COUNT() FROM Lead"}
+    ).json()
+    assert count["totalSize"] == 4
+    bad = http.get(f"{server.url}/services/data/v59.0/query", params={"q": "SELECT FROM"})
+    assert bad.status_code == 400
+    assert bad.json()[0]["errorCode"] == "MALFORMED_QUERY"
+    unknown = http.get(
+        f"{server.url}/services/data/v59.0/query", params={"q": "SELECT Nope__c FROM Lead"}
+    )
+    assert unknown.json()[0]["errorCode"] == "INVALID_FIELD"
+
+
+def test_parser_rejects_broken_queries() -> None:
+    for text in [
+        "SELECT Id FROM Lead WHERE",
+        "SELECT Id Lead",
+        "SELECT Id FROM Lead LIMIT x",
+        "SELECT Id FROM Lead WHERE Name = 'unterminated",
+        "SELECT Id FROM Lead WHERE Name = 'bad \\q escape'",
+    ]:
+        with pytest.raises(SoqlError):
+            parse(text)
+
+
+def test_records_collections_and_errors(http: requests.Session, server: EmulatorServer) -> None:
+    api = f"{server.url}/services/data/v59.0"
+    created = http.post(f"{api}/sobjects/Lead/", json={"LastName": "x", "Company": "y"})
+    assert created.status_code == 201
+    lead_id = created.json()["id"]
+    assert http.get(f"{api}/sobjects/Lead/{lead_id}").json()["Company"] == "y"
+    assert http.patch(f"{api}/sobjects/Lead/{lead_id}", json={"Rating": "Hot"}).status_code == 204
+    missing = http.post(f"{api}/sobjects/Lead/", json={"LastName": "x"})
+    assert missing.json()[0]["errorCode"] == "REQUIRED_FIELD_MISSING"
+    upsert = http.patch(
+        f"{api}/composite/sobjects/Lead/SPE_Key__c",
+        json={
+            "allOrNone": False,
+            "records": [
+                {
+                    "attributes": {"type": "Lead"},
+                    "SPE_Key__c": "k1",
+                    "LastName": "n",
+                    "Company": "c",
+                },
+                {"attributes": {"type": "Lead"}, "SPE_Key__c": "k2", "Colour__c": "red"},
+            ],
+        },
+    ).json()
+    assert upsert[0]["success"] and upsert[0]["created"]
+    assert upsert[1]["errors"][0]["statusCode"] == "INVALID_FIELD"
+    again = http.patch(
+        f"{api}/composite/sobjects/Lead/SPE_Key__c",
+        json={
+            "allOrNone": False,
+            "records": [{"attributes": {"type": "Lead"}, "SPE_Key__c": "k1", "Rating": "Warm"}],
+        },
+    ).json()
+    assert again[0]["created"] is False
+    rolled = http.patch(
+        f"{api}/composite/sobjects",
+        json={
+            "allOrNone": True,
+            "records": [
+                {"attributes": {"type": "Lead"}, "Id": lead_id, "Rating": "Cold"},
+                {"attributes": {"type": "Lead"}, "Id": "00Qbad", "Rating": "Cold"},
+            ],
+        },
+    ).json()
+    assert rolled[0]["errors"][0]["statusCode"] == "ALL_OR_NONE_OPERATION_ROLLED_BACK"
+    assert server.org.get("Lead", lead_id)["Rating"] == "Hot"  # type: ignore[index]
+    too_many = http.patch(f"{api}/composite/sobjects", json={"records": [{}] * 201})
+    assert too_many.json()[0]["errorCode"] == "EXCEEDED_ID_LIMIT"
+    describe = http.get(f"{api}/sobjects/Lead/describe").json()
+    key = next(f for f in describe["fields"] if f["name"] == "SPE_Key__c")
+    assert key["externalId"] is True
+    limits = http.get(f"{api}/limits")
+    assert "api-usage=" in limits.headers["Sforce-Limit-Info"]
+    assert limits.json()["DailyApiRequests"]["Max"] == server.org.daily_api_limit
+
+
+def test_admin_endpoints_drive_the_emulator(http: requests.Session, server: EmulatorServer) -> None:
+    admin = f"{server.url}/__emulator"
+    login = http.post(f"{admin}/seed", json={"seed": 3, "leads": 25}).json()
+    assert login["username"] == "spe@demo.example"
+    assert len(server.org.records["Lead"]) == 25
+    http.post(f"{admin}/faults", json={"next_statuses": [503]})
+    assert http.get(f"{server.url}/services/data/v59.0/limits").status_code == 503
+    assert http.get(f"{server.url}/services/data/v59.0/limits").status_code == 200
+    counts = http.get(f"{admin}/requests").json()["counts"]
+    assert counts["limits"] == 2
+    http.post(f"{admin}/faults", json={"expire_sessions": True})
+    expired = http.get(f"{server.url}/services/data/v59.0/limits")
+    assert expired.status_code == 401
+    assert expired.json()[0]["errorCode"] == "INVALID_SESSION_ID"
+    http.post(f"{admin}/reset")
+    assert server.org.records["Lead"] == {}
