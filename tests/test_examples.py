@@ -134,3 +134,60 @@ def test_csv_adapter_package_passes_the_contract_suite(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert " passed" in proc.stdout
+
+
+def test_nightly_job_against_the_salesforce_emulator(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from spe_adapters.salesforce.emulator import EmulatorServer
+
+    sys.path.insert(0, str(EXAMPLES / "nightly_job"))
+    try:
+        from job import main as nightly_main  # type: ignore[import-not-found]
+    finally:
+        sys.path.pop(0)
+    with EmulatorServer() as sf:
+        sf.org.add_login("job@acme.example", "pw")
+        monkeypatch.setenv("SF_USERNAME", "job@acme.example")
+        monkeypatch.setenv("SF_PASSWORD", "pw")
+        monkeypatch.setenv("SF_CLIENT_ID", "app")
+        monkeypatch.setenv("SF_CLIENT_SECRET", "secret")
+        sf.org.create(
+            "User",
+            {
+                "Name": "Ana",
+                "Username": "ana@acme.example",
+                "SPE_Role__c": "inside_sales",
+                "IsActive": True,
+            },
+        )
+        for i in range(30):
+            sf.org.create(
+                "Lead", {"LastName": f"L{i}", "Company": f"C{i}", "SPE_Status__c": "Backlog"}
+            )
+        args = [
+            "--store",
+            f"sqlite:///{tmp_path / 'spe.db'}",
+            "--login-url",
+            sf.url,
+            "--ca-bundle",
+            sf.ca_path,
+            "--target",
+            "20",
+        ]
+        assert nightly_main(args) == 0
+        summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert summary["read"] == 31
+        assert summary["queue"] == {
+            "level": 20,
+            "target": 20,
+            "zone": "green",
+            "promotions_shortfall": 0,
+        }
+        queued = [r for r in sf.org.all("Lead") if r["SPE_Status__c"] == "Queued"]
+        assert len(queued) == 20  # Salesforce shows the morning's queue
+        assert nightly_main(args) == 0  # a second night changes nothing
+        assert len([r for r in sf.org.all("Lead") if r["SPE_Status__c"] == "Queued"]) == 20
+        monkeypatch.setenv("SF_PASSWORD", "wrong")
+        assert nightly_main(args) == 3
+        assert "refused" in capsys.readouterr().out
