@@ -51,6 +51,10 @@ register_value(model.Task)
 # === end routing ===
 
 # === calendar (issue 4): calendar code goes between these markers ===
+register_value(model.TimeWindow)
+register_value(model.AppointmentRequest)
+register_value(model.Booking)
+register_value(model.Busy)
 # === end calendar ===
 
 

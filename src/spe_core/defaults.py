@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from spe_core import routing
+from spe_core import calendar, routing
 from spe_core.hookspecs import hookimpl
-from spe_core.model import Opportunity, Task
+from spe_core.model import Location, Opportunity, Task
 from spe_core.routing import Candidate
 
 
@@ -30,3 +30,11 @@ def spe_choose_assignee(
 ) -> str | None:
     """Default choice: the route's strategy (see :func:`spe_core.routing.choose`)."""
     return routing.choose(route, candidates, account_member_id).member.id
+
+
+@hookimpl(trylast=True)
+def spe_travel_minutes(
+    origin: Location, destination: Location, departure: datetime, rules: calendar.CalendarRules
+) -> float | None:
+    """Default travel: great-circle distance x road factor / speed + overhead."""
+    return calendar.great_circle_travel(rules)(origin, destination, departure).total_seconds() / 60

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import attrs
 
 from spe_core.model import (
+    Booking,
     Member,
     Opportunity,
     OpportunityStatus,
@@ -29,6 +30,12 @@ from spe_core.model import (
 
 __all__ = [
     "EVENT_TYPES",
+    "AppointmentBooked",
+    "AppointmentCancelled",
+    "AppointmentEvent",
+    "AppointmentRescheduled",
+    "BusyTimeRead",
+    "replay_bookings",
     "Event",
     "LeaseExpired",
     "MemberUpserted",
@@ -382,6 +389,81 @@ def replay_tasks(events: Iterable[Event | Recorded]) -> dict[str, Task]:
 # === end routing ===
 
 # === calendar (issue 4): calendar code goes between these markers ===
+
+
+@attrs.frozen(kw_only=True)
+class AppointmentEvent(Event):
+    """Base of calendar events: each carries the booking as it is after the change and
+    ``by``, the sales coordinator (or process) who made the change."""
+
+    booking: Booking
+    by: str
+
+    @property
+    def member_id(self) -> str:
+        """Whose calendar changed."""
+        return self.booking.member_id
+
+    @property
+    def start(self) -> datetime:
+        """When the meeting starts."""
+        return self.booking.start
+
+    @property
+    def in_person(self) -> bool:
+        """True for an in-person meeting."""
+        return self.booking.in_person
+
+
+@event_type
+@attrs.frozen(kw_only=True)
+class AppointmentBooked(AppointmentEvent):
+    """A meeting was placed in a member's calendar."""
+
+    kind: ClassVar[str] = "appointment.booked"
+
+
+@event_type
+@attrs.frozen(kw_only=True)
+class AppointmentCancelled(AppointmentEvent):
+    """A booking was cancelled (``booking`` keeps the slot it held), with the reason."""
+
+    kind: ClassVar[str] = "appointment.cancelled"
+    reason: str = ""
+
+
+@event_type
+@attrs.frozen(kw_only=True)
+class AppointmentRescheduled(AppointmentEvent):
+    """A booking moved to another time or member; the old slot is given with it."""
+
+    kind: ClassVar[str] = "appointment.rescheduled"
+    from_member_id: str
+    from_start: datetime = attrs.field(validator=aware_field)
+
+
+@event_type
+@attrs.frozen(kw_only=True)
+class BusyTimeRead(Event):
+    """A member's busy time was read from their calendar (``count`` entries in the span)."""
+
+    kind: ClassVar[str] = "calendar.busy_read"
+    member_id: str
+    start: datetime = attrs.field(validator=aware_field)
+    end: datetime = attrs.field(validator=aware_field)
+    count: int
+
+
+def replay_bookings(events: Iterable[Event | Recorded]) -> dict[str, Booking]:
+    """Rebuild every booking's current state (cancelled ones included) from the log."""
+    state: dict[str, Booking] = {}
+    for item in events:
+        event = item.event if isinstance(item, Recorded) else item
+        if isinstance(event, AppointmentEvent):
+            state[event.booking.id] = event.booking
+    return state
+
+
 # === end calendar ===
 
 # --- replay ---------------------------------------------------------------------------

@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from spe_core.calendar import CalendarRules
     from spe_core.routing import Candidate, Route
 
 from spe_core.events import Recorded
-from spe_core.model import Opportunity, Task
+from spe_core.model import Location, Opportunity, Task
 
 __all__ = ["hookimpl", "hookspec"]
 
@@ -95,4 +96,26 @@ def spe_choose_assignee(
 # === end routing ===
 
 # === calendar (issue 4): calendar code goes between these markers ===
+
+
+@hookspec(firstresult=True)
+def spe_travel_minutes(
+    origin: Location, destination: Location, departure: datetime, rules: CalendarRules
+) -> float | None:
+    """Minutes to travel from ``origin`` to ``destination`` leaving at ``departure``
+    (*firstresult*).
+
+    Called by the calendar rules for every pair of consecutive places in a
+    field member's day (home base, customer sites, home again), inside the
+    store transaction of ``propose``, ``book``, ``plan_week`` and ``validate``,
+    so it must be fast and must not do network calls per pair: load a travel
+    matrix or a routing table up front and look it up here. ``rules`` is the
+    :class:`~spe_core.calendar.CalendarRules` in force (road factor, speed,
+    overhead). Return the minutes (0 or more; fractions are rounded up to the
+    next whole minute) or ``None`` to leave the answer to the next plugin. The
+    built-in default is the great-circle distance x ``road_factor`` /
+    ``speed_kmh`` + ``travel_overhead`` (0 for the same place).
+    """
+
+
 # === end calendar ===

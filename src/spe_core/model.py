@@ -12,7 +12,7 @@ import enum
 import itertools
 import zoneinfo
 from collections.abc import Iterable, Mapping
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from typing import Any
 
 import attrs
@@ -21,6 +21,12 @@ from spe_core.errors import InvalidValue
 
 __all__ = [
     "Absence",
+    "AppointmentRequest",
+    "Booking",
+    "BookingStatus",
+    "Busy",
+    "MeetingMode",
+    "TimeWindow",
     "DayHours",
     "Location",
     "Member",
@@ -545,4 +551,170 @@ class Task:
 # === end routing ===
 
 # === calendar (issue 4): calendar code goes between these markers ===
+
+
+class MeetingMode(enum.StrEnum):
+    """How a meeting is held: at the customer's site, or by phone or video."""
+
+    IN_PERSON = "in_person"
+    CONFERENCE_CALL = "conference_call"
+
+
+class BookingStatus(enum.StrEnum):
+    """Whether a booking still holds its slot."""
+
+    BOOKED = "booked"
+    CANCELLED = "cancelled"
+
+
+def _duration(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, timedelta) or not timedelta(0) < value <= timedelta(hours=12):
+        raise InvalidValue(
+            f"{type(instance).__name__}.{attribute.name} must be a duration above 0 and at "
+            f"most 12 hours, got {value!r}.",
+            "pass a timedelta such as timedelta(minutes=60).",
+        )
+
+
+@attrs.frozen
+class TimeWindow:
+    """A stretch of time (start inclusive, end exclusive), e.g. when a customer can meet."""
+
+    start: datetime = attrs.field(validator=aware_field)
+    end: datetime = attrs.field(validator=aware_field)
+
+    def __attrs_post_init__(self) -> None:
+        if not self.start < self.end:
+            raise InvalidValue(
+                f"time window starts at {self.start.isoformat()} but ends at "
+                f"{self.end.isoformat()}.",
+                "make the start earlier than the end.",
+            )
+
+    def holds(self, start: datetime, end: datetime) -> bool:
+        """True if ``start``..``end`` lies inside this window."""
+        return self.start <= start and end <= self.end
+
+
+def _windows(items: Iterable[TimeWindow]) -> tuple[TimeWindow, ...]:
+    return tuple(sorted(items, key=lambda w: (w.start, w.end)))
+
+
+@attrs.frozen
+class AppointmentRequest:
+    """A meeting a sales coordinator has to place in a salesperson's calendar.
+
+    In-person meetings need the customer's ``location`` and go to field
+    salespeople only; conference calls need none. The meeting must start at
+    or after ``earliest`` and end by ``deadline``; when ``windows`` are given
+    (the customer's availability) it must also lie inside one of them.
+    """
+
+    id: str = attrs.field(validator=_non_empty)
+    account_id: str = attrs.field(validator=_non_empty)
+    duration: timedelta = attrs.field(validator=_duration)
+    mode: MeetingMode = attrs.field(converter=MeetingMode)
+    earliest: datetime = attrs.field(validator=aware_field)
+    deadline: datetime = attrs.field(validator=aware_field)
+    location: Location | None = None
+    windows: tuple[TimeWindow, ...] = attrs.field(default=(), converter=_windows)
+    required_skills: frozenset[str] = attrs.field(factory=frozenset, converter=frozen_strings)
+    opportunity_id: str | None = None
+    external_ids: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=external_ids)
+
+    def __attrs_post_init__(self) -> None:
+        if self.earliest + self.duration > self.deadline:
+            raise InvalidValue(
+                f"appointment request {self.id!r} lasts {self.duration} but its range "
+                f"{self.earliest.isoformat()}..{self.deadline.isoformat()} is shorter.",
+                "move the deadline later or the earliest start sooner.",
+            )
+        if self.mode is MeetingMode.IN_PERSON and self.location is None:
+            raise InvalidValue(
+                f"appointment request {self.id!r} is in person but has no location.",
+                "give the customer's site as location=Location(lat, lon), or make it a "
+                "conference call.",
+            )
+
+    @property
+    def in_person(self) -> bool:
+        """True for a meeting at the customer's site."""
+        return self.mode is MeetingMode.IN_PERSON
+
+    def external_id(self, crm: str) -> str | None:
+        """This request's record id in ``crm``, if known."""
+        return dict(self.external_ids).get(crm)
+
+
+@attrs.frozen
+class Booking:
+    """An appointment request placed in one member's calendar.
+
+    A booking's id is its request's id: a request holds at most one slot at a
+    time. ``by`` is the sales coordinator (or process) who made the booking;
+    ``booked_at`` is when, which the minimum-notice rule for calls reads.
+    """
+
+    request: AppointmentRequest
+    member_id: str = attrs.field(validator=_non_empty)
+    start: datetime = attrs.field(validator=aware_field)
+    by: str = attrs.field(validator=_non_empty)
+    booked_at: datetime = attrs.field(validator=aware_field)
+    status: BookingStatus = attrs.field(default=BookingStatus.BOOKED, converter=BookingStatus)
+    external_ids: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=external_ids)
+
+    @property
+    def id(self) -> str:
+        """The booking's id (its request's id)."""
+        return self.request.id
+
+    @property
+    def end(self) -> datetime:
+        """When the meeting ends."""
+        return self.start + self.request.duration
+
+    @property
+    def in_person(self) -> bool:
+        """True for a meeting at the customer's site."""
+        return self.request.in_person
+
+    @property
+    def location(self) -> Location | None:
+        """Where the meeting is held (None for a call)."""
+        return self.request.location
+
+    @property
+    def active(self) -> bool:
+        """True while the booking holds its slot."""
+        return self.status is BookingStatus.BOOKED
+
+    def external_id(self, crm: str) -> str | None:
+        """This booking's event id in ``crm``, if known."""
+        return dict(self.external_ids).get(crm)
+
+
+@attrs.frozen
+class Busy:
+    """Time a member's calendar already has taken (read from the CRM or entered by hand).
+
+    Busy time has no known place: the travel rule lets a member travel
+    around it, never through it. ``id`` identifies it in its source so a
+    re-read replaces rather than duplicates it.
+    """
+
+    id: str = attrs.field(validator=_non_empty)
+    member_id: str = attrs.field(validator=_non_empty)
+    start: datetime = attrs.field(validator=aware_field)
+    end: datetime = attrs.field(validator=aware_field)
+    reason: str = "busy"
+
+    def __attrs_post_init__(self) -> None:
+        if not self.start < self.end:
+            raise InvalidValue(
+                f"busy time {self.id!r} starts at {self.start.isoformat()} but ends at "
+                f"{self.end.isoformat()}.",
+                "make the start earlier than the end.",
+            )
+
+
 # === end calendar ===

@@ -10,17 +10,19 @@ runs ``check_pending()`` so that a misspelt ``spe_`` hook fails at start.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pluggy
 
-from spe_core import hookspecs
+from spe_core import calendar, hookspecs
+from spe_core.calendar import CalendarRules, TravelFn
 from spe_core.errors import ConfigError
 from spe_core.events import Recorded
-from spe_core.model import Opportunity, Task
+from spe_core.model import Location, Opportunity, Task
 from spe_core.routing import Candidate, Route
 
 __all__ = ["BLOCK_ENV", "ENTRY_POINT_GROUP", "Plugins"]
@@ -131,6 +133,36 @@ class Plugins:
     # === end routing ===
 
     # === calendar (issue 4): calendar code goes between these markers ===
+    def travel(self, rules: CalendarRules) -> TravelFn:
+        """The travel function the calendar rules use (a plugin's, else the default).
+
+        With only the built-in default registered this is
+        :func:`spe_core.calendar.great_circle_travel` itself (cached per pair).
+        Answers are cached per (origin, destination, departure) for the
+        returned function's life, so one engine operation asks each pair once.
+        """
+        hook = self.manager.hook.spe_travel_minutes
+        if all(impl.plugin_name == "spe.defaults" for impl in hook.get_hookimpls()):
+            return calendar.great_circle_travel(rules)
+        cache: dict[tuple[Location, Location, datetime], timedelta] = {}
+
+        def travel(origin: Location, destination: Location, departure: datetime) -> timedelta:
+            key = (origin, destination, departure)
+            found = cache.get(key)
+            if found is None:
+                minutes = hook(
+                    origin=origin, destination=destination, departure=departure, rules=rules
+                )
+                if minutes is None or not minutes >= 0 or math.isinf(float(minutes)):
+                    raise ConfigError(
+                        f"a plugin's spe_travel_minutes returned {minutes!r} for a trip.",
+                        "return a finite number of minutes, 0 or more, or None.",
+                    )
+                found = cache[key] = timedelta(minutes=math.ceil(float(minutes)))
+            return found
+
+        return travel
+
     # === end calendar ===
 
     # --- listeners --------------------------------------------------------------------

@@ -19,7 +19,7 @@ import holidays as holidays_lib
 from spe_core.errors import ConfigError
 from spe_core.model import Member
 
-__all__ = ["add_working_time", "is_holiday", "is_working", "working_segments"]
+__all__ = ["add_working_time", "day_segments", "is_holiday", "is_working", "working_segments"]
 
 _HORIZON_DAYS = 400
 
@@ -72,6 +72,12 @@ def _day_segments(member: Member, day: date) -> list[tuple[datetime, datetime]]:
                 cut.append((absence.end, end))
         segments = cut
     return [(s, e) for s, e in segments if s < e]
+
+
+def day_segments(member: Member, day: date) -> list[tuple[datetime, datetime]]:
+    """The member's working segments on their local ``day``: none on a public holiday,
+    absences cut out, earliest first (aware datetimes in the member's zone)."""
+    return _day_segments(member, day)
 
 
 def working_segments(

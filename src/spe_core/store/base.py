@@ -16,7 +16,7 @@ from datetime import date, datetime
 from typing import Protocol, runtime_checkable
 
 from spe_core.events import Event, Recorded
-from spe_core.model import Member, Opportunity, OpportunityStatus, Task
+from spe_core.model import Booking, Busy, Member, Opportunity, OpportunityStatus, Task
 from spe_core.outbox import OutboxItem, Quarantined
 
 __all__ = ["RANKED_STATUSES", "Store", "Transaction"]
@@ -132,6 +132,31 @@ class Transaction(Protocol):
     # === end routing ===
 
     # === calendar (issue 4): calendar code goes between these markers ===
+    def get_booking(self, booking_id: str) -> Booking | None:
+        """The booking with ``booking_id`` (its request's id), cancelled or not, or None."""
+        ...
+
+    def put_booking(self, booking: Booking) -> None:
+        """Insert or replace a booking."""
+        ...
+
+    def iter_bookings(
+        self, member_id: str | None, start: datetime, end: datetime
+    ) -> Iterator[Booking]:
+        """Active bookings overlapping ``start``..``end`` (of one member, or everyone's
+        when ``member_id`` is None), by (start, id)."""
+        ...
+
+    def replace_busy(
+        self, member_id: str, start: datetime, end: datetime, busy: list[Busy]
+    ) -> None:
+        """Drop the member's busy time starting in ``start``..``end`` and store ``busy``."""
+        ...
+
+    def iter_busy(self, member_id: str, start: datetime, end: datetime) -> Iterator[Busy]:
+        """The member's busy time overlapping ``start``..``end``, by (start, id)."""
+        ...
+
     # === end calendar ===
 
     # === sync (outbox and quarantine) ===

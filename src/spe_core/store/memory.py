@@ -18,7 +18,15 @@ from typing import Any
 
 from spe_core.errors import StoreError
 from spe_core.events import Event, Recorded
-from spe_core.model import Member, Opportunity, OpportunityStatus, Task, TaskStatus
+from spe_core.model import (
+    Booking,
+    Busy,
+    Member,
+    Opportunity,
+    OpportunityStatus,
+    Task,
+    TaskStatus,
+)
 from spe_core.outbox import OutboxItem, OutboxStatus, Quarantined
 from spe_core.store.base import RANKED_STATUSES
 
@@ -51,6 +59,8 @@ class MemoryStore:
         # === end routing ===
 
         # === calendar (issue 4): calendar code goes between these markers ===
+        self.bookings: dict[str, Booking] = {}
+        self.busy: dict[tuple[str, str], Busy] = {}
         # === end calendar ===
         self.outbox: dict[tuple[str, str, str], OutboxItem] = {}
         self.quarantine: dict[tuple[str, str, str, str], Quarantined] = {}
@@ -316,6 +326,44 @@ class _MemoryTransaction:
     # === end routing ===
 
     # === calendar (issue 4): calendar code goes between these markers ===
+    def get_booking(self, booking_id: str) -> Booking | None:
+        return self.s.bookings.get(booking_id)
+
+    def put_booking(self, booking: Booking) -> None:
+        self._set(self.s.bookings, booking.id, booking)
+
+    def iter_bookings(
+        self, member_id: str | None, start: datetime, end: datetime
+    ) -> Iterator[Booking]:
+        found = [
+            b
+            for b in self.s.bookings.values()
+            if b.active
+            and (member_id is None or b.member_id == member_id)
+            and b.start < end
+            and b.end > start
+        ]
+        found.sort(key=lambda b: (b.start, b.id))
+        yield from found
+
+    def replace_busy(
+        self, member_id: str, start: datetime, end: datetime, busy: list[Busy]
+    ) -> None:
+        for key, item in list(self.s.busy.items()):
+            if item.member_id == member_id and start <= item.start < end:
+                self._delete(self.s.busy, key)
+        for item in busy:
+            self._set(self.s.busy, (item.member_id, item.id), item)
+
+    def iter_busy(self, member_id: str, start: datetime, end: datetime) -> Iterator[Busy]:
+        found = [
+            b
+            for b in self.s.busy.values()
+            if b.member_id == member_id and b.start < end and b.end > start
+        ]
+        found.sort(key=lambda b: (b.start, b.id))
+        yield from found
+
     # === end calendar ===
 
     # === sync (outbox and quarantine) ===

@@ -33,14 +33,14 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from spe_core import codec
 from spe_core.errors import StoreError
 from spe_core.events import Event, Recorded
-from spe_core.model import Member, Opportunity, OpportunityStatus, Task
+from spe_core.model import Booking, Busy, Member, Opportunity, OpportunityStatus, Task
 from spe_core.outbox import OutboxItem, Quarantined
 from spe_core.store.base import RANKED_STATUSES
 
@@ -55,6 +55,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
 __all__ = ["MIGRATIONS", "PostgresStore"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_LONGEST = timedelta(hours=12)  # the longest meeting a request may ask for
 _FIRST_PAGE = 4
 _PAGE = 64
 _LOCK_KEY = 0x5350455F4D494752  # "SPE_MIGR"
@@ -143,6 +144,28 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX tasks_open ON tasks (assignee_id) WHERE status IN ('assigned', 'accepted');
     CREATE INDEX tasks_queued ON tasks (queue_role, priority, created_at, id)
         WHERE status = 'unassigned';
+    """,
+    # 3: calendar
+    """
+    CREATE TABLE bookings (
+        id TEXT COLLATE "C" PRIMARY KEY,
+        member_id TEXT COLLATE "C" NOT NULL,
+        status TEXT NOT NULL,
+        start BIGINT NOT NULL,
+        finish BIGINT NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX bookings_active ON bookings (member_id, start) WHERE status = 'booked';
+    CREATE INDEX bookings_time ON bookings (start) WHERE status = 'booked';
+    CREATE TABLE busy (
+        member_id TEXT COLLATE "C" NOT NULL,
+        id TEXT COLLATE "C" NOT NULL,
+        start BIGINT NOT NULL,
+        finish BIGINT NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (member_id, id)
+    );
+    CREATE INDEX busy_time ON busy (member_id, start);
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -546,6 +569,68 @@ class _PgTransaction:
             "(status IN ('assigned', 'accepted') AND complete_by <= %s) ORDER BY id "
             "FOR UPDATE SKIP LOCKED",
             (at, at),
+        )
+        for (data,) in rows:
+            yield codec.loads(data)
+
+    # === calendar (bookings and busy time) ===
+    def get_booking(self, booking_id: str) -> Booking | None:
+        row = self._one("SELECT data FROM bookings WHERE id = %s FOR UPDATE", (booking_id,))
+        return None if row is None else codec.loads(row[0])
+
+    def put_booking(self, booking: Booking) -> None:
+        b = booking
+        self.conn.execute(
+            "INSERT INTO bookings (id, member_id, status, start, finish, data) "
+            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET "
+            "member_id = excluded.member_id, status = excluded.status, "
+            "start = excluded.start, finish = excluded.finish, data = excluded.data",
+            (b.id, b.member_id, b.status.value, micros(b.start), micros(b.end), codec.dumps(b)),
+        )
+
+    def iter_bookings(
+        self, member_id: str | None, start: datetime, end: datetime
+    ) -> Iterator[Booking]:
+        lo, hi = micros(start - _LONGEST), micros(end)
+        if member_id is None:
+            rows = self._all(
+                "SELECT data FROM bookings WHERE status = 'booked' AND start >= %s "
+                "AND start < %s AND finish > %s ORDER BY start, id",
+                (lo, hi, micros(start)),
+            )
+        else:
+            rows = self._all(
+                "SELECT data FROM bookings WHERE status = 'booked' AND member_id = %s "
+                "AND start >= %s AND start < %s AND finish > %s ORDER BY start, id",
+                (member_id, lo, hi, micros(start)),
+            )
+        for (data,) in rows:
+            yield codec.loads(data)
+
+    def replace_busy(
+        self, member_id: str, start: datetime, end: datetime, busy: list[Busy]
+    ) -> None:
+        self.conn.execute(
+            "DELETE FROM busy WHERE member_id = %s AND start >= %s AND start < %s",
+            (member_id, micros(start), micros(end)),
+        )
+        if busy:
+            with self.conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO busy (member_id, id, start, finish, data) "
+                    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (member_id, id) DO UPDATE SET "
+                    "start = excluded.start, finish = excluded.finish, data = excluded.data",
+                    [
+                        (b.member_id, b.id, micros(b.start), micros(b.end), codec.dumps(b))
+                        for b in busy
+                    ],
+                )
+
+    def iter_busy(self, member_id: str, start: datetime, end: datetime) -> Iterator[Busy]:
+        rows = self._all(
+            "SELECT data FROM busy WHERE member_id = %s AND start < %s AND finish > %s "
+            "ORDER BY start, id",
+            (member_id, micros(end), micros(start)),
         )
         for (data,) in rows:
             yield codec.loads(data)

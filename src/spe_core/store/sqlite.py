@@ -21,13 +21,14 @@ from pathlib import Path
 from spe_core import codec
 from spe_core.errors import StoreError
 from spe_core.events import Event, Recorded
-from spe_core.model import Member, Opportunity, OpportunityStatus, Task
+from spe_core.model import Booking, Busy, Member, Opportunity, OpportunityStatus, Task
 from spe_core.outbox import OutboxItem, Quarantined
 from spe_core.store.base import RANKED_STATUSES
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_LONGEST = timedelta(hours=12)  # the longest meeting a request may ask for
 _FIRST_PAGE = 4  # a pull usually takes the first candidate: fetch few rows first
 _PAGE = 64
 _MEMBERS: dict[str, Member] = {}
@@ -114,6 +115,28 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX tasks_open ON tasks (assignee_id) WHERE status IN ('assigned', 'accepted');
     CREATE INDEX tasks_queued ON tasks (queue_role, priority, created_at, id)
         WHERE status = 'unassigned';
+    """,
+    # 3: calendar
+    """
+    CREATE TABLE bookings (
+        id TEXT PRIMARY KEY,
+        member_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        start INTEGER NOT NULL,
+        finish INTEGER NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX bookings_active ON bookings (member_id, start) WHERE status = 'booked';
+    CREATE INDEX bookings_time ON bookings (start) WHERE status = 'booked';
+    CREATE TABLE busy (
+        member_id TEXT NOT NULL,
+        id TEXT NOT NULL,
+        start INTEGER NOT NULL,
+        finish INTEGER NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (member_id, id)
+    );
+    CREATE INDEX busy_time ON busy (member_id, start);
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -473,6 +496,63 @@ class _SQLiteTransaction:
     # === end routing ===
 
     # === calendar (issue 4): calendar code goes between these markers ===
+    def get_booking(self, booking_id: str) -> Booking | None:
+        row = self._one("SELECT data FROM bookings WHERE id = ?", (booking_id,))
+        return None if row is None else codec.loads(str(row[0]))
+
+    def put_booking(self, booking: Booking) -> None:
+        b = booking
+        self.conn.execute(
+            "INSERT INTO bookings (id, member_id, status, start, finish, data) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+            "member_id = excluded.member_id, status = excluded.status, "
+            "start = excluded.start, finish = excluded.finish, data = excluded.data",
+            (b.id, b.member_id, b.status.value, micros(b.start), micros(b.end), codec.dumps(b)),
+        )
+
+    def iter_bookings(
+        self, member_id: str | None, start: datetime, end: datetime
+    ) -> Iterator[Booking]:
+        # meetings last at most 12 hours, so the start bound keeps the index range tight
+        lo, hi = micros(start - _LONGEST), micros(end)
+        if member_id is None:
+            rows = self.conn.execute(
+                "SELECT data FROM bookings WHERE status = 'booked' AND start >= ? "
+                "AND start < ? AND finish > ? ORDER BY start, id",
+                (lo, hi, micros(start)),
+            ).fetchall()
+        else:
+            rows = self.conn.execute(
+                "SELECT data FROM bookings WHERE status = 'booked' AND member_id = ? "
+                "AND start >= ? AND start < ? AND finish > ? ORDER BY start, id",
+                (member_id, lo, hi, micros(start)),
+            ).fetchall()
+        for (data,) in rows:
+            yield codec.loads(data)
+
+    def replace_busy(
+        self, member_id: str, start: datetime, end: datetime, busy: list[Busy]
+    ) -> None:
+        self.conn.execute(
+            "DELETE FROM busy WHERE member_id = ? AND start >= ? AND start < ?",
+            (member_id, micros(start), micros(end)),
+        )
+        self.conn.executemany(
+            "INSERT INTO busy (member_id, id, start, finish, data) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (member_id, id) DO UPDATE SET start = excluded.start, "
+            "finish = excluded.finish, data = excluded.data",
+            [(b.member_id, b.id, micros(b.start), micros(b.end), codec.dumps(b)) for b in busy],
+        )
+
+    def iter_busy(self, member_id: str, start: datetime, end: datetime) -> Iterator[Busy]:
+        rows = self.conn.execute(
+            "SELECT data FROM busy WHERE member_id = ? AND start < ? AND finish > ? "
+            "ORDER BY start, id",
+            (member_id, micros(end), micros(start)),
+        ).fetchall()
+        for (data,) in rows:
+            yield codec.loads(data)
+
     # === end calendar ===
 
     # === sync (outbox and quarantine) ===
