@@ -403,7 +403,7 @@ def _day_violations(
     # overlap and buffer: each entry against the one reaching furthest before it
     reach: _Item | None = None
     for item in items:
-        if reach is not None:
+        if reach is not None and not (item.kind == reach.kind == "busy"):
             if item.start < reach.end:
                 out.append(
                     Violation(
@@ -1062,7 +1062,7 @@ def plan_week(
         candidates[r.id] = ok
     by_id = {r.id: r for r in requests}
     # cache of (day version, fits) per request and member day
-    cache: dict[str, dict[tuple[str, date], tuple[int, list[_Fit]]]] = defaultdict(dict)
+    cache: dict[str, dict[tuple[str, date], tuple[tuple[int, int], list[_Fit]]]] = defaultdict(dict)
 
     def price(r: AppointmentRequest) -> tuple[tuple[int, datetime, int, str], _Day, _Fit] | None:
         lo, hi = _request_bounds(r, rules, now)
@@ -1074,8 +1074,10 @@ def plan_week(
             for d in _days_between(m, lo, hi, rules.horizon_days):
                 day = planner.day(m, d)
                 cached = mine.get((m.id, d))
-                if cached is None or cached[0] != day.version:
-                    cached = (day.version, planner.best_in_day(day, r, lo, hi))
+                # fits depend on the day and on the week's count (the weekly cap)
+                version = (day.version, planner.week_counts[(m.id, _week(d))])
+                if cached is None or cached[0] != version:
+                    cached = (version, planner.best_in_day(day, r, lo, hi))
                     mine[(m.id, d)] = cached
                 for fit in cached[1]:
                     key = (
@@ -1123,7 +1125,11 @@ def plan_week(
                 continue
             # the fast check and the validator disagree: never book it there
             rejected[rid] += 1
-            cache[rid][(priced[1].member.id, priced[1].day)] = (priced[1].version, [])
+            bad = priced[1]
+            cache[rid][(bad.member.id, bad.day)] = (
+                (bad.version, planner.week_counts[(bad.member.id, _week(bad.day))]),
+                [],
+            )
             if rejected[rid] < 5:
                 heapq.heappush(heap, (priced[0], next(counter), rid))
             else:

@@ -792,6 +792,11 @@ class Engine:
     ) -> None:
         """Raise :class:`RuleViolation` unless ``booking`` adds no violation to ``cal``."""
         rules, travel = self.calendar_rules, self._travel()
+        if booking.start < now:
+            raise RuleViolation(
+                f"cannot book {booking.id!r} at {booking.start.isoformat()}: that is in the past.",
+                "choose a start after now.",
+            )
         stale = calendar.stale_reason(cal, rules, now)
         if stale is not None:
             raise RuleViolation(
