@@ -114,3 +114,21 @@ def test_listen_notify_wakes_an_idle_puller() -> None:
 from spe_core.testing.routing_stateful import routing_machine  # noqa: E402
 
 TestRoutingMemoryVersusPostgres = routing_machine(_fresh).TestCase
+
+# === calendar ===
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+from spe_core.testing.calendar_stateful import calendar_machine  # noqa: E402
+
+TestPostgresCalendar = calendar_machine(_fresh).TestCase
+# each step is a few round trips to the server: fewer, shorter runs than on the embedded stores
+TestPostgresCalendar.settings = settings(
+    max_examples=40, stateful_step_count=20, deadline=None, suppress_health_check=list(HealthCheck)
+)
+
+
+def test_concurrent_coordinators_never_double_book() -> None:
+    """Threads booking overlapping slots for one member through separate connections."""
+    from tests.test_calendar_concurrency import race_for_one_slot
+
+    race_for_one_slot(_fresh)
