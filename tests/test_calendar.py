@@ -456,3 +456,41 @@ def test_plan_week_reports_what_it_could_not_place() -> None:
     assert all("no member has room" in why for _, why in plan.unplanned)
     with pytest.raises(InvalidValue, match="twice"):
         cal.plan_week([reqs[0], reqs[0]], [cal.MemberCalendar(m)], RULES, TRAVEL, BOOKED_AT)
+
+
+def test_spe_travel_minutes_hook_replaces_the_travel_model(clock: FakeClock) -> None:
+    from spe_core import hookimpl
+    from spe_core.errors import ConfigError
+    from spe_core.plugins import Plugins
+    from spe_core.store import open_store
+
+    class Ferry:
+        """Everything to Augsburg takes three hours; everything else is the default."""
+
+        @hookimpl
+        def spe_travel_minutes(
+            self, origin: Location, destination: Location, departure: datetime, rules: object
+        ) -> float | None:
+            return 180.0 if AUGSBURG in (origin, destination) and origin != destination else None
+
+    plugins = Plugins.create([Ferry()], entry_points=False)
+    travel = plugins.travel(RULES)
+    assert travel(MUNICH, AUGSBURG, BOOKED_AT) == timedelta(hours=3)
+    assert travel(MUNICH, MUNICH, BOOKED_AT) == timedelta(0)
+    clock.set(local(2026, 12, 4, 9))
+    e = Engine(open_store("memory:"), clock=clock, plugins=plugins, calendar_rules=RULES)
+    e.upsert_members([field()])
+    slot = e.propose(request("aug", AUGSBURG)).best
+    assert slot is not None
+    assert slot.start >= local(2026, 12, 7, 11) and slot.added_travel == timedelta(hours=6)
+
+    class Broken:
+        @hookimpl
+        def spe_travel_minutes(
+            self, origin: Location, destination: Location, departure: datetime, rules: object
+        ) -> float | None:
+            return -1.0
+
+    bad = Plugins.create([Broken()], entry_points=False).travel(RULES)
+    with pytest.raises(ConfigError, match="finite number of minutes"):
+        bad(MUNICH, AUGSBURG, BOOKED_AT)
