@@ -38,6 +38,10 @@ def spe(*args: str) -> tuple[int, str, str]:
         "pull",
         "resolve",
         "route",
+        "propose",
+        "book",
+        "calendar",
+        "calendar validate",
         "sync",
         "emulator",
         "demo",
@@ -188,3 +192,42 @@ def test_buffer_management_recommends_and_auto_applies(workdir: Path) -> None:
     changed = [r.event for r in store.events() if isinstance(r.event, QueueTargetChanged)]
     assert [(e.previous, e.target) for e in changed] == [(30, 40)]
     store.close()
+
+
+CALENDAR_TOML = """
+[store]
+url = "sqlite:///cal.db"
+[calendar]
+busy_max_age_hours = 0
+[[team]]
+id = "fay"
+name = "Fay"
+role = "field_sales"
+time_zone = "Europe/Berlin"
+hours = "08:00-17:00"
+home_base = { lat = 48.14, lon = 11.58, address = "Munich" }
+coordinator_id = "cy"
+[[team]]
+id = "cy"
+name = "Cy"
+role = "sales_coordinator"
+"""
+
+
+def test_propose_book_and_validate_from_the_command_line(workdir: Path) -> None:
+    (workdir / "spe.toml").write_text(CALENDAR_TOML)
+    where = ["--lat", "48.37", "--lon", "10.9", "--earliest", "2030-12-02T00:00+01:00"]
+    code, out, _ = spe("propose", "acme", *where, "--days", "2", "--json")
+    assert code == 0
+    proposal = json.loads(out)
+    first = proposal["slots"][0]
+    assert first["member_id"] == "fay" and first["start"].startswith("2030-12-02T09:")
+    code, out, _ = spe("book", "acme", "fay", first["start"], "--by", "cy", *where, "--id", "m1")
+    assert code == 0 and "booked m1 for fay" in out
+    # the day starts at home in Munich: Augsburg at 08:00 cannot be reached
+    code, _, err = spe("book", "acme", "fay", "2030-12-03T08:00+01:00", "--by", "cy", *where)
+    assert code == 1 and "needs" in err and "travel from home" in err and "Traceback" not in err
+    code, out, _ = spe("calendar", "validate", "--start", "2030-12-02T00:00+01:00", "--json")
+    assert code == 0 and json.loads(out) == {"fay": []}
+    code, out, _ = spe("check")
+    assert "no sales coordinator" not in out

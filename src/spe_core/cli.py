@@ -82,6 +82,7 @@ def _engine(cfg: config_module.Config) -> Engine:
         policy=cfg.queue,
         plugins=Plugins.create(),
         routing_table=cfg.routing,
+        calendar_rules=cfg.calendar,
     )
     if cfg.team:
         engine.upsert_members(cfg.team)
@@ -200,6 +201,10 @@ def check(config: ConfigOption = Path("spe.toml"), as_json: JsonOption = False) 
         cfg: config_module.Config = state["cfg"]
         for warning in cfg.routing.warnings():
             results.append({"check": "routing", "ok": True, "detail": "warning: " + warning})
+        from spe_core.calendar import coordinator_problems
+
+        for problem in coordinator_problems(cfg.team):
+            results.append({"check": "team", "ok": True, "detail": "warning: " + problem})
         for problem in cfg.process.problems(cfg.crm_stages):
             results.append(
                 {
@@ -394,6 +399,197 @@ def route(
             )
 
     _emit(task, as_json, show)
+
+
+# --- the calendar ---------------------------------------------------------------------------
+
+
+def _when(value: str, what: str) -> Any:
+    from datetime import UTC, datetime
+
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidValue(
+            f"{what} {value!r} is not an ISO date-time.",
+            "write it like 2026-12-07T09:00+01:00 (a time without offset is read as UTC).",
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _request(
+    request_id: str | None,
+    account: str,
+    minutes: int,
+    lat: float | None,
+    lon: float | None,
+    address: str | None,
+    earliest: str | None,
+    deadline: str | None,
+    days: int,
+) -> Any:
+    import uuid
+    from datetime import UTC, datetime
+
+    from spe_core.model import AppointmentRequest, Location
+
+    start = _when(earliest, "--earliest") if earliest else datetime.now(UTC)
+    end = _when(deadline, "--deadline") if deadline else start + timedelta(days=days)
+    in_person = lat is not None or lon is not None
+    if in_person and (lat is None or lon is None):
+        raise InvalidValue(
+            "an in-person meeting needs both --lat and --lon.",
+            "give the customer's site as --lat 48.14 --lon 11.58 (or neither for a call).",
+        )
+    return AppointmentRequest(
+        request_id or f"appt-{uuid.uuid4().hex[:12]}",
+        account,
+        timedelta(minutes=minutes),
+        "in_person" if in_person else "conference_call",
+        start,
+        end,
+        location=Location(lat, lon, address) if in_person else None,  # type: ignore[arg-type]
+    )
+
+
+AccountArg = Annotated[str, typer.Argument(help="the account the meeting is with")]
+MinutesOpt = Annotated[int, typer.Option("--minutes", min=5, max=720, help="meeting length")]
+LatOpt = Annotated[float | None, typer.Option("--lat", help="customer site latitude (in person)")]
+LonOpt = Annotated[float | None, typer.Option("--lon", help="customer site longitude (in person)")]
+AddressOpt = Annotated[str | None, typer.Option("--address", help="customer site address")]
+EarliestOpt = Annotated[
+    str | None, typer.Option("--earliest", help="earliest start, ISO (default: now)")
+]
+DeadlineOpt = Annotated[str | None, typer.Option("--deadline", help="latest end, ISO")]
+DaysOpt = Annotated[int, typer.Option("--days", min=1, help="range in days without --deadline")]
+IdOpt = Annotated[str | None, typer.Option("--id", help="the request id (default: new)")]
+
+
+@app.command()
+def propose(
+    account: AccountArg,
+    minutes: MinutesOpt = 60,
+    lat: LatOpt = None,
+    lon: LonOpt = None,
+    address: AddressOpt = None,
+    earliest: EarliestOpt = None,
+    deadline: DeadlineOpt = None,
+    days: DaysOpt = 7,
+    request_id: IdOpt = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="slots to show")] = 10,
+    config: ConfigOption = Path("spe.toml"),
+    as_json: JsonOption = False,
+) -> None:
+    """Ranked slots for a meeting across field (and, for calls, inside) salespeople.
+
+    In person when --lat/--lon give the customer's site, else a conference call.
+    Slots rank by least added travel, then earliest, then evening out meetings.
+    """
+    with _errors():
+        request = _request(
+            request_id, account, minutes, lat, lon, address, earliest, deadline, days
+        )
+        proposal = _engine(_load(config)).propose(request, limit=limit)
+
+    def show() -> None:
+        table = Table(title=f"slots for {request.id} ({request.mode.value}, {minutes} min)")
+        for col in ("member", "start", "end", "added travel", "that day", "that week"):
+            table.add_column(col)
+        for slot in proposal.slots:
+            table.add_row(
+                slot.member_id,
+                slot.start.isoformat(timespec="minutes"),
+                slot.end.isoformat(timespec="minutes"),
+                f"{slot.added_travel.total_seconds() / 60:.0f} min",
+                str(slot.day_meetings),
+                str(slot.week_meetings),
+            )
+        console.print(table)
+        for member_id, why in proposal.excluded:
+            console.print(f"[yellow]left out[/] {member_id}: {escape(why)}", highlight=False)
+
+    _emit(proposal, as_json, show)
+    if not proposal.slots:
+        raise typer.Exit(1)
+
+
+@app.command()
+def book(
+    account: AccountArg,
+    member: Annotated[str, typer.Argument(help="the salesperson whose calendar gets it")],
+    start: Annotated[str, typer.Argument(help="the start, ISO (e.g. 2026-12-07T10:00+01:00)")],
+    by: Annotated[str, typer.Option("--by", help="the sales coordinator booking it")],
+    minutes: MinutesOpt = 60,
+    lat: LatOpt = None,
+    lon: LonOpt = None,
+    address: AddressOpt = None,
+    earliest: EarliestOpt = None,
+    deadline: DeadlineOpt = None,
+    days: DaysOpt = 7,
+    request_id: IdOpt = None,
+    config: ConfigOption = Path("spe.toml"),
+    as_json: JsonOption = False,
+) -> None:
+    """Book a meeting in a salesperson's calendar, re-checked against every calendar rule."""
+    with _errors():
+        request = _request(
+            request_id, account, minutes, lat, lon, address, earliest, deadline, days
+        )
+        booking = _engine(_load(config)).book(request, member, _when(start, "START"), by=by)
+
+    def show() -> None:
+        console.print(
+            f"[green]booked[/] {booking.id} for {booking.member_id} at "
+            f"{booking.start.isoformat(timespec='minutes')} ({booking.request.mode.value}, by {by})"
+        )
+
+    _emit(booking, as_json, show)
+
+
+calendar_app = typer.Typer(help="Calendar checks for sales coordinators.", no_args_is_help=True)
+app.add_typer(calendar_app, name="calendar")
+
+
+@calendar_app.command("validate")
+def calendar_validate(
+    member: Annotated[
+        str | None, typer.Option("--member", help="one member (default: every salesperson)")
+    ] = None,
+    start: Annotated[str | None, typer.Option("--start", help="from, ISO (default: now)")] = None,
+    days: Annotated[int, typer.Option("--days", min=1, help="how many days to check")] = 14,
+    config: ConfigOption = Path("spe.toml"),
+    as_json: JsonOption = False,
+) -> None:
+    """Check calendars (e.g. edited by hand in the CRM) against the rules; exit 1 on problems."""
+    from datetime import UTC, datetime
+
+    from spe_core.model import Role
+
+    with _errors():
+        engine = _engine(_load(config))
+        lo = _when(start, "--start") if start else datetime.now(UTC)
+        hi = lo + timedelta(days=days)
+        ids = (
+            [member]
+            if member
+            else [
+                m.id
+                for m in engine.members()
+                if m.role in (Role.FIELD_SALES, Role.INSIDE_SALES) and m.active
+            ]
+        )
+        found = {mid: engine.validate_calendar(mid, lo, hi) for mid in ids}
+
+    def show() -> None:
+        for mid, problems in found.items():
+            if not problems:
+                console.print(f"[green]ok[/]  {mid}")
+            for v in problems:
+                console.print(f"[red]{v.rule}[/]  {mid}: {escape(v.reason)}", highlight=False)
+
+    _emit(found, as_json, show)
+    if any(found.values()):
+        raise typer.Exit(1)
 
 
 # --- the CRM -----------------------------------------------------------------------------

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Callable, Mapping
-from datetime import timedelta
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Any
 
 import attrs
 
+from spe_core.calendar import CalendarRules
 from spe_core.errors import ConfigError, SpeError
 from spe_core.flow import ProcessMap
-from spe_core.model import Member, Role
+from spe_core.model import Location, Member, Role, WorkingHours
 from spe_core.queue import QueuePolicy, parse_order
 from spe_core.routing import RoutingTable
 
@@ -147,6 +148,60 @@ SCHEMA: tuple[Section, ...] = (
         open=True,
     ),
     Section(
+        "calendar",
+        "Calendar rules for field salespeople (see docs/calendar.md).",
+        (
+            Key(
+                "meetings_per_day",
+                "int",
+                4,
+                "in-person meetings a field member may have a day (a cap)",
+                minimum=1,
+            ),
+            Key(
+                "meetings_per_week",
+                "int",
+                20,
+                "in-person meetings a field member may have a week (a cap)",
+                minimum=1,
+            ),
+            Key(
+                "call_notice_hours",
+                "float",
+                24.0,
+                "how far ahead conference calls are booked",
+                minimum=0,
+            ),
+            Key(
+                "buffer_minutes",
+                "int",
+                10,
+                "free minutes kept between two calendar entries",
+                minimum=0,
+            ),
+            Key(
+                "slot_step_minutes",
+                "int",
+                15,
+                "offered start times are multiples of this",
+                minimum=0,
+            ),
+            Key(
+                "busy_max_age_hours",
+                "float",
+                24.0,
+                "members whose busy time was read longer ago are not offered (0: busy time is "
+                "kept in SPE only, no read required)",
+                minimum=0,
+            ),
+            Key("road_factor", "float", 1.3, "road distance over great-circle distance", minimum=1),
+            Key("speed_kmh", "float", 50.0, "average door-to-door speed", minimum=1),
+            Key(
+                "travel_overhead_minutes", "int", 10, "fixed minutes added to every trip", minimum=0
+            ),
+        ),
+    ),
+    Section(
         "sync",
         "How the sync engine treats the CRM.",
         (
@@ -190,6 +245,7 @@ class Config:
     routing: RoutingTable
     process: ProcessMap
     raw: dict[str, Any]
+    calendar: CalendarRules = attrs.field(factory=CalendarRules)
     buffer_management: str = "recommend"
     buffer_window_days: int = 5
     crm_stages: tuple[str, ...] = ()
@@ -318,6 +374,8 @@ def _team(path: Path | None, rows: Any) -> tuple[Member, ...]:
             "holiday_country",
             "holiday_subdivision",
             "external_ids",
+            "home_base",
+            "hours",
         }
         unknown = sorted(set(row) - allowed)
         if unknown:
@@ -325,7 +383,12 @@ def _team(path: Path | None, rows: Any) -> tuple[Member, ...]:
                 f"{where} has unknown key {unknown[0]!r}.",
                 f"known keys: {', '.join(sorted(allowed))}.",
             )
+        row = dict(row)
         try:
+            if "home_base" in row:
+                row["home_base"] = _location(row["home_base"])
+            if "hours" in row:
+                row["working_hours"] = _hours(row.pop("hours"))
             members.append(Member(**row))
         except SpeError as exc:
             raise ConfigError(f"{where} ({row.get('id', '?')}): {exc.problem}", exc.fix) from None
@@ -340,6 +403,45 @@ def _team(path: Path | None, rows: Any) -> tuple[Member, ...]:
             "give every member a unique id.",
         )
     return tuple(members)
+
+
+def _location(value: Any) -> Location:
+    if not isinstance(value, dict) or not {"lat", "lon"} <= set(value):
+        raise ConfigError(
+            f"home_base {value!r} is not a table with lat and lon.",
+            'write home_base = { lat = 48.14, lon = 11.58, address = "Munich" }.',
+        )
+    return Location(value["lat"], value["lon"], value.get("address"))
+
+
+def _hours(value: Any) -> WorkingHours:
+    try:
+        start, end = (time.fromisoformat(p.strip()) for p in str(value).split("-"))
+    except ValueError:
+        raise ConfigError(
+            f"hours {value!r} is not a range such as '08:00-17:00'.",
+            'write hours = "08:00-17:00" (Monday to Friday, the member\'s own time zone).',
+        ) from None
+    return WorkingHours.weekdays(start, end)
+
+
+def _calendar(path: Path | None, c: Mapping[str, Any]) -> CalendarRules:
+    try:
+        return CalendarRules(
+            meetings_per_day=c["meetings_per_day"],
+            meetings_per_week=c["meetings_per_week"],
+            call_notice=timedelta(hours=c["call_notice_hours"]),
+            buffer=timedelta(minutes=c["buffer_minutes"]),
+            slot_step=timedelta(minutes=c["slot_step_minutes"]),
+            busy_max_age=timedelta(hours=c["busy_max_age_hours"])
+            if c["busy_max_age_hours"]
+            else None,
+            road_factor=c["road_factor"],
+            speed_kmh=c["speed_kmh"],
+            travel_overhead=timedelta(minutes=c["travel_overhead_minutes"]),
+        )
+    except SpeError as exc:
+        raise ConfigError(f"{_where(path, 'calendar')}: {exc.problem}", exc.fix) from None
 
 
 def _build(path: Path | None, data: Mapping[str, Any]) -> Config:
@@ -385,6 +487,7 @@ def _build(path: Path | None, data: Mapping[str, Any]) -> Config:
         sync=values["sync"],
         team=_team(path, data.get("team")),
         routing=table,
+        calendar=_calendar(path, values["calendar"]),
         buffer_management=q["buffer_management"],
         buffer_window_days=q["buffer_window_days"],
         process=process,
@@ -449,6 +552,16 @@ def template() -> str:
         '# role = "inside_sales"   # ' + ", ".join(ROLES),
         '# skills = ["de"]',
         '# time_zone = "Europe/Berlin"',
+        "# [[team]]                                 # a field salesperson:",
+        '# id = "fay"',
+        '# name = "Fay Berg"',
+        '# role = "field_sales"',
+        '# time_zone = "Europe/Berlin"',
+        '# hours = "08:00-17:00"                   # Monday to Friday, local time',
+        '# home_base = { lat = 48.14, lon = 11.58, address = "Munich" }',
+        '# coordinator_id = "cy"                   # their sales coordinator (SPE runs 1:1)',
+        '# holiday_country = "DE"',
+        '# holiday_subdivision = "BY"',
         "",
         "# Task routing (see docs/routing.md): override or add routes per task kind:",
         "# [routing]",
@@ -512,7 +625,9 @@ def reference_markdown() -> str:
         + ", ".join(f"`{r}`" for r in ROLES)
         + "), and optionally `skills`, `time_zone`, `wip_limit`, `active`, `weight`, "
         "`task_capacity`, `coordinator_id`, `holiday_country`, `holiday_subdivision`, "
-        "`external_ids`.",
+        "`external_ids`; field salespeople also `home_base` (a table with `lat`, `lon` and "
+        "an optional `address`) and `hours` (`\"08:00-17:00\"`, Monday to Friday, local "
+        "time).",
         "",
         "## [routing]",
         "",
