@@ -504,7 +504,13 @@ def _travel_violations(
                     f"{_what_key(key, bookings)} at {_hm(start, member)} needs "
                     f"{_minutes(need)} of travel from {_what_key(a_key, bookings)}, which "
                     f"leaves {_minutes(max(free, _ZERO))} for it"
-                    + (" after busy time and buffers." if busy_time or gaps else ".")
+                    + (
+                        " after busy time and buffers."
+                        if busy_time
+                        else " after the buffer."
+                        if gaps
+                        else "."
+                    )
                 )
                 culprit = key if key in bookings else a_key
             out.append(
