@@ -69,3 +69,9 @@ def test_metrics_quick() -> None:
 @pytest.mark.slow
 def test_sync_salesforce_quick() -> None:
     assert "writes_vs_minimum" in run_quick("sync_salesforce")["targets"]  # type: ignore[operator]
+
+
+def test_plan_week_quick() -> None:
+    result = run_quick("plan_week")
+    assert result["figures"]["violations"] == 0  # type: ignore[index]
+    assert "travel_vs_ortools" in result["targets"]  # type: ignore[operator]
