@@ -1,4 +1,4 @@
-"""The demo: a morning replenishment and a day of pulls on the embedded default.
+"""The demo: a morning replenishment, a day of pulls and next week's field visits.
 
 Runs on a SQLite file (in a temporary folder unless ``--store`` names one)
 with a fake clock, so a simulated working day takes a second::
@@ -14,19 +14,38 @@ import sys
 import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 import attrs
 
+from spe_core.calendar import CalendarRules, WeekPlan
 from spe_core.engine import Engine, QueueStatus
-from spe_core.model import Member, Opportunity, Outcome, Task, TaskKind, TaskStatus
+from spe_core.model import (
+    AppointmentRequest,
+    Location,
+    Member,
+    Opportunity,
+    Outcome,
+    Task,
+    TaskKind,
+    TaskStatus,
+    TimeWindow,
+    WorkingHours,
+)
 from spe_core.plugins import Plugins
 from spe_core.queue import QueuePolicy, ReplenishmentPlan
 from spe_core.store import open_store
 from spe_core.testing.clock import FakeClock
 
-__all__ = ["DayReport", "demo_team", "main", "promotions_backlog", "run_day"]
+__all__ = [
+    "DayReport",
+    "demo_team",
+    "main",
+    "plan_field_week",
+    "promotions_backlog",
+    "run_day",
+]
 
 MONDAY = datetime(2026, 1, 5, 7, 0, tzinfo=UTC)
 LANGUAGES = ("en", "de", "fr")
@@ -53,8 +72,28 @@ def demo_team() -> list[Member]:
     others = [
         Member("pr-gina", "Gina Rossi", "promotions"),
         Member("pr-hugo", "Hugo Blanc", "promotions"),
-        Member("fs-ivan", "Ivan Petrov", "field_sales"),
-        Member("fs-jade", "Jade Chen", "field_sales"),
+        Member(
+            "fs-ivan",
+            "Ivan Petrov",
+            "field_sales",
+            time_zone="Europe/Berlin",
+            home_base=Location(48.137, 11.575, "Munich"),
+            working_hours=WorkingHours.weekdays(time(8), time(18)),
+            coordinator_id="sc-kai",
+            holiday_country="DE",
+            holiday_subdivision="BY",
+        ),
+        Member(
+            "fs-jade",
+            "Jade Chen",
+            "field_sales",
+            time_zone="Europe/Berlin",
+            home_base=Location(48.401, 11.744, "Freising"),
+            working_hours=WorkingHours.weekdays(time(8), time(18)),
+            coordinator_id="sc-lea",
+            holiday_country="DE",
+            holiday_subdivision="BY",
+        ),
         Member("sc-kai", "Kai Müller", "sales_coordinator"),
         Member("sc-lea", "Léa Dubois", "sales_coordinator"),
         Member("cs-max", "Max Olsen", "customer_service"),
@@ -167,6 +206,38 @@ def run_day(engine: Engine, clock: FakeClock, rng: random.Random) -> DayReport:
     )
 
 
+def plan_field_week(engine: Engine, rng: random.Random) -> tuple[WeekPlan, int]:
+    """The coordinators book next week's visits for the appointments inside sales set.
+
+    One request per opportunity resolved with ``appointment_set``, at a customer
+    site within about 60 km of Munich, an hour long, any time next week (a third
+    of them with a half-day window the customer gave).
+    """
+    resolved = [o for o in engine.store.opportunities() if o.outcome is Outcome.APPOINTMENT_SET]
+    now = engine.clock.now()
+    monday = (now + timedelta(days=7 - now.weekday())).replace(hour=0, minute=0)
+    requests = []
+    for opp in resolved:
+        windows = []
+        if rng.random() < 0.33:
+            start = monday + timedelta(days=rng.randrange(5), hours=rng.choice((7, 11)))
+            windows = [TimeWindow(start, start + timedelta(hours=5))]
+        requests.append(
+            AppointmentRequest(
+                f"visit-{opp.id}",
+                opp.account_id,
+                timedelta(hours=1),
+                "in_person",
+                monday,
+                monday + timedelta(days=5),
+                location=Location(48.14 + rng.uniform(-0.45, 0.45), 11.58 + rng.uniform(-0.6, 0.6)),
+                windows=windows,
+                opportunity_id=opp.id,
+            )
+        )
+    return engine.plan_week(requests), len(requests)
+
+
 def _follow_up(outcome: Outcome, rng: random.Random) -> list[str]:
     """The transactional work an outcome creates (never for the salesperson)."""
     if outcome is Outcome.APPOINTMENT_SET:
@@ -231,6 +302,32 @@ def _print(report: DayReport, engine: Engine, store_url: str) -> None:
     console.print(f"Handled by: {holders or 'nobody'} ('queued': waiting in a role queue).")
 
 
+def _print_week(plan: WeekPlan, asked: int, engine: Engine) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    names = {m.id: m.name for m in engine.members()}
+    days: dict[str, Counter[str]] = defaultdict(Counter)
+    for b in plan.bookings:
+        days[b.member_id][b.start.strftime("%a")] += 1
+    table = Table(title="Next week's field visits, planned by the sales coordinators")
+    table.add_column("field member")
+    for day in ("Mon", "Tue", "Wed", "Thu", "Fri"):
+        table.add_column(day, justify="right")
+    for member_id in sorted(days):
+        table.add_row(
+            names.get(member_id, member_id),
+            *(str(days[member_id].get(d, 0)) for d in ("Mon", "Tue", "Wed", "Thu", "Fri")),
+        )
+    console.print(table)
+    console.print(
+        f"Booked {len(plan.bookings)} of {asked} appointments (cap 4 a day, 20 a week); "
+        f"{plan.travel.total_seconds() / 3600:.1f} h of driving in all; "
+        f"{len(plan.unplanned)} wait for the week after."
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the demo; returns the process exit code."""
     parser = argparse.ArgumentParser(prog="spe demo", description=__doc__.splitlines()[0])
@@ -252,11 +349,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             policy=QueuePolicy(target=150, lease=timedelta(hours=2)),
             clock=clock,
             plugins=Plugins.create(),
+            calendar_rules=CalendarRules(busy_max_age=None),  # no CRM calendar in the demo
         )
         engine.upsert_members(demo_team())
         engine.add_to_backlog(promotions_backlog(rng, 260, clock.now()))
         report = run_day(engine, clock, rng)
         _print(report, engine, url)
+        week, asked = plan_field_week(engine, rng)
+        _print_week(week, asked, engine)
         from spe_core.report import write_report
 
         path = write_report(store.events(), args.report, engine.policy)
