@@ -121,13 +121,31 @@ class HubSpotAdapter:
             self.builds += 1
         return self._apis
 
-    def _call(self, action: Callable[[Apis], Any]) -> Any:
+    def _call(self, action: Callable[[Apis], Any]) -> dict[str, Any]:
+        """One API call; its JSON reply as plain data.
+
+        Calls pass ``_preload_content=False`` and the adapter decodes the JSON itself: the
+        client's model deserializer parses every record's ``createdAt`` and ``updatedAt``
+        with dateutil, which costs more than the HTTP call. Non-2xx replies still raise
+        the client's ``ApiException``.
+        """
         apis = self.apis
         self.calls += 1
         try:
-            return action(apis)
+            response = action(apis)
+            try:
+                data = json.loads(response.data or b"{}")
+            finally:
+                response.release_conn()
         except Exception as exc:  # every sub-package has its own ApiException
             translate(exc)
+        if not isinstance(data, dict):
+            raise TransientError(
+                f"HubSpot answered {type(data).__name__} where an object was expected.",
+                "the sync retries; report it if it recurs.",
+            )
+        data["_status"] = response.status
+        return data
 
     def _search_budget(self) -> None:
         """Keep to ``search_requests_per_second`` search calls in any one second."""
@@ -215,10 +233,10 @@ class HubSpotAdapter:
                 "after": str(after) if after else None,
             }
             page = self._search(object_type, body)
-            records = [self._source(stream, modified, r) for r in page.results or []]
+            records = [self._source(stream, modified, r) for r in page.get("results") or []]
             if records:
                 yield records
-            nxt = page.paging.next.after if page.paging and page.paging.next else None
+            nxt = _next_after(page)
             if nxt is None or not records:
                 return
             after = int(nxt)
@@ -232,7 +250,7 @@ class HubSpotAdapter:
                 after = 0
                 log.info("%s: search window full; continuing after record %s", stream, last.crm_id)
 
-    def _search(self, object_type: str, body: dict[str, Any]) -> Any:
+    def _search(self, object_type: str, body: dict[str, Any]) -> dict[str, Any]:
         from hubspot.crm.objects import PublicObjectSearchRequest
 
         request = PublicObjectSearchRequest(
@@ -245,7 +263,10 @@ class HubSpotAdapter:
         self._search_budget()
         return self._call(
             lambda apis: apis.search.do_search(
-                object_type, request, _request_timeout=self.settings.timeout_seconds
+                object_type,
+                request,
+                _request_timeout=self.settings.timeout_seconds,
+                _preload_content=False,
             )
         )
 
@@ -258,13 +279,12 @@ class HubSpotAdapter:
                     kwargs["after"] = after
                 page = self._owners_page(kwargs)
                 records = []
-                for owner in page.results or []:
-                    data = owner.to_dict()
+                for data in page.get("results") or []:
                     raw = {
                         "id": data.get("id"),
                         "email": data.get("email"),
-                        "firstName": data.get("first_name"),
-                        "lastName": data.get("last_name"),
+                        "firstName": data.get("firstName"),
+                        "lastName": data.get("lastName"),
                         "archived": bool(data.get("archived")),
                         "teams": [
                             {"name": t.get("name"), "primary": bool(t.get("primary"))}
@@ -273,32 +293,37 @@ class HubSpotAdapter:
                     }
                     if mapping.owner_role(raw, self.settings) is None:
                         continue  # not part of SPE's team (an admin, the integration user)
-                    updated = data.get("updated_at")
-                    modified = updated if isinstance(updated, datetime) else datetime.now(UTC)
+                    try:
+                        modified = mapping.parse_datetime(
+                            data.get("updatedAt"), "updatedAt", str(raw["id"])
+                        )
+                    except MappingError:
+                        modified = datetime.now(UTC)
                     records.append(SourceRecord("members", str(raw["id"]), modified, raw))
                 if records:
                     yield records
-                nxt = page.paging.next.after if page.paging and page.paging.next else None
+                nxt = _next_after(page)
                 if not nxt:
                     break
                 after = str(nxt)
 
-    def _owners_page(self, kwargs: dict[str, Any]) -> Any:
+    def _owners_page(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         def call(apis: Apis) -> Any:
-            return apis.owners.get_page(_request_timeout=self.settings.timeout_seconds, **kwargs)
+            return apis.owners.get_page(
+                _request_timeout=self.settings.timeout_seconds, _preload_content=False, **kwargs
+            )
 
         return self._call(call)
 
-    def _source(self, stream: str, modified: str, record: Any) -> SourceRecord:
-        props = dict(record.properties or {})
-        props.setdefault("hs_object_id", str(record.id))
+    def _source(self, stream: str, modified: str, record: dict[str, Any]) -> SourceRecord:
+        record_id = str(record.get("id"))
+        props = dict(record.get("properties") or {})
+        props.setdefault("hs_object_id", record_id)
         try:
-            at = mapping.parse_datetime(props.get(modified), modified, str(record.id))
-        except MappingError:
-            updated = record.updated_at
-            # the mapping step reports the record
-            at = updated if isinstance(updated, datetime) else datetime.now(UTC)
-        return SourceRecord(stream, str(record.id), at, props)
+            at = mapping.parse_datetime(props.get(modified), modified, record_id)
+        except MappingError:  # the mapping step reports the record
+            at = datetime.now(UTC)
+        return SourceRecord(stream, record_id, at, props)
 
     def to_inbound(self, record: SourceRecord) -> Inbound:
         data = record.data
@@ -326,13 +351,16 @@ class HubSpotAdapter:
                 properties_with_history=[],
             )
             reply = self._batch_read(object_type, request)
-            out.extend(self._source(stream, modified, r) for r in reply.results or [])
+            out.extend(self._source(stream, modified, r) for r in reply.get("results") or [])
         return out
 
-    def _batch_read(self, object_type: str, request: Any) -> Any:
+    def _batch_read(self, object_type: str, request: Any) -> dict[str, Any]:
         def call(apis: Apis) -> Any:
             return apis.batch.read(
-                object_type, request, _request_timeout=self.settings.timeout_seconds
+                object_type,
+                request,
+                _request_timeout=self.settings.timeout_seconds,
+                _preload_content=False,
             )
 
         return self._call(call)
@@ -376,10 +404,13 @@ class HubSpotAdapter:
         request = BatchInputSimplePublicObjectBatchInput(inputs=inputs)
         reply = self._call(
             lambda apis: apis.batch.update(
-                object_type, request, _request_timeout=self.settings.timeout_seconds
+                object_type,
+                request,
+                _request_timeout=self.settings.timeout_seconds,
+                _preload_content=False,
             )
         )
-        done = {str(r.id): str(r.id) for r in reply.results or []}
+        done = {str(r.get("id")): str(r.get("id")) for r in reply.get("results") or []}
         return self._per_input(group, reply, done, lambda c: str(c.crm_id))
 
     def _upsert(self, object_type: str, group: list[tuple[int, Change]]) -> list[WriteResult]:
@@ -394,32 +425,35 @@ class HubSpotAdapter:
         request = BatchInputSimplePublicObjectBatchInputUpsert(inputs=inputs)
         reply = self._call(
             lambda apis: apis.batch.upsert(
-                object_type, request, _request_timeout=self.settings.timeout_seconds
+                object_type,
+                request,
+                _request_timeout=self.settings.timeout_seconds,
+                _preload_content=False,
             )
         )
         done: dict[str, str] = {}
-        results = list(reply.results or [])
+        results = list(reply.get("results") or [])
         for result in results:
-            value = (result.properties or {}).get(key)
+            value = (result.get("properties") or {}).get(key)
             if value:
-                done[str(value)] = str(result.id)
-        if not done and len(results) == len(group) and not getattr(reply, "errors", None):
-            done = {c.key: str(r.id) for (_, c), r in zip(group, results, strict=True)}
+                done[str(value)] = str(result.get("id"))
+        if not done and len(results) == len(group) and not reply.get("errors"):
+            done = {c.key: str(r.get("id")) for (_, c), r in zip(group, results, strict=True)}
         return self._per_input(group, reply, done, lambda c: c.key)
 
     @staticmethod
     def _per_input(
         group: list[tuple[int, Change]],
-        reply: Any,
+        reply: dict[str, Any],
         done: dict[str, str],
         ident: Callable[[Change], str],
     ) -> list[WriteResult]:
         """One result per input: the 200's results and the 207's errors, matched by id."""
         failed: dict[str, tuple[str, bool]] = {}
-        for error in getattr(reply, "errors", None) or []:
-            category = str(error.category or "")
-            text = f"{category}: {error.message}"
-            for value in (error.context or {}).get("ids", []) or []:
+        for error in reply.get("errors") or []:
+            category = str(error.get("category") or "")
+            text = f"{category}: {error.get('message')}"
+            for value in (error.get("context") or {}).get("ids", []) or []:
                 failed[str(value)] = (text, category in RETRYABLE_CATEGORIES)
         out = []
         for _, change in group:
@@ -452,6 +486,11 @@ class HubSpotAdapter:
             for api in (apis.search, apis.batch, apis.owners):
                 with contextlib.suppress(AttributeError):
                     api.api_client.rest_client.pool_manager.clear()
+
+
+def _next_after(page: dict[str, Any]) -> str | None:
+    after = ((page.get("paging") or {}).get("next") or {}).get("after")
+    return None if after in (None, "") else str(after)
 
 
 def _retry_after(headers: Mapping[str, str], body: dict[str, Any]) -> float:

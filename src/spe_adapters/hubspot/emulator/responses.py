@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -129,6 +130,11 @@ def _error(status: int, category: str, message: str, **extra: Any) -> Response:
 Predicate = Callable[[dict[str, Any]], bool]
 
 
+@functools.lru_cache(maxsize=1 << 17)
+def _ms(text: str) -> float:
+    return float(epoch_ms(parse_hubspot_time(text)))
+
+
 def _typed(kind: str, value: Any) -> Any:
     """A property value as search compares it: numbers and epoch ms as floats, text folded."""
     if value is None or value == "":
@@ -136,7 +142,7 @@ def _typed(kind: str, value: Any) -> Any:
     text = str(value)
     if kind == "datetime":
         try:
-            return float(epoch_ms(parse_hubspot_time(text)))
+            return _ms(text)
         except ValueError:
             raise SearchError(f"{text} is not a valid date (use epoch milliseconds)") from None
     if kind == "number":
