@@ -583,3 +583,127 @@ def test_missing_token_and_bad_settings_fail_clearly(
 def test_the_entry_point_registers_the_adapter() -> None:
     plugins = Plugins.create()
     assert plugins.adapters()["hubspot"] is HubSpotAdapter
+
+
+# --- webhooks ----------------------------------------------------------------------------------
+
+APP_SECRET = "app-client-secret-0123456789"
+HOOK_URI = "https://spe.acme.example/hubspot/webhook"
+
+
+def _signed(body: bytes, at: datetime, *, secret: str = APP_SECRET) -> dict[str, str]:
+    from spe_adapters.hubspot.webhooks import sign_v3
+
+    timestamp = str(int(at.timestamp() * 1000))
+    return {
+        "X-HubSpot-Signature-v3": sign_v3(secret, "POST", HOOK_URI, body, timestamp),
+        "X-HubSpot-Request-Timestamp": timestamp,
+        "Content-Type": "application/json",
+    }
+
+
+def _events(*pairs: tuple[str, str]) -> bytes:
+    import json
+
+    return json.dumps(
+        [
+            {
+                "eventId": 100 + i,
+                "subscriptionId": 7,
+                "portalId": 4242424,
+                "occurredAt": 1767614400000,
+                "subscriptionType": kind,
+                "attemptNumber": 0,
+                "objectId": int(object_id),
+                "propertyName": "spe_status",
+                "propertyValue": "queued",
+                "changeSource": "CRM_UI",
+                **({"objectTypeId": "0-27"} if kind.startswith("object.") else {}),
+            }
+            for i, (kind, object_id) in enumerate(pairs)
+        ]
+    ).encode()
+
+
+def test_webhook_with_a_valid_signature_syncs_those_records_now(
+    hs: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from spe_adapters.hubspot.webhooks import WebhookHandler
+
+    h = HubSpotHarness(hs)
+    h.clock.set(datetime(2026, 1, 5, 10, tzinfo=UTC))
+    h.add_user("Cara Service", "customer_service")
+    engine = _engine(h, 10)
+    sync = SyncEngine(engine, h.adapter, sleep=lambda s: None)
+    sync.run()
+    deal = h.add_queued("Acme", 2, 90)
+    other = h.add_queued("Not Mentioned", 0, 0)
+    task = hs.portal.create("tasks", {"hs_task_subject": "Quote", "spe_task_kind": "quote"})
+    monkeypatch.setenv("HUBSPOT_APP_SECRET", APP_SECRET)
+    handler = WebhookHandler.for_sync(h.adapter.settings, sync, h.adapter, clock=h.clock.now)
+    body = _events(
+        ("deal.propertyChange", deal), ("object.creation", task), ("deal.deletion", other)
+    )
+    hs.requests.reset_counts()
+    reply = handler.handle("POST", HOOK_URI, _signed(body, h.clock.now()), body)
+    assert reply.status == 200, reply.body
+    assert reply.body["synced"] == {"opportunities": 1, "tasks": 1}
+    assert {o.external_id("hubspot") for o in engine.store.opportunities()} == {deal}
+    assert engine.task(f"hs-{task}").kind == "quote"
+    assert hs.requests.counts()["batch_read"] == 2
+    assert hs.requests.counts()["search"] == 0  # no stream read: just those ids
+    assert sync.run().streams["opportunities"].applied == 1  # the other deal, by the bookmark
+
+
+def test_webhook_with_a_bad_signature_is_401_and_applies_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from spe_adapters.hubspot.webhooks import WebhookHandler
+
+    caplog.set_level(logging.DEBUG)
+    now = datetime(2026, 1, 5, 10, tzinfo=UTC)
+    applied: list[tuple[str, list[str]]] = []
+    handler = WebhookHandler(APP_SECRET, lambda s, ids: applied.append((s, ids)), clock=lambda: now)
+    body = _events(("deal.propertyChange", "1001"))
+    headers = _signed(body, now)
+    tampered = body.replace(b"1001", b"1002")
+    cases = {
+        "tampered body": (tampered, headers, "does not match"),
+        "wrong secret": (body, _signed(body, now, secret="other-secret"), "does not match"),
+        "stale": (body, _signed(body, now - timedelta(minutes=5)), "old"),
+        "future": (body, _signed(body, now + timedelta(seconds=1)), "future"),
+        "unsigned": (body, {"Content-Type": "application/json"}, "no X-HubSpot-Signature-v3"),
+    }
+    for name, (payload, hdrs, words) in cases.items():
+        reply = handler.handle("POST", HOOK_URI, hdrs, payload)
+        assert reply.status == 401, name
+        assert words in reply.body["error"], (name, reply.body)
+        assert "fix" in reply.body
+    assert applied == []
+    fresh = handler.handle("POST", HOOK_URI, _signed(body, now - timedelta(seconds=299)), body)
+    assert fresh.status == 200
+    assert applied == [("opportunities", ["1001"])]
+    assert APP_SECRET not in caplog.text + repr(handler)
+    wrong_uri = handler.handle("POST", HOOK_URI + "?x=1", headers, body)
+    assert wrong_uri.status == 401
+
+
+def test_webhook_handler_as_a_wsgi_app_signs_over_the_decoded_uri() -> None:
+    from werkzeug.test import Client
+
+    from spe_adapters.hubspot.webhooks import WebhookHandler, sign_v3
+
+    now = datetime(2026, 1, 5, 10, tzinfo=UTC)
+    applied: list[list[str]] = []
+    handler = WebhookHandler(APP_SECRET, lambda s, ids: applied.append(ids), clock=lambda: now)
+    body = _events(("deal.creation", "77"), ("deal.propertyChange", "77"))
+    timestamp = str(int(now.timestamp() * 1000))
+    signed_uri = "http://localhost/hubspot/webhook?portal=4242424&tag=a:b"
+    signature = sign_v3(APP_SECRET, "POST", signed_uri, body, timestamp)
+    reply = Client(handler).post(
+        "/hubspot/webhook?portal=4242424&tag=a%3Ab",
+        data=body,
+        headers={"X-HubSpot-Signature-v3": signature, "X-HubSpot-Request-Timestamp": timestamp},
+    )
+    assert reply.status_code == 200, reply.get_data(as_text=True)
+    assert applied == [["77"]]  # one id, once
