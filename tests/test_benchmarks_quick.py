@@ -69,3 +69,8 @@ def test_metrics_quick() -> None:
 @pytest.mark.slow
 def test_sync_salesforce_quick() -> None:
     assert "writes_vs_minimum" in run_quick("sync_salesforce")["targets"]  # type: ignore[operator]
+
+
+@pytest.mark.slow
+def test_sync_hubspot_quick() -> None:
+    assert "writes_vs_minimum" in run_quick("sync_hubspot")["targets"]  # type: ignore[operator]
