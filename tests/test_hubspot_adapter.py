@@ -707,3 +707,16 @@ def test_webhook_handler_as_a_wsgi_app_signs_over_the_decoded_uri() -> None:
     )
     assert reply.status_code == 200, reply.get_data(as_text=True)
     assert applied == [["77"]]  # one id, once
+
+
+def test_check_reports_missing_properties_and_bad_tokens(
+    hs: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert adapter_for(hs).check() == []
+    broken = adapter_for(hs, fields=FieldMap(score_property="spe_scoring"))
+    (problem,) = broken.check()
+    assert "deals" in problem
+    assert "spe_scoring" in problem
+    monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", "pat-wrong")
+    (problem,) = adapter_for(hs).check()
+    assert "401" in problem

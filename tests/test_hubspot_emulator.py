@@ -287,3 +287,29 @@ def test_contacts_carry_lastmodifieddate(hs: EmulatorServer, http: requests.Sess
     )
     assert bad.status_code == 207
     assert "does not exist" in bad.json()["errors"][0]["message"]
+
+
+def test_spe_emulator_hubspot_serves_a_seeded_portal() -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "spe_adapters.hubspot.emulator", "--port", "0", "--seed", "3"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().split(" at ")[1].strip()
+        token = proc.stdout.readline().split("HUBSPOT_ACCESS_TOKEN=")[1].strip()
+        session = requests.Session()
+        session.trust_env = False
+        reply = session.post(
+            f"{url}/crm/v3/objects/deals/search",
+            json={"limit": 1},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert reply.json()["total"] == 300
+    finally:
+        proc.terminate()
+        proc.wait(10)

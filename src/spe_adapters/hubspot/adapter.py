@@ -365,6 +365,36 @@ class HubSpotAdapter:
 
         return self._call(call)
 
+    def check(self) -> list[str]:
+        """Problems with the connection or the mapping (``spe check``): the token and
+        scopes reach owners and the searched objects, and every mapped property exists
+        (a search filter on a missing property is an HTTP 400 naming it)."""
+        problems: list[str] = []
+        try:
+            self._owners_page({"limit": 1})
+        except AdapterError as exc:
+            problems.append(exc.problem)
+            return problems
+        for stream in [s.name for s in self.streams() if s.name != "members"]:
+            object_type, _, properties, _ = self._object(stream)
+            for start in range(0, len(properties), 6):
+                group = [
+                    {"propertyName": p, "operator": "HAS_PROPERTY"}
+                    for p in properties[start : start + 6]
+                ]
+                body = {
+                    "filterGroups": [{"filters": group}],
+                    "sorts": [],
+                    "properties": ["hs_object_id"],
+                    "limit": 1,
+                    "after": None,
+                }
+                try:
+                    self._search(object_type, body)
+                except AdapterError as exc:
+                    problems.append(f"{object_type}: {exc.problem}")
+        return problems
+
     # --- writing ------------------------------------------------------------------------
 
     def _object_for(self, kind: ChangeKind) -> str:
