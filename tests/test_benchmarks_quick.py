@@ -71,7 +71,13 @@ def test_sync_salesforce_quick() -> None:
     assert "writes_vs_minimum" in run_quick("sync_salesforce")["targets"]  # type: ignore[operator]
 
 
+@pytest.mark.slow
 def test_plan_week_quick() -> None:
     result = run_quick("plan_week")
     assert result["figures"]["violations"] == 0  # type: ignore[index]
     assert "travel_vs_ortools" in result["targets"]  # type: ignore[operator]
+
+
+@pytest.mark.slow
+def test_sync_hubspot_quick() -> None:
+    assert "writes_vs_minimum" in run_quick("sync_hubspot")["targets"]  # type: ignore[operator]

@@ -191,3 +191,58 @@ def test_nightly_job_against_the_salesforce_emulator(
         monkeypatch.setenv("SF_PASSWORD", "wrong")
         assert nightly_main(args) == 3
         assert "refused" in capsys.readouterr().out
+
+
+def test_hubspot_webhook_app_against_the_emulator(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from spe_adapters.hubspot.emulator import EmulatorServer
+    from spe_adapters.hubspot.settings import HubSpotSettings
+    from spe_adapters.hubspot.webhooks import sign_v3
+
+    sys.path.insert(0, str(EXAMPLES / "hubspot_webhook"))
+    try:
+        from webhook_app import make_app  # type: ignore[import-not-found]
+    finally:
+        sys.path.pop(0)
+    with EmulatorServer() as hs:
+        monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", hs.portal.new_token())
+        monkeypatch.setenv("HUBSPOT_APP_SECRET", "app-secret")
+        deal = hs.portal.create(
+            "deals",
+            {
+                "dealname": "Acme",
+                "pipeline": "default",
+                "spe_account": "Acme",
+                "spe_status": "queued",
+            },
+        )
+        store = f"sqlite:///{tmp_path / 'spe.db'}"
+        app = make_app(store, HubSpotSettings(host=hs.url), "https://spe.acme.example")
+        server = make_server("127.0.0.1", 0, app, threaded=False)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            url = f"http://127.0.0.1:{server.server_port}/hubspot/webhook"
+            body = json.dumps(
+                [{"subscriptionType": "deal.propertyChange", "objectId": int(deal)}]
+            ).encode()
+            timestamp = str(int(datetime.now(UTC).timestamp() * 1000))
+            public = "https://spe.acme.example/hubspot/webhook"
+            headers = {
+                "X-HubSpot-Signature-v3": sign_v3("app-secret", "POST", public, body, timestamp),
+                "X-HubSpot-Request-Timestamp": timestamp,
+                "Content-Type": "application/json",
+            }
+            http = requests.Session()
+            http.trust_env = False
+            assert http.get(url.replace("/hubspot/webhook", "/healthz")).json() == {"ok": True}
+            forged = http.post(url, data=body, headers={**headers, "X-HubSpot-Signature-v3": "x"})
+            assert forged.status_code == 401
+            reply = http.post(url, data=body, headers=headers)
+            assert reply.status_code == 200, reply.text
+            assert reply.json()["synced"] == {"opportunities": 1}
+        finally:
+            server.shutdown()
+        engine = Engine(open_store(store), plugins=Plugins.create(entry_points=False))
+        assert [o.external_id("hubspot") for o in engine.store.opportunities()] == [deal]

@@ -590,6 +590,14 @@ def template() -> str:
         "# [adapter.salesforce.fields]",
         '# queued_object = "Lead"',
         "",
+        '# HubSpot (see docs/hubspot.md): set [adapter] name = "hubspot", then',
+        "# [adapter.hubspot]",
+        '# access_token_env = "HUBSPOT_ACCESS_TOKEN"   # the name of the variable, never the token',
+        '# queued_object = "deals"                     # or contacts',
+        '# pipeline = "default"',
+        "# [adapter.hubspot.team_roles]",
+        '# "Inside Sales" = "inside_sales"',
+        "",
     ]
     return "\n".join(lines)
 

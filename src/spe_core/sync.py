@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -374,6 +374,22 @@ class SyncEngine:
             self._tick(f"read {spec.name}", report.read)
         if not dry_run and newest is not None:
             self._advance(spec.name, newest, signpost)
+        return report
+
+    def apply_records(self, stream: str, records: Sequence[SourceRecord]) -> StreamReport:
+        """Map and apply records read outside a stream read (e.g. the ids a CRM webhook
+        named): the same quarantine, idempotency and conflict rules as :meth:`inbound`,
+        without moving the stream's bookmark (the next run reads them again, harmlessly)."""
+        report = StreamReport()
+        mapped: list[tuple[SourceRecord, Inbound]] = []
+        for record in records:
+            report.read += 1
+            try:
+                mapped.append((record, self.adapter.to_inbound(record)))
+            except MappingError as exc:
+                report.quarantined += 1
+                self._quarantine_inbound(record, str(exc))
+        self._apply(stream, mapped, report)
         return report
 
     def _pages(self, spec: StreamSpec) -> Iterator[list[SourceRecord]]:

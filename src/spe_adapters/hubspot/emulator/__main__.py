@@ -1,0 +1,5 @@
+"""``python -m spe_adapters.hubspot.emulator``."""
+
+from spe_adapters.hubspot.emulator.server import main
+
+raise SystemExit(main())

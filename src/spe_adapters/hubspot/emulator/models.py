@@ -1,0 +1,479 @@
+"""The emulated portal: owners, CRM objects, properties, rules, tokens and faults.
+
+Resettable and seedable; thread-safe (one lock); indexed by id and by the
+unique ``spe_key`` property, so batches of 100 and search pages of 200 take
+milliseconds. Time comes from an injectable clock, so tests control the
+last-modified properties. Property values are kept as HubSpot returns them:
+strings (or None), datetimes as ISO-8601 UTC with milliseconds.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import secrets
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+
+__all__ = [
+    "LAST_MODIFIED",
+    "OBJECT_TYPES",
+    "PROPERTIES",
+    "UNIQUE_PROPERTIES",
+    "Faults",
+    "Portal",
+    "RecordError",
+    "epoch_ms",
+    "hubspot_time",
+    "parse_hubspot_time",
+]
+
+#: The object types the emulator serves (and their numeric type ids, as webhooks name them).
+OBJECT_TYPES: dict[str, str] = {
+    "contacts": "0-1",
+    "deals": "0-3",
+    "tasks": "0-27",
+    "meetings": "0-47",
+}
+#: The last-modified property of each object type (contacts differ from the rest).
+LAST_MODIFIED: dict[str, str] = {
+    "contacts": "lastmodifieddate",
+    "deals": "hs_lastmodifieddate",
+    "tasks": "hs_lastmodifieddate",
+    "meetings": "hs_lastmodifieddate",
+}
+CREATED: dict[str, str] = {
+    "contacts": "createdate",
+    "deals": "createdate",
+    "tasks": "hs_createdate",
+    "meetings": "hs_createdate",
+}
+
+_SPE = {
+    "spe_key": "string",
+    "spe_status": "enumeration",
+    "spe_released_at": "datetime",
+    "spe_tier": "number",
+    "spe_score": "number",
+    "spe_account": "string",
+    "spe_skills": "string",
+}
+#: object type -> property -> type (string, number, datetime, enumeration, bool).
+PROPERTIES: dict[str, dict[str, str]] = {
+    "contacts": {
+        "email": "string",
+        "firstname": "string",
+        "lastname": "string",
+        "company": "string",
+        "hubspot_owner_id": "enumeration",
+        "hs_lead_status": "enumeration",
+        "lifecyclestage": "enumeration",
+        "hs_analytics_source": "enumeration",
+        **_SPE,
+    },
+    "deals": {
+        "dealname": "string",
+        "amount": "number",
+        "pipeline": "enumeration",
+        "dealstage": "enumeration",
+        "closedate": "datetime",
+        "hubspot_owner_id": "enumeration",
+        "hs_analytics_source": "enumeration",
+        **_SPE,
+    },
+    "tasks": {
+        "hs_task_subject": "string",
+        "hs_task_body": "string",
+        "hs_task_status": "enumeration",
+        "hs_task_priority": "enumeration",
+        "hs_task_type": "enumeration",
+        "hs_timestamp": "datetime",
+        "hubspot_owner_id": "enumeration",
+        "spe_key": "string",
+        "spe_task_kind": "enumeration",
+        "spe_account": "string",
+    },
+    "meetings": {
+        "hs_meeting_title": "string",
+        "hs_meeting_start_time": "datetime",
+        "hs_meeting_end_time": "datetime",
+        "hs_meeting_outcome": "enumeration",
+        "hs_timestamp": "datetime",
+        "hubspot_owner_id": "enumeration",
+        "spe_key": "string",
+    },
+}
+for _type, _props in PROPERTIES.items():
+    _props.update(
+        {
+            "hs_object_id": "number",
+            LAST_MODIFIED[_type]: "datetime",
+            CREATED[_type]: "datetime",
+        }
+    )
+READ_ONLY = {"hs_object_id", *LAST_MODIFIED.values(), *CREATED.values()}
+UNIQUE_PROPERTIES = {"spe_key"}
+DEAL_STAGES = {
+    "default": [
+        "appointmentscheduled",
+        "qualifiedtobuy",
+        "presentationscheduled",
+        "decisionmakerboughtin",
+        "contractsent",
+        "closedwon",
+        "closedlost",
+    ],
+}
+ENUM_OPTIONS: dict[str, set[str]] = {
+    "spe_status": {
+        "backlog",
+        "queued",
+        "released",
+        "won",
+        "lost",
+        "disqualified",
+        "appointment_set",
+        "nurture",
+        "expired",
+    },
+    "hs_task_status": {"NOT_STARTED", "IN_PROGRESS", "WAITING", "COMPLETED", "DEFERRED"},
+    "hs_task_priority": {"NONE", "LOW", "MEDIUM", "HIGH"},
+}
+
+
+def hubspot_time(value: datetime) -> str:
+    """A datetime as HubSpot writes it: ``2026-01-05T08:00:00.000Z``."""
+    v = value.astimezone(UTC)
+    return v.strftime("%Y-%m-%dT%H:%M:%S.") + f"{v.microsecond // 1000:03d}Z"
+
+
+def parse_hubspot_time(value: str) -> datetime:
+    """An ISO-8601 datetime or epoch milliseconds (as HubSpot accepts both) as aware UTC."""
+    text = value.strip()
+    if text.lstrip("-").isdigit():
+        return datetime.fromtimestamp(int(text) / 1000, UTC)
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def epoch_ms(value: datetime) -> int:
+    """A datetime as epoch milliseconds (search filters compare dates this way)."""
+    return int(value.timestamp() * 1000)
+
+
+class RecordError(Exception):
+    """A per-input error: HubSpot's category and message."""
+
+    def __init__(self, category: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.category, self.message, self.status = category, message, status
+
+
+@attrs.define
+class Faults:
+    """Faults to inject, programmable from Python or ``POST /__emulator/faults``.
+
+    ``next_statuses``: the next API requests fail with these HTTP statuses
+    (429 = the ten-secondly rolling limit, 5xx); ``write_statuses`` the same
+    for batch writes only; ``rate`` with ``rate_status``: that share of API
+    requests fails (seeded); ``daily_limit_hit``: every request answers 429
+    with the DAILY policy; ``failing_records``: record ids or ``spe_key``
+    values whose writes fail inside an otherwise fine batch (value: the error
+    category, e.g. ``VALIDATION_ERROR``); ``latency``: seconds added to every
+    API reply.
+    """
+
+    next_statuses: list[int] = attrs.Factory(list)
+    write_statuses: list[int] = attrs.Factory(list)
+    rate: float = 0.0
+    rate_status: int = 503
+    daily_limit_hit: bool = False
+    failing_records: dict[str, str] = attrs.Factory(dict)
+    latency: float = 0.0
+    rng: random.Random = attrs.Factory(lambda: random.Random(7))
+
+    def draw(self, write: bool = False) -> int | None:
+        """The status this request must fail with, or None."""
+        if self.daily_limit_hit:
+            return 429
+        if write and self.write_statuses:
+            return self.write_statuses.pop(0)
+        if self.next_statuses:
+            return self.next_statuses.pop(0)
+        if self.rate and self.rng.random() < self.rate:
+            return self.rate_status
+        return None
+
+
+class Portal:
+    """The data and rules of one emulated HubSpot portal (account)."""
+
+    def __init__(
+        self,
+        clock: Callable[[], datetime] | None = None,
+        *,
+        daily_limit: int = 500_000,
+        ten_second_limit: int = 190,
+    ) -> None:
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.lock = threading.RLock()
+        self.daily_limit = daily_limit
+        self.ten_second_limit = ten_second_limit
+        self.portal_id = 4242424
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every owner, record, token and fault."""
+        with self.lock:
+            self.owners: dict[str, dict[str, Any]] = {}
+            self.objects: dict[str, dict[str, dict[str, Any]]] = {t: {} for t in OBJECT_TYPES}
+            self.unique: dict[tuple[str, str, str], str] = {}
+            self.tokens: set[str] = set()
+            self.api_used = 0
+            self._ids = itertools.count(1001)
+            self._owner_ids = itertools.count(70001)
+            self.faults = Faults()
+
+    # --- identity --------------------------------------------------------------------------
+
+    def new_token(self) -> str:
+        """A private-app access token this portal accepts."""
+        token = "pat-eu1-" + secrets.token_hex(16)
+        self.tokens.add(token)
+        return token
+
+    def add_token(self, token: str) -> None:
+        """Accept ``token`` as a private-app access token."""
+        self.tokens.add(token)
+
+    def revoke_tokens(self) -> None:
+        """Invalidate every token (as a rotated private-app token would)."""
+        self.tokens.clear()
+
+    def add_owner(
+        self,
+        first_name: str,
+        last_name: str,
+        email: str,
+        *,
+        teams: Iterable[str] = (),
+        archived: bool = False,
+    ) -> str:
+        """Create an owner (a HubSpot user who can own records); returns its id."""
+        with self.lock:
+            owner_id = str(next(self._owner_ids))
+            now = hubspot_time(self.clock())
+            self.owners[owner_id] = {
+                "id": owner_id,
+                "email": email,
+                "type": "PERSON",
+                "firstName": first_name,
+                "lastName": last_name,
+                "userId": int(owner_id) + 1_000_000,
+                "userIdIncludingInactive": int(owner_id) + 1_000_000,
+                "createdAt": now,
+                "updatedAt": now,
+                "archived": archived,
+                "teams": [
+                    {"id": str(900 + i), "name": name, "primary": i == 0}
+                    for i, name in enumerate(teams)
+                ],
+            }
+            return owner_id
+
+    # --- records ---------------------------------------------------------------------------
+
+    def _check(
+        self, object_type: str, properties: Mapping[str, Any], own: str | None
+    ) -> dict[str, str | None]:
+        schema = PROPERTIES.get(object_type)
+        if schema is None:
+            raise RecordError("OBJECT_NOT_FOUND", f"Unknown object type {object_type}", 404)
+        clean: dict[str, str | None] = {}
+        for name, value in properties.items():
+            if name not in schema:
+                raise RecordError(
+                    "VALIDATION_ERROR",
+                    f'Property values were not valid: [{{"isValid":false,"message":"Property '
+                    f'\\"{name}\\" does not exist","error":"PROPERTY_DOESNT_EXIST",'
+                    f'"name":"{name}"}}]',
+                )
+            if name in READ_ONLY:
+                raise RecordError(
+                    "VALIDATION_ERROR", f'Property "{name}" is read-only and cannot be set'
+                )
+            text = None if value is None or value == "" else str(value)
+            kind = schema[name]
+            if text is not None and kind == "number":
+                try:
+                    float(text)
+                except ValueError:
+                    raise RecordError(
+                        "VALIDATION_ERROR", f"{text} was not a valid number for {name}"
+                    ) from None
+            if text is not None and kind == "datetime":
+                try:
+                    text = hubspot_time(parse_hubspot_time(text))
+                except ValueError:
+                    raise RecordError(
+                        "VALIDATION_ERROR", f"{text} was not a valid datetime for {name}"
+                    ) from None
+            if text is not None and name in ENUM_OPTIONS and text not in ENUM_OPTIONS[name]:
+                raise RecordError(
+                    "VALIDATION_ERROR",
+                    f"{text} was not one of the allowed options for {name}: "
+                    f"{sorted(ENUM_OPTIONS[name])}",
+                )
+            if text is not None and name == "hubspot_owner_id" and text not in self.owners:
+                raise RecordError(
+                    "VALIDATION_ERROR", f"{text} is not a valid owner id for hubspot_owner_id"
+                )
+            if text is not None and name == "dealstage":
+                pipeline = str(properties.get("pipeline") or "default")
+                if text not in DEAL_STAGES.get(pipeline, []):
+                    raise RecordError(
+                        "VALIDATION_ERROR",
+                        f"{text} is not a valid stage of pipeline {pipeline} for dealstage",
+                    )
+            if text is not None and name in UNIQUE_PROPERTIES:
+                holder = self.unique.get((object_type, name, text))
+                if holder is not None and holder != own:
+                    raise RecordError(
+                        "CONFLICT",
+                        f"A {object_type[:-1]} with {name} {text} already exists "
+                        f"(Existing ID: {holder})",
+                        409,
+                    )
+            clean[name] = text
+        return clean
+
+    def create(self, object_type: str, properties: Mapping[str, Any]) -> str:
+        """Create a record; returns its id (raises :class:`RecordError`)."""
+        with self.lock:
+            clean = self._check(object_type, properties, None)
+            record_id = str(next(self._ids))
+            now = self.clock()
+            stamp = hubspot_time(now)
+            props: dict[str, str | None] = dict(clean)
+            props.update(
+                {
+                    "hs_object_id": record_id,
+                    CREATED[object_type]: stamp,
+                    LAST_MODIFIED[object_type]: stamp,
+                }
+            )
+            record = {"id": record_id, "properties": props, "createdAt": now, "updatedAt": now}
+            self.objects[object_type][record_id] = record
+            self._index(object_type, record)
+            return record_id
+
+    def update(self, object_type: str, record_id: str, properties: Mapping[str, Any]) -> None:
+        """Update a record by id (raises :class:`RecordError`)."""
+        with self.lock:
+            record = self.objects.get(object_type, {}).get(record_id)
+            if record is None:
+                raise RecordError(
+                    "OBJECT_NOT_FOUND", "Object not found.  objectId are usually numeric.", 404
+                )
+            clean = self._check(object_type, properties, record_id)
+            self._unindex(object_type, record)
+            record["properties"].update(clean)
+            now = self.clock()
+            record["updatedAt"] = now
+            record["properties"][LAST_MODIFIED[object_type]] = hubspot_time(now)
+            self._index(object_type, record)
+
+    def upsert(
+        self, object_type: str, id_property: str, value: str, properties: Mapping[str, Any]
+    ) -> tuple[str, bool]:
+        """Create or update by a unique property; returns (id, created)."""
+        with self.lock:
+            if id_property not in UNIQUE_PROPERTIES:
+                raise RecordError(
+                    "VALIDATION_ERROR",
+                    f"{id_property} is not a unique property of {object_type}; "
+                    "upsert needs a property with unique values",
+                )
+            existing = self.unique.get((object_type, id_property, value))
+            if existing is not None:
+                self.update(object_type, existing, properties)
+                return existing, False
+            return self.create(object_type, {**properties, id_property: value}), True
+
+    def find(self, object_type: str, id_property: str, value: str) -> str | None:
+        """The id of the record whose unique ``id_property`` is ``value``."""
+        with self.lock:
+            if id_property == "hs_object_id":
+                return value if value in self.objects.get(object_type, {}) else None
+            return self.unique.get((object_type, id_property, value))
+
+    def _index(self, object_type: str, record: dict[str, Any]) -> None:
+        for name in UNIQUE_PROPERTIES:
+            value = record["properties"].get(name)
+            if value:
+                self.unique[(object_type, name, value)] = record["id"]
+
+    def _unindex(self, object_type: str, record: dict[str, Any]) -> None:
+        for name in UNIQUE_PROPERTIES:
+            value = record["properties"].get(name)
+            if value:
+                self.unique.pop((object_type, name, value), None)
+
+    def get(self, object_type: str, record_id: str) -> dict[str, Any] | None:
+        """A copy of one record's properties, or None."""
+        with self.lock:
+            record = self.objects.get(object_type, {}).get(record_id)
+            return None if record is None else dict(record["properties"])
+
+    def all(self, object_type: str) -> list[dict[str, Any]]:
+        """Copies of the properties of every record of ``object_type``."""
+        with self.lock:
+            return [dict(r["properties"]) for r in self.objects.get(object_type, {}).values()]
+
+    # --- seeding ---------------------------------------------------------------------------
+
+    def seed(self, seed: int = 7, *, deals: int = 300) -> dict[str, str]:
+        """A deterministic demo portal: a sales team in role-named teams, queued deals.
+
+        Returns ``{"access_token": ...}``: a private-app token the portal accepts.
+        """
+        rng = random.Random(seed)
+        with self.lock:
+            team = [
+                ("Ana", "Ruiz", "Inside Sales"),
+                ("Ben", "Okafor", "Inside Sales"),
+                ("Chloé", "Martin", "Inside Sales"),
+                ("Ivan", "Petrov", "Field Sales"),
+                ("Kai", "Müller", "Sales Coordination"),
+                ("Max", "Olsen", "Customer Service"),
+                ("Nora", "Ali", "Engineering"),
+                ("Gina", "Rossi", "Promotions"),
+            ]
+            for first, last, team_name in team:
+                self.add_owner(first, last, f"{first.lower()}@demo.example", teams=[team_name])
+            for i in range(deals):
+                self.create(
+                    "deals",
+                    {
+                        "dealname": f"Demo deal {i + 1}",
+                        "pipeline": "default",
+                        "dealstage": "appointmentscheduled",
+                        "amount": str(rng.randrange(5, 200) * 100),
+                        "spe_account": f"Account {rng.randrange(400)}",
+                        "spe_tier": str(rng.choice([0, 0, 1, 2])),
+                        "spe_score": str(rng.randrange(100)),
+                        "hs_analytics_source": rng.choice(
+                            ["ORGANIC_SEARCH", "PAID_SEARCH", "REFERRALS", "EMAIL_MARKETING"]
+                        ),
+                        "spe_status": "queued",
+                    },
+                )
+            token = "pat-demo-" + secrets.token_hex(8)
+            self.add_token(token)
+        return {"access_token": token}

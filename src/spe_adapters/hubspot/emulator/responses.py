@@ -1,0 +1,675 @@
+"""Request parsing, the CRM v3 subset's replies in HubSpot's documented JSON shapes, the URL map."""
+
+from __future__ import annotations
+
+import functools
+import json
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import attrs
+from werkzeug.exceptions import HTTPException, NotFound
+from werkzeug.routing import Map, Rule
+from werkzeug.wrappers import Request, Response
+
+from spe_adapters.hubspot.emulator.models import (
+    CREATED,
+    LAST_MODIFIED,
+    PROPERTIES,
+    Portal,
+    RecordError,
+    epoch_ms,
+    hubspot_time,
+    parse_hubspot_time,
+)
+
+__all__ = [
+    "MAX_BATCH",
+    "MAX_SEARCH_LIMIT",
+    "SEARCH_RESULT_CAP",
+    "EmulatorApp",
+    "RequestLog",
+    "SearchError",
+    "compile_search",
+]
+
+MAX_BATCH = 100
+MAX_SEARCH_LIMIT = 200
+SEARCH_RESULT_CAP = 10_000
+MAX_FILTER_GROUPS = 5
+MAX_FILTERS_PER_GROUP = 6
+MAX_FILTERS = 18
+
+_O = "/crm/v3/objects/<object_type>"
+URLS = Map(
+    [
+        Rule("/crm/v3/owners", endpoint="owners", methods=["GET"]),
+        Rule("/crm/v3/owners/", endpoint="owners", methods=["GET"]),
+        Rule("/crm/v3/owners/<owner_id>", endpoint="owner", methods=["GET"]),
+        Rule(_O, endpoint="get_page", methods=["GET"]),
+        Rule(f"{_O}/search", endpoint="search", methods=["POST"]),
+        Rule(f"{_O}/batch/read", endpoint="batch_read", methods=["POST"]),
+        Rule(f"{_O}/batch/create", endpoint="batch_create", methods=["POST"]),
+        Rule(f"{_O}/batch/update", endpoint="batch_update", methods=["POST"]),
+        Rule(f"{_O}/batch/upsert", endpoint="batch_upsert", methods=["POST"]),
+        Rule(f"{_O}/<record_id>", endpoint="get_one", methods=["GET"]),
+        Rule("/__emulator/reset", endpoint="admin_reset", methods=["POST"]),
+        Rule("/__emulator/seed", endpoint="admin_seed", methods=["POST"]),
+        Rule("/__emulator/faults", endpoint="admin_faults", methods=["POST"]),
+        Rule("/__emulator/requests", endpoint="admin_requests", methods=["GET"]),
+    ],
+    strict_slashes=False,
+)
+WRITES = {"batch_create", "batch_update", "batch_upsert"}
+
+
+@attrs.frozen
+class LoggedRequest:
+    """One request the emulator served."""
+
+    method: str
+    path: str
+    endpoint: str
+    status: int
+    at: float
+
+
+@attrs.define
+class RequestLog:
+    """Every request served, for call counting."""
+
+    entries: list[LoggedRequest] = attrs.Factory(list)
+    lock: threading.Lock = attrs.Factory(threading.Lock)
+
+    def add(self, entry: LoggedRequest) -> None:
+        """Record one request."""
+        with self.lock:
+            self.entries.append(entry)
+
+    def counts(self) -> Counter[str]:
+        """Requests per endpoint (``search``, ``batch_upsert``, ``owners``, ...)."""
+        with self.lock:
+            return Counter(e.endpoint for e in self.entries)
+
+    def reset_counts(self) -> None:
+        """Forget the requests served so far."""
+        with self.lock:
+            self.entries.clear()
+
+
+class SearchError(Exception):
+    """A search request HubSpot would refuse with HTTP 400."""
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(data), status=status, mimetype="application/json", headers=headers)
+
+
+def error_body(category: str, message: str, **extra: Any) -> dict[str, Any]:
+    """HubSpot's error body."""
+    return {
+        "status": "error",
+        "message": message,
+        "correlationId": str(uuid.uuid4()),
+        "category": category,
+        **extra,
+    }
+
+
+def _error(status: int, category: str, message: str, **extra: Any) -> Response:
+    return _json(error_body(category, message, **extra), status)
+
+
+# --- search --------------------------------------------------------------------------------
+
+Predicate = Callable[[dict[str, Any]], bool]
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _ms(text: str) -> float:
+    return float(epoch_ms(parse_hubspot_time(text)))
+
+
+def _typed(kind: str, value: Any) -> Any:
+    """A property value as search compares it: numbers and epoch ms as floats, text folded."""
+    if value is None or value == "":
+        return None
+    text = str(value)
+    if kind == "datetime":
+        try:
+            return _ms(text)
+        except ValueError:
+            raise SearchError(f"{text} is not a valid date (use epoch milliseconds)") from None
+    if kind == "number":
+        try:
+            return float(text)
+        except ValueError:
+            raise SearchError(f"{text} is not a valid number") from None
+    return text.lower()
+
+
+def _filter(schema: dict[str, str], spec: Any) -> Predicate:
+    if not isinstance(spec, dict):
+        raise SearchError("each filter must be an object")
+    name = spec.get("propertyName")
+    operator = spec.get("operator", "EQ")
+    if name not in schema:
+        raise SearchError(f"There was a problem with the request: property {name} does not exist")
+    kind = schema[name]
+
+    def prop(record: dict[str, Any]) -> Any:
+        raw = record["properties"].get(name)
+        if raw is None or raw == "":
+            return None
+        return _typed(kind, raw)
+
+    if operator == "HAS_PROPERTY":
+        return lambda r: prop(r) is not None
+    if operator == "NOT_HAS_PROPERTY":
+        return lambda r: prop(r) is None
+    if operator in ("IN", "NOT_IN"):
+        values = spec.get("values")
+        if not isinstance(values, list) or not values:
+            raise SearchError(f"operator {operator} needs a non-empty values list")
+        wanted = {_typed(kind, v) for v in values}
+        if operator == "IN":
+            return lambda r: prop(r) in wanted
+        return lambda r: prop(r) not in wanted
+    if "value" not in spec:
+        raise SearchError(f"operator {operator} needs a value")
+    value = _typed(kind, spec["value"])
+    if operator == "BETWEEN":
+        high = _typed(kind, spec.get("highValue"))
+        return lambda r: (v := prop(r)) is not None and value <= v <= high
+    compare: dict[str, Callable[[Any, Any], bool]] = {
+        "EQ": lambda a, b: a == b,
+        "NEQ": lambda a, b: a != b,
+        "GT": lambda a, b: a > b,
+        "GTE": lambda a, b: a >= b,
+        "LT": lambda a, b: a < b,
+        "LTE": lambda a, b: a <= b,
+    }
+    if operator not in compare:
+        raise SearchError(f"operator {operator} is not supported")
+    test = compare[operator]
+    if operator == "NEQ":
+        return lambda r: prop(r) != value
+    return lambda r: (v := prop(r)) is not None and test(v, value)
+
+
+def compile_search(
+    object_type: str, body: dict[str, Any]
+) -> tuple[Predicate, list[tuple[str, bool]]]:
+    """A search body's filter groups (OR of ANDs) as a predicate, and its sorts."""
+    schema = PROPERTIES[object_type]
+    groups = body.get("filterGroups") or []
+    if not isinstance(groups, list):
+        raise SearchError("filterGroups must be a list")
+    if len(groups) > MAX_FILTER_GROUPS:
+        raise SearchError(f"the maximum number of filterGroups is {MAX_FILTER_GROUPS}")
+    compiled: list[list[Predicate]] = []
+    total = 0
+    for group in groups:
+        filters = (group or {}).get("filters") or []
+        if len(filters) > MAX_FILTERS_PER_GROUP:
+            raise SearchError(
+                f"the maximum number of filters in one filterGroup is {MAX_FILTERS_PER_GROUP}"
+            )
+        total += len(filters)
+        compiled.append([_filter(schema, f) for f in filters])
+    if total > MAX_FILTERS:
+        raise SearchError(f"the maximum number of filters in a search is {MAX_FILTERS}")
+    sorts: list[tuple[str, bool]] = []
+    for sort in body.get("sorts") or []:
+        if isinstance(sort, str):  # the short form: "-createdate"
+            name, descending = sort.lstrip("-"), sort.startswith("-")
+        elif isinstance(sort, dict):
+            name = str(sort.get("propertyName"))
+            descending = str(sort.get("direction", "ASCENDING")).upper() == "DESCENDING"
+        else:
+            raise SearchError("each sort must be an object with propertyName and direction")
+        if name not in schema:
+            raise SearchError(f"cannot sort by {name}: the property does not exist")
+        sorts.append((name, descending))
+
+    def matches(record: dict[str, Any]) -> bool:
+        if not compiled:
+            return True
+        return any(all(test(record) for test in group) for group in compiled)
+
+    return matches, sorts
+
+
+# --- the application -----------------------------------------------------------------------
+
+
+class EmulatorApp:
+    """The WSGI application behind the emulator's server."""
+
+    def __init__(self, portal: Portal) -> None:
+        self.portal = portal
+        self.log = RequestLog()
+        self._window: list[float] = []
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        endpoint = "unknown"
+        try:
+            endpoint, args = URLS.bind_to_environ(environ).match()
+            response = self.dispatch(request, str(endpoint), dict(args))
+        except NotFound:
+            response = _error(404, "OBJECT_NOT_FOUND", "resource not found")
+        except HTTPException as exc:
+            response = _error(exc.code or 400, "VALIDATION_ERROR", exc.description or "")
+        self.log.add(
+            LoggedRequest(request.method, request.path, endpoint, response.status_code, time.time())
+        )
+        return response(environ, start_response)
+
+    def _limit_headers(self) -> dict[str, str]:
+        portal = self.portal
+        now = time.monotonic()
+        self._window = [t for t in self._window if now - t < 10.0]
+        return {
+            "X-HubSpot-RateLimit-Daily": str(portal.daily_limit),
+            "X-HubSpot-RateLimit-Daily-Remaining": str(
+                max(0, portal.daily_limit - portal.api_used)
+            ),
+            "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
+            "X-HubSpot-RateLimit-Max": str(portal.ten_second_limit),
+            "X-HubSpot-RateLimit-Remaining": str(
+                max(0, portal.ten_second_limit - len(self._window))
+            ),
+        }
+
+    def _rate_limited(self, daily: bool) -> Response:
+        headers = self._limit_headers()
+        if daily:
+            headers["X-HubSpot-RateLimit-Daily-Remaining"] = "0"
+            policy, message = "DAILY", "You have reached your daily limit."
+        else:
+            headers["X-HubSpot-RateLimit-Remaining"] = "0"
+            policy, message = (
+                "TEN_SECONDLY_ROLLING",
+                "You have reached your ten_secondly_rolling limit.",
+            )
+        return _json(
+            error_body(
+                "RATE_LIMITS", message, errorType="RATE_LIMIT", policyName=policy, groupName="api"
+            ),
+            429,
+            headers,
+        )
+
+    def dispatch(self, request: Request, endpoint: str, args: dict[str, Any]) -> Response:
+        if endpoint.startswith("admin_"):
+            result: Response = getattr(self, endpoint)(request, **args)
+            return result
+        portal = self.portal
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if token not in portal.tokens:
+            return _error(
+                401,
+                "INVALID_AUTHENTICATION",
+                "Authentication credentials not found. This API supports OAuth 2.0 "
+                "authentication and you can find more details at "
+                "https://developers.hubspot.com/docs/methods/auth/oauth-overview",
+            )
+        object_type = args.get("object_type")
+        if object_type is not None and object_type not in PROPERTIES:
+            return _error(
+                400, "OBJECT_NOT_FOUND", f"Unable to infer object type from: {object_type}"
+            )
+        fault = portal.faults.draw(write=endpoint in WRITES)
+        if portal.faults.latency:
+            time.sleep(portal.faults.latency)
+        with portal.lock:
+            portal.api_used += 1
+            self._window.append(time.monotonic())
+        if fault == 429:
+            return self._rate_limited(daily=portal.faults.daily_limit_hit)
+        if fault is not None:
+            return _error(
+                fault,
+                "INTERNAL_ERROR" if fault == 500 else "SERVICE_UNAVAILABLE",
+                "internal error" if fault == 500 else "Service temporarily unavailable",
+            )
+        try:
+            response: Response = getattr(self, endpoint)(request, **args)
+        except _BadRequest as exc:
+            response = _error(400, exc.category, exc.message)
+        if endpoint != "search":  # search replies carry no rate-limit headers
+            response.headers.update(self._limit_headers())
+        return response
+
+    def _body(self, request: Request) -> dict[str, Any]:
+        try:
+            body = json.loads(request.get_data(as_text=True) or "{}")
+        except json.JSONDecodeError as exc:
+            raise _BadRequest("VALIDATION_ERROR", f"Invalid input JSON: {exc.msg}") from None
+        if not isinstance(body, dict):
+            raise _BadRequest("VALIDATION_ERROR", "Invalid input JSON: expected an object")
+        return body
+
+    # --- admin -----------------------------------------------------------------------------
+
+    def admin_reset(self, request: Request) -> Response:
+        self.portal.reset()
+        self.log.reset_counts()
+        return _json({"reset": True})
+
+    def admin_seed(self, request: Request) -> Response:
+        body = self._body(request)
+        return _json(self.portal.seed(int(body.get("seed", 7)), deals=int(body.get("deals", 300))))
+
+    def admin_faults(self, request: Request) -> Response:
+        body = self._body(request)
+        faults = self.portal.faults
+        faults.next_statuses = [int(s) for s in body.get("next_statuses", [])]
+        faults.write_statuses = [int(s) for s in body.get("write_statuses", [])]
+        faults.rate = float(body.get("rate", 0.0))
+        faults.rate_status = int(body.get("rate_status", 503))
+        faults.daily_limit_hit = bool(body.get("daily_limit_hit", False))
+        faults.failing_records = {
+            str(k): str(v) for k, v in body.get("failing_records", {}).items()
+        }
+        faults.latency = float(body.get("latency", 0.0))
+        return _json({"faults": "set"})
+
+    def admin_requests(self, request: Request) -> Response:
+        return _json(
+            {
+                "counts": dict(self.log.counts()),
+                "requests": [attrs.asdict(e) for e in self.log.entries[-1000:]],
+            }
+        )
+
+    # --- owners ----------------------------------------------------------------------------
+
+    def owners(self, request: Request) -> Response:
+        limit = _int(request.args.get("limit"), 100, "limit")
+        if not 1 <= limit <= 500:
+            raise _BadRequest("VALIDATION_ERROR", "limit must be between 1 and 500")
+        archived = request.args.get("archived", "false").lower() == "true"
+        email = request.args.get("email")
+        with self.portal.lock:
+            owners = [
+                dict(o)
+                for o in self.portal.owners.values()
+                if o["archived"] == archived and (email is None or o["email"] == email)
+            ]
+        start = _int(request.args.get("after"), 0, "after")
+        page = owners[start : start + limit]
+        body: dict[str, Any] = {"results": page}
+        if start + limit < len(owners):
+            after = str(start + limit)
+            body["paging"] = {"next": {"after": after, "link": f"{request.base_url}?after={after}"}}
+        return _json(body)
+
+    def owner(self, request: Request, owner_id: str) -> Response:
+        owner = self.portal.owners.get(owner_id)
+        if owner is None:
+            return _error(404, "OBJECT_NOT_FOUND", f"No owner with id {owner_id}")
+        return _json(owner)
+
+    # --- objects ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _requested(request: Request) -> list[str] | None:
+        names: list[str] = []
+        for value in request.args.getlist("properties"):
+            names.extend(p.strip() for p in value.split(",") if p.strip())
+        return names or None
+
+    @staticmethod
+    def _record_json(
+        object_type: str, record: dict[str, Any], properties: list[str] | None
+    ) -> dict[str, Any]:
+        props = record["properties"]
+        defaults = ["hs_object_id", CREATED[object_type], LAST_MODIFIED[object_type]]
+        names = defaults + [p for p in (properties or []) if p not in defaults]
+        return {
+            "id": record["id"],
+            "properties": {n: props.get(n) for n in names},
+            "createdAt": hubspot_time(record["createdAt"]),
+            "updatedAt": hubspot_time(record["updatedAt"]),
+            "archived": False,
+        }
+
+    def get_page(self, request: Request, object_type: str) -> Response:
+        limit = _int(request.args.get("limit"), 10, "limit")
+        if not 1 <= limit <= 100:
+            raise _BadRequest("VALIDATION_ERROR", "limit must be between 1 and 100")
+        after = _int(request.args.get("after"), 0, "after")
+        properties = self._requested(request)
+        with self.portal.lock:
+            records = sorted(
+                (r for r in self.portal.objects[object_type].values() if int(r["id"]) >= after),
+                key=lambda r: int(r["id"]),
+            )
+            page = [self._record_json(object_type, r, properties) for r in records[: limit + 1]]
+        body: dict[str, Any] = {"results": page[:limit]}
+        if len(page) > limit:
+            nxt = page[limit]["id"]
+            body["paging"] = {"next": {"after": nxt, "link": f"{request.base_url}?after={nxt}"}}
+        return _json(body)
+
+    def get_one(self, request: Request, object_type: str, record_id: str) -> Response:
+        id_property = request.args.get("idProperty", "hs_object_id")
+        found = self.portal.find(object_type, id_property, record_id)
+        record = None if found is None else self.portal.objects[object_type].get(found)
+        if record is None:
+            return _error(
+                404, "OBJECT_NOT_FOUND", "Object not found.  objectId are usually numeric."
+            )
+        return _json(self._record_json(object_type, record, self._requested(request)))
+
+    def search(self, request: Request, object_type: str) -> Response:
+        body = self._body(request)
+        limit = body.get("limit", 10)
+        if not isinstance(limit, int) or not 1 <= limit <= MAX_SEARCH_LIMIT:
+            raise _BadRequest(
+                "VALIDATION_ERROR", f"limit must be between 1 and {MAX_SEARCH_LIMIT}, got {limit}"
+            )
+        after = _int(body.get("after"), 0, "after")
+        if after >= SEARCH_RESULT_CAP:
+            raise _BadRequest(
+                "VALIDATION_ERROR",
+                f"There was a problem with the request: paging past {SEARCH_RESULT_CAP} "
+                "results is not supported (after must be less than 10000)",
+            )
+        try:
+            matches, sorts = compile_search(object_type, body)
+        except SearchError as exc:
+            raise _BadRequest("VALIDATION_ERROR", str(exc)) from None
+        properties = body.get("properties") or None
+        schema = PROPERTIES[object_type]
+        with self.portal.lock:
+            rows = [r for r in self.portal.objects[object_type].values() if matches(r)]
+            if not sorts:
+                rows.sort(key=lambda r: int(r["id"]))
+            for name, descending in reversed(sorts):
+                kind = schema[name]
+
+                def key(r: dict[str, Any], name: str = name, kind: str = kind) -> tuple[int, Any]:
+                    value = _typed(kind, r["properties"].get(name))
+                    return (0, 0) if value is None else (1, value)
+
+                rows.sort(key=key, reverse=descending)
+            total = len(rows)
+            page = [
+                self._record_json(object_type, r, properties) for r in rows[after : after + limit]
+            ]
+        reply: dict[str, Any] = {"total": total, "results": page}
+        if after + limit < total:
+            reply["paging"] = {"next": {"after": str(after + limit)}}
+        return _json(reply)
+
+    # --- batch -----------------------------------------------------------------------------
+
+    def _inputs(self, request: Request) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        body = self._body(request)
+        inputs = body.get("inputs")
+        if not isinstance(inputs, list):
+            raise _BadRequest("VALIDATION_ERROR", "inputs is required")
+        if len(inputs) > MAX_BATCH:
+            raise _BadRequest(
+                "VALIDATION_ERROR",
+                f"Batch input exceeds the limit of {MAX_BATCH} inputs (got {len(inputs)})",
+            )
+        return body, [i if isinstance(i, dict) else {} for i in inputs]
+
+    def _batch_reply(
+        self,
+        results: list[dict[str, Any]],
+        errors: list[dict[str, Any]],
+        ok_status: int,
+        started: datetime,
+    ) -> Response:
+        body: dict[str, Any] = {
+            "status": "COMPLETE",
+            "results": results,
+            "startedAt": hubspot_time(started),
+            "completedAt": hubspot_time(self.portal.clock()),
+        }
+        if errors:
+            body["numErrors"] = len(errors)
+            body["errors"] = errors
+            return _json(body, 207)
+        return _json(body, ok_status)
+
+    @staticmethod
+    def _input_error(exc: RecordError, ident: str | None) -> dict[str, Any]:
+        return {
+            "status": "error",
+            "category": exc.category,
+            "message": exc.message,
+            "context": {"ids": [ident]} if ident else {},
+            "errors": [],
+            "links": {},
+        }
+
+    def _failing(self, *keys: str | None) -> None:
+        for key in keys:
+            category = self.portal.faults.failing_records.get(str(key)) if key else None
+            if category:
+                raise RecordError(category, f"record {key} was rejected ({category})")
+
+    def batch_read(self, request: Request, object_type: str) -> Response:
+        started = self.portal.clock()
+        body, inputs = self._inputs(request)
+        id_property = str(body.get("idProperty") or "hs_object_id")
+        properties = body.get("properties") or None
+        results, missing = [], []
+        with self.portal.lock:
+            for item in inputs:
+                ident = str(item.get("id") or "")
+                found = self.portal.find(object_type, id_property, ident)
+                if found is None:
+                    missing.append(ident)
+                    continue
+                record = self.portal.objects[object_type][found]
+                results.append(self._record_json(object_type, record, properties))
+        errors = []
+        if missing:
+            errors.append(
+                {
+                    "status": "error",
+                    "category": "OBJECT_NOT_FOUND",
+                    "message": f"Could not get some {object_type} objects, they may be deleted "
+                    "or not exist. Check that ids are valid.",
+                    "context": {"ids": missing},
+                    "errors": [],
+                    "links": {},
+                }
+            )
+        return self._batch_reply(results, errors, 200, started)
+
+    def batch_create(self, request: Request, object_type: str) -> Response:
+        started = self.portal.clock()
+        _, inputs = self._inputs(request)
+        results, errors = [], []
+        with self.portal.lock:
+            for item in inputs:
+                props = item.get("properties") or {}
+                try:
+                    self._failing(props.get("spe_key"))
+                    record_id = self.portal.create(object_type, props)
+                    record = self.portal.objects[object_type][record_id]
+                    results.append(self._record_json(object_type, record, list(props)))
+                except RecordError as exc:
+                    errors.append(self._input_error(exc, props.get("spe_key")))
+        return self._batch_reply(results, errors, 201, started)
+
+    def batch_update(self, request: Request, object_type: str) -> Response:
+        started = self.portal.clock()
+        _, inputs = self._inputs(request)
+        ids = [str(i.get("id") or "") for i in inputs]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise _BadRequest(
+                "VALIDATION_ERROR", f"Duplicate IDs found in batch input: {duplicates}"
+            )
+        results, errors = [], []
+        with self.portal.lock:
+            for item in inputs:
+                props = item.get("properties") or {}
+                ident = str(item.get("id") or "")
+                try:
+                    self._failing(ident, props.get("spe_key"))
+                    id_property = str(item.get("idProperty") or "hs_object_id")
+                    found = self.portal.find(object_type, id_property, ident)
+                    if found is None:
+                        raise RecordError(
+                            "OBJECT_NOT_FOUND", f"Object not found. objectId {ident} is not valid."
+                        )
+                    self.portal.update(object_type, found, props)
+                    record = self.portal.objects[object_type][found]
+                    results.append(self._record_json(object_type, record, list(props)))
+                except RecordError as exc:
+                    errors.append(self._input_error(exc, ident))
+        return self._batch_reply(results, errors, 200, started)
+
+    def batch_upsert(self, request: Request, object_type: str) -> Response:
+        started = self.portal.clock()
+        _, inputs = self._inputs(request)
+        results, errors = [], []
+        with self.portal.lock:
+            for item in inputs:
+                props = item.get("properties") or {}
+                ident = str(item.get("id") or "")
+                try:
+                    id_property = str(item.get("idProperty") or "")
+                    if not id_property or not ident:
+                        raise RecordError(
+                            "VALIDATION_ERROR", "each upsert input needs id and idProperty"
+                        )
+                    self._failing(ident)
+                    record_id, created = self.portal.upsert(object_type, id_property, ident, props)
+                    record = self.portal.objects[object_type][record_id]
+                    out = self._record_json(object_type, record, [*props, id_property])
+                    out["new"] = created
+                    results.append(out)
+                except RecordError as exc:
+                    errors.append(self._input_error(exc, ident))
+        return self._batch_reply(results, errors, 200, started)
+
+
+def _int(value: Any, default: int, name: str) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise _BadRequest("VALIDATION_ERROR", f"{name} must be an integer, got {value!r}") from None
+
+
+class _BadRequest(Exception):
+    def __init__(self, category: str, message: str) -> None:
+        super().__init__(message)
+        self.category, self.message = category, message
