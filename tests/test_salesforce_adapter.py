@@ -481,3 +481,100 @@ def test_jwt_bearer_login_against_a_configurable_login_url(
     (tmp_path / "app.key").write_bytes(other)  # signed with a key Salesforce does not know
     with pytest.raises(AdapterError, match="refused the jwt login"):
         list(adapter_for(sf, auth="jwt").read("members", None))
+
+
+def test_calendar_busy_time_in_and_bookings_out_as_events(sf: EmulatorServer) -> None:
+    """Events in a member's calendar become busy time (and free it again); SPE's bookings
+    become Events upserted by SPE_Key__c; the freshness rule follows the sync."""
+    from spe_core.calendar import CalendarRules
+    from spe_core.model import AppointmentRequest, Location
+
+    h = SalesforceHarness(sf)
+    monday = datetime(2026, 1, 5, 10, tzinfo=UTC)
+    h.clock.set(monday)
+    fay = sf.org.create(
+        "User",
+        {
+            "Name": "Fay Field",
+            "Username": "fay@acme.example",
+            "SPE_Role__c": "field_sales",
+            "IsActive": True,
+            "Latitude": 48.137,
+            "Longitude": 11.575,
+            "City": "Munich",
+        },
+    )
+    tuesday = monday + timedelta(days=1)
+    fair = sf.org.create(
+        "Event",
+        {
+            "Subject": "Trade fair",
+            "OwnerId": fay,
+            "StartDateTime": tuesday.replace(hour=9).isoformat(),
+            "EndDateTime": tuesday.replace(hour=13).isoformat(),
+        },
+    )
+    h.clock.advance(minutes=10)
+    clock = FakeClock(h.clock.now())
+    engine = Engine(
+        open_store("memory:"),
+        clock=clock,
+        plugins=Plugins.create(entry_points=False),
+        calendar_rules=CalendarRules(),  # busy time must have been read within 24 h
+    )
+    request = AppointmentRequest(
+        "visit-1",
+        "Acme",
+        timedelta(hours=1),
+        "in_person",
+        tuesday.replace(hour=0),
+        tuesday.replace(hour=23),
+        location=Location(48.14, 11.58, "Acme HQ"),
+    )
+    assert engine.propose(request).slots == ()  # nobody known yet
+    sync = SyncEngine(engine, h.adapter, sleep=lambda s: None)
+    report = sync.run()
+    assert report.streams["busy"].applied == 1
+    member = engine.member(fay)
+    assert member.home_base == Location(48.137, 11.575, "Munich")
+    slot = engine.propose(request).best
+    assert slot is not None and slot.start >= tuesday.replace(hour=13, minute=10)
+    booking = engine.book(request, fay, slot.start, by="coordinator-1")
+    sync.run()
+    events = [e for e in sf.org.records["Event"].values() if e.get("SPE_Key__c") == "visit-1"]
+    assert len(events) == 1
+    event = events[0]
+    assert event["OwnerId"] == fay and event["ShowAs"] == "Busy"
+    assert event["StartDateTime"] == booking.start and event["EndDateTime"] == booking.end
+    assert event["Location"] == "Acme HQ"
+    # SPE's own Event is not read back as busy time, and a rerun duplicates nothing
+    sync.run()
+    with engine.store.transaction() as tx:
+        assert [b.id for b in tx.iter_busy(fay, monday, monday + timedelta(days=7))] == [fair]
+    engine.cancel_booking("visit-1", by="coordinator-1", reason="customer asked")
+    sync.run()
+    event = next(e for e in sf.org.records["Event"].values() if e.get("SPE_Key__c") == "visit-1")
+    assert event["ShowAs"] == "Free" and event["Subject"].startswith("Cancelled:")
+    assert sum(1 for e in sf.org.records["Event"].values() if e.get("SPE_Key__c")) == 1
+    # the fair is called off in Salesforce: its time is free again
+    h.clock.advance(minutes=5)
+    sf.org.update("Event", fair, {"ShowAs": "Free"})
+    h.clock.advance(minutes=10)
+    clock.set(h.clock.now())
+    sync.run()
+    with engine.store.transaction() as tx:
+        assert list(tx.iter_busy(fay, monday, monday + timedelta(days=7))) == []
+    # without a sync for more than a day, fay is no longer offered as free
+    clock.advance(timedelta(hours=30))
+    proposal = engine.propose(attrs_evolve_request(request, days=2))
+    assert proposal.slots == () and "run a sync" in dict(proposal.excluded)[fay]
+
+
+def attrs_evolve_request(request: Any, days: int) -> Any:
+    import attrs
+
+    return attrs.evolve(
+        request,
+        earliest=request.earliest + timedelta(days=days),
+        deadline=request.deadline + timedelta(days=days),
+    )

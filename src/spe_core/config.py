@@ -634,7 +634,7 @@ def reference_markdown() -> str:
         + "), and optionally `skills`, `time_zone`, `wip_limit`, `active`, `weight`, "
         "`task_capacity`, `coordinator_id`, `holiday_country`, `holiday_subdivision`, "
         "`external_ids`; field salespeople also `home_base` (a table with `lat`, `lon` and "
-        "an optional `address`) and `hours` (`\"08:00-17:00\"`, Monday to Friday, local "
+        'an optional `address`) and `hours` (`"08:00-17:00"`, Monday to Friday, local '
         "time).",
         "",
         "## [routing]",

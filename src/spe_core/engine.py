@@ -756,6 +756,56 @@ class Engine:
         self._notify(recorded)
         return len(items)
 
+    def sync_busy(
+        self,
+        busy: Iterable[Busy] = (),
+        *,
+        gone: Iterable[tuple[str, str]] = (),
+        read_for: Iterable[str] = (),
+        read_at: datetime | None = None,
+    ) -> int:
+        """Apply busy time read incrementally from the CRM's calendars (the sync's way).
+
+        ``busy`` entries are stored or replaced by (member, id); ``gone`` names
+        (member id, busy id) pairs removed from a calendar (deleted, or shown as
+        free); ``read_for`` members are marked as read at ``read_at`` (default
+        now), once their whole calendar stream has been read. Unknown members'
+        entries are skipped. Returns how many entries changed.
+        """
+        now = self._now()
+        recorded: list[Recorded] = []
+        changed = 0
+        with self.store.transaction() as tx:
+            known = {m.id for m in tx.members()}
+            per_member: dict[str, list[Busy]] = {}
+            for item in busy:
+                if item.member_id in known:
+                    per_member.setdefault(item.member_id, []).append(item)
+            for member_id, items in sorted(per_member.items()):
+                for item in items:
+                    tx.replace_busy(member_id, item.start, item.start, [item])  # an upsert
+                changed += len(items)
+                self._record(
+                    tx,
+                    [
+                        BusyTimeRead(
+                            at=now,
+                            member_id=member_id,
+                            start=min(i.start for i in items),
+                            end=max(i.end for i in items),
+                            count=len(items),
+                        )
+                    ],
+                    recorded,
+                )
+            for member_id, busy_id in gone:
+                tx.delete_busy(member_id, busy_id)
+                changed += 1
+            for member_id in sorted(set(read_for) & known):
+                tx.set_meta(_BUSY_READ + member_id, (read_at or now).isoformat())
+        self._notify(recorded)
+        return changed
+
     def _sales_members(self, tx: Transaction, only: Iterable[str] | None) -> list[Member]:
         if only is not None:
             return [self._member(tx, m) for m in sorted(set(only))]

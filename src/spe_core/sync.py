@@ -3,7 +3,8 @@
 One run does three things, in order:
 
 1. **Inbound.** For each stream the adapter declares (members, opportunities,
-   ...), read records modified at or after the stream's bookmark, map each
+   tasks, busy calendar time: an inbound ``Busy`` whose ``crm_status`` is
+   ``"free"`` removes that entry), read records modified at or after the stream's bookmark, map each
    (a record that cannot be mapped is quarantined with the reason and the rest
    goes on), apply them through the :class:`~spe_core.engine.Engine`, and
    advance the bookmark only after the page is applied and never past the
@@ -39,6 +40,10 @@ from spe_core.adapter import Adapter, Change, ChangeKind, Inbound, SourceRecord,
 from spe_core.engine import Engine
 from spe_core.errors import ConfigError, MappingError, TransientError
 from spe_core.events import (
+    AppointmentBooked,
+    AppointmentCancelled,
+    AppointmentEvent,
+    AppointmentRescheduled,
     Event,
     LeaseExpired,
     OpportunityExpired,
@@ -61,7 +66,7 @@ from spe_core.events import (
     TaskReassigned,
     TaskRouted,
 )
-from spe_core.model import Member, Opportunity, OpportunityStatus, Task
+from spe_core.model import Busy, Member, Opportunity, OpportunityStatus, Task
 from spe_core.outbox import (
     OutboxItem,
     OutboxStatus,
@@ -253,8 +258,26 @@ def _task(event: Event, tx: Transaction, crm: str) -> Change | None:
     return Change(ChangeKind.TASK, task.id, values, task.external_id(crm))
 
 
-#: Event kind -> the rule turning it into a CRM change. Calendar events add
-#: their rules here (booked events).
+def _booking(event: Event, tx: Transaction, crm: str) -> Change | None:
+    """A booking becomes (or updates, or frees) an event in the member's CRM calendar."""
+    assert isinstance(event, AppointmentEvent)
+    booking = event.booking
+    where = booking.location
+    values: dict[str, Any] = {
+        "status": booking.status.value,
+        "owner": _member_crm_id(tx, booking.member_id, crm),
+        "start": booking.start,
+        "end": booking.end,
+        "subject": f"{'Visit' if booking.in_person else 'Call'}: {booking.request.account_id}",
+        "in_person": booking.in_person,
+        "address": None if where is None else where.address or f"{where.lat:.5f},{where.lon:.5f}",
+        "account_id": booking.request.account_id,
+        "booked_by": booking.by,
+    }
+    return Change(ChangeKind.BOOKING, booking.id, values, booking.external_id(crm))
+
+
+#: Event kind -> the rule turning it into a CRM change.
 OUTBOUND: dict[str, OutboundRule] = {
     OpportunityQueued.kind: _status("queued"),
     OpportunityReleased.kind: _released,
@@ -270,6 +293,9 @@ OUTBOUND: dict[str, OutboundRule] = {
     TaskCompleted.kind: _task,
     TaskReassigned.kind: _task,
     TaskEscalated.kind: _task,
+    AppointmentBooked.kind: _booking,
+    AppointmentRescheduled.kind: _booking,
+    AppointmentCancelled.kind: _booking,
 }
 
 
@@ -374,6 +400,12 @@ class SyncEngine:
             self._tick(f"read {spec.name}", report.read)
         if not dry_run and newest is not None:
             self._advance(spec.name, newest, signpost)
+        if not dry_run and spec.name == "busy":
+            # the whole calendar stream was read: its members' busy time is fresh as of
+            # the signpost (changes made after it come with the next run)
+            with self.engine.store.transaction() as tx:
+                ids = [m.id for m in tx.members() if m.external_id(self.crm) is not None]
+            self.engine.sync_busy(read_for=ids, read_at=signpost)
         return report
 
     def apply_records(self, stream: str, records: Sequence[SourceRecord]) -> StreamReport:
@@ -438,6 +470,15 @@ class SyncEngine:
             return
         if stream == "opportunities":
             self._apply_opportunities([inbound for _, inbound in mapped], report)
+            return
+        if stream == "busy":
+            values = [inbound for _, inbound in mapped if isinstance(inbound.value, Busy)]
+            busy = [i.value for i in values if i.crm_status != "free"]
+            gone = [(i.value.member_id, i.value.id) for i in values if i.crm_status == "free"]
+            changed = self.engine.sync_busy(busy, gone=gone)
+            report.applied += changed
+            report.unchanged += len(values) - changed
+            report.ignored += len(mapped) - len(values)
             return
         applier = INBOUND.get(stream)
         if applier is None:
@@ -710,5 +751,6 @@ def _apply_task(sync: SyncEngine, inbound: Inbound) -> bool:
     return True
 
 
-#: Stream name -> applier (calendar adds ``busy``).
+#: Stream name -> applier for further streams (members, opportunities and busy time
+#: are applied in batches by :meth:`SyncEngine._apply`).
 INBOUND: dict[str, InboundApplier] = {"tasks": _apply_task}

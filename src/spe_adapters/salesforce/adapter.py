@@ -191,6 +191,8 @@ class SalesforceAdapter:
         ]
         if self.settings.fields.task_kind_field:
             streams.append(StreamSpec("tasks", "SystemModstamp"))
+        if self.settings.fields.calendar_events:
+            streams.append(StreamSpec("busy", "SystemModstamp"))
         return streams
 
     def _query(self, stream: str, since: datetime | None) -> str:
@@ -206,6 +208,9 @@ class SalesforceAdapter:
         elif stream == "tasks" and f.task_kind_field:
             fields, obj = mapping.task_fields(self.settings), "Task"
             conditions = [f"{f.task_kind_field} != null"]
+        elif stream == "busy" and f.calendar_events:
+            fields, obj = mapping.event_fields(self.settings), "Event"
+            conditions = [f"{f.key_field} = null"]  # SPE's own bookings are not busy time
         else:
             raise AdapterError(
                 f"the Salesforce adapter has no stream {stream!r}.",
@@ -262,6 +267,8 @@ class SalesforceAdapter:
             return Inbound(mapping.member_from_user(data, self.settings))
         if record.stream == "tasks":
             return mapping.task_from_record(data, self.settings)
+        if record.stream == "busy":
+            return mapping.busy_from_event(data, self.settings)
         mapping.parse_datetime(data.get("SystemModstamp"), "SystemModstamp", record.crm_id)
         return mapping.opportunity_from_record(data, self.settings)
 
@@ -284,21 +291,20 @@ class SalesforceAdapter:
 
     def _collection(self, group: list[tuple[int, Change]], upsert: bool) -> list[WriteResult]:
         kinds = {change.kind for _, change in group}
-        if kinds - {ChangeKind.OPPORTUNITY, ChangeKind.TASK} or len(kinds) != 1:
+        if len(kinds) != 1:
             raise AdapterError(
                 f"the Salesforce adapter cannot write {sorted(k.value for k in kinds)} changes "
                 "in one call.",
-                "the sync engine sends one kind per batch; booking sync needs a newer spe-sdk.",
+                "the sync engine sends one kind per batch; this is a bug.",
             )
         kind = kinds.pop()
-        to_record = (
-            mapping.record_from_change
-            if kind is ChangeKind.OPPORTUNITY
-            else mapping.record_from_task_change
-        )
-        records = [to_record(c, self.settings) for _, c in group]
         f = self.settings.fields
-        sobject = f.queued_object if kind is ChangeKind.OPPORTUNITY else "Task"
+        to_record, sobject = {
+            ChangeKind.OPPORTUNITY: (mapping.record_from_change, f.queued_object),
+            ChangeKind.TASK: (mapping.record_from_task_change, "Task"),
+            ChangeKind.BOOKING: (mapping.record_from_booking_change, "Event"),
+        }[kind]
+        records = [to_record(c, self.settings) for _, c in group]
         body = {"allOrNone": False, "records": records}
         if upsert:
             path = f"composite/sobjects/{sobject}/{f.key_field}"

@@ -15,10 +15,13 @@ from typing import Any
 from spe_adapters.salesforce.settings import RATING_TIERS, SalesforceSettings
 from spe_core.adapter import Change, Inbound
 from spe_core.errors import InvalidValue, MappingError
-from spe_core.model import Member, Opportunity, Role
+from spe_core.model import Location, Member, Opportunity, Role
 
 __all__ = [
     "CRM",
+    "busy_from_event",
+    "event_fields",
+    "record_from_booking_change",
     "TASK_STATUS",
     "record_from_task_change",
     "task_fields",
@@ -62,6 +65,8 @@ def parse_datetime(value: Any, field: str, record_id: str) -> datetime:
 def user_fields(settings: SalesforceSettings) -> list[str]:
     """The User fields the adapter reads."""
     fields = ["Id", "Name", "Username", "IsActive", "TimeZoneSidKey", "SystemModstamp"]
+    if settings.fields.calendar_events:
+        fields += ["Latitude", "Longitude", "City"]  # a field member's home base
     if settings.fields.role_field:
         fields.append(settings.fields.role_field)
     return fields
@@ -79,9 +84,20 @@ def member_from_user(record: dict[str, Any], settings: SalesforceSettings) -> Me
             f"set {settings.fields.role_field or 'a role'} on the user, or name the user in "
             "[adapter.salesforce.roles].",
         )
+    home = None
+    if record.get("Latitude") is not None and record.get("Longitude") is not None:
+        try:
+            home = Location(record["Latitude"], record["Longitude"], record.get("City"))
+        except (InvalidValue, TypeError, ValueError):
+            raise MappingError(
+                f"User {user_id} has an invalid address location "
+                f"({record.get('Latitude')!r}, {record.get('Longitude')!r}).",
+                "fix the user's address (Latitude -90..90, Longitude -180..180).",
+            ) from None
     try:
         return Member(
             id=user_id,
+            home_base=home,
             name=str(record.get("Name") or record.get("Username") or user_id),
             role=Role.parse(str(role_name)),
             time_zone=str(record.get("TimeZoneSidKey") or "UTC"),
@@ -252,6 +268,67 @@ def task_from_record(record: dict[str, Any], settings: SalesforceSettings) -> In
     except InvalidValue as exc:
         raise MappingError(f"Task {record_id} cannot be mapped: {exc.problem}", exc.fix) from None
     return Inbound(task, crm_owner=record.get("OwnerId"))
+
+
+def event_fields(settings: SalesforceSettings) -> list[str]:
+    """The Event fields the adapter reads as busy time."""
+    return [
+        "Id",
+        "OwnerId",
+        "Subject",
+        "StartDateTime",
+        "EndDateTime",
+        "ShowAs",
+        "SystemModstamp",
+        settings.fields.key_field,
+    ]
+
+
+def busy_from_event(record: dict[str, Any], settings: SalesforceSettings) -> Inbound:
+    """Busy time from an Event in a member's calendar (Events SPE wrote are its bookings:
+    they map to ``Inbound(None)`` and are ignored; ``ShowAs = Free`` frees the time)."""
+    from spe_core.model import Busy
+
+    record_id = str(record.get("Id") or "")
+    if record.get(settings.fields.key_field):
+        return Inbound(None)
+    owner = record.get("OwnerId")
+    if not owner:
+        raise MappingError(
+            f"Event {record_id} has no OwnerId.", "give the Event an owner (a user)."
+        )
+    start = parse_datetime(record.get("StartDateTime"), "StartDateTime", record_id)
+    end = parse_datetime(record.get("EndDateTime"), "EndDateTime", record_id)
+    try:
+        busy = Busy(record_id, str(owner), start, end, str(record.get("Subject") or "busy"))
+    except InvalidValue as exc:
+        raise MappingError(f"Event {record_id} cannot be mapped: {exc.problem}", exc.fix) from None
+    free = str(record.get("ShowAs") or "Busy").lower() == "free"
+    return Inbound(busy, crm_owner=str(owner), crm_status="free" if free else "busy")
+
+
+def record_from_booking_change(change: Change, settings: SalesforceSettings) -> dict[str, Any]:
+    """The Event fields to write for one booking (a cancelled booking shows as free)."""
+    values = change.data
+    cancelled = values.get("status") == "cancelled"
+    record: dict[str, Any] = {
+        "attributes": {"type": "Event"},
+        settings.fields.key_field: change.key,
+        "Subject": ("Cancelled: " if cancelled else "") + str(values.get("subject") or "Meeting"),
+        "ShowAs": "Free" if cancelled else "Busy",
+    }
+    if change.crm_id:
+        record["Id"] = change.crm_id
+    if values.get("owner"):
+        record["OwnerId"] = values["owner"]
+    for name, field in (("start", "StartDateTime"), ("end", "EndDateTime")):
+        if values.get(name) is not None:
+            record[field] = values[name].isoformat()
+    if values.get("address"):
+        record["Location"] = str(values["address"])[:255]
+    if values.get("booked_by"):
+        record["Description"] = f"Booked by {values['booked_by']} through SPE."
+    return record
 
 
 def record_from_task_change(change: Change, settings: SalesforceSettings) -> dict[str, Any]:

@@ -60,6 +60,10 @@ class FieldMap:
     task_kind_field: str | None = "SPE_Kind__c"
     """The Task picklist naming the SPE task kind; Tasks with it set are routed by SPE.
     None: do not sync Tasks."""
+    calendar_events: bool = True
+    """Read members' Events as busy time and write SPE's bookings as Events (upserted
+    by ``key_field`` on Event). False: no calendar sync (then set [calendar]
+    busy_max_age_hours = 0, or SPE cannot know when field members are free)."""
     status_values: dict[str, str] = attrs.field(
         factory=lambda: dict(DEFAULT_STATUS_VALUES), converter=_mapping
     )

@@ -153,6 +153,10 @@ class Transaction(Protocol):
         """Drop the member's busy time starting in ``start``..``end`` and store ``busy``."""
         ...
 
+    def delete_busy(self, member_id: str, busy_id: str) -> None:
+        """Forget one entry of busy time (gone from the member's calendar)."""
+        ...
+
     def iter_busy(self, member_id: str, start: datetime, end: datetime) -> Iterator[Busy]:
         """The member's busy time overlapping ``start``..``end``, by (start, id)."""
         ...

@@ -355,6 +355,10 @@ class _MemoryTransaction:
         for item in busy:
             self._set(self.s.busy, (item.member_id, item.id), item)
 
+    def delete_busy(self, member_id: str, busy_id: str) -> None:
+        if (member_id, busy_id) in self.s.busy:
+            self._delete(self.s.busy, (member_id, busy_id))
+
     def iter_busy(self, member_id: str, start: datetime, end: datetime) -> Iterator[Busy]:
         found = [
             b

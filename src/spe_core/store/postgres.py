@@ -626,6 +626,9 @@ class _PgTransaction:
                     ],
                 )
 
+    def delete_busy(self, member_id: str, busy_id: str) -> None:
+        self.conn.execute("DELETE FROM busy WHERE member_id = %s AND id = %s", (member_id, busy_id))
+
     def iter_busy(self, member_id: str, start: datetime, end: datetime) -> Iterator[Busy]:
         rows = self._all(
             "SELECT data FROM busy WHERE member_id = %s AND start < %s AND finish > %s "

@@ -544,6 +544,9 @@ class _SQLiteTransaction:
             [(b.member_id, b.id, micros(b.start), micros(b.end), codec.dumps(b)) for b in busy],
         )
 
+    def delete_busy(self, member_id: str, busy_id: str) -> None:
+        self.conn.execute("DELETE FROM busy WHERE member_id = ? AND id = ?", (member_id, busy_id))
+
     def iter_busy(self, member_id: str, start: datetime, end: datetime) -> Iterator[Busy]:
         rows = self.conn.execute(
             "SELECT data FROM busy WHERE member_id = ? AND start < ? AND finish > ? "

@@ -39,6 +39,9 @@ FIELD_TYPES: dict[str, dict[str, tuple[str, bool, bool]]] = {
         "Username": ("string", True, True),
         "IsActive": ("boolean", True, False),
         "TimeZoneSidKey": ("string", True, False),
+        "Latitude": ("double", True, False),
+        "Longitude": ("double", True, False),
+        "City": ("string", True, False),
         "SPE_Role__c": ("picklist", True, False),
     },
     "Lead": {
@@ -77,6 +80,18 @@ FIELD_TYPES: dict[str, dict[str, tuple[str, bool, bool]]] = {
         "Description": ("textarea", True, False),
         "SPE_Key__c": ("string", True, False),
         "SPE_Kind__c": ("picklist", True, False),
+    },
+    "Event": {
+        "Id": ("id", False, False),
+        "Subject": ("string", True, False),
+        "OwnerId": ("reference", True, False),
+        "WhatId": ("reference", True, False),
+        "StartDateTime": ("datetime", True, True),
+        "EndDateTime": ("datetime", True, True),
+        "ShowAs": ("picklist", True, False),
+        "Location": ("string", True, False),
+        "Description": ("textarea", True, False),
+        "SPE_Key__c": ("string", True, False),
     },
 }
 EXTERNAL_IDS = {"SPE_Key__c"}
@@ -221,6 +236,14 @@ class Org:
                         f"{name}: value not of required type: {value}",
                         [name],
                     ) from None
+            if value is not None and kind == "double" and (
+                isinstance(value, bool) or not isinstance(value, int | float)
+            ):
+                raise RecordError(
+                    "INVALID_TYPE_ON_FIELD_IN_RECORD",
+                    f"{name}: value not of required type: {value}",
+                    [name],
+                )
             if value is not None and kind == "boolean" and not isinstance(value, bool):
                 raise RecordError(
                     "INVALID_TYPE_ON_FIELD_IN_RECORD",
