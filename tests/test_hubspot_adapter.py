@@ -720,3 +720,72 @@ def test_check_reports_missing_properties_and_bad_tokens(
     monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", "pat-wrong")
     (problem,) = adapter_for(hs).check()
     assert "401" in problem
+
+
+def test_calendar_busy_time_in_and_bookings_out_as_meetings(hs: EmulatorServer) -> None:
+    """Owners' meetings become busy time (a cancelled one frees it); SPE's bookings become
+    meetings upserted by spe_key; home bases come from [adapter.hubspot.home_bases]."""
+    from spe_core.calendar import CalendarRules
+    from spe_core.model import AppointmentRequest, Location
+
+    h = HubSpotHarness(hs)
+    monday = datetime(2026, 1, 5, 10, tzinfo=UTC)
+    h.clock.set(monday)
+    fay = h.add_user("Fay Field", "field_sales")
+    h.adapter = adapter_for(
+        hs, home_bases={"fay.field@acme.example": {"lat": 48.137, "lon": 11.575}}
+    )
+    tuesday = monday + timedelta(days=1)
+    fair = hs.portal.create(
+        "meetings",
+        {
+            "hs_meeting_title": "Trade fair",
+            "hubspot_owner_id": fay,
+            "hs_meeting_start_time": tuesday.replace(hour=9).isoformat(),
+            "hs_meeting_end_time": tuesday.replace(hour=13).isoformat(),
+        },
+    )
+    h.clock.advance(minutes=10)
+    clock = FakeClock(h.clock.now())
+    engine = Engine(
+        open_store("memory:"),
+        clock=clock,
+        plugins=Plugins.create(entry_points=False),
+        calendar_rules=CalendarRules(),
+    )
+    sync = SyncEngine(engine, h.adapter, sleep=lambda s: None)
+    assert sync.run().streams["busy"].applied == 1
+    assert engine.member(fay).home_base == Location(48.137, 11.575)
+    request = AppointmentRequest(
+        "visit-1",
+        "Acme",
+        timedelta(hours=1),
+        "in_person",
+        tuesday.replace(hour=0),
+        tuesday.replace(hour=23),
+        location=Location(48.14, 11.58, "Acme HQ"),
+    )
+    slot = engine.propose(request).best
+    assert slot is not None and slot.start >= tuesday.replace(hour=13, minute=10)
+    booking = engine.book(request, fay, slot.start, by="coordinator-1")
+    report = sync.run()
+    assert report.written == 1 and not sync.quarantined(), (report, sync.quarantined())
+    sync.run()  # a rerun duplicates nothing, and SPE's meeting is not read back as busy
+    mine = [m for m in hs.portal.all("meetings") if m.get("spe_key") == "visit-1"]
+    assert len(mine) == 1
+    assert mine[0]["hubspot_owner_id"] == fay
+    assert mine[0]["hs_meeting_outcome"] == "SCHEDULED"
+    assert mine[0]["hs_meeting_location"] == "Acme HQ"
+    with engine.store.transaction() as tx:
+        assert [b.id for b in tx.iter_busy(fay, monday, monday + timedelta(days=7))] == [fair]
+    engine.cancel_booking(booking.id, by="coordinator-1")
+    sync.run()
+    mine = [m for m in hs.portal.all("meetings") if m.get("spe_key") == "visit-1"]
+    assert len(mine) == 1 and mine[0]["hs_meeting_outcome"] == "CANCELED"
+    h.clock.advance(minutes=5)
+    hs.portal.update("meetings", fair, {"hs_meeting_outcome": "CANCELED"})
+    h.clock.advance(minutes=10)
+    clock.set(h.clock.now())
+    sync.run()
+    with engine.store.transaction() as tx:
+        assert list(tx.iter_busy(fay, monday, monday + timedelta(days=7))) == []

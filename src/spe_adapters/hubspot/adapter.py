@@ -172,6 +172,8 @@ class HubSpotAdapter:
         ]
         if self.settings.fields.task_kind_property:
             streams.append(StreamSpec("tasks", "hs_lastmodifieddate"))
+        if self.settings.fields.calendar_meetings:
+            streams.append(StreamSpec("busy", "hs_lastmodifieddate"))
         return streams
 
     def _object(self, stream: str) -> tuple[str, str, list[str], list[dict[str, Any]]]:
@@ -196,9 +198,11 @@ class HubSpotAdapter:
                 mapping.task_record_properties(s),
                 [{"propertyName": f.task_kind_property, "operator": "HAS_PROPERTY"}],
             )
+        if stream == "busy" and f.calendar_meetings:
+            return ("meetings", "hs_lastmodifieddate", mapping.meeting_record_properties(s), [])
         raise AdapterError(
             f"the HubSpot adapter has no stream {stream!r}.",
-            "use one of: members, opportunities, tasks.",
+            "use one of: members, opportunities, tasks, busy.",
         )
 
     def read(self, stream: str, since: datetime | None) -> Iterator[list[SourceRecord]]:
@@ -331,6 +335,8 @@ class HubSpotAdapter:
             return Inbound(mapping.member_from_owner(data, self.settings))
         if record.stream == "tasks":
             return mapping.task_from_record(data, self.settings)
+        if record.stream == "busy":
+            return mapping.busy_from_meeting(data, self.settings)
         modified = self.settings.last_modified_property
         mapping.parse_datetime(data.get(modified), modified, record.crm_id)
         return mapping.opportunity_from_record(data, self.settings)
@@ -402,10 +408,7 @@ class HubSpotAdapter:
             return self.settings.queued_object
         if kind is ChangeKind.TASK:
             return "tasks"
-        raise AdapterError(
-            f"the HubSpot adapter cannot write {kind.value} changes yet.",
-            "booking sync needs a newer spe-sdk; leave calendar sync off for HubSpot.",
-        )
+        return "meetings"
 
     def write(self, changes: Sequence[Change]) -> Sequence[WriteResult]:
         if len(changes) > BATCH:

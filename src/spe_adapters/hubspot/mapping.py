@@ -9,13 +9,14 @@ which the sync engine turns into a quarantine entry.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from spe_adapters.hubspot.settings import HubSpotSettings
 from spe_core.adapter import Change, Inbound
 from spe_core.errors import InvalidValue, MappingError
-from spe_core.model import Member, Opportunity, Role, Task
+from spe_core.model import Location, Member, Opportunity, Role, Task
 
 __all__ = [
     "CRM",
@@ -89,8 +90,25 @@ def member_from_owner(owner: dict[str, Any], settings: HubSpotSettings) -> Membe
             "[adapter.hubspot.team_roles].",
         )
     name = " ".join(p for p in (owner.get("firstName"), owner.get("lastName")) if p)
+    base = settings.home_bases.get(owner_id) or settings.home_bases.get(str(owner.get("email")))
+    home = None
+    if base is not None:
+        if not isinstance(base, Mapping) or "lat" not in base or "lon" not in base:
+            raise MappingError(
+                f"[adapter.hubspot.home_bases] entry for owner {owner_id} is not a table with "
+                "lat and lon.",
+                'write "owner@example.com" = { lat = 48.14, lon = 11.58, address = "Munich" }.',
+            )
+        try:
+            home = Location(base["lat"], base["lon"], base.get("address"))
+        except (InvalidValue, TypeError, ValueError):
+            raise MappingError(
+                f"[adapter.hubspot.home_bases] entry for owner {owner_id} is not a valid place.",
+                "use latitude -90..90 and longitude -180..180.",
+            ) from None
     try:
         return Member(
+            home_base=home,
             id=owner_id,
             name=name or str(owner.get("email") or owner_id),
             role=Role.parse(role),
@@ -283,10 +301,77 @@ def task_properties(change: Change, settings: HubSpotSettings) -> dict[str, str]
     return props
 
 
+def meeting_record_properties(settings: HubSpotSettings) -> list[str]:
+    """The meeting properties the adapter reads as busy time."""
+    return [
+        "hs_object_id",
+        "hs_createdate",
+        "hs_lastmodifieddate",
+        "hs_meeting_title",
+        "hs_meeting_start_time",
+        "hs_meeting_end_time",
+        "hs_meeting_outcome",
+        "hubspot_owner_id",
+        settings.fields.key_property,
+    ]
+
+
+def busy_from_meeting(record: dict[str, Any], settings: HubSpotSettings) -> Inbound:
+    """Busy time from a meeting in an owner's calendar (meetings SPE wrote are its
+    bookings: ``Inbound(None)``, ignored; a cancelled meeting frees its time)."""
+    from spe_core.model import Busy
+
+    record_id = str(record.get("hs_object_id") or "")
+    if record.get(settings.fields.key_property):
+        return Inbound(None)
+    owner = record.get("hubspot_owner_id")
+    if not owner:
+        raise MappingError(
+            f"meeting {record_id} has no hubspot_owner_id.", "assign the meeting to an owner."
+        )
+    start = parse_datetime(record.get("hs_meeting_start_time"), "hs_meeting_start_time", record_id)
+    end = parse_datetime(record.get("hs_meeting_end_time"), "hs_meeting_end_time", record_id)
+    try:
+        busy = Busy(
+            record_id, str(owner), start, end, str(record.get("hs_meeting_title") or "busy")
+        )
+    except InvalidValue as exc:
+        raise MappingError(
+            f"meeting {record_id} cannot be mapped: {exc.problem}", exc.fix
+        ) from None
+    free = str(record.get("hs_meeting_outcome") or "").upper() == "CANCELED"
+    return Inbound(busy, crm_owner=str(owner), crm_status="free" if free else "busy")
+
+
+def meeting_properties(change: Change, settings: HubSpotSettings) -> dict[str, str]:
+    """The meeting properties to write for one booking (a cancelled one is CANCELED)."""
+    values = change.data
+    cancelled = values.get("status") == "cancelled"
+    props: dict[str, str] = {
+        settings.fields.key_property: change.key,
+        "hs_meeting_title": str(values.get("subject") or "Meeting"),
+        "hs_meeting_outcome": "CANCELED" if cancelled else "SCHEDULED",
+    }
+    if values.get("owner"):
+        props["hubspot_owner_id"] = str(values["owner"])
+    if values.get("start") is not None:
+        props["hs_meeting_start_time"] = _time(values["start"])
+        props["hs_timestamp"] = _time(values["start"])
+    if values.get("end") is not None:
+        props["hs_meeting_end_time"] = _time(values["end"])
+    if values.get("address"):
+        props["hs_meeting_location"] = str(values["address"])
+    if values.get("booked_by"):
+        props["hs_meeting_body"] = f"Booked by {values['booked_by']} through SPE."
+    return props
+
+
 def properties_for_change(change: Change, settings: HubSpotSettings) -> dict[str, str]:
     """The properties to write for one change of any supported kind."""
     from spe_core.adapter import ChangeKind
 
     if change.kind is ChangeKind.TASK:
         return task_properties(change, settings)
+    if change.kind is ChangeKind.BOOKING:
+        return meeting_properties(change, settings)
     return opportunity_properties(change, settings)

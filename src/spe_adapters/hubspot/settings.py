@@ -58,6 +58,10 @@ class FieldMap:
     task_kind_property: str | None = "spe_task_kind"
     """The task property naming the SPE task kind; tasks with it set are routed by SPE.
     None: do not sync tasks."""
+    calendar_meetings: bool = True
+    """Read owners' meetings as busy time and write SPE's bookings as meetings (upserted
+    by ``key_property``, which must then also exist, unique, on meetings). False: no
+    calendar sync (then set [calendar] busy_max_age_hours = 0)."""
     status_values: dict[str, str] = attrs.field(
         factory=lambda: dict(DEFAULT_STATUS_VALUES), converter=_mapping
     )
@@ -116,6 +120,9 @@ class HubSpotSettings:
     """Owner id or email -> SPE role."""
     team_roles: dict[str, str] = attrs.field(factory=dict, converter=_mapping)
     """HubSpot team name -> SPE role, for owners not named in ``roles``."""
+    home_bases: dict[str, Any] = attrs.field(factory=dict, converter=_mapping)
+    """Owner id or email -> a table ``{lat, lon, address}``: field members' home bases
+    (HubSpot owners carry no location; the calendar's travel rules need one)."""
     fields: FieldMap = attrs.field(factory=FieldMap)
 
     def __attrs_post_init__(self) -> None:

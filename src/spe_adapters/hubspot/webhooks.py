@@ -154,6 +154,8 @@ class WebhookHandler:
         streams: dict[str, str] = {str(settings.queued_object): "opportunities"}
         if settings.fields.task_kind_property:
             streams["tasks"] = "tasks"
+        if settings.fields.calendar_meetings:
+            streams["meetings"] = "busy"
         return cls(secret, InboundSync(sync, adapter), streams=streams, **kw)
 
     def verify(self, method: str, uri: str, headers: Mapping[str, str], body: bytes) -> str | None:

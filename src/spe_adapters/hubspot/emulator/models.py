@@ -102,6 +102,8 @@ PROPERTIES: dict[str, dict[str, str]] = {
         "hs_meeting_start_time": "datetime",
         "hs_meeting_end_time": "datetime",
         "hs_meeting_outcome": "enumeration",
+        "hs_meeting_location": "string",
+        "hs_meeting_body": "string",
         "hs_timestamp": "datetime",
         "hubspot_owner_id": "enumeration",
         "spe_key": "string",

@@ -236,8 +236,10 @@ class Org:
                         f"{name}: value not of required type: {value}",
                         [name],
                     ) from None
-            if value is not None and kind == "double" and (
-                isinstance(value, bool) or not isinstance(value, int | float)
+            if (
+                value is not None
+                and kind == "double"
+                and (isinstance(value, bool) or not isinstance(value, int | float))
             ):
                 raise RecordError(
                     "INVALID_TYPE_ON_FIELD_IN_RECORD",
