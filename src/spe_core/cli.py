@@ -699,12 +699,22 @@ def demo(
     store: Annotated[
         str | None, typer.Option(help="store URL (default: a temp SQLite file)")
     ] = None,
+    crm: Annotated[
+        str, typer.Option(help="the CRM emulator to sync with: salesforce, hubspot or none")
+    ] = "salesforce",
+    days: Annotated[int, typer.Option(min=1, max=60, help="working days to simulate")] = 5,
+    report: Annotated[Path, typer.Option("--report", help="where to write the HTML report")] = Path(
+        "spe-report.html"
+    ),
 ) -> None:
-    """Run the demo: a simulated day of SPE on the embedded SQLite store."""
+    """Run the demo: a simulated week of SPE on the embedded SQLite store, kept in step
+    with a local CRM emulator (Salesforce by default), with the HTML report at the end."""
     from spe_core import demo as demo_module
 
-    args = ["--seed", str(seed)] + (["--store", store] if store else [])
-    raise typer.Exit(demo_module.main(args))
+    if crm not in ("salesforce", "hubspot", "none"):
+        _fail(InvalidValue(f"--crm {crm!r} is not known.", "use salesforce, hubspot or none."))
+    args = ["--seed", str(seed), "--crm", crm, "--days", str(days), "--report", str(report)]
+    raise typer.Exit(demo_module.main(args + (["--store", store] if store else [])))
 
 
 config_app = typer.Typer(help="Configuration helpers.", no_args_is_help=True)

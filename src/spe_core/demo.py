@@ -13,13 +13,14 @@ import random
 import sys
 import tempfile
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 import attrs
 
 from spe_core.calendar import CalendarRules, WeekPlan
+from spe_core.demo_crm import DemoCrm, disagreements, random_campaign, start_crm
 from spe_core.engine import Engine, QueueStatus
 from spe_core.model import (
     AppointmentRequest,
@@ -42,12 +43,14 @@ __all__ = [
     "DayReport",
     "demo_team",
     "main",
-    "plan_field_week",
+    "plan_visits",
     "promotions_backlog",
     "run_day",
 ]
 
 MONDAY = datetime(2026, 1, 5, 7, 0, tzinfo=UTC)
+PRODUCED_PER_DAY = 170
+"""Opportunities Promotions produces overnight (inside sales pull about 165 a day)."""
 LANGUAGES = ("en", "de", "fr")
 CAMPAIGNS = ("webinar", "trade-show", "content", "referral", "outbound")
 OUTCOMES = (
@@ -172,7 +175,7 @@ def run_day(engine: Engine, clock: FakeClock, rng: random.Random) -> DayReport:
                         routed.append(
                             engine.route_task(
                                 Task(
-                                    f"task-{len(routed) + 1:04d}",
+                                    f"task-{now:%m%d}-{len(routed) + 1:03d}",
                                     kind,
                                     held.account_id,
                                     now,
@@ -206,21 +209,25 @@ def run_day(engine: Engine, clock: FakeClock, rng: random.Random) -> DayReport:
     )
 
 
-def plan_field_week(engine: Engine, rng: random.Random) -> tuple[WeekPlan, int]:
-    """The coordinators book next week's visits for the appointments inside sales set.
+def plan_visits(
+    engine: Engine,
+    rng: random.Random,
+    opportunities: Sequence[Opportunity],
+    by: Mapping[str, str] | None = None,
+) -> tuple[WeekPlan, int]:
+    """The sales coordinators book visits for the appointments inside sales set.
 
-    One request per opportunity resolved with ``appointment_set``, at a customer
-    site within about 60 km of Munich, an hour long, any time next week (a third
-    of them with a half-day window the customer gave).
+    One request per opportunity, at a customer site within about 60 km of
+    Munich, an hour long, from tomorrow for a week (a third of them with a
+    half-day window the customer gave). ``by``: field member -> coordinator.
     """
-    resolved = [o for o in engine.store.opportunities() if o.outcome is Outcome.APPOINTMENT_SET]
     now = engine.clock.now()
-    monday = (now + timedelta(days=7 - now.weekday())).replace(hour=0, minute=0)
+    first = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
     requests = []
-    for opp in resolved:
+    for opp in opportunities:
         windows = []
         if rng.random() < 0.33:
-            start = monday + timedelta(days=rng.randrange(5), hours=rng.choice((7, 11)))
+            start = first + timedelta(days=rng.randrange(5), hours=rng.choice((7, 11)))
             windows = [TimeWindow(start, start + timedelta(hours=5))]
         requests.append(
             AppointmentRequest(
@@ -228,14 +235,14 @@ def plan_field_week(engine: Engine, rng: random.Random) -> tuple[WeekPlan, int]:
                 opp.account_id,
                 timedelta(hours=1),
                 "in_person",
-                monday,
-                monday + timedelta(days=5),
+                first,
+                first + timedelta(days=7),
                 location=Location(48.14 + rng.uniform(-0.45, 0.45), 11.58 + rng.uniform(-0.6, 0.6)),
                 windows=windows,
                 opportunity_id=opp.id,
             )
         )
-    return engine.plan_week(requests), len(requests)
+    return engine.plan_week(requests, by=by), len(requests)
 
 
 def _follow_up(outcome: Outcome, rng: random.Random) -> list[str]:
@@ -261,71 +268,118 @@ def _specialists_work(engine: Engine, rng: random.Random) -> None:
                 engine.complete_task(task.id, member.id)
 
 
-def _print(report: DayReport, engine: Engine, store_url: str) -> None:
+@attrs.frozen
+class DaySummary:
+    """One day of the demo week, for the summary table."""
+
+    day: datetime
+    report: DayReport
+    visits_asked: int
+    visits_booked: int
+    read: int = 0
+    written: int = 0
+
+
+def _print_week(
+    days: Sequence[DaySummary], engine: Engine, store_url: str, crm: DemoCrm | None
+) -> None:
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
-    plan = report.morning
-    console.rule("[bold]SPE demo: one day of the pull queue")
+    where = f"{crm.name} emulator on 127.0.0.1" if crm else "no CRM"
+    console.rule(f"[bold]SPE demo: {len(days)} days of Sales Process Engineering ({where})")
     console.print(f"Store: [cyan]{store_url}[/]")
-    console.print(
-        f"08:00 replenishment: queue {plan.level_before} -> {plan.level_after} of target "
-        f"{plan.target} ({plan.zone_after.value}); moved {report.replenished} from the "
-        f"backlog; Promotions must still produce {report.shortfall}."
-    )
-    table = Table(title="Inside sales, pulls and outcomes")
-    table.add_column("member")
-    table.add_column("pulls", justify="right")
+    table = Table(title="Day by day")
+    for col in ("day", "queue am->pm", "zone", "pulls", "appts set"):
+        table.add_column(col, justify="right" if col != "day" else "left")
+    for col in ("tasks", "visits"):
+        table.add_column(col, justify="right")
+    if crm:
+        table.add_column("CRM in/out", justify="right")
+    for d in days:
+        r = d.report
+        row = [
+            d.day.strftime("%a %d"),
+            f"{r.morning.level_after} -> {r.evening.level}",
+            r.evening.zone.value,
+            str(sum(r.pulls.values())),
+            str(sum(o.get("appointment_set", 0) for o in r.outcomes.values())),
+            str(sum(r.tasks.values())),
+            f"{d.visits_booked} of {d.visits_asked}",
+        ]
+        if crm:
+            row.append(f"{d.read}/{d.written}")
+        table.add_row(*row)
+    console.print(table)
+    names = {m.id: m.name for m in engine.members()}
+    totals: dict[str, Counter[str]] = defaultdict(Counter)
+    for d in days:
+        for member_id, pulls in d.report.pulls.items():
+            totals[member_id]["pulls"] += pulls
+        for member_id, outcomes in d.report.outcomes.items():
+            totals[member_id].update(outcomes)
+    inside = Table(title="Inside sales over the week: pulls and outcomes")
+    inside.add_column("member")
+    inside.add_column("pulls", justify="right")
     for outcome in Outcome:
-        table.add_column(outcome.value, justify="right")
-    names = {m.id: m.name for m in engine.members()}
-    for member_id in sorted(report.pulls):
-        row = report.outcomes.get(member_id, Counter())
-        table.add_row(
-            names[member_id],
-            str(report.pulls[member_id]),
-            *(str(row.get(o.value, 0)) for o in Outcome),
-        )
-    console.print(table)
-    evening = report.evening
-    console.print(
-        f"17:00 queue: {evening.level} of {evening.target} "
-        f"([bold]{evening.zone.value}[/]), backlog {evening.backlog}, "
-        f"still held {evening.released}; {report.given_back} given back, "
-        f"{report.lease_expired} leases expired; {report.events} events recorded."
-    )
-    names = {m.id: m.name for m in engine.members()}
-    work = ", ".join(f"{n} {k}" for k, n in sorted(report.tasks.items()))
-    holders = ", ".join(f"{names.get(h, h)} {n}" for h, n in sorted(report.task_holders.items()))
-    console.print(f"Transactional work routed to specialists (never to sales): {work or 'none'}.")
-    console.print(f"Handled by: {holders or 'nobody'} ('queued': waiting in a role queue).")
-
-
-def _print_week(plan: WeekPlan, asked: int, engine: Engine) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
-    names = {m.id: m.name for m in engine.members()}
-    days: dict[str, Counter[str]] = defaultdict(Counter)
-    for b in plan.bookings:
-        days[b.member_id][b.start.strftime("%a")] += 1
-    table = Table(title="Next week's field visits, planned by the sales coordinators")
-    table.add_column("field member")
-    for day in ("Mon", "Tue", "Wed", "Thu", "Fri"):
-        table.add_column(day, justify="right")
-    for member_id in sorted(days):
-        table.add_row(
+        inside.add_column(outcome.value, justify="right")
+    for member_id in sorted(totals, key=lambda m: names.get(m, m)):
+        counts = totals[member_id]
+        inside.add_row(
             names.get(member_id, member_id),
-            *(str(days[member_id].get(d, 0)) for d in ("Mon", "Tue", "Wed", "Thu", "Fri")),
+            str(counts["pulls"]),
+            *(str(counts.get(o.value, 0)) for o in Outcome),
         )
-    console.print(table)
+    console.print(inside)
+    bookings = engine.bookings(days[0].day, days[-1].day + timedelta(days=14))
+    dates = sorted({b.start.date() for b in bookings})
+    visits = Table(title="Field visits booked by the sales coordinators (cap 4 a day)")
+    visits.add_column("field")
+    for when in dates:
+        visits.add_column(when.strftime("%a %d"), justify="right")
+    per: dict[str, Counter[object]] = defaultdict(Counter)
+    for b in bookings:
+        per[b.member_id][b.start.date()] += 1
+    for member_id in sorted(per, key=lambda m: names.get(m, m)):
+        visits.add_row(names.get(member_id, member_id), *(str(per[member_id][w]) for w in dates))
+    console.print(visits)
+    waiting = sum(d.visits_asked - d.visits_booked for d in days)
     console.print(
-        f"Booked {len(plan.bookings)} of {asked} appointments (cap 4 a day, 20 a week); "
-        f"{plan.travel.total_seconds() / 3600:.1f} h of driving in all; "
-        f"{len(plan.unplanned)} wait for the week after."
+        f"{len(bookings)} visits booked (each day starts and ends at home, travel between "
+        f"customers always fits); {waiting} appointment requests wait for a free slot: "
+        "the field team is the constraint, as SPE expects."
     )
+    if crm:
+        counts = crm.counts()
+        agree = disagreements(crm, engine)
+        console.print(
+            f"{crm.name.capitalize()} now holds "
+            + ", ".join(f"{n} {k}" for k, n in counts.items())
+            + "; SPE and the CRM "
+            + (
+                "[green]agree on every record[/]."
+                if not agree
+                else f"[red]disagree on {len(agree)} records[/]: {'; '.join(agree[:3])}"
+            )
+        )
+
+
+def _demo_crm_team(crm: DemoCrm, clock: FakeClock) -> dict[str, str]:
+    """Put the demo team and some calendar entries into the CRM; field id -> coordinator id."""
+    ids = {m.id: crm.add_member(m) for m in demo_team()}
+    coordinators = {
+        ids[m.id]: ids[m.coordinator_id]
+        for m in demo_team()
+        if m.coordinator_id is not None and m.coordinator_id in ids
+    }
+    monday = clock.now().replace(hour=0, minute=0)
+    for n, field in enumerate(sorted(coordinators)):
+        day = monday + timedelta(days=1 + 2 * n)
+        crm.add_busy(field, "Trade fair", day.replace(hour=8), day.replace(hour=12))
+        day = monday + timedelta(days=3 + n)
+        crm.add_busy(field, "Product training", day.replace(hour=13), day.replace(hour=16))
+    return coordinators
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -333,6 +387,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="spe demo", description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     parser.add_argument("--store", help="store URL (default: a SQLite file in a temp folder)")
+    parser.add_argument(
+        "--crm",
+        choices=("salesforce", "hubspot", "none"),
+        default="salesforce",
+        help="the CRM emulator to sync with (default salesforce; none: SPE alone)",
+    )
+    parser.add_argument("--days", type=int, default=5, help="working days to simulate (default 5)")
     parser.add_argument(
         "--report",
         default="spe-report.html",
@@ -344,25 +405,88 @@ def main(argv: Sequence[str] | None = None) -> int:
         url = args.store or f"sqlite:///{Path(tmp) / 'spe.db'}"
         store = open_store(url)
         clock = FakeClock(MONDAY)
+        crm = None if args.crm == "none" else start_crm(args.crm, clock.now)
         engine = Engine(
             store,
-            policy=QueuePolicy(target=150, lease=timedelta(hours=2)),
+            policy=QueuePolicy(target=180, lease=timedelta(hours=2)),
             clock=clock,
             plugins=Plugins.create(),
-            calendar_rules=CalendarRules(busy_max_age=None),  # no CRM calendar in the demo
+            # with a CRM, busy time is read from the calendars and must be fresh
+            calendar_rules=CalendarRules(busy_max_age=None if crm is None else timedelta(hours=24)),
         )
-        engine.upsert_members(demo_team())
-        engine.add_to_backlog(promotions_backlog(rng, 260, clock.now()))
-        report = run_day(engine, clock, rng)
-        _print(report, engine, url)
-        week, asked = plan_field_week(engine, rng)
-        _print_week(week, asked, engine)
+        try:
+            summaries = _run_week(engine, clock, rng, crm, args.days)
+            _print_week(summaries, engine, url, crm)
+        finally:
+            if crm is not None:
+                crm.stop()
         from spe_core.report import write_report
 
         path = write_report(store.events(), args.report, engine.policy)
         print(f"HTML report: {path.resolve()}")
         store.close()
     return 0
+
+
+def _run_week(
+    engine: Engine, clock: FakeClock, rng: random.Random, crm: DemoCrm | None, days: int
+) -> list[DaySummary]:
+    from spe_core.sync import SyncEngine
+
+    sync = None
+    coordinators: dict[str, str] = {}
+    if crm is None:
+        engine.upsert_members(demo_team())
+        coordinators = {m.id: m.coordinator_id for m in demo_team() if m.coordinator_id}
+        engine.add_to_backlog(promotions_backlog(rng, 360, clock.now()))
+    else:
+        coordinators = _demo_crm_team(crm, clock)
+        for _ in range(360):
+            crm.add_backlog(*_lead(rng, crm.name))
+        sync = SyncEngine(engine, crm.adapter())
+    summaries = []
+    day = clock.now()
+    for n in range(days):
+        while day.weekday() >= 5:
+            day += timedelta(days=1)
+        clock.set(day.replace(hour=7, minute=0))
+        read = written = 0
+        if n:  # Promotions produced more overnight
+            if crm is None:
+                fresh = promotions_backlog(rng, PRODUCED_PER_DAY, clock.now())
+                engine.add_to_backlog(attrs.evolve(o, id=f"{o.id}-d{n}") for o in fresh)
+            else:
+                for _ in range(PRODUCED_PER_DAY):
+                    crm.add_backlog(*_lead(rng, crm.name))
+        if sync is not None:
+            clock.advance(minutes=10)
+            morning = sync.run()
+            read, written = morning.read, morning.written
+        before = {
+            o.id for o in engine.store.opportunities() if o.outcome is Outcome.APPOINTMENT_SET
+        }
+        report = run_day(engine, clock, rng)
+        appointments = [
+            o
+            for o in engine.store.opportunities()
+            if o.outcome is Outcome.APPOINTMENT_SET and o.id not in before
+        ]
+        plan, asked = plan_visits(engine, rng, appointments, coordinators)
+        if sync is not None:
+            evening = sync.run()
+            read, written = read + evening.read, written + evening.written
+        summaries.append(DaySummary(day, report, asked, len(plan.bookings), read, written))
+        day += timedelta(days=1)
+    return summaries
+
+
+def _lead(rng: random.Random, crm: str) -> tuple[str, int, float, str]:
+    return (
+        f"Account {rng.randrange(1, 400):03d}",
+        rng.choices((0, 1, 2), weights=(60, 30, 10))[0],
+        round(rng.uniform(0, 100), 1),
+        random_campaign(rng, crm),
+    )
 
 
 if __name__ == "__main__":

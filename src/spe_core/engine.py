@@ -8,7 +8,7 @@ events to the listeners. The clock is injected; rules are handed ``now``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, time, timedelta
 
 import attrs
@@ -989,7 +989,7 @@ class Engine:
         self,
         requests: Iterable[AppointmentRequest],
         *,
-        by: str | None = None,
+        by: str | Mapping[str, str] | None = None,
         members: Iterable[str] | None = None,
     ) -> calendar.WeekPlan:
         """Book a batch of requests at once: as many as fit, then least travel.
@@ -997,7 +997,8 @@ class Engine:
         Runs :func:`spe_core.calendar.plan_week` over the active field and
         inside members (or ``members``) inside one store transaction, and books
         every placed request with an :class:`~spe_core.events.AppointmentBooked`
-        event naming the member's sales coordinator (or ``by``).
+        event naming the member's sales coordinator (``by``: one name, or a mapping from
+        field member to coordinator; default each member's ``coordinator_id``).
         """
         now = self._now()
         batch = list(requests)
@@ -1015,7 +1016,9 @@ class Engine:
                 self.calendar_rules,
                 self._travel(),
                 now,
-                by=by if by is not None else {m.id: m.coordinator_id or "planner" for m in team},
+                by=by
+                if isinstance(by, str)
+                else {m.id: (by or {}).get(m.id) or m.coordinator_id or "planner" for m in team},
             )
             for booking in plan.bookings:
                 existing = tx.get_booking(booking.id)
