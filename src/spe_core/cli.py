@@ -216,6 +216,16 @@ def check(config: ConfigOption = Path("spe.toml"), as_json: JsonOption = False) 
             )
 
         def store() -> str:
+            if cfg.store_url.startswith("sqlite:///"):
+                path = Path(cfg.store_url.removeprefix("sqlite:///"))
+                if not path.exists():  # checking must not create it
+                    folder = path.parent if str(path.parent) else Path(".")
+                    if not folder.is_dir():
+                        raise ConfigError(
+                            f"{cfg.store_url}: the folder {folder} does not exist.",
+                            "create the folder, or point [store] url elsewhere.",
+                        )
+                    return f"{cfg.store_url} (created on first use)"
             s = open_store(cfg.store_url)
             s.close()
             return cfg.store_url
