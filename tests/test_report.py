@@ -152,3 +152,44 @@ def test_the_browser_check_would_see_a_broken_page(tmp_path: Path) -> None:
     (tmp_path / "blank.html").write_text("<!DOCTYPE html><html><body></body></html>")
     _open(tmp_path / "blank.html", tmp_path)
     assert _png_is_blank(tmp_path / "shot.png")
+
+
+def test_meetings_follow_bookings_reschedules_and_cancellations() -> None:
+    from datetime import UTC, datetime
+
+    from spe_core.calendar import CalendarRules
+    from spe_core.model import AppointmentRequest, Location, Member
+
+    clock = FakeClock(datetime(2026, 12, 4, 9, tzinfo=UTC))
+    store = MemoryStore()
+    engine = Engine(
+        store,
+        clock=clock,
+        plugins=Plugins.create(entry_points=False),
+        calendar_rules=CalendarRules(busy_max_age=None),
+    )
+    home = Location(48.137, 11.575)
+    engine.upsert_members([Member("f1", "Fay", "field_sales", home_base=home)])
+    monday = datetime(2026, 12, 7, tzinfo=UTC)
+
+    def request(rid: str, in_person: bool = True) -> AppointmentRequest:
+        return AppointmentRequest(
+            rid,
+            "acme",
+            timedelta(hours=1),
+            "in_person" if in_person else "conference_call",
+            monday,
+            monday + timedelta(days=5),
+            location=home if in_person else None,
+        )
+
+    engine.book(request("a"), "f1", monday.replace(hour=9), by="c")
+    engine.book(request("b"), "f1", monday.replace(hour=11), by="c")
+    engine.book(request("call", in_person=False), "f1", monday.replace(hour=15), by="c")
+    engine.reschedule("b", monday.replace(hour=10) + timedelta(days=1), by="c")
+    engine.cancel_booking("call", by="c")
+    meetings = collect(store.events()).meetings["f1"]
+    assert {d: n for d, n in meetings.items() if n} == {
+        monday.date(): 1,
+        (monday + timedelta(days=1)).date(): 1,
+    }

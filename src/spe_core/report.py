@@ -18,12 +18,15 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from html import escape
 from pathlib import Path
-from typing import Any
 
 import attrs
 
 from spe_core import charts
 from spe_core.events import (
+    AppointmentBooked,
+    AppointmentCancelled,
+    AppointmentEvent,
+    AppointmentRescheduled,
     Event,
     LeaseExpired,
     OpportunityBacklogged,
@@ -133,19 +136,18 @@ def collect(events: Iterable[Recorded], policy: QueuePolicy | None = None) -> Re
 
 
 def _calendar_and_routing(event: Event, today: date, data: ReportData) -> None:
-    """Meetings and routing SLA, read by event kind (those modules add the events)."""
+    """In-person meetings per field member and day, and routing SLA attainment."""
     kind = event.kind
-    if kind == "appointment.booked" and getattr(event, "in_person", True):
-        member = getattr(event, "member_id", None)
-        start: Any = getattr(event, "start", None)
-        if member is not None:
-            data.meetings[str(member)][start.date() if isinstance(start, datetime) else today] += 1
-    elif kind == "appointment.cancelled":
-        member = getattr(event, "member_id", None)
-        start = getattr(event, "start", None)
-        if member is not None:
-            key = start.date() if isinstance(start, datetime) else today
-            data.meetings[str(member)][key] -= 1
+    if isinstance(event, AppointmentEvent):
+        if not event.in_person:
+            return
+        if isinstance(event, AppointmentBooked):
+            data.meetings[event.member_id][event.start.date()] += 1
+        elif isinstance(event, AppointmentRescheduled):
+            data.meetings[event.from_member_id][event.from_start.date()] -= 1
+            data.meetings[event.member_id][event.start.date()] += 1
+        elif isinstance(event, AppointmentCancelled):
+            data.meetings[event.member_id][event.start.date()] -= 1
     elif kind == "task.completed":
         on_time = getattr(event, "within_sla", None)
         if on_time is not None:
