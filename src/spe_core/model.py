@@ -223,7 +223,7 @@ def external_ids(
 # --- places and time ------------------------------------------------------------
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)  # travel times are cached per pair of places
 class Location:
     """A place on Earth: a customer's site or a field member's home base."""
 
