@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 
 from spe_core import Engine, OpportunityStatus, QueuePolicy
+from spe_core.adapter import Inbound, SourceRecord
 from spe_core.events import OpportunityLinked, RecordQuarantined, SyncConflict, replay
 from spe_core.outbox import RetryPolicy
 from spe_core.plugins import Plugins
@@ -174,3 +175,71 @@ def test_dry_run_writes_nothing(store: Store, clock: FakeClock, crm: DictCrm) ->
     assert report.read == 11 and report.applied == 0
     assert engine.queue_status().level == 0
     assert list(store.events()) == []
+
+
+class CountingAdapter(DictCrmAdapter):
+    """The reference adapter, counting the records it is asked to map."""
+
+    mapped = 0
+
+    def to_inbound(self, record: SourceRecord) -> Inbound:
+        self.mapped += 1
+        return super().to_inbound(record)
+
+
+def test_rereads_of_applied_versions_are_not_mapped_again(
+    store: Store, clock: FakeClock, crm: DictCrm
+) -> None:
+    engine = Engine(store, clock=clock, policy=QueuePolicy(target=10))
+    adapter = CountingAdapter(crm)
+    sync = SyncEngine(engine, adapter, sleep=lambda s: None)
+    sync.run()
+    assert adapter.mapped == 11  # 3 users, 8 records
+    clock.advance(minutes=1)  # still inside the skew window: every record comes again
+    report = sync.run()
+    assert report.read == 11 and report.applied == 0
+    assert sum(s.unchanged for s in report.streams.values()) == 11
+    assert adapter.mapped == 11  # none mapped twice
+    # a record edited since is mapped and applied again, even within the same second
+    (record_id, record) = next(iter(crm.records.items()))
+    crm.edit(record_id, Owner="U2")
+    assert record["Modified"] == clock.now()
+    report = sync.run()
+    assert adapter.mapped == 12  # the edited record only
+    # the window holds the records the next read returns (at or after the bookmark),
+    # and forgets the others once the bookmark has passed them
+    assert list(store_window(store)) == [record_id]  # the others are behind the signpost
+    clock.advance(hours=1)
+    newer = crm.add_record(Account="A7", Status="queued", Owner="U9")
+    clock.advance(hours=1)
+    sync.run()
+    assert list(store_window(store)) == [newer]
+    assert replay(store.events()) == {o.id: o for o in store.opportunities()}
+
+
+def store_window(store: Store) -> dict[str, object]:
+    import json
+
+    with store.transaction() as tx:
+        value = tx.get_meta("sync:dictcrm:opportunities:window")
+    return {} if value is None else dict(json.loads(value))
+
+
+def test_same_instant_edit_after_a_write_is_still_seen(
+    store: Store, clock: FakeClock, crm: DictCrm
+) -> None:
+    """Reads use >= because a CRM's stamps are coarse: an edit stamped in the same
+    instant as SPE's write (same modification time) must still be read and applied."""
+    engine, sync, _ = make(store, clock, crm)
+    sync.run()
+    (opp,) = engine.pull("u-U1").released
+    sync.run()
+    assert sync.run().applied == 0  # reads SPE's write back: that version is applied
+    record = crm.by_key(opp.id)
+    assert record is not None and record["Owner"] == "U1"
+    stamp = record["Modified"]
+    crm.edit(record["Id"], Owner="U2")  # the same instant as SPE's write
+    assert record["Modified"] == stamp
+    report = sync.run()
+    assert report.conflicts == 1
+    assert engine.opportunity(opp.id).status is OpportunityStatus.WITHDRAWN

@@ -9,7 +9,11 @@ One run does three things, in order:
    goes on), apply them through the :class:`~spe_core.engine.Engine`, and
    advance the bookmark only after the page is applied and never past the
    signpost (the run's start minus a clock-skew allowance). Reads use ``>=``
-   and applying is idempotent, so at-least-once delivery is exact.
+   and applying is idempotent, so at-least-once delivery is exact. A record
+   read again in the very version already applied (the skew window and
+   webhook-applied records come twice) is counted unchanged without being
+   mapped or applied again: the engine keeps, per stream, a digest of each
+   record applied at or after the bookmark.
 2. **Stage.** Turn the events recorded since the outbox cursor into outbox
    items (one per CRM record, latest values win), in one store transaction
    with the cursor, so nothing is staged twice or lost.
@@ -26,6 +30,8 @@ opportunity is withdrawn from SPE's flow, never silently overwritten); with
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import random
 import time
@@ -81,6 +87,12 @@ from spe_core.store.base import Transaction
 __all__ = ["OUTBOUND", "SyncEngine", "SyncReport", "SyncSettings", "StreamReport"]
 
 log = logging.getLogger(__name__)
+
+
+def _digest(record: SourceRecord) -> str:
+    """A stable digest of a record's content (the same in every process)."""
+    return hashlib.blake2b(repr(record.fields).encode(), digest_size=12).hexdigest()
+
 
 Progress = Callable[[str, int, int | None], None]
 """A progress callback: (phase, done, total or None)."""
@@ -382,24 +394,36 @@ class SyncEngine:
         report = StreamReport()
         signpost = started - self.settings.clock_skew
         newest: datetime | None = None
+        window = self._window(spec.name)
         for page in self._pages(spec):
             mapped: list[tuple[SourceRecord, Inbound]] = []
+            versions: dict[str, tuple[datetime, str]] = {}
             for record in page:
                 report.read += 1
+                newest = record.modified_at if newest is None else max(newest, record.modified_at)
+                digest = _digest(record)
+                seen = window.get(record.crm_id)
+                if seen is not None and seen[1] == digest:
+                    report.unchanged += 1  # this very version was applied before
+                    continue
                 try:
                     mapped.append((record, self.adapter.to_inbound(record)))
                 except MappingError as exc:
                     report.quarantined += 1
                     if not dry_run:
                         self._quarantine_inbound(record, str(exc))
-                newest = record.modified_at if newest is None else max(newest, record.modified_at)
+                    continue
+                versions[record.crm_id] = (record.modified_at, digest)
             if not dry_run:
                 self._apply(spec.name, mapped, report)
+                window.update(versions)
                 if spec.is_sorted and newest is not None:
                     self._advance(spec.name, newest, signpost)
             self._tick(f"read {spec.name}", report.read)
         if not dry_run and newest is not None:
             self._advance(spec.name, newest, signpost)
+        if not dry_run:
+            self._save_window(spec.name, window)
         if not dry_run and spec.name == "busy":
             # the whole calendar stream was read: its members' busy time is fresh as of
             # the signpost (changes made after it come with the next run)
@@ -411,9 +435,11 @@ class SyncEngine:
     def apply_records(self, stream: str, records: Sequence[SourceRecord]) -> StreamReport:
         """Map and apply records read outside a stream read (e.g. the ids a CRM webhook
         named): the same quarantine, idempotency and conflict rules as :meth:`inbound`,
-        without moving the stream's bookmark (the next run reads them again, harmlessly)."""
+        without moving the stream's bookmark (the next run reads them again and, if
+        they have not changed since, counts them unchanged)."""
         report = StreamReport()
         mapped: list[tuple[SourceRecord, Inbound]] = []
+        versions: dict[str, tuple[datetime, str]] = {}
         for record in records:
             report.read += 1
             try:
@@ -421,8 +447,40 @@ class SyncEngine:
             except MappingError as exc:
                 report.quarantined += 1
                 self._quarantine_inbound(record, str(exc))
+                continue
+            versions[record.crm_id] = (record.modified_at, _digest(record))
         self._apply(stream, mapped, report)
+        window = self._window(stream)
+        window.update(versions)
+        self._save_window(stream, window)
         return report
+
+    # The window: per stream, the version (modification time, content digest) of each
+    # record applied at or after the bookmark, i.e. of each record the next read will
+    # return again. Entries behind the bookmark are dropped when the window is saved.
+
+    def _window_key(self, stream: str) -> str:
+        return f"sync:{self.crm}:{stream}:window"
+
+    def _window(self, stream: str) -> dict[str, tuple[datetime, str]]:
+        with self.engine.store.transaction() as tx:
+            value = tx.get_meta(self._window_key(stream))
+        if not value:
+            return {}
+        return {
+            crm_id: (datetime.fromisoformat(at), digest)
+            for crm_id, (at, digest) in json.loads(value).items()
+        }
+
+    def _save_window(self, stream: str, window: dict[str, tuple[datetime, str]]) -> None:
+        bookmark = self.bookmark(stream)
+        kept = {
+            crm_id: [at.isoformat(), digest]
+            for crm_id, (at, digest) in window.items()
+            if bookmark is None or at >= bookmark
+        }
+        with self.engine.store.transaction() as tx:
+            tx.set_meta(self._window_key(stream), json.dumps(kept, separators=(",", ":")))
 
     def _pages(self, spec: StreamSpec) -> Iterator[list[SourceRecord]]:
         """The stream's pages from its bookmark; a transient failure restarts the read
