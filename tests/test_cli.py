@@ -231,3 +231,35 @@ def test_propose_book_and_validate_from_the_command_line(workdir: Path) -> None:
     assert code == 0 and json.loads(out) == {"fay": []}
     code, out, _ = spe("check")
     assert "no sales coordinator" not in out
+
+
+def test_team_tables_set_attributes_of_members_the_crm_supplies(workdir: Path) -> None:
+    from spe_core import Engine, Member, open_store
+    from spe_core.model import Location
+
+    synced = Member(
+        "005FAY",
+        "Fay Field",
+        "field_sales",
+        home_base=Location(48.14, 11.58, "Munich"),
+        external_ids={"salesforce": "005FAY"},
+    )
+    engine = Engine(open_store("sqlite:///spe.db"))
+    engine.upsert_members([synced, Member("005KAI", "Kai", "sales_coordinator")])
+    engine.store.close()
+    (workdir / "spe.toml").write_text(
+        '[store]\nurl = "sqlite:///spe.db"\n'
+        '[[team]]\nid = "005FAY"\nskills = ["de"]\ncoordinator_id = "005KAI"\nhours = "07:00-15:00"\n'
+        '[[team]]\nid = "005KAI"\nname = "Kai Coordinator"\nrole = "sales_coordinator"\n'
+    )
+    assert spe("queue")[0] == 0
+    assert spe("queue")[0] == 0  # a second start changes nothing more
+    engine = Engine(open_store("sqlite:///spe.db"))
+    fay = engine.member("005FAY")
+    assert (fay.skills, fay.coordinator_id) == ({"de"}, "005KAI")
+    assert fay.working_hours.on(0)[0].start.isoformat() == "07:00:00"
+    assert fay.home_base == synced.home_base and fay.external_id("salesforce") == "005FAY"
+    assert engine.member("005KAI").name == "Kai Coordinator"
+    upserts = [r for r in engine.store.events() if r.event.kind == "member.upserted"]
+    assert len(upserts) == 4  # two seeded, one per changed member; none on the second start
+    engine.store.close()

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 import urllib3
 from hubspot import HubSpot
@@ -789,3 +790,43 @@ def test_calendar_busy_time_in_and_bookings_out_as_meetings(hs: EmulatorServer) 
     sync.run()
     with engine.store.transaction() as tx:
         assert list(tx.iter_busy(fay, monday, monday + timedelta(days=7))) == []
+
+
+def test_owners_keep_their_time_zone_skills_and_coordinator_from_spe_toml(
+    hs: EmulatorServer,
+) -> None:
+    """HubSpot owners have no time zone, skills or coordinator: spe.toml's settings
+    (or values set through the engine) give them, and no sync resets them."""
+    from spe_core.team import MemberSettings
+
+    h = HubSpotHarness(hs)
+    fay = hs.portal.add_owner("Fay", "Field", "fay@acme.example", teams=["Field"])
+    kai = hs.portal.add_owner("Kai", "Coord", "kai@acme.example", teams=["Coordinators"])
+    h.clock.advance(minutes=10)
+    adapter = adapter_for(
+        hs,
+        team_roles={"Field": "field_sales", "Coordinators": "sales_coordinator"},
+        home_bases={"fay@acme.example": {"lat": 48.14, "lon": 11.58, "address": "Munich"}},
+    )
+    engine = Engine(
+        open_store("memory:"),
+        clock=h.clock,
+        plugins=Plugins.create(entry_points=False),
+        member_settings=[
+            MemberSettings(fay, {"time_zone": "Europe/Berlin", "coordinator_id": kai})
+        ],
+    )
+    sync = SyncEngine(engine, adapter, sleep=lambda s: None)
+    sync.run()
+    engine.upsert_members([attrs.evolve(engine.member(kai), time_zone="Europe/Vienna")])
+    h.clock.advance(minutes=10)
+    hs.portal.update_owner(fay, firstName="Fay-Lynn")
+    hs.portal.update_owner(kai, firstName="Kai-Uwe")
+    h.clock.advance(minutes=10)
+    sync.run()
+    member = engine.member(fay)
+    assert member.name == "Fay-Lynn Field"
+    assert (member.time_zone, member.coordinator_id) == ("Europe/Berlin", kai)
+    assert member.home_base is not None and member.home_base.address == "Munich"
+    coordinator = engine.member(kai)
+    assert coordinator.name == "Kai-Uwe Coord" and coordinator.time_zone == "Europe/Vienna"

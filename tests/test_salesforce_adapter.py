@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 import requests
 from hypothesis import given, settings
@@ -578,3 +579,56 @@ def attrs_evolve_request(request: Any, days: int) -> Any:
         earliest=request.earliest + timedelta(days=days),
         deadline=request.deadline + timedelta(days=days),
     )
+
+
+def test_users_keep_the_attributes_spe_toml_sets(sf: EmulatorServer) -> None:
+    """Salesforce supplies who is on the team (name, role, active, time zone, home
+    address); skills, WIP limits, hours and the coordinator come from spe.toml's
+    settings and survive every sync, including a user's edit in Salesforce."""
+    from spe_core.team import MemberSettings
+
+    h = SalesforceHarness(sf)
+    fay = sf.org.create(
+        "User",
+        {
+            "Name": "Fay Field",
+            "Username": "fay.settings@acme.example",
+            "SPE_Role__c": "field_sales",
+            "IsActive": True,
+            "TimeZoneSidKey": "Europe/Berlin",
+        },
+    )
+    kai = h.add_user("Kai Coordinator", "sales_coordinator")
+    h.clock.advance(minutes=10)
+    engine = Engine(
+        open_store("memory:"),
+        clock=h.clock,
+        plugins=Plugins.create(entry_points=False),
+        member_settings=[
+            MemberSettings(fay, {"skills": ["de"], "coordinator_id": kai, "wip_limit": 3})
+        ],
+    )
+    sync = SyncEngine(engine, h.adapter, sleep=lambda s: None)
+    sync.run()
+    member = engine.member(fay)
+    assert (member.name, member.role.value, member.time_zone) == (
+        "Fay Field",
+        "field_sales",
+        "Europe/Berlin",
+    )
+    assert (member.skills, member.coordinator_id, member.wip_limit) == ({"de"}, kai, 3)
+    assert member.home_base is None and member.external_id("salesforce") == fay
+    # an integration sets her holidays through the engine (Salesforce has no such field)
+    engine.upsert_members([attrs.evolve(member, holiday_country="DE")])
+    # her address and name change in Salesforce: those follow, the rest stays
+    h.clock.advance(minutes=10)
+    sf.org.update(
+        "User", fay, {"Name": "Fay Berg", "Latitude": 48.137, "Longitude": 11.575, "City": "Munich"}
+    )
+    h.clock.advance(minutes=10)
+    sync.run()
+    member = engine.member(fay)
+    assert member.name == "Fay Berg" and member.home_base is not None
+    assert (member.skills, member.coordinator_id, member.wip_limit) == ({"de"}, kai, 3)
+    assert member.holiday_country == "DE"
+    assert engine.coordinator_problems() == []

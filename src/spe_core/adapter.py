@@ -67,6 +67,10 @@ class SourceRecord:
         return dict(self.fields)
 
 
+def _optional_names(value: Iterable[str] | None) -> frozenset[str] | None:
+    return None if value is None else frozenset(value)
+
+
 @attrs.frozen
 class Inbound:
     """A mapped record: the SPE value plus what the CRM says about ownership and status.
@@ -74,11 +78,15 @@ class Inbound:
     ``crm_owner`` is the CRM id of the record's owner (a user or owner id);
     ``crm_status`` is the SPE status the CRM field holds (``queued``,
     ``released``, an outcome, ...) or None when the field is empty.
+    ``supplies`` names the attributes of ``value`` the CRM record holds (a
+    User has a name, role and time zone but no skills or sales coordinator):
+    the others keep the values SPE already has. None: the record holds them all.
     """
 
     value: Any
     crm_owner: str | None = None
     crm_status: str | None = None
+    supplies: frozenset[str] | None = attrs.field(default=None, converter=_optional_names)
 
 
 class ChangeKind(enum.StrEnum):

@@ -83,9 +83,11 @@ def _engine(cfg: config_module.Config) -> Engine:
         plugins=Plugins.create(),
         routing_table=cfg.routing,
         calendar_rules=cfg.calendar,
+        member_settings=cfg.member_settings,
     )
-    if cfg.team:
-        engine.upsert_members(cfg.team)
+    if cfg.team:  # new members whole; known ones (maybe from the CRM) keep the rest
+        engine.upsert_members(cfg.team, supplies={m.id: frozenset() for m in cfg.team})
+    engine.apply_member_settings()
     if cfg.buffer_management == "auto":
         engine.use_stored_target()
     return engine

@@ -23,6 +23,7 @@ from spe_core.flow import ProcessMap
 from spe_core.model import Location, Member, Role, WorkingHours
 from spe_core.queue import QueuePolicy, parse_order
 from spe_core.routing import RoutingTable
+from spe_core.team import MemberSettings
 
 __all__ = ["SCHEMA", "Config", "Key", "Section", "load", "reference_markdown", "template"]
 
@@ -250,6 +251,9 @@ class Config:
     buffer_window_days: int = 5
     crm_stages: tuple[str, ...] = ()
     """Every stage the CRM uses (so ``spe check`` can report the unmapped ones)."""
+    member_settings: tuple[MemberSettings, ...] = ()
+    """Every ``[[team]]`` table's values (they win over the CRM's); ``team`` holds
+    the complete members among them (those with a name and a role)."""
 
     @classmethod
     def default(cls) -> Config:
@@ -347,15 +351,20 @@ def _validate(path: Path | None, data: Mapping[str, Any]) -> dict[str, dict[str,
 EXTRA_SECTIONS: dict[str, Callable[[Path | None, Any], Any]] = {}
 
 
-def _team(path: Path | None, rows: Any) -> tuple[Member, ...]:
+def _team(path: Path | None, rows: Any) -> tuple[tuple[Member, ...], tuple[MemberSettings, ...]]:
+    """The complete members (id, name, role and more) and every table's settings.
+
+    A table with only an ``id`` and some attributes sets those attributes on a
+    member the CRM supplies (its id is the CRM user or owner id)."""
     if rows is None:
-        return ()
+        return (), ()
     if not isinstance(rows, list):
         raise ConfigError(
             f"{path or 'spe.toml'}: team must be an array of tables.",
             "write each member as [[team]] with id, name and role.",
         )
-    members = []
+    members: list[Member] = []
+    settings: list[MemberSettings] = []
     for index, row in enumerate(rows, start=1):
         where = f"{path or 'spe.toml'}: [[team]] #{index}"
         if not isinstance(row, dict):
@@ -383,26 +392,47 @@ def _team(path: Path | None, rows: Any) -> tuple[Member, ...]:
                 f"{where} has unknown key {unknown[0]!r}.",
                 f"known keys: {', '.join(sorted(allowed))}.",
             )
+        if not isinstance(row.get("id"), str) or not row["id"].strip():
+            raise ConfigError(
+                f"{where} has no id.",
+                "give each member an id (for a member the CRM supplies, its CRM user or "
+                'owner id), e.g. id = "ana".',
+            )
+        if ("name" in row) != ("role" in row):
+            missing = "role" if "name" in row else "name"
+            raise ConfigError(
+                f"{where} ({row['id']}) has no {missing}.",
+                "give a new member both a name and a role; leave both out to set "
+                "attributes of a member the CRM supplies.",
+            )
         row = dict(row)
+        member_id = str(row.pop("id"))
         try:
             if "home_base" in row:
                 row["home_base"] = _location(row["home_base"])
             if "hours" in row:
                 row["working_hours"] = _hours(row.pop("hours"))
-            members.append(Member(**row))
+            values = dict(row)
+            complete = "name" in row
+            if not complete:  # check the values on a stand-in member
+                row.update(name=member_id, role=Role.INSIDE_SALES)
+            member = Member(id=member_id, **row)
+            if complete:
+                members.append(member)
+            settings.append(MemberSettings(member_id, values))
         except SpeError as exc:
-            raise ConfigError(f"{where} ({row.get('id', '?')}): {exc.problem}", exc.fix) from None
+            raise ConfigError(f"{where} ({member_id}): {exc.problem}", exc.fix) from None
         except TypeError as exc:
             raise ConfigError(
                 f"{where}: {exc}.", "give each member at least id, name, role."
             ) from None
-    ids = [m.id for m in members]
+    ids = [s.member_id for s in settings]
     if len(set(ids)) != len(ids):
         raise ConfigError(
             f"{path or 'spe.toml'}: [[team]] names a member id twice.",
             "give every member a unique id.",
         )
-    return tuple(members)
+    return tuple(members), tuple(settings)
 
 
 def _location(value: Any) -> Location:
@@ -478,6 +508,7 @@ def _build(path: Path | None, data: Mapping[str, Any]) -> Config:
             f"{path or 'spe.toml'}: [flow] crm_stages must be a list of strings.",
             'write crm_stages = ["Prospecting", "Closed Won", ...].',
         )
+    team, member_settings = _team(path, data.get("team"))
     return Config(
         path=path,
         store_url=values["store"]["url"],
@@ -485,7 +516,8 @@ def _build(path: Path | None, data: Mapping[str, Any]) -> Config:
         adapter=name,
         adapter_options=dict(options),
         sync=values["sync"],
-        team=_team(path, data.get("team")),
+        team=team,
+        member_settings=member_settings,
         routing=table,
         calendar=_calendar(path, values["calendar"]),
         buffer_management=q["buffer_management"],
@@ -562,6 +594,11 @@ def template() -> str:
         '# coordinator_id = "cy"                   # their sales coordinator (SPE runs 1:1)',
         '# holiday_country = "DE"',
         '# holiday_subdivision = "BY"',
+        "# When the CRM supplies the team, set what it does not hold by CRM user id:",
+        "# [[team]]",
+        '# id = "0055g00000AbCdE"                  # no name or role: a CRM member',
+        '# skills = ["de"]',
+        '# coordinator_id = "0055g00000KlMnO"',
         "",
         "# Task routing (see docs/routing.md): override or add routes per task kind:",
         "# [routing]",
@@ -636,6 +673,12 @@ def reference_markdown() -> str:
         "`external_ids`; field salespeople also `home_base` (a table with `lat`, `lon` and "
         'an optional `address`) and `hours` (`"08:00-17:00"`, Monday to Friday, local '
         "time).",
+        "",
+        "When the CRM supplies the team, a table with an `id` (the CRM user or owner id) "
+        "and no `name` or `role` sets attributes the CRM does not hold (skills, WIP "
+        "limit, hours, coordinator, holidays, a HubSpot owner's time zone). What a table "
+        "sets wins over the CRM's value; a sync never resets an attribute the CRM does "
+        "not hold. See [Team attributes](team.md).",
         "",
         "## [routing]",
         "",

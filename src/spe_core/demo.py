@@ -37,6 +37,7 @@ from spe_core.model import (
 from spe_core.plugins import Plugins
 from spe_core.queue import QueuePolicy, ReplenishmentPlan
 from spe_core.store import open_store
+from spe_core.team import MemberSettings
 from spe_core.testing.clock import FakeClock
 
 __all__ = [
@@ -365,14 +366,24 @@ def _print_week(
         )
 
 
-def _demo_crm_team(crm: DemoCrm, clock: FakeClock) -> dict[str, str]:
-    """Put the demo team and some calendar entries into the CRM; field id -> coordinator id."""
+def _demo_crm_team(crm: DemoCrm, clock: FakeClock, engine: Engine) -> dict[str, str]:
+    """Put the demo team and some calendar entries into the CRM, and give the engine
+    the attributes the CRM does not hold (skills, WIP limits, coordinators) as an
+    admin's ``[[team]]`` tables would; returns field id -> coordinator id."""
     ids = {m.id: crm.add_member(m) for m in demo_team()}
     coordinators = {
         ids[m.id]: ids[m.coordinator_id]
         for m in demo_team()
         if m.coordinator_id is not None and m.coordinator_id in ids
     }
+    for m in demo_team():
+        values: dict[str, object] = {"skills": m.skills} if m.skills else {}
+        if m.wip_limit is not None:
+            values["wip_limit"] = m.wip_limit
+        if ids[m.id] in coordinators:
+            values["coordinator_id"] = coordinators[ids[m.id]]
+        if values:
+            engine.member_settings[ids[m.id]] = MemberSettings(ids[m.id], values)
     monday = clock.now().replace(hour=0, minute=0)
     for n, field in enumerate(sorted(coordinators)):
         day = monday + timedelta(days=1 + 2 * n)
@@ -440,7 +451,7 @@ def _run_week(
         coordinators = {m.id: m.coordinator_id for m in demo_team() if m.coordinator_id}
         engine.add_to_backlog(promotions_backlog(rng, 360, clock.now()))
     else:
-        coordinators = _demo_crm_team(crm, clock)
+        coordinators = _demo_crm_team(crm, clock, engine)
         for _ in range(360):
             crm.add_backlog(*_lead(rng, crm.name))
         sync = SyncEngine(engine, crm.adapter())

@@ -59,6 +59,7 @@ from spe_core.model import (
 from spe_core.plugins import Plugins
 from spe_core.queue import QueuePolicy, Zone
 from spe_core.store.base import Store, Transaction
+from spe_core.team import MemberSettings, merge_member
 
 __all__ = ["Engine", "PullResult", "QueueStatus", "ReplenishResult", "SweepResult"]
 
@@ -164,8 +165,10 @@ class Engine:
         plugins: Plugins | None = None,
         routing_table: routing.RoutingTable | None = None,
         calendar_rules: calendar.CalendarRules | None = None,
+        member_settings: Iterable[MemberSettings] = (),
     ) -> None:
         self.store = store
+        self.member_settings: dict[str, MemberSettings] = {s.member_id: s for s in member_settings}
         self.calendar_rules = calendar_rules or calendar.CalendarRules()
         self.routing = routing_table or routing.RoutingTable()
         self.policy = policy or QueuePolicy()
@@ -206,17 +209,45 @@ class Engine:
 
     # --- team -------------------------------------------------------------------------
 
-    def upsert_members(self, members: Iterable[Member]) -> int:
-        """Add or update members; returns how many changed."""
+    def upsert_members(
+        self,
+        members: Iterable[Member],
+        *,
+        supplies: Mapping[str, frozenset[str] | None] | None = None,
+    ) -> int:
+        """Add or update members; returns how many changed.
+
+        ``supplies`` (member id -> attribute names) says which attributes a
+        member's values hold (a CRM record holds some); the others keep their
+        stored values. Members without an entry replace the stored ones whole.
+        The engine's ``member_settings`` (an admin's) are applied last
+        (:func:`spe_core.team.merge_member`).
+        """
         now = self._now()
         recorded: list[Recorded] = []
+        supplies = supplies or {}
         with self.store.transaction() as tx:
-            for member in members:
-                if tx.get_member(member.id) != member:
+            for incoming in members:
+                stored = tx.get_member(incoming.id)
+                member = merge_member(
+                    stored,
+                    incoming,
+                    supplies.get(incoming.id),
+                    self.member_settings.get(incoming.id),
+                )
+                if stored != member:
                     tx.put_member(member)
                     self._record(tx, [MemberUpserted(at=now, member=member)], recorded)
         self._notify(recorded)
         return len(recorded)
+
+    def apply_member_settings(self) -> int:
+        """Apply ``member_settings`` to the stored members they name (e.g. members a
+        CRM sync brought in before the settings were written); returns how many
+        changed. Settings for members not stored yet wait for them."""
+        with self.store.transaction() as tx:
+            known = [m for m in tx.members() if m.id in self.member_settings]
+        return self.upsert_members(known, supplies={m.id: frozenset() for m in known})
 
     def members(self) -> list[Member]:
         """Every member, by id."""

@@ -522,8 +522,10 @@ class SyncEngine:
         self, stream: str, mapped: list[tuple[SourceRecord, Inbound]], report: StreamReport
     ) -> None:
         if stream == "members":
-            members = [inbound.value for _, inbound in mapped if isinstance(inbound.value, Member)]
-            report.applied += self.engine.upsert_members(members)
+            values = [inbound for _, inbound in mapped if isinstance(inbound.value, Member)]
+            members = [inbound.value for inbound in values]
+            supplies = {inbound.value.id: inbound.supplies for inbound in values}
+            report.applied += self.engine.upsert_members(members, supplies=supplies)
             report.unchanged += len(members) - report.applied
             return
         if stream == "opportunities":

@@ -332,7 +332,10 @@ class HubSpotAdapter:
     def to_inbound(self, record: SourceRecord) -> Inbound:
         data = record.data
         if record.stream == "members":
-            return Inbound(mapping.member_from_owner(data, self.settings))
+            return Inbound(
+                mapping.member_from_owner(data, self.settings),
+                supplies=mapping.owner_supplies(data, self.settings),
+            )
         if record.stream == "tasks":
             return mapping.task_from_record(data, self.settings)
         if record.stream == "busy":

@@ -79,6 +79,17 @@ def owner_role(owner: dict[str, Any], settings: HubSpotSettings) -> str | None:
     return None
 
 
+def owner_supplies(owner: dict[str, Any], settings: HubSpotSettings) -> frozenset[str]:
+    """The member attributes an owner (with the adapter's settings) holds: name, role,
+    active, and the home base when ``home_bases`` names one; the others (time zone,
+    skills, coordinator, ...) keep SPE's values, set in ``spe.toml``."""
+    supplies = {"name", "role", "active", "external_ids"}
+    owner_id = str(owner.get("id") or "")
+    if owner_id in settings.home_bases or str(owner.get("email")) in settings.home_bases:
+        supplies.add("home_base")
+    return frozenset(supplies)
+
+
 def member_from_owner(owner: dict[str, Any], settings: HubSpotSettings) -> Member:
     """An SPE member from a HubSpot owner (role from ``roles`` or ``team_roles``)."""
     owner_id = str(owner.get("id") or "")

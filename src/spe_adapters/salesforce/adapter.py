@@ -264,7 +264,10 @@ class SalesforceAdapter:
     def to_inbound(self, record: SourceRecord) -> Inbound:
         data = record.data
         if record.stream == "members":
-            return Inbound(mapping.member_from_user(data, self.settings))
+            return Inbound(
+                mapping.member_from_user(data, self.settings),
+                supplies=mapping.user_supplies(data),
+            )
         if record.stream == "tasks":
             return mapping.task_from_record(data, self.settings)
         if record.stream == "busy":

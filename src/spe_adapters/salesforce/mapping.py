@@ -72,6 +72,17 @@ def user_fields(settings: SalesforceSettings) -> list[str]:
     return fields
 
 
+def user_supplies(record: dict[str, Any]) -> frozenset[str]:
+    """The member attributes a User record holds (the others keep SPE's values:
+    skills, WIP limit, working hours, coordinator, ... come from ``spe.toml``)."""
+    supplies = {"name", "role", "active", "external_ids"}
+    if record.get("TimeZoneSidKey"):
+        supplies.add("time_zone")
+    if record.get("Latitude") is not None and record.get("Longitude") is not None:
+        supplies.add("home_base")
+    return frozenset(supplies)
+
+
 def member_from_user(record: dict[str, Any], settings: SalesforceSettings) -> Member:
     """An SPE member from a Salesforce User (role from config, else the role field)."""
     user_id = str(record.get("Id") or "")

@@ -289,6 +289,13 @@ class Portal:
             }
             return owner_id
 
+    def update_owner(self, owner_id: str, **fields: Any) -> None:
+        """Change an owner as a HubSpot admin would (``firstName``, ``email``,
+        ``archived``, ...); ``updatedAt`` moves to now."""
+        with self.lock:
+            owner = self.owners[owner_id]
+            owner.update(fields, updatedAt=hubspot_time(self.clock()))
+
     # --- records ---------------------------------------------------------------------------
 
     def _check(
