@@ -153,8 +153,12 @@ def aware(value: datetime, name: str = "datetime") -> datetime:
 
 
 def aware_field(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is not None:
-        aware(value, f"{type(instance).__name__}.{attribute.name}")  # type: ignore[arg-type]
+    """Validator: None or a timezone-aware datetime."""
+    if value is None or (
+        type(value) is datetime and value.tzinfo is not None and value.utcoffset() is not None
+    ):
+        return  # the common case, checked without building the error's name
+    aware(value, f"{type(instance).__name__}.{attribute.name}")  # type: ignore[arg-type]
 
 
 def _non_empty(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
