@@ -35,6 +35,7 @@ def spe(*args: str) -> tuple[int, str, str]:
         "check",
         "replenish",
         "queue",
+        "team",
         "pull",
         "resolve",
         "route",
@@ -263,3 +264,21 @@ def test_team_tables_set_attributes_of_members_the_crm_supplies(workdir: Path) -
     upserts = [r for r in engine.store.events() if r.event.kind == "member.upserted"]
     assert len(upserts) == 4  # two seeded, one per changed member; none on the second start
     engine.store.close()
+
+
+def test_team_lists_members_with_their_ids_and_where_attributes_come_from(
+    workdir: Path,
+) -> None:
+    (workdir / "spe.toml").write_text(
+        '[store]\nurl = "sqlite:///spe.db"\n'
+        '[[team]]\nid = "ana"\nname = "Ana"\nrole = "inside_sales"\nskills = ["de"]\n'
+        '[[team]]\nid = "fay"\nname = "Fay"\nrole = "field_sales"\ncoordinator_id = "cy"\n'
+        'home_base = { lat = 48.14, lon = 11.58, address = "Munich" }\n'
+    )
+    code, out, _ = spe("team", "--json")
+    assert code == 0
+    rows = {r["id"]: r for r in json.loads(out)}
+    assert rows["ana"]["skills"] == ["de"] and rows["ana"]["in_spe_toml"]
+    assert rows["fay"]["coordinator_id"] == "cy" and rows["fay"]["home_base"] == "Munich"
+    code, out, _ = spe("team")
+    assert code == 0 and "Munich" in out and "field_sales" in out

@@ -330,6 +330,52 @@ def queue_status(config: ConfigOption = Path("spe.toml"), as_json: JsonOption = 
 
 
 @app.command()
+def team(config: ConfigOption = Path("spe.toml"), as_json: JsonOption = False) -> None:
+    """The team SPE works with: ids (the CRM's, for [[team]] tables), roles and
+    the attributes the rules use."""
+    with _errors():
+        cfg = _load(config)
+        members = _engine(cfg).members()
+    configured = {s.member_id for s in cfg.member_settings}
+    rows: list[dict[str, Any]] = [
+        {
+            "id": m.id,
+            "name": m.name,
+            "role": m.role.value,
+            "active": m.active,
+            "skills": sorted(m.skills),
+            "wip_limit": m.wip_limit,
+            "time_zone": m.time_zone,
+            "coordinator_id": m.coordinator_id,
+            "home_base": None if m.home_base is None else m.home_base.address or "set",
+            "crm_ids": dict(m.external_ids),
+            "in_spe_toml": m.id in configured,
+        }
+        for m in members
+    ]
+
+    def show() -> None:
+        table = Table(title=f"team ({len(rows)} members)")
+        for column in ("id", "name", "role", "skills", "WIP", "time zone", "coordinator", "home"):
+            table.add_column(column)
+        for row in rows:
+            table.add_row(
+                escape(row["id"]) + (" *" if row["in_spe_toml"] else ""),
+                escape(row["name"]) + ("" if row["active"] else " (inactive)"),
+                row["role"],
+                escape(", ".join(row["skills"])) or "-",
+                str(row["wip_limit"] or "-"),
+                row["time_zone"],
+                escape(row["coordinator_id"] or "-"),
+                escape(row["home_base"] or "-"),
+            )
+        console.print(table)
+        console.print("* set in spe.toml's [[team]] (see docs/team.md)")
+
+    _emit(rows, as_json, show)
+
+
+@app.command()
 def pull(
     member: Annotated[str, typer.Argument(help="the member id pulling")],
     count: Annotated[int, typer.Option("--count", "-n", min=1, help="how many")] = 1,
