@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     # the other streams (members, and the empty tasks and busy-time streams) take one
     # query each; the figure is about the 10,000 records' stream
     others = len(adapter.streams()) - 1
-    query_pages = calls_in["query"] + calls_in["query_more"] - others
+    query_pages = calls_in["query"] + calls_in["query_all"] + calls_in["query_more"] - others
     writes = calls_out["collection"] + calls_out["collection_upsert"]
     min_pages, min_writes = math.ceil(n / 2000), math.ceil(n / 200)
     outside = 1 - (adapter.http_seconds) / (inbound_time + outbound_time)

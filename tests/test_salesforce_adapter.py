@@ -565,6 +565,27 @@ def test_calendar_busy_time_in_and_bookings_out_as_events(sf: EmulatorServer) ->
     sync.run()
     with engine.store.transaction() as tx:
         assert list(tx.iter_busy(fay, monday, monday + timedelta(days=7))) == []
+    # a training she had is deleted in Salesforce (not marked free): queryAll sees it
+    training = sf.org.create(
+        "Event",
+        {
+            "Subject": "Training",
+            "OwnerId": fay,
+            "StartDateTime": tuesday.replace(hour=14).isoformat(),
+            "EndDateTime": tuesday.replace(hour=16).isoformat(),
+        },
+    )
+    h.clock.advance(minutes=10)
+    clock.set(h.clock.now())
+    sync.run()
+    with engine.store.transaction() as tx:
+        assert [b.id for b in tx.iter_busy(fay, monday, monday + timedelta(days=7))] == [training]
+    sf.org.delete("Event", training)
+    h.clock.advance(minutes=10)
+    clock.set(h.clock.now())
+    assert sync.run().streams["busy"].applied == 1
+    with engine.store.transaction() as tx:
+        assert list(tx.iter_busy(fay, monday, monday + timedelta(days=7))) == []
     # without a sync for more than a day, fay is no longer offered as free
     clock.advance(timedelta(hours=30))
     proposal = engine.propose(attrs_evolve_request(request, days=2))

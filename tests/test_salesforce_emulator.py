@@ -178,3 +178,27 @@ def test_admin_endpoints_drive_the_emulator(http: requests.Session, server: Emul
     assert expired.json()[0]["errorCode"] == "INVALID_SESSION_ID"
     http.post(f"{admin}/reset")
     assert server.org.records["Lead"] == {}
+
+
+def test_deleted_records_go_to_the_recycle_bin_and_only_query_all_sees_them(
+    http: requests.Session, server: EmulatorServer
+) -> None:
+    api = f"{server.url}/services/data/v59.0"
+    ids = [server.org.create("Lead", {"LastName": f"L{i}", "Company": "Acme"}) for i in range(250)]
+    assert http.delete(f"{api}/sobjects/Lead/{ids[0]}").status_code == 204
+    again = http.delete(f"{api}/sobjects/Lead/{ids[0]}")
+    assert again.status_code == 404 and again.json()[0]["errorCode"] == "ENTITY_IS_DELETED"
+    assert http.get(f"{api}/sobjects/Lead/{ids[0]}").status_code == 404
+    soql = "SELECT Id, IsDeleted FROM Lead ORDER BY LastName DESC"
+    live = http.get(f"{api}/query", params={"q": soql}).json()
+    assert live["totalSize"] == 249 and ids[0] not in {r["Id"] for r in live["records"]}
+    # queryAll pages (its nextRecordsUrl says /query/, as Salesforce's does) include it
+    headers = {"Sforce-Query-Options": "batchSize=200"}
+    reply = http.get(f"{api}/queryAll/", params={"q": soql}, headers=headers).json()
+    records = list(reply["records"])
+    assert reply["nextRecordsUrl"].startswith("/services/data/v59.0/query/")
+    records += http.get(server.url + reply["nextRecordsUrl"], headers=headers).json()["records"]
+    assert len(records) == 250
+    deleted = [r for r in records if r["IsDeleted"]]
+    assert [r["Id"] for r in deleted] == [ids[0]]
+    assert server.requests.counts()["query_all"] == 1

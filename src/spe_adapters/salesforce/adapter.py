@@ -2,7 +2,8 @@
 
 - Reads: SOQL through ``query_all_iter``, every value escaped by
   ``format_soql``, ordered by ``SystemModstamp, Id`` (the replication key),
-  in pages of up to 2,000 records.
+  in pages of up to 2,000 records; calendar Events through queryAll, so a
+  deleted Event frees its time.
 - Writes: the sObject Collections endpoint, 200 records a call with
   ``allOrNone: false``: updates by Id for records Salesforce already has,
   upserts by the ``SPE_Key__c`` external id for records SPE created, so a
@@ -232,7 +233,12 @@ class SalesforceAdapter:
             page: list[SourceRecord] = []
             try:
                 with _translated():
-                    for record in self.sf.query_all_iter(soql, headers=headers):
+                    # busy time: queryAll, so an Event deleted since the bookmark frees
+                    # its time instead of silently staying busy
+                    records = self.sf.query_all_iter(
+                        soql, include_deleted=stream == "busy", headers=headers
+                    )
+                    for record in records:
                         page.append(self._source(stream, record))
                         if len(page) == size:
                             yield page

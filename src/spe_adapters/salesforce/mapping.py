@@ -291,13 +291,15 @@ def event_fields(settings: SalesforceSettings) -> list[str]:
         "EndDateTime",
         "ShowAs",
         "SystemModstamp",
+        "IsDeleted",
         settings.fields.key_field,
     ]
 
 
 def busy_from_event(record: dict[str, Any], settings: SalesforceSettings) -> Inbound:
     """Busy time from an Event in a member's calendar (Events SPE wrote are its bookings:
-    they map to ``Inbound(None)`` and are ignored; ``ShowAs = Free`` frees the time)."""
+    they map to ``Inbound(None)`` and are ignored; ``ShowAs = Free`` and a deleted
+    Event, read through queryAll, free the time)."""
     from spe_core.model import Busy
 
     record_id = str(record.get("Id") or "")
@@ -314,7 +316,7 @@ def busy_from_event(record: dict[str, Any], settings: SalesforceSettings) -> Inb
         busy = Busy(record_id, str(owner), start, end, str(record.get("Subject") or "busy"))
     except InvalidValue as exc:
         raise MappingError(f"Event {record_id} cannot be mapped: {exc.problem}", exc.fix) from None
-    free = str(record.get("ShowAs") or "Busy").lower() == "free"
+    free = bool(record.get("IsDeleted")) or str(record.get("ShowAs") or "Busy").lower() == "free"
     return Inbound(busy, crm_owner=str(owner), crm_status="free" if free else "busy")
 
 

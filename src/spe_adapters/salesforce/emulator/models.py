@@ -95,7 +95,7 @@ FIELD_TYPES: dict[str, dict[str, tuple[str, bool, bool]]] = {
     },
 }
 EXTERNAL_IDS = {"SPE_Key__c"}
-SYSTEM_FIELDS = ("CreatedDate", "LastModifiedDate", "SystemModstamp")
+SYSTEM_FIELDS = ("CreatedDate", "LastModifiedDate", "SystemModstamp", "IsDeleted")
 
 
 def salesforce_time(value: datetime) -> str:
@@ -164,6 +164,8 @@ class Org:
         """Forget every record, session, cursor and fault."""
         with self.lock:
             self.records: dict[str, dict[str, dict[str, Any]]] = {o: {} for o in FIELD_TYPES}
+            # the recycle bin: deleted records, which only queryAll returns
+            self.deleted: dict[str, dict[str, dict[str, Any]]] = {o: {} for o in FIELD_TYPES}
             self.by_external: dict[tuple[str, str, str], str] = {}
             self.sessions: set[str] = set()
             self.credentials: dict[str, str] = {}
@@ -276,6 +278,7 @@ class Org:
                 "CreatedDate": now,
                 "LastModifiedDate": now,
                 "SystemModstamp": now,
+                "IsDeleted": False,
             }
             self.records[sobject][record_id] = record
             self._index(sobject, record)
@@ -295,6 +298,20 @@ class Org:
             now = self.clock()
             record["LastModifiedDate"] = record["SystemModstamp"] = now
             self._index(sobject, record)
+
+    def delete(self, sobject: str, record_id: str) -> None:
+        """Move a record to the recycle bin (raises :class:`RecordError`): queries no
+        longer return it, queryAll does, with ``IsDeleted`` true."""
+        with self.lock:
+            record = self.records.get(sobject, {}).pop(record_id, None)
+            if record is None:
+                if record_id in self.deleted.get(sobject, {}):
+                    raise RecordError("ENTITY_IS_DELETED", "entity is deleted", ["Id"])
+                raise RecordError("NOT_FOUND", "The requested resource does not exist", ["Id"])
+            self._unindex(sobject, record)
+            now = self.clock()
+            record.update(IsDeleted=True, LastModifiedDate=now, SystemModstamp=now)
+            self.deleted[sobject][record_id] = record
 
     def upsert(
         self, sobject: str, field: str, value: str, fields: dict[str, Any]
@@ -343,18 +360,19 @@ class Org:
         with self.lock:
             return [dict(r) for r in self.records.get(sobject, {}).values()]
 
-    def snapshot(self) -> tuple[Any, Any]:
+    def snapshot(self) -> tuple[Any, Any, Any]:
         """A copy of every record and index (for allOrNone rollback)."""
         with self.lock:
             return (
                 {o: {i: dict(r) for i, r in recs.items()} for o, recs in self.records.items()},
                 dict(self.by_external),
+                {o: {i: dict(r) for i, r in recs.items()} for o, recs in self.deleted.items()},
             )
 
-    def restore(self, snapshot: tuple[Any, Any]) -> None:
+    def restore(self, snapshot: tuple[Any, Any, Any]) -> None:
         """Go back to a :meth:`snapshot`."""
         with self.lock:
-            self.records, self.by_external = snapshot
+            self.records, self.by_external, self.deleted = snapshot
 
     # --- seeding -----------------------------------------------------------------------
 

@@ -36,6 +36,9 @@ URLS = Map(
         Rule("/services/data/v<version>/query", endpoint="query", methods=["GET"]),
         Rule("/services/data/v<version>/query/", endpoint="query", methods=["GET"]),
         Rule("/services/data/v<version>/query/<cursor>", endpoint="query_more", methods=["GET"]),
+        Rule("/services/data/v<version>/queryAll", endpoint="query_all", methods=["GET"]),
+        Rule("/services/data/v<version>/queryAll/", endpoint="query_all", methods=["GET"]),
+        Rule("/services/data/v<version>/queryAll/<cursor>", endpoint="query_more", methods=["GET"]),
         Rule(
             "/services/data/v<version>/sobjects/<sobject>/describe",
             endpoint="describe",
@@ -50,7 +53,7 @@ URLS = Map(
         Rule(
             "/services/data/v<version>/sobjects/<sobject>/<record_id>",
             endpoint="record",
-            methods=["GET", "PATCH"],
+            methods=["GET", "PATCH", "DELETE"],
         ),
         Rule(
             "/services/data/v<version>/composite/sobjects",
@@ -308,7 +311,12 @@ class EmulatorApp:
             out[name] = _out(record.get(name))
         return out
 
-    def query(self, request: Request) -> Response:
+    def query_all(self, request: Request) -> Response:
+        """queryAll: the query, with the recycle bin's records too (IsDeleted true);
+        its nextRecordsUrl says /query/ yet goes on with the same rows, as Salesforce's."""
+        return self.query(request, include_deleted=True)
+
+    def query(self, request: Request, include_deleted: bool = False) -> Response:
         text = request.args.get("q", "")
         try:
             parsed = soql.parse(text)
@@ -324,7 +332,10 @@ class EmulatorApp:
             )
         now = self.org.clock()
         with self.org.lock:
-            rows = [r for r in self.org.records[parsed.sobject].values() if parsed.matches(r, now)]
+            source = list(self.org.records[parsed.sobject].values())
+            if include_deleted:
+                source += self.org.deleted[parsed.sobject].values()
+            rows = [r for r in source if parsed.matches(r, now)]
             rows = [dict(r) for r in rows]
         for name, descending, nulls_last in reversed(parsed.order):
             present = [r for r in rows if r.get(name) is not None]
@@ -385,6 +396,12 @@ class EmulatorApp:
                 return _error(404, "NOT_FOUND", "The requested resource does not exist")
             fields = [f for f in record if f != "attributes"]
             return _json(self._record_json(sobject, record, fields))
+        if request.method == "DELETE":
+            try:
+                self.org.delete(sobject, record_id)
+            except RecordError as exc:
+                return _json([{"message": exc.message, "errorCode": exc.code, "fields": []}], 404)
+            return Response(status=204)
         try:
             self.org.update(sobject, record_id, self._body(request) or {})
         except RecordError as exc:
