@@ -250,7 +250,8 @@ def test_team_tables_set_attributes_of_members_the_crm_supplies(workdir: Path) -
     engine.store.close()
     (workdir / "spe.toml").write_text(
         '[store]\nurl = "sqlite:///spe.db"\n'
-        '[[team]]\nid = "005FAY"\nskills = ["de"]\ncoordinator_id = "005KAI"\nhours = "07:00-15:00"\n'
+        '[[team]]\nid = "005FAY"\nskills = ["de"]\ncoordinator_id = "005KAI"\n'
+        'hours = "07:00-15:00"\n'
         '[[team]]\nid = "005KAI"\nname = "Kai Coordinator"\nrole = "sales_coordinator"\n'
     )
     assert spe("queue")[0] == 0
