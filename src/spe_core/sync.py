@@ -525,8 +525,9 @@ class SyncEngine:
             values = [inbound for _, inbound in mapped if isinstance(inbound.value, Member)]
             members = [inbound.value for inbound in values]
             supplies = {inbound.value.id: inbound.supplies for inbound in values}
-            report.applied += self.engine.upsert_members(members, supplies=supplies)
-            report.unchanged += len(members) - report.applied
+            changed = self.engine.upsert_members(members, supplies=supplies)
+            report.applied += changed
+            report.unchanged += len(members) - changed
             return
         if stream == "opportunities":
             self._apply_opportunities([inbound for _, inbound in mapped], report)
