@@ -283,3 +283,27 @@ def test_team_lists_members_with_their_ids_and_where_attributes_come_from(
     assert rows["fay"]["coordinator_id"] == "cy" and rows["fay"]["home_base"] == "Munich"
     code, out, _ = spe("team")
     assert code == 0 and "Munich" in out and "field_sales" in out
+
+
+def test_check_warns_about_team_tables_that_match_no_member(workdir: Path) -> None:
+    from spe_core import Engine, Member, open_store
+
+    engine = Engine(open_store("sqlite:///spe.db"))
+    engine.upsert_members(
+        [Member("005FAY", "Fay", "field_sales"), Member("005KAI", "Kai", "sales_coordinator")]
+    )
+    engine.store.close()
+    (workdir / "spe.toml").write_text(
+        '[store]\nurl = "sqlite:///spe.db"\n'
+        '[[team]]\nid = "005FAY"\ncoordinator_id = "005KAI"\n'
+        '[[team]]\nid = "005TYPO"\nskills = ["de"]\n'
+    )
+    code, out, _ = spe("check", "--json")
+    assert code == 0
+    warnings = [r["detail"] for r in json.loads(out) if r["check"] == "team"]
+    assert len(warnings) == 1 and "'005TYPO' matches no member" in warnings[0]
+    # without the table, Fay (from the CRM) has no coordinator: check says so
+    (workdir / "spe.toml").write_text('[store]\nurl = "sqlite:///spe.db"\n')
+    code, out, _ = spe("check", "--json")
+    warnings = [r["detail"] for r in json.loads(out) if r["check"] == "team"]
+    assert any("005FAY" in w for w in warnings)

@@ -203,10 +203,6 @@ def check(config: ConfigOption = Path("spe.toml"), as_json: JsonOption = False) 
         cfg: config_module.Config = state["cfg"]
         for warning in cfg.routing.warnings():
             results.append({"check": "routing", "ok": True, "detail": "warning: " + warning})
-        from spe_core.calendar import coordinator_problems
-
-        for problem in coordinator_problems(cfg.team):
-            results.append({"check": "team", "ok": True, "detail": "warning: " + problem})
         for problem in cfg.process.problems(cfg.crm_stages):
             results.append(
                 {
@@ -229,10 +225,16 @@ def check(config: ConfigOption = Path("spe.toml"), as_json: JsonOption = False) 
                         )
                     return f"{cfg.store_url} (created on first use)"
             s = open_store(cfg.store_url)
-            s.close()
+            try:
+                with s.transaction() as tx:
+                    state["members"] = tx.members()
+            finally:
+                s.close()
             return cfg.store_url
 
         step("store", store)
+        for problem in _team_problems(cfg, state.get("members", [])):
+            results.append({"check": "team", "ok": True, "detail": "warning: " + problem})
         if cfg.adapter:
 
             def crm() -> str:
@@ -260,6 +262,24 @@ def check(config: ConfigOption = Path("spe.toml"), as_json: JsonOption = False) 
     _emit(results, as_json, show)
     if not ok:
         raise typer.Exit(2)
+
+
+def _team_problems(cfg: config_module.Config, stored: list[Any]) -> list[str]:
+    """Warnings about the team SPE will work with: the stored members (a CRM sync's)
+    with spe.toml's [[team]] values applied, plus the complete [[team]] members."""
+    from spe_core.calendar import coordinator_problems
+    from spe_core.team import merge_member
+
+    settings = {s.member_id: s for s in cfg.member_settings}
+    team = {m.id: m for m in cfg.team}
+    for member in stored:
+        team[member.id] = merge_member(member, member, frozenset(), settings.get(member.id))
+    problems = [
+        f"[[team]] id {member_id!r} matches no member yet: after `spe sync` the CRM's "
+        "members are listed by `spe team` (use the CRM user or owner id)"
+        for member_id in sorted(set(settings) - set(team))
+    ]
+    return problems + coordinator_problems(sorted(team.values(), key=lambda m: m.id))
 
 
 # --- the queue -----------------------------------------------------------------------------
