@@ -653,3 +653,32 @@ def test_users_keep_the_attributes_spe_toml_sets(sf: EmulatorServer) -> None:
     assert (member.skills, member.coordinator_id, member.wip_limit) == ({"de"}, kai, 3)
     assert member.holiday_country == "DE"
     assert engine.coordinator_problems() == []
+
+
+def test_records_deleted_in_salesforce_are_withdrawn_not_written(sf: EmulatorServer) -> None:
+    """A queued Lead deleted in Salesforce, and one SPE just released whose write has
+    not gone out yet, leave SPE's flow; nothing is written to them or quarantined."""
+    h = SalesforceHarness(sf)
+    (rep,) = _team(h, 1)
+    leads = [h.add_queued(f"Acct {i}", 1, i) for i in range(3)]
+    h.clock.advance(minutes=10)
+    engine = _engine(h, 10)
+    sync = SyncEngine(engine, h.adapter, sleep=lambda s: None)
+    assert sync.run().streams["opportunities"].applied == 3
+    (pulled,) = engine.pull(rep).released
+    crm_id = pulled.external_id("salesforce")
+    assert crm_id is not None
+    other = next(i for i in leads if i != crm_id)
+    sf.org.delete("Lead", crm_id)
+    sf.org.delete("Lead", other)
+    h.clock.advance(minutes=10)
+    report = sync.run()
+    assert report.streams["opportunities"].applied == 2
+    assert report.written == 0 and report.quarantined_outbound == 0 and report.pending == 0
+    by_crm = {o.external_id("salesforce"): o for o in engine.store.opportunities()}
+    assert by_crm[crm_id].status is OpportunityStatus.WITHDRAWN
+    assert by_crm[other].status is OpportunityStatus.WITHDRAWN
+    assert engine.queue_status().level == 1
+    h.clock.advance(minutes=10)
+    again = sync.run()
+    assert again.applied == 0 and again.written == 0 and sync.quarantined() == []

@@ -81,12 +81,15 @@ class Inbound:
     ``supplies`` names the attributes of ``value`` the CRM record holds (a
     User has a name, role and time zone but no skills or sales coordinator):
     the others keep the values SPE already has. None: the record holds them all.
+    ``deleted`` says the record was deleted in the CRM (read from its recycle
+    bin): an opportunity still open in SPE is withdrawn from the flow.
     """
 
     value: Any
     crm_owner: str | None = None
     crm_status: str | None = None
     supplies: frozenset[str] | None = attrs.field(default=None, converter=_optional_names)
+    deleted: bool = False
 
 
 class ChangeKind(enum.StrEnum):

@@ -89,6 +89,10 @@ __all__ = ["OUTBOUND", "SyncEngine", "SyncReport", "SyncSettings", "StreamReport
 log = logging.getLogger(__name__)
 
 
+OPEN = frozenset({OpportunityStatus.BACKLOG, OpportunityStatus.QUEUED, OpportunityStatus.RELEASED})
+"""Opportunity states still in SPE's flow (a CRM deletion withdraws them)."""
+
+
 def _digest(record: SourceRecord) -> str:
     """A stable digest of a record's content (the same in every process)."""
     return hashlib.blake2b(repr(record.fields).encode(), digest_size=12).hexdigest()
@@ -563,9 +567,18 @@ class SyncEngine:
         queued: list[Opportunity] = []
         backlog: list[Opportunity] = []
         conflicts: list[tuple[Opportunity, str | None, str]] = []
+        deleted: list[Opportunity] = []
         with self.engine.store.transaction() as tx:
             for oid, inbound in seen.items():
                 known = tx.get_opportunity(oid)
+                if inbound.deleted:
+                    if known is not None and known.status in OPEN:
+                        deleted.append(known)
+                        # the record is gone: nothing SPE still meant to write can land
+                        tx.outbox_delete(self.crm, ChangeKind.OPPORTUNITY.value, oid)
+                    else:
+                        report.ignored += 1
+                    continue
                 if known is None:
                     if inbound.crm_status == OpportunityStatus.QUEUED.value:
                         queued.append(inbound.value)
@@ -589,7 +602,10 @@ class SyncEngine:
             self.engine.enqueue(queued)
         if backlog:
             self.engine.add_to_backlog(backlog)
-        report.applied += len(queued) + len(backlog)
+        report.applied += len(queued) + len(backlog) + len(deleted)
+        for opp in deleted:
+            self.engine.withdraw(opp.id, f"it was deleted in {self.crm}")
+            log.warning("%s was deleted in %s: withdrawn from SPE's flow", opp.id, self.crm)
         for known, spe_owner, crm_owner in conflicts:
             report.conflicts += 1
             self._conflict(known, spe_owner, crm_owner)

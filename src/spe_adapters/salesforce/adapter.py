@@ -2,7 +2,8 @@
 
 - Reads: SOQL through ``query_all_iter``, every value escaped by
   ``format_soql``, ordered by ``SystemModstamp, Id`` (the replication key),
-  in pages of up to 2,000 records; calendar Events through queryAll, so a
+  in pages of up to 2,000 records; the queued object and calendar Events
+  through queryAll, so a deleted record is withdrawn from SPE's flow and a
   deleted Event frees its time.
 - Writes: the sObject Collections endpoint, 200 records a call with
   ``allOrNone: false``: updates by Id for records Salesforce already has,
@@ -43,6 +44,9 @@ from spe_core.errors import AdapterError, MappingError, TransientError
 __all__ = ["RETRYABLE_CODES", "SalesforceAdapter", "http_session"]
 
 log = logging.getLogger(__name__)
+
+DELETIONS_READ = frozenset({"opportunities", "busy"})
+"""Streams read through queryAll (deleted records come with ``IsDeleted`` true)."""
 
 BATCH = 200
 RETRYABLE_CODES = frozenset(
@@ -233,10 +237,11 @@ class SalesforceAdapter:
             page: list[SourceRecord] = []
             try:
                 with _translated():
-                    # busy time: queryAll, so an Event deleted since the bookmark frees
-                    # its time instead of silently staying busy
+                    # queued records and busy time through queryAll: a record deleted
+                    # since the bookmark is withdrawn / frees its time instead of
+                    # silently staying in SPE
                     records = self.sf.query_all_iter(
-                        soql, include_deleted=stream == "busy", headers=headers
+                        soql, include_deleted=stream in DELETIONS_READ, headers=headers
                     )
                     for record in records:
                         page.append(self._source(stream, record))

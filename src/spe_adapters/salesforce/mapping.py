@@ -127,6 +127,7 @@ def soql_fields(settings: SalesforceSettings) -> list[str]:
         "OwnerId",
         "CreatedDate",
         "SystemModstamp",
+        "IsDeleted",
         f.key_field,
         f.status_field,
         f.account_field,
@@ -195,6 +196,7 @@ def opportunity_from_record(record: dict[str, Any], settings: SalesforceSettings
         opp,
         crm_owner=record.get("OwnerId"),
         crm_status=f.status_from_crm(record.get(f.status_field)),
+        deleted=bool(record.get("IsDeleted")),
     )
 
 
