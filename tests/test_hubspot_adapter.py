@@ -603,7 +603,8 @@ def _signed(body: bytes, at: datetime, *, secret: str = APP_SECRET) -> dict[str,
     }
 
 
-def _events(*pairs: tuple[str, str]) -> bytes:
+def _events(*pairs: tuple[str, ...]) -> bytes:
+    """Webhook events from (subscription type, object id[, object type id])."""
     import json
 
     return json.dumps(
@@ -619,9 +620,9 @@ def _events(*pairs: tuple[str, str]) -> bytes:
                 "propertyName": "spe_status",
                 "propertyValue": "queued",
                 "changeSource": "CRM_UI",
-                **({"objectTypeId": "0-27"} if kind.startswith("object.") else {}),
+                **({"objectTypeId": (*rest, "0-27")[0]} if kind.startswith("object.") else {}),
             }
-            for i, (kind, object_id) in enumerate(pairs)
+            for i, (kind, object_id, *rest) in enumerate(pairs)
         ]
     ).encode()
 
@@ -649,9 +650,10 @@ def test_webhook_with_a_valid_signature_syncs_those_records_now(
     reply = handler.handle("POST", HOOK_URI, _signed(body, h.clock.now()), body)
     assert reply.status == 200, reply.body
     assert reply.body["synced"] == {"opportunities": 1, "tasks": 1}
+    assert reply.body["deleted"] == {"opportunities": 1}  # looked up in the bin: not there
     assert {o.external_id("hubspot") for o in engine.store.opportunities()} == {deal}
     assert engine.task(f"hs-{task}").kind == "quote"
-    assert hs.requests.counts()["batch_read"] == 2
+    assert hs.requests.counts()["batch_read"] == 3
     assert hs.requests.counts()["search"] == 0  # no stream read: just those ids
     assert sync.run().streams["opportunities"].applied == 1  # the other deal, by the bookmark
 
@@ -830,3 +832,50 @@ def test_owners_keep_their_time_zone_skills_and_coordinator_from_spe_toml(
     assert member.home_base is not None and member.home_base.address == "Munich"
     coordinator = engine.member(kai)
     assert coordinator.name == "Kai-Uwe Coord" and coordinator.time_zone == "Europe/Vienna"
+
+
+def test_deletion_webhooks_withdraw_deals_and_free_meetings(
+    hs: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HubSpot's search never returns deleted objects: deletion webhooks are how SPE
+    hears of them. The handler reads the named records from the recycling bin."""
+    from spe_adapters.hubspot.webhooks import WebhookHandler
+
+    h = HubSpotHarness(hs)
+    monday = datetime(2026, 1, 5, 10, tzinfo=UTC)
+    h.clock.set(monday)
+    rep = h.add_user("Ana Rep", "inside_sales")
+    fay = h.add_user("Fay Field", "field_sales")
+    deals = [h.add_queued(f"Acme {i}", 1, i) for i in range(3)]
+    tuesday = monday + timedelta(days=1)
+    fair = hs.portal.create(
+        "meetings",
+        {
+            "hs_meeting_title": "Trade fair",
+            "hubspot_owner_id": fay,
+            "hs_meeting_start_time": tuesday.replace(hour=9).isoformat(),
+            "hs_meeting_end_time": tuesday.replace(hour=13).isoformat(),
+        },
+    )
+    h.clock.advance(minutes=10)
+    engine = _engine(h, 10)
+    sync = SyncEngine(engine, h.adapter, sleep=lambda s: None)
+    sync.run()
+    (pulled,) = engine.pull(rep).released  # its owner write is still to go out
+    crm_id = pulled.external_id("hubspot")
+    assert crm_id is not None
+    hs.portal.archive("deals", crm_id)
+    hs.portal.archive("meetings", fair)
+    monkeypatch.setenv("HUBSPOT_APP_SECRET", APP_SECRET)
+    handler = WebhookHandler.for_sync(h.adapter.settings, sync, h.adapter, clock=h.clock.now)
+    body = _events(("deal.deletion", crm_id), ("object.deletion", fair, "0-47"))
+    reply = handler.handle("POST", HOOK_URI, _signed(body, h.clock.now()), body)
+    assert reply.status == 200, reply.body
+    assert reply.body["deleted"] == {"opportunities": 1, "busy": 1}
+    assert engine.opportunity(pulled.id).status is OpportunityStatus.WITHDRAWN
+    with engine.store.transaction() as tx:
+        assert list(tx.iter_busy(fay, monday, monday + timedelta(days=7))) == []
+    h.clock.advance(minutes=10)
+    report = sync.run()  # nothing is written to the deleted deal, nothing quarantined
+    assert report.pending == 0 and not sync.quarantined()
+    assert engine.queue_status().level == len(deals) - 1

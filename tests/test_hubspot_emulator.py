@@ -258,6 +258,26 @@ def test_replies_deserialize_through_the_clients_models(hs: EmulatorServer) -> N
     with pytest.raises(ApiException) as info:
         api.crm.objects.search_api.do_search("deals", PublicObjectSearchRequest(after="10000"))
     assert info.value.status == 400
+    # archiving moves a deal to the recycling bin: only an archived batch read sees it
+    api.crm.objects.basic_api.archive("deals", ids[1])
+    with pytest.raises(ApiException) as info:
+        api.crm.objects.basic_api.get_by_id("deals", ids[1])
+    assert info.value.status == 404
+    after = api.crm.objects.search_api.do_search("deals", PublicObjectSearchRequest(limit=10))
+    assert ids[1] not in {r.id for r in after.results} and after.total == 4
+    binned = api.crm.objects.batch_api.read(
+        "deals",
+        BatchReadInputSimplePublicObjectId(
+            inputs=[{"id": ids[1]}, {"id": ids[0]}],
+            properties=["dealname"],
+            properties_with_history=[],
+        ),
+        archived=True,
+    )
+    assert [r.id for r in binned.results] == [ids[1]]
+    assert binned.results[0].archived is True
+    assert isinstance(binned.results[0].archived_at, datetime)
+    assert binned.errors[0].context == {"ids": [ids[0]]}
 
 
 def test_admin_endpoints_and_seed(hs: EmulatorServer) -> None:

@@ -323,6 +323,8 @@ class HubSpotAdapter:
         record_id = str(record.get("id"))
         props = dict(record.get("properties") or {})
         props.setdefault("hs_object_id", record_id)
+        if record.get("archived"):
+            props[mapping.ARCHIVED] = True
         try:
             at = mapping.parse_datetime(props.get(modified), modified, record_id)
         except MappingError:  # the mapping step reports the record
@@ -344,9 +346,13 @@ class HubSpotAdapter:
         mapping.parse_datetime(data.get(modified), modified, record.crm_id)
         return mapping.opportunity_from_record(data, self.settings)
 
-    def read_ids(self, stream: str, ids: Sequence[str]) -> list[SourceRecord]:
+    def read_ids(
+        self, stream: str, ids: Sequence[str], *, archived: bool = False
+    ) -> list[SourceRecord]:
         """The current version of these records (for webhook-driven near-real-time sync);
-        ids HubSpot no longer has are left out."""
+        ids HubSpot no longer has are left out. ``archived``: read them from the
+        recycling bin instead (records a deletion webhook named); they map as
+        deleted."""
         from hubspot.crm.objects import BatchReadInputSimplePublicObjectId
 
         object_type, modified, properties, _ = self._object(stream)
@@ -359,15 +365,16 @@ class HubSpotAdapter:
                 properties=properties,
                 properties_with_history=[],
             )
-            reply = self._batch_read(object_type, request)
+            reply = self._batch_read(object_type, request, archived)
             out.extend(self._source(stream, modified, r) for r in reply.get("results") or [])
         return out
 
-    def _batch_read(self, object_type: str, request: Any) -> dict[str, Any]:
+    def _batch_read(self, object_type: str, request: Any, archived: bool) -> dict[str, Any]:
         def call(apis: Apis) -> Any:
             return apis.batch.read(
                 object_type,
                 request,
+                archived=archived,
                 _request_timeout=self.settings.timeout_seconds,
                 _preload_content=False,
             )

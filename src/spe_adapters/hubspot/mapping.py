@@ -37,6 +37,11 @@ __all__ = [
 CRM = "hubspot"
 
 
+ARCHIVED = "@archived"
+"""The key under which a record read from HubSpot's recycling bin carries ``True``
+(no HubSpot property name can start with ``@``)."""
+
+
 def parse_datetime(value: Any, name: str, record_id: str) -> datetime:
     """A HubSpot datetime property (ISO-8601, or epoch milliseconds) as an aware datetime."""
     if isinstance(value, datetime):
@@ -203,6 +208,7 @@ def opportunity_from_record(record: dict[str, Any], settings: HubSpotSettings) -
         opp,
         crm_owner=record.get("hubspot_owner_id") or None,
         crm_status=f.status_from_crm(record.get(f.status_property)),
+        deleted=bool(record.get(ARCHIVED)),
     )
 
 
@@ -329,7 +335,8 @@ def meeting_record_properties(settings: HubSpotSettings) -> list[str]:
 
 def busy_from_meeting(record: dict[str, Any], settings: HubSpotSettings) -> Inbound:
     """Busy time from a meeting in an owner's calendar (meetings SPE wrote are its
-    bookings: ``Inbound(None)``, ignored; a cancelled meeting frees its time)."""
+    bookings: ``Inbound(None)``, ignored; a cancelled or deleted meeting frees its
+    time)."""
     from spe_core.model import Busy
 
     record_id = str(record.get("hs_object_id") or "")
@@ -350,7 +357,10 @@ def busy_from_meeting(record: dict[str, Any], settings: HubSpotSettings) -> Inbo
         raise MappingError(
             f"meeting {record_id} cannot be mapped: {exc.problem}", exc.fix
         ) from None
-    free = str(record.get("hs_meeting_outcome") or "").upper() == "CANCELED"
+    free = (
+        bool(record.get(ARCHIVED))
+        or str(record.get("hs_meeting_outcome") or "").upper() == "CANCELED"
+    )
     return Inbound(busy, crm_owner=str(owner), crm_status="free" if free else "busy")
 
 

@@ -55,8 +55,10 @@ OBJECT_NAMES = {"contact": "contacts", "deal": "deals", "task": "tasks", "meetin
 # HubSpot decodes these percent-encoded characters in the URI before signing.
 _DECODED = {quote(c, safe=""): c for c in ":/?@!$'(),*;"}
 
-Apply = Callable[[str, list[str]], Any]
-"""Applies the records of one stream named by a webhook: ``(stream, crm ids)``."""
+Apply = Callable[..., Any]
+"""Applies the records of one stream named by a webhook: called as
+``apply(stream, crm_ids)`` for created or changed records and as
+``apply(stream, crm_ids, archived=True)`` for deleted ones."""
 
 
 def _signed_uri(uri: str) -> str:
@@ -85,16 +87,20 @@ class WebhookResponse:
         return json.dumps(self.body).encode()
 
 
+DELETIONS = frozenset({"deletion", "privacyDeletion"})
+
+
 def object_ids(
-    events: Iterable[Mapping[str, Any]], streams: Mapping[str, str]
+    events: Iterable[Mapping[str, Any]], streams: Mapping[str, str], *, deleted: bool = False
 ) -> dict[str, list[str]]:
-    """Stream -> record ids changed, from HubSpot's event list (deletions and
-    object types no stream reads are left out); ``streams`` maps object type to stream."""
+    """Stream -> record ids changed (``deleted``: deleted), from HubSpot's event list
+    (merges, restores and object types no stream reads are left out); ``streams``
+    maps object type to stream."""
     out: dict[str, list[str]] = {}
     for event in events:
         kind = str(event.get("subscriptionType") or "")
         prefix, _, action = kind.partition(".")
-        if action in ("deletion", "privacyDeletion", "merge", "restore"):
+        if action in ("merge", "restore") or (action in DELETIONS) != deleted:
             continue
         object_type = (
             OBJECT_TYPE_IDS.get(str(event.get("objectTypeId")))
@@ -205,17 +211,23 @@ class WebhookHandler:
             events = [events]
         if not isinstance(events, list):
             return WebhookResponse(400, {"error": "the webhook body is not a list of events."})
-        changed = object_ids((e for e in events if isinstance(e, dict)), self.streams)
+        events = [e for e in events if isinstance(e, dict)]
+        changed = object_ids(events, self.streams)
+        deleted = object_ids(events, self.streams, deleted=True)
         applied: dict[str, int] = {}
+        gone: dict[str, int] = {}
         try:
             for stream, ids in changed.items():
                 self.apply(stream, ids)
                 applied[stream] = len(ids)
+            for stream, ids in deleted.items():
+                self.apply(stream, ids, archived=True)
+                gone[stream] = len(ids)
         except TransientError as exc:  # HubSpot retries failed deliveries
             return WebhookResponse(503, {"error": exc.problem, "fix": exc.fix})
         except SpeError as exc:
             return WebhookResponse(500, {"error": exc.problem, "fix": exc.fix})
-        return WebhookResponse(200, {"events": len(events), "synced": applied})
+        return WebhookResponse(200, {"events": len(events), "synced": applied, "deleted": gone})
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
         """The handler as a WSGI application."""
@@ -251,8 +263,8 @@ class InboundSync:
         self.sync = sync
         self.adapter = adapter
 
-    def __call__(self, stream: str, ids: list[str]) -> StreamReport:
-        records = self.adapter.read_ids(stream, ids)
+    def __call__(self, stream: str, ids: list[str], archived: bool = False) -> StreamReport:
+        records = self.adapter.read_ids(stream, ids, archived=archived)
         report = self.sync.apply_records(stream, records)
         log.info(
             "webhook sync of %d %s: %d applied, %d quarantined",

@@ -235,6 +235,8 @@ class Portal:
         with self.lock:
             self.owners: dict[str, dict[str, Any]] = {}
             self.objects: dict[str, dict[str, dict[str, Any]]] = {t: {} for t in OBJECT_TYPES}
+            # the recycling bin: archived records, returned only when asked for
+            self.archived: dict[str, dict[str, dict[str, Any]]] = {t: {} for t in OBJECT_TYPES}
             self.unique: dict[tuple[str, str, str], str] = {}
             self.tokens: set[str] = set()
             self.api_used = 0
@@ -414,6 +416,19 @@ class Portal:
                 self.update(object_type, existing, properties)
                 return existing, False
             return self.create(object_type, {**properties, id_property: value}), True
+
+    def archive(self, object_type: str, record_id: str) -> None:
+        """Move a record to the recycling bin (raises :class:`RecordError`): searches
+        and reads no longer return it; a batch read with ``archived=true`` does."""
+        with self.lock:
+            record = self.objects.get(object_type, {}).pop(record_id, None)
+            if record is None:
+                raise RecordError(
+                    "OBJECT_NOT_FOUND", "Object not found.  objectId are usually numeric.", 404
+                )
+            self._unindex(object_type, record)
+            record["archivedAt"] = record["updatedAt"] = self.clock()
+            self.archived[object_type][record_id] = record
 
     def find(self, object_type: str, id_property: str, value: str) -> str | None:
         """The id of the record whose unique ``id_property`` is ``value``."""

@@ -58,6 +58,7 @@ URLS = Map(
         Rule(f"{_O}/batch/update", endpoint="batch_update", methods=["POST"]),
         Rule(f"{_O}/batch/upsert", endpoint="batch_upsert", methods=["POST"]),
         Rule(f"{_O}/<record_id>", endpoint="get_one", methods=["GET"]),
+        Rule(f"{_O}/<record_id>", endpoint="archive", methods=["DELETE"]),
         Rule("/__emulator/reset", endpoint="admin_reset", methods=["POST"]),
         Rule("/__emulator/seed", endpoint="admin_seed", methods=["POST"]),
         Rule("/__emulator/faults", endpoint="admin_faults", methods=["POST"]),
@@ -433,13 +434,16 @@ class EmulatorApp:
         props = record["properties"]
         defaults = ["hs_object_id", CREATED[object_type], LAST_MODIFIED[object_type]]
         names = defaults + [p for p in (properties or []) if p not in defaults]
-        return {
+        out = {
             "id": record["id"],
             "properties": {n: props.get(n) for n in names},
             "createdAt": hubspot_time(record["createdAt"]),
             "updatedAt": hubspot_time(record["updatedAt"]),
-            "archived": False,
+            "archived": "archivedAt" in record,
         }
+        if "archivedAt" in record:
+            out["archivedAt"] = hubspot_time(record["archivedAt"])
+        return out
 
     def get_page(self, request: Request, object_type: str) -> Response:
         limit = _int(request.args.get("limit"), 10, "limit")
@@ -565,10 +569,19 @@ class EmulatorApp:
         body, inputs = self._inputs(request)
         id_property = str(body.get("idProperty") or "hs_object_id")
         properties = body.get("properties") or None
+        # archived=true: only records in the recycling bin (by id), as HubSpot's
+        archived = request.args.get("archived", "false").lower() == "true"
         results, missing = [], []
         with self.portal.lock:
             for item in inputs:
                 ident = str(item.get("id") or "")
+                if archived:
+                    record = self.portal.archived[object_type].get(ident)
+                    if record is None:
+                        missing.append(ident)
+                    else:
+                        results.append(self._record_json(object_type, record, properties))
+                    continue
                 found = self.portal.find(object_type, id_property, ident)
                 if found is None:
                     missing.append(ident)
@@ -589,6 +602,13 @@ class EmulatorApp:
                 }
             )
         return self._batch_reply(results, errors, 200, started)
+
+    def archive(self, request: Request, object_type: str, record_id: str) -> Response:
+        try:
+            self.portal.archive(object_type, record_id)
+        except RecordError as exc:
+            return _error(exc.status, exc.category, exc.message)
+        return Response(status=204)
 
     def batch_create(self, request: Request, object_type: str) -> Response:
         started = self.portal.clock()
