@@ -258,7 +258,7 @@ def test_team_tables_set_attributes_of_members_the_crm_supplies(workdir: Path) -
     assert spe("queue")[0] == 0  # a second start changes nothing more
     engine = Engine(open_store("sqlite:///spe.db"))
     fay = engine.member("005FAY")
-    assert (fay.skills, fay.coordinator_id) == ({"de"}, "005KAI")
+    assert (fay.skills, fay.coordinator_id) == (frozenset({"de"}), "005KAI")
     assert fay.working_hours.on(0)[0].start.isoformat() == "07:00:00"
     assert fay.home_base == synced.home_base and fay.external_id("salesforce") == "005FAY"
     assert engine.member("005KAI").name == "Kai Coordinator"

@@ -725,6 +725,19 @@ def test_check_reports_missing_properties_and_bad_tokens(
     assert "401" in problem
 
 
+def _meeting(hs: EmulatorServer, owner: str, title: str, start: datetime, end: datetime) -> str:
+    """A meeting in an owner's HubSpot calendar (busy time for SPE)."""
+    return hs.portal.create(
+        "meetings",
+        {
+            "hs_meeting_title": title,
+            "hubspot_owner_id": owner,
+            "hs_meeting_start_time": start.isoformat(),
+            "hs_meeting_end_time": end.isoformat(),
+        },
+    )
+
+
 def test_calendar_busy_time_in_and_bookings_out_as_meetings(hs: EmulatorServer) -> None:
     """Owners' meetings become busy time (a cancelled one frees it); SPE's bookings become
     meetings upserted by spe_key; home bases come from [adapter.hubspot.home_bases]."""
@@ -739,15 +752,7 @@ def test_calendar_busy_time_in_and_bookings_out_as_meetings(hs: EmulatorServer) 
         hs, home_bases={"fay.field@acme.example": {"lat": 48.137, "lon": 11.575}}
     )
     tuesday = monday + timedelta(days=1)
-    fair = hs.portal.create(
-        "meetings",
-        {
-            "hs_meeting_title": "Trade fair",
-            "hubspot_owner_id": fay,
-            "hs_meeting_start_time": tuesday.replace(hour=9).isoformat(),
-            "hs_meeting_end_time": tuesday.replace(hour=13).isoformat(),
-        },
-    )
+    fair = _meeting(hs, fay, "Trade fair", tuesday.replace(hour=9), tuesday.replace(hour=13))
     h.clock.advance(minutes=10)
     clock = FakeClock(h.clock.now())
     engine = Engine(
@@ -848,15 +853,7 @@ def test_deletion_webhooks_withdraw_deals_and_free_meetings(
     fay = h.add_user("Fay Field", "field_sales")
     deals = [h.add_queued(f"Acme {i}", 1, i) for i in range(3)]
     tuesday = monday + timedelta(days=1)
-    fair = hs.portal.create(
-        "meetings",
-        {
-            "hs_meeting_title": "Trade fair",
-            "hubspot_owner_id": fay,
-            "hs_meeting_start_time": tuesday.replace(hour=9).isoformat(),
-            "hs_meeting_end_time": tuesday.replace(hour=13).isoformat(),
-        },
-    )
+    fair = _meeting(hs, fay, "Trade fair", tuesday.replace(hour=9), tuesday.replace(hour=13))
     h.clock.advance(minutes=10)
     engine = _engine(h, 10)
     sync = SyncEngine(engine, h.adapter, sleep=lambda s: None)

@@ -484,6 +484,19 @@ def test_jwt_bearer_login_against_a_configurable_login_url(
         list(adapter_for(sf, auth="jwt").read("members", None))
 
 
+def _event(sf: EmulatorServer, owner: str, subject: str, start: datetime, end: datetime) -> str:
+    """An Event in a user's Salesforce calendar (busy time for SPE)."""
+    return sf.org.create(
+        "Event",
+        {
+            "Subject": subject,
+            "OwnerId": owner,
+            "StartDateTime": start.isoformat(),
+            "EndDateTime": end.isoformat(),
+        },
+    )
+
+
 def test_calendar_busy_time_in_and_bookings_out_as_events(sf: EmulatorServer) -> None:
     """Events in a member's calendar become busy time (and free it again); SPE's bookings
     become Events upserted by SPE_Key__c; the freshness rule follows the sync."""
@@ -506,15 +519,7 @@ def test_calendar_busy_time_in_and_bookings_out_as_events(sf: EmulatorServer) ->
         },
     )
     tuesday = monday + timedelta(days=1)
-    fair = sf.org.create(
-        "Event",
-        {
-            "Subject": "Trade fair",
-            "OwnerId": fay,
-            "StartDateTime": tuesday.replace(hour=9).isoformat(),
-            "EndDateTime": tuesday.replace(hour=13).isoformat(),
-        },
-    )
+    fair = _event(sf, fay, "Trade fair", tuesday.replace(hour=9), tuesday.replace(hour=13))
     h.clock.advance(minutes=10)
     clock = FakeClock(h.clock.now())
     engine = Engine(
@@ -566,15 +571,7 @@ def test_calendar_busy_time_in_and_bookings_out_as_events(sf: EmulatorServer) ->
     with engine.store.transaction() as tx:
         assert list(tx.iter_busy(fay, monday, monday + timedelta(days=7))) == []
     # a training she had is deleted in Salesforce (not marked free): queryAll sees it
-    training = sf.org.create(
-        "Event",
-        {
-            "Subject": "Training",
-            "OwnerId": fay,
-            "StartDateTime": tuesday.replace(hour=14).isoformat(),
-            "EndDateTime": tuesday.replace(hour=16).isoformat(),
-        },
-    )
+    training = _event(sf, fay, "Training", tuesday.replace(hour=14), tuesday.replace(hour=16))
     h.clock.advance(minutes=10)
     clock.set(h.clock.now())
     sync.run()
@@ -637,7 +634,7 @@ def test_users_keep_the_attributes_spe_toml_sets(sf: EmulatorServer) -> None:
         "field_sales",
         "Europe/Berlin",
     )
-    assert (member.skills, member.coordinator_id, member.wip_limit) == ({"de"}, kai, 3)
+    assert (member.skills, member.coordinator_id, member.wip_limit) == (frozenset({"de"}), kai, 3)
     assert member.home_base is None and member.external_id("salesforce") == fay
     # an integration sets her holidays through the engine (Salesforce has no such field)
     engine.upsert_members([attrs.evolve(member, holiday_country="DE")])
@@ -650,7 +647,7 @@ def test_users_keep_the_attributes_spe_toml_sets(sf: EmulatorServer) -> None:
     sync.run()
     member = engine.member(fay)
     assert member.name == "Fay Berg" and member.home_base is not None
-    assert (member.skills, member.coordinator_id, member.wip_limit) == ({"de"}, kai, 3)
+    assert (member.skills, member.coordinator_id, member.wip_limit) == (frozenset({"de"}), kai, 3)
     assert member.holiday_country == "DE"
     assert engine.coordinator_problems() == []
 

@@ -145,7 +145,7 @@ def test_team_tables_without_name_and_role_are_settings_for_crm_members(
     path.write_text('[[team]]\nid = "x"\nname = "X"\n')
     with pytest.raises(ConfigError, match="has no role") as info:
         load(path)
-    assert "leave both out" in info.value.fix
+    assert "leave both out" in (info.value.fix or "")
     path.write_text('[[team]]\nid = "x"\nwip_limit = 0\n')
     with pytest.raises(ConfigError, match=r"\[\[team\]\] #1 \(x\).*wip_limit"):
         load(path)
