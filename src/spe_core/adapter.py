@@ -82,7 +82,8 @@ class Inbound:
     User has a name, role and time zone but no skills or sales coordinator):
     the others keep the values SPE already has. None: the record holds them all.
     ``deleted`` says the record was deleted in the CRM (read from its recycle
-    bin): an opportunity still open in SPE is withdrawn from the flow.
+    bin): an opportunity still open in SPE is withdrawn from the flow, busy
+    time is freed.
     """
 
     value: Any

@@ -268,12 +268,11 @@ def _team_problems(cfg: config_module.Config, stored: list[Any]) -> list[str]:
     """Warnings about the team SPE will work with: the stored members (a CRM sync's)
     with spe.toml's [[team]] values applied, plus the complete [[team]] members."""
     from spe_core.calendar import coordinator_problems
-    from spe_core.team import merge_member
 
     settings = {s.member_id: s for s in cfg.member_settings}
     team = {m.id: m for m in cfg.team}
     for member in stored:
-        team[member.id] = merge_member(member, member, frozenset(), settings.get(member.id))
+        team[member.id] = settings[member.id].apply(member) if member.id in settings else member
     problems = [
         f"[[team]] id {member_id!r} matches no member yet: after `spe sync` the CRM's "
         "members are listed by `spe team` (use the CRM user or owner id)"

@@ -483,8 +483,11 @@ class SyncEngine:
             for crm_id, (at, digest) in window.items()
             if bookmark is None or at >= bookmark
         }
+        text = json.dumps(kept, separators=(",", ":"))
+        key = self._window_key(stream)
         with self.engine.store.transaction() as tx:
-            tx.set_meta(self._window_key(stream), json.dumps(kept, separators=(",", ":")))
+            if (tx.get_meta(key) or "{}") != text:  # most runs change nothing
+                tx.set_meta(key, text)
 
     def _pages(self, spec: StreamSpec) -> Iterator[list[SourceRecord]]:
         """The stream's pages from its bookmark; a transient failure restarts the read
@@ -538,8 +541,9 @@ class SyncEngine:
             return
         if stream == "busy":
             values = [inbound for _, inbound in mapped if isinstance(inbound.value, Busy)]
-            busy = [i.value for i in values if i.crm_status != "free"]
-            gone = [(i.value.member_id, i.value.id) for i in values if i.crm_status == "free"]
+            free = [i for i in values if i.deleted or i.crm_status == "free"]
+            busy = [i.value for i in values if not (i.deleted or i.crm_status == "free")]
+            gone = [(i.value.member_id, i.value.id) for i in free]
             changed = self.engine.sync_busy(busy, gone=gone)
             report.applied += changed
             report.unchanged += len(values) - changed

@@ -357,11 +357,13 @@ def busy_from_meeting(record: dict[str, Any], settings: HubSpotSettings) -> Inbo
         raise MappingError(
             f"meeting {record_id} cannot be mapped: {exc.problem}", exc.fix
         ) from None
-    free = (
-        bool(record.get(ARCHIVED))
-        or str(record.get("hs_meeting_outcome") or "").upper() == "CANCELED"
+    free = str(record.get("hs_meeting_outcome") or "").upper() == "CANCELED"
+    return Inbound(
+        busy,
+        crm_owner=str(owner),
+        crm_status="free" if free else "busy",
+        deleted=bool(record.get(ARCHIVED)),
     )
-    return Inbound(busy, crm_owner=str(owner), crm_status="free" if free else "busy")
 
 
 def meeting_properties(change: Change, settings: HubSpotSettings) -> dict[str, str]:

@@ -318,8 +318,13 @@ def busy_from_event(record: dict[str, Any], settings: SalesforceSettings) -> Inb
         busy = Busy(record_id, str(owner), start, end, str(record.get("Subject") or "busy"))
     except InvalidValue as exc:
         raise MappingError(f"Event {record_id} cannot be mapped: {exc.problem}", exc.fix) from None
-    free = bool(record.get("IsDeleted")) or str(record.get("ShowAs") or "Busy").lower() == "free"
-    return Inbound(busy, crm_owner=str(owner), crm_status="free" if free else "busy")
+    free = str(record.get("ShowAs") or "Busy").lower() == "free"
+    return Inbound(
+        busy,
+        crm_owner=str(owner),
+        crm_status="free" if free else "busy",
+        deleted=bool(record.get("IsDeleted")),
+    )
 
 
 def record_from_booking_change(change: Change, settings: SalesforceSettings) -> dict[str, Any]:
