@@ -191,6 +191,8 @@ def test_twenty_percent_faults_converge(hs: EmulatorServer) -> None:
     engine = _engine(h, target=600)
     sync = SyncEngine(engine, h.adapter, sleep=lambda s: None, rng=random.Random(1))
     sync.run()
+    engine.replenish()  # records marked queued wait in the backlog
+    sync.run()  # the queue goes out to the CRM
     for k in range(300):
         engine.pull(reps[k % len(reps)])
     hs.portal.faults.rate, hs.portal.faults.rate_status = 0.2, 503
@@ -216,6 +218,8 @@ def test_per_record_faults_inside_a_batch_converge(hs: EmulatorServer) -> None:
     engine = _engine(h, target=150, wip=100)
     sync = SyncEngine(engine, h.adapter, sleep=lambda s: None, rng=random.Random(2))
     sync.run()
+    engine.replenish()  # records marked queued wait in the backlog
+    sync.run()  # the queue goes out to the CRM
     for k in range(150):
         engine.pull(reps[k % 2])
     rng = random.Random(3)
@@ -240,6 +244,7 @@ def _crash_worker(url: str, store: str, seed: int) -> None:
     )
     sync = SyncEngine(engine, adapter)
     sync.run()
+    engine.replenish()
     members = [m.id for m in engine.members()]
     rng = random.Random(seed)
     for _ in range(400):
@@ -463,7 +468,7 @@ def test_a_malformed_record_is_quarantined(hs: EmulatorServer) -> None:
     (q,) = sync.quarantined()
     assert q.key == bad
     assert "spe_tier" in q.reason
-    assert engine.queue_status().level == 1
+    assert engine.queue_status().backlog == 1
 
 
 def test_owners_become_members_with_roles_from_config(hs: EmulatorServer) -> None:
@@ -500,6 +505,8 @@ def test_contacts_as_the_queued_object(hs: EmulatorServer) -> None:
     engine = _engine(h, 10)
     sync = SyncEngine(engine, adapter, sleep=lambda s: None)
     assert sync.run().streams["opportunities"].applied == 3
+    engine.replenish()  # records marked queued wait in the backlog
+    sync.run()  # the queue goes out to the CRM
     (opp,) = engine.pull(ana).released
     sync.run()
     contact = hs.portal.get("contacts", opp.external_id("hubspot") or "") or {}
@@ -858,6 +865,8 @@ def test_deletion_webhooks_withdraw_deals_and_free_meetings(
     engine = _engine(h, 10)
     sync = SyncEngine(engine, h.adapter, sleep=lambda s: None)
     sync.run()
+    engine.replenish()  # records marked queued wait in the backlog
+    sync.run()  # the queue goes out to the CRM
     (pulled,) = engine.pull(rep).released  # its owner write is still to go out
     crm_id = pulled.external_id("hubspot")
     assert crm_id is not None

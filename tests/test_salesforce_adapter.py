@@ -195,6 +195,8 @@ def test_twenty_percent_faults_converge(sf: EmulatorServer) -> None:
     engine = _engine(h, target=600)
     sync = SyncEngine(engine, h.adapter, sleep=lambda s: None, rng=random.Random(1))
     sync.run()
+    engine.replenish()  # records marked queued wait in the backlog
+    sync.run()  # the queue goes out to the CRM
     for k in range(300):
         engine.pull(reps[k % len(reps)])
     sf.org.faults.rate, sf.org.faults.rate_status = 0.2, 503
@@ -226,6 +228,7 @@ def _crash_worker(url: str, ca: str, store: str, seed: int) -> None:
     )
     sync = SyncEngine(engine, adapter)
     sync.run()
+    engine.replenish()
     members = [m.id for m in engine.members()]
     rng = random.Random(seed)
     for _ in range(400):
@@ -662,6 +665,8 @@ def test_records_deleted_in_salesforce_are_withdrawn_not_written(sf: EmulatorSer
     engine = _engine(h, 10)
     sync = SyncEngine(engine, h.adapter, sleep=lambda s: None)
     assert sync.run().streams["opportunities"].applied == 3
+    engine.replenish()  # records marked queued wait in the backlog
+    sync.run()  # the queue goes out to the CRM
     (pulled,) = engine.pull(rep).released
     crm_id = pulled.external_id("salesforce")
     assert crm_id is not None

@@ -49,15 +49,25 @@ def make(
     return engine, sync, slept
 
 
+def bring_in(engine: Engine, sync: SyncEngine) -> None:
+    """Sync the CRM's queued records in, move them into the queue, confirm it to the CRM."""
+    sync.run()
+    engine.replenish()
+    sync.run()
+
+
 def test_inbound_then_outbound_round_trip(store: Store, clock: FakeClock, crm: DictCrm) -> None:
     engine, sync, _ = make(store, clock, crm)
     report = sync.run()
     assert report.streams["members"].applied == 3
     assert report.streams["opportunities"].applied == 7
     assert report.streams["opportunities"].ignored == 1
-    assert engine.queue_status().level == 7
+    # records marked queued in the CRM wait in the backlog; replenishment decides
+    assert (engine.queue_status().level, engine.queue_status().backlog) == (0, 7)
     # the bookmark never passes the signpost (run start minus the skew allowance)
     assert sync.bookmark("opportunities") == clock.now() - timedelta(minutes=10)
+    assert len(engine.replenish().moved) == 7
+    assert sync.run().written == 7  # SPE's queue, confirmed in the CRM
     pulled = engine.pull("u-U1", 2).released
     engine.resolve(pulled[0].id, "u-U1", "appointment_set")
     report = sync.run()
@@ -89,7 +99,7 @@ def test_transient_failures_back_off_and_converge(
     store: Store, clock: FakeClock, crm: DictCrm
 ) -> None:
     engine, sync, slept = make(store, clock, crm)
-    sync.run()
+    bring_in(engine, sync)
     for member in ("u-U1", "u-U2"):
         engine.pull(member, 3)
     crm.transient_failures = 3
@@ -106,7 +116,7 @@ def test_record_failures_retry_then_quarantine(
 ) -> None:
     settings = SyncSettings(retry=RetryPolicy(base_seconds=1, max_permanent_failures=3))
     engine, sync, _ = make(store, clock, crm, settings)
-    sync.run()
+    bring_in(engine, sync)
     locked, invalid = (o.id for o in engine.pull("u-U1", 2).released)
     crm.failing_keys = {locked: True, invalid: False}
     report = sync.run()
@@ -121,7 +131,7 @@ def test_record_failures_retry_then_quarantine(
 
 def test_conflict_crm_wins_withdraws(store: Store, clock: FakeClock, crm: DictCrm) -> None:
     engine, sync, _ = make(store, clock, crm)
-    sync.run()
+    bring_in(engine, sync)
     (opp,) = engine.pull("u-U1").released
     sync.run()
     record = crm.by_key(opp.id)
@@ -139,7 +149,7 @@ def test_conflict_crm_wins_withdraws(store: Store, clock: FakeClock, crm: DictCr
 
 def test_conflict_spe_wins_rewrites(store: Store, clock: FakeClock, crm: DictCrm) -> None:
     engine, sync, _ = make(store, clock, crm, SyncSettings(conflicts="spe_wins"))
-    sync.run()
+    bring_in(engine, sync)
     (opp,) = engine.pull("u-U1").released
     sync.run()
     record = crm.by_key(opp.id)
@@ -231,7 +241,7 @@ def test_same_instant_edit_after_a_write_is_still_seen(
     """Reads use >= because a CRM's stamps are coarse: an edit stamped in the same
     instant as SPE's write (same modification time) must still be read and applied."""
     engine, sync, _ = make(store, clock, crm)
-    sync.run()
+    bring_in(engine, sync)
     (opp,) = engine.pull("u-U1").released
     sync.run()
     assert sync.run().applied == 0  # reads SPE's write back: that version is applied

@@ -29,7 +29,7 @@ from spe_adapters.salesforce.adapter import SalesforceAdapter
 from spe_adapters.salesforce.settings import SalesforceSettings
 from spe_core import Engine, QueuePolicy, open_store
 from spe_core.clock import Clock
-from spe_core.errors import AdapterError
+from spe_core.errors import CrmError
 from spe_core.flow import FlowMetrics, recommend_buffer
 from spe_core.sync import SyncEngine
 
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None, clock: Clock | None = None) -> int:
     )
     try:
         summary = nightly(engine, adapter, auto_target=args.auto_target)
-    except AdapterError as exc:
+    except CrmError as exc:
         print(json.dumps({"error": exc.problem, "fix": exc.fix}))
         return 3
     finally:

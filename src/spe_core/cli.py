@@ -27,7 +27,7 @@ from rich.table import Table
 from spe_core import config as config_module
 from spe_core.codec import encode
 from spe_core.engine import Engine
-from spe_core.errors import AdapterError, ConfigError, InvalidValue, SpeError, StoreError
+from spe_core.errors import ConfigError, CrmError, InvalidValue, SpeError, StoreError
 from spe_core.plugins import Plugins
 from spe_core.store import open_store
 
@@ -54,7 +54,7 @@ def _fail(exc: SpeError) -> NoReturn:
     code = (
         2
         if isinstance(exc, ConfigError | InvalidValue | StoreError)
-        else (3 if isinstance(exc, AdapterError) else 1)
+        else (3 if isinstance(exc, CrmError) else 1)
     )
     err.print(f"[bold red]error:[/] {escape(exc.problem)}", highlight=False)
     if exc.fix:

@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "AdapterError",
     "ConfigError",
+    "CrmError",
     "MappingError",
     "TransientError",
     "InvalidValue",
@@ -107,12 +108,21 @@ class MappingError(SpeError, ValueError):
     """
 
 
-class AdapterError(SpeError):
-    """A CRM call failed for good (bad credentials, missing permission, bad config)."""
+class CrmError(SpeError):
+    """A CRM call failed. Catch this for both kinds below; tell them apart to decide
+    whether trying again can help."""
 
 
-class TransientError(AdapterError):
-    """A CRM call failed in a way worth retrying (rate limit, 5xx, timeout).
+class AdapterError(CrmError):
+    """A CRM call failed for good: bad credentials, a missing permission, bad
+    configuration, or an adapter that broke its contract (a bug). Retrying the same
+    call will fail the same way; fix the cause first."""
+
+
+class TransientError(CrmError):
+    """A CRM call failed in a way worth retrying (rate limit, 5xx, timeout, a dropped
+    connection). Not a kind of :class:`AdapterError`: a transient failure is not a
+    failure for good.
 
     ``retry_after`` is the delay in seconds the CRM asked for, if it said.
     """

@@ -45,6 +45,7 @@ __all__ = [
     "OpportunityLinked",
     "OpportunityQueued",
     "OpportunityReleased",
+    "OpportunityReranked",
     "OpportunityResolved",
     "OpportunityStageChanged",
     "OpportunityStale",
@@ -204,6 +205,20 @@ class OpportunityWithdrawn(Event):
     opportunity_id: str
     reason: str
     previous_owner_id: str | None = None
+
+
+@event_type
+@attrs.frozen(kw_only=True)
+class OpportunityReranked(Event):
+    """A person changed a waiting opportunity's tier or score in the CRM: it keeps its
+    place in the flow (backlog or queue) and takes the rank of its new values."""
+
+    kind: ClassVar[str] = "opportunity.reranked"
+    opportunity_id: str
+    tier: int
+    score: float
+    previous_tier: int
+    previous_score: float
 
 
 @event_type
@@ -521,6 +536,9 @@ def _apply(state: dict[str, Opportunity], event: Event) -> None:
     elif isinstance(event, OpportunityExpired):
         opp = state[event.opportunity_id]
         state[opp.id] = evolve(opp, status=OpportunityStatus.EXPIRED)
+    elif isinstance(event, OpportunityReranked):
+        opp = state[event.opportunity_id]
+        state[opp.id] = evolve(opp, tier=event.tier, score=event.score)
     elif isinstance(event, OpportunityLinked):
         opp = state[event.opportunity_id]
         ids = dict(opp.external_ids)

@@ -29,6 +29,7 @@ from spe_core.events import (
     OpportunityGivenBack,
     OpportunityQueued,
     OpportunityReleased,
+    OpportunityReranked,
     OpportunityResolved,
     OpportunityStale,
     OpportunityWithdrawn,
@@ -61,6 +62,7 @@ __all__ = [
     "pull_day",
     "rank_key",
     "release",
+    "rerank",
     "resolve",
     "retire_stale",
     "withdraw",
@@ -581,6 +583,31 @@ def withdraw(opportunity: Opportunity, now: datetime, reason: str) -> Transition
             opportunity_id=opportunity.id,
             reason=reason,
             previous_owner_id=opportunity.owner_id,
+        ),
+    )
+
+
+def rerank(opportunity: Opportunity, tier: int, score: float, now: datetime) -> Transition | None:
+    """A person changed a waiting opportunity's ``tier`` or ``score`` in the CRM: the
+    opportunity takes the new values (and so a new rank) where it is, backlog or queue.
+    None when nothing changed; :class:`WrongState` for an opportunity no longer waiting
+    (once released, its rank no longer matters)."""
+    if opportunity.status not in (OpportunityStatus.BACKLOG, OpportunityStatus.QUEUED):
+        raise WrongState(
+            f"opportunity {opportunity.id!r} is {opportunity.status.value}, not waiting.",
+            "only backlog and queued opportunities are ranked.",
+        )
+    if opportunity.tier == tier and opportunity.score == score:
+        return None
+    return Transition(
+        attrs.evolve(opportunity, tier=tier, score=score),
+        OpportunityReranked(
+            at=now,
+            opportunity_id=opportunity.id,
+            tier=tier,
+            score=score,
+            previous_tier=opportunity.tier,
+            previous_score=opportunity.score,
         ),
     )
 

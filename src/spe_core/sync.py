@@ -37,14 +37,14 @@ import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import attrs
 
 from spe_core import codec
 from spe_core.adapter import Adapter, Change, ChangeKind, Inbound, SourceRecord, StreamSpec
-from spe_core.engine import Engine
-from spe_core.errors import ConfigError, MappingError, TransientError
+from spe_core.engine import Engine, UnitOfWork
+from spe_core.errors import AdapterError, ConfigError, MappingError, TransientError
 from spe_core.events import (
     AppointmentBooked,
     AppointmentCancelled,
@@ -54,7 +54,6 @@ from spe_core.events import (
     LeaseExpired,
     OpportunityExpired,
     OpportunityGivenBack,
-    OpportunityLinked,
     OpportunityQueued,
     OpportunityReleased,
     OpportunityResolved,
@@ -72,6 +71,7 @@ from spe_core.events import (
     TaskReassigned,
     TaskRouted,
 )
+from spe_core.inbound import Action, decide_opportunity
 from spe_core.model import Busy, Member, Opportunity, OpportunityStatus, Task
 from spe_core.outbox import (
     OutboxItem,
@@ -88,9 +88,7 @@ __all__ = ["OUTBOUND", "SyncEngine", "SyncReport", "SyncSettings", "StreamReport
 
 log = logging.getLogger(__name__)
 
-
-OPEN = frozenset({OpportunityStatus.BACKLOG, OpportunityStatus.QUEUED, OpportunityStatus.RELEASED})
-"""Opportunity states still in SPE's flow (a CRM deletion withdraws them)."""
+E = TypeVar("E", bound=Event)
 
 
 def _digest(record: SourceRecord) -> str:
@@ -216,8 +214,16 @@ def _opportunity_change(
     return Change(ChangeKind.OPPORTUNITY, opp.id, values, crm_id)
 
 
-def _released(event: Event, tx: Transaction, crm: str) -> Change | None:
-    assert isinstance(event, OpportunityReleased)
+def _typed(cls: type[E], rule: Callable[[E, Transaction, str], Change | None]) -> OutboundRule:
+    """An outbound rule for events of ``cls`` (other events have no change under it)."""
+
+    def typed(event: Event, tx: Transaction, crm: str) -> Change | None:
+        return rule(event, tx, crm) if isinstance(event, cls) else None
+
+    return typed
+
+
+def _released(event: OpportunityReleased, tx: Transaction, crm: str) -> Change | None:
     return _opportunity_change(
         tx,
         event.opportunity_id,
@@ -238,13 +244,14 @@ def _status(status: str) -> OutboundRule:
             and event.opportunity.external_id(crm) is not None
         ):
             return None  # it came from this CRM already queued: nothing to tell it
-        opp_id: str = (
-            event.opportunity.id
-            if isinstance(event, OpportunityQueued)
-            else (
-                event.opportunity_id  # type: ignore[attr-defined]
-            )
-        )
+        if isinstance(event, OpportunityQueued):
+            opp_id = event.opportunity.id
+        elif isinstance(
+            event, OpportunityGivenBack | LeaseExpired | OpportunityStale | OpportunityExpired
+        ):
+            opp_id = event.opportunity_id
+        else:
+            return None
         values: dict[str, Any] = {"status": status}
         if isinstance(event, OpportunityGivenBack | LeaseExpired):
             values["owner"] = None
@@ -254,13 +261,11 @@ def _status(status: str) -> OutboundRule:
     return rule
 
 
-def _resolved(event: Event, tx: Transaction, crm: str) -> Change | None:
-    assert isinstance(event, OpportunityResolved)
+def _resolved(event: OpportunityResolved, tx: Transaction, crm: str) -> Change | None:
     return _opportunity_change(tx, event.opportunity_id, crm, {"status": event.outcome.value})
 
 
-def _task(event: Event, tx: Transaction, crm: str) -> Change | None:
-    assert isinstance(event, TaskEvent)
+def _task(event: TaskEvent, tx: Transaction, crm: str) -> Change | None:
     task = event.task
     values: dict[str, Any] = {
         "status": task.status.value,
@@ -274,9 +279,8 @@ def _task(event: Event, tx: Transaction, crm: str) -> Change | None:
     return Change(ChangeKind.TASK, task.id, values, task.external_id(crm))
 
 
-def _booking(event: Event, tx: Transaction, crm: str) -> Change | None:
+def _booking(event: AppointmentEvent, tx: Transaction, crm: str) -> Change | None:
     """A booking becomes (or updates, or frees) an event in the member's CRM calendar."""
-    assert isinstance(event, AppointmentEvent)
     booking = event.booking
     where = booking.location
     values: dict[str, Any] = {
@@ -296,22 +300,22 @@ def _booking(event: Event, tx: Transaction, crm: str) -> Change | None:
 #: Event kind -> the rule turning it into a CRM change.
 OUTBOUND: dict[str, OutboundRule] = {
     OpportunityQueued.kind: _status("queued"),
-    OpportunityReleased.kind: _released,
+    OpportunityReleased.kind: _typed(OpportunityReleased, _released),
     OpportunityGivenBack.kind: _status("queued"),
     LeaseExpired.kind: _status("queued"),
-    OpportunityResolved.kind: _resolved,
+    OpportunityResolved.kind: _typed(OpportunityResolved, _resolved),
     OpportunityStale.kind: _status("nurture"),
     OpportunityExpired.kind: _status("expired"),
-    TaskRouted.kind: _task,
-    TaskQueued.kind: _task,
-    TaskAccepted.kind: _task,
-    TaskDeclined.kind: _task,
-    TaskCompleted.kind: _task,
-    TaskReassigned.kind: _task,
-    TaskEscalated.kind: _task,
-    AppointmentBooked.kind: _booking,
-    AppointmentRescheduled.kind: _booking,
-    AppointmentCancelled.kind: _booking,
+    TaskRouted.kind: _typed(TaskEvent, _task),
+    TaskQueued.kind: _typed(TaskEvent, _task),
+    TaskAccepted.kind: _typed(TaskEvent, _task),
+    TaskDeclined.kind: _typed(TaskEvent, _task),
+    TaskCompleted.kind: _typed(TaskEvent, _task),
+    TaskReassigned.kind: _typed(TaskEvent, _task),
+    TaskEscalated.kind: _typed(TaskEvent, _task),
+    AppointmentBooked.kind: _typed(AppointmentEvent, _booking),
+    AppointmentRescheduled.kind: _typed(AppointmentEvent, _booking),
+    AppointmentCancelled.kind: _typed(AppointmentEvent, _booking),
 }
 
 
@@ -353,11 +357,11 @@ class SyncEngine:
             return report
         report.staged += self.stage()
         self.deliver(report)
-        with self.engine.store.transaction() as tx:
-            report.pending = len(tx.outbox_items(self.crm, OutboxStatus.PENDING))
-            tx.append(
+        with self.engine.unit() as u:
+            report.pending = len(u.tx.outbox_items(self.crm, OutboxStatus.PENDING))
+            u.record(
                 SyncCompleted(
-                    at=self.engine.clock.now(),
+                    at=u.now,
                     crm=self.crm,
                     read=report.read,
                     applied=report.applied,
@@ -380,16 +384,16 @@ class SyncEngine:
 
     def bookmark(self, stream: str) -> datetime | None:
         """Where the next read of ``stream`` starts (None: from the beginning)."""
-        with self.engine.store.transaction() as tx:
-            value = tx.get_meta(self._bookmark_key(stream))
+        with self.engine.unit() as u:
+            value = u.tx.get_meta(self._bookmark_key(stream))
         return None if value is None else datetime.fromisoformat(value)
 
     def _advance(self, stream: str, seen: datetime, signpost: datetime) -> None:
         target = min(seen, signpost)
-        with self.engine.store.transaction() as tx:
-            old = tx.get_meta(self._bookmark_key(stream))
+        with self.engine.unit() as u:
+            old = u.tx.get_meta(self._bookmark_key(stream))
             if old is None or datetime.fromisoformat(old) < target:
-                tx.set_meta(self._bookmark_key(stream), target.isoformat())
+                u.tx.set_meta(self._bookmark_key(stream), target.isoformat())
 
     def inbound(
         self, spec: StreamSpec, started: datetime, *, dry_run: bool = False
@@ -431,8 +435,8 @@ class SyncEngine:
         if not dry_run and spec.name == "busy":
             # the whole calendar stream was read: its members' busy time is fresh as of
             # the signpost (changes made after it come with the next run)
-            with self.engine.store.transaction() as tx:
-                ids = [m.id for m in tx.members() if m.external_id(self.crm) is not None]
+            with self.engine.unit() as u:
+                ids = [m.id for m in u.tx.members() if m.external_id(self.crm) is not None]
             self.engine.sync_busy(read_for=ids, read_at=signpost)
         return report
 
@@ -467,8 +471,8 @@ class SyncEngine:
         return f"sync:{self.crm}:{stream}:window"
 
     def _window(self, stream: str) -> dict[str, tuple[datetime, str]]:
-        with self.engine.store.transaction() as tx:
-            value = tx.get_meta(self._window_key(stream))
+        with self.engine.unit() as u:
+            value = u.tx.get_meta(self._window_key(stream))
         if not value:
             return {}
         return {
@@ -485,9 +489,9 @@ class SyncEngine:
         }
         text = json.dumps(kept, separators=(",", ":"))
         key = self._window_key(stream)
-        with self.engine.store.transaction() as tx:
-            if (tx.get_meta(key) or "{}") != text:  # most runs change nothing
-                tx.set_meta(key, text)
+        with self.engine.unit() as u:
+            if (u.tx.get_meta(key) or "{}") != text:  # most runs change nothing
+                u.tx.set_meta(key, text)
 
     def _pages(self, spec: StreamSpec) -> Iterator[list[SourceRecord]]:
         """The stream's pages from its bookmark; a transient failure restarts the read
@@ -507,15 +511,14 @@ class SyncEngine:
                 self.sleep(delay)
 
     def _quarantine_inbound(self, record: SourceRecord, reason: str) -> None:
-        now = self.engine.clock.now()
         raw = codec.dumps({str(k): str(v) for k, v in record.fields})
-        with self.engine.store.transaction() as tx:
-            tx.quarantine_put(
-                Quarantined(self.crm, "inbound", record.stream, record.crm_id, reason, now, raw)
+        with self.engine.unit() as u:
+            u.tx.quarantine_put(
+                Quarantined(self.crm, "inbound", record.stream, record.crm_id, reason, u.now, raw)
             )
-            tx.append(
+            u.record(
                 RecordQuarantined(
-                    at=now,
+                    at=u.now,
                     crm=self.crm,
                     direction="inbound",
                     stream=record.stream,
@@ -560,86 +563,86 @@ class SyncEngine:
                 report.unchanged += 1
 
     def _apply_opportunities(self, page: list[Inbound], report: StreamReport) -> None:
-        """Apply one page: new queued or backlog records enter SPE (one transaction each
-        kind), known ones are checked for conflicting edits."""
+        """Apply one page in one unit of work: each record's decision
+        (:func:`spe_core.inbound.decide_opportunity`) carried out through the engine.
+        A record another process creates at the same moment is created once: its id
+        is locked before SPE looks it up, and the later unit finds it stored."""
         seen: dict[str, Inbound] = {}
         for inbound in page:
             if isinstance(inbound.value, Opportunity):
                 seen[inbound.value.id] = inbound  # the newest version of a record wins
             else:
                 report.ignored += 1
-        queued: list[Opportunity] = []
-        backlog: list[Opportunity] = []
-        conflicts: list[tuple[Opportunity, str | None, str]] = []
-        deleted: list[Opportunity] = []
-        with self.engine.store.transaction() as tx:
+        engine = self.engine
+        with engine.unit() as u:
+            tx = u.tx
+            new: list[Opportunity] = []
             for oid, inbound in seen.items():
                 known = tx.get_opportunity(oid)
-                if inbound.deleted:
-                    if known is not None and known.status in OPEN:
-                        deleted.append(known)
-                        # the record is gone: nothing SPE still meant to write can land
-                        tx.outbox_delete(self.crm, ChangeKind.OPPORTUNITY.value, oid)
-                    else:
-                        report.ignored += 1
-                    continue
                 if known is None:
-                    if inbound.crm_status == OpportunityStatus.QUEUED.value:
-                        queued.append(inbound.value)
-                    elif inbound.crm_status == OpportunityStatus.BACKLOG.value:
-                        backlog.append(inbound.value)
-                    else:
-                        report.ignored += 1
-                    continue
-                if known.status is not OpportunityStatus.RELEASED or inbound.crm_owner is None:
-                    report.unchanged += 1
-                    continue
+                    u.lock("opportunity:" + oid)
+                    known = tx.get_opportunity(oid)
                 pending = tx.outbox_get(self.crm, ChangeKind.OPPORTUNITY.value, oid)
-                owner_crm_id = _member_crm_id(tx, known.owner_id, self.crm)
-                if (pending is None or pending.status is OutboxStatus.QUARANTINED) and (
-                    inbound.crm_owner != owner_crm_id
-                ):
-                    conflicts.append((known, owner_crm_id, inbound.crm_owner))
-                else:
-                    report.unchanged += 1
-        if queued:
-            self.engine.enqueue(queued)
-        if backlog:
-            self.engine.add_to_backlog(backlog)
-        report.applied += len(queued) + len(backlog) + len(deleted)
-        for opp in deleted:
-            self.engine.withdraw(opp.id, f"it was deleted in {self.crm}")
-            log.warning("%s was deleted in %s: withdrawn from SPE's flow", opp.id, self.crm)
-        for known, spe_owner, crm_owner in conflicts:
-            report.conflicts += 1
-            self._conflict(known, spe_owner, crm_owner)
-
-    def _conflict(self, opp: Opportunity, spe_owner: str | None, crm_owner: str) -> None:
-        now = self.engine.clock.now()
-        resolution = self.settings.conflicts
-        with self.engine.store.transaction() as tx:
-            seq = tx.append(
-                SyncConflict(
-                    at=now,
+                owner = None if known is None else _member_crm_id(tx, known.owner_id, self.crm)
+                decision = decide_opportunity(
+                    known,
+                    inbound,
                     crm=self.crm,
-                    key=opp.id,
-                    field="owner",
-                    spe_value=spe_owner,
-                    crm_value=crm_owner,
-                    resolution=resolution,
+                    owner_crm_id=owner,
+                    spe_write_pending=pending is not None
+                    and pending.status is not OutboxStatus.QUARANTINED,
                 )
-            ).seq
-            if resolution == "spe_wins":
-                item = OutboxItem(
-                    self.crm,
-                    ChangeKind.OPPORTUNITY,
-                    opp.id,
-                    {"owner": spe_owner, "status": opp.status.value},
-                    seq,
-                    opp.external_id(self.crm),
-                )
-                tx.outbox_put(merge(tx.outbox_get(self.crm, item.kind.value, item.key), item))
-        if resolution == "crm_wins":
+                action = decision.action
+                if action is Action.ADD:
+                    new.append(inbound.value)
+                elif action is Action.RERANK:
+                    value = inbound.value
+                    if engine.rerank(oid, tier=value.tier, score=value.score) is None:
+                        report.unchanged += 1
+                    else:
+                        report.applied += 1
+                elif action is Action.WITHDRAW:
+                    engine.withdraw(oid, decision.reason)
+                    if inbound.deleted:  # nothing SPE still meant to write can land
+                        tx.outbox_delete(self.crm, ChangeKind.OPPORTUNITY.value, oid)
+                    report.applied += 1
+                    log.warning("%s: withdrawn from SPE's flow, %s", oid, decision.reason)
+                elif action is Action.CONFLICT and known is not None:
+                    report.conflicts += 1
+                    self._conflict(u, known, owner, inbound.crm_owner)
+                elif action is Action.UNCHANGED:
+                    report.unchanged += 1
+                else:
+                    report.ignored += 1
+            if new:
+                report.applied += engine.add_to_backlog(new)
+
+    def _conflict(
+        self, u: UnitOfWork, opp: Opportunity, spe_owner: str | None, crm_owner: str | None
+    ) -> None:
+        resolution = self.settings.conflicts
+        (recorded,) = u.record(
+            SyncConflict(
+                at=u.now,
+                crm=self.crm,
+                key=opp.id,
+                field="owner",
+                spe_value=spe_owner,
+                crm_value=crm_owner,
+                resolution=resolution,
+            )
+        )
+        if resolution == "spe_wins":
+            item = OutboxItem(
+                self.crm,
+                ChangeKind.OPPORTUNITY,
+                opp.id,
+                {"owner": spe_owner, "status": opp.status.value},
+                recorded.seq,
+                opp.external_id(self.crm),
+            )
+            u.tx.outbox_put(merge(u.tx.outbox_get(self.crm, item.kind.value, item.key), item))
+        else:
             self.engine.withdraw(
                 opp.id, f"its owner was changed in {self.crm} from {spe_owner} to {crm_owner}"
             )
@@ -658,8 +661,8 @@ class SyncEngine:
         return f"sync:{self.crm}:outbox_cursor"
 
     def _events_after_cursor(self) -> Iterator[Recorded]:
-        with self.engine.store.transaction() as tx:
-            cursor = int(tx.get_meta(self._cursor_key()) or 0)
+        with self.engine.unit() as u:
+            cursor = int(u.tx.get_meta(self._cursor_key()) or 0)
         return self.engine.store.events(after=cursor)
 
     def _count_unstaged(self) -> int:
@@ -669,7 +672,8 @@ class SyncEngine:
         """Stage the changes recorded since the outbox cursor; returns how many."""
         staged = 0
         while True:
-            with self.engine.store.transaction() as tx:
+            with self.engine.unit() as u:
+                tx = u.tx
                 cursor = int(tx.get_meta(self._cursor_key()) or 0)
                 batch = list(self.engine.store.events(after=cursor, limit=page))
                 if not batch:
@@ -702,10 +706,10 @@ class SyncEngine:
         size = max(1, self.adapter.batch_size)
         waited = 0.0
         while True:
-            now = self.engine.clock.now()
-            with self.engine.store.transaction() as tx:
-                due = tx.outbox_due(self.crm, now, size * 10)
-                pending = tx.outbox_items(self.crm, OutboxStatus.PENDING)
+            with self.engine.unit() as u:
+                now = u.now
+                due = u.tx.outbox_due(self.crm, now, size * 10)
+                pending = u.tx.outbox_items(self.crm, OutboxStatus.PENDING)
             if not due:
                 upcoming = [i.next_attempt_at for i in pending if i.next_attempt_at is not None]
                 if not upcoming:
@@ -742,12 +746,12 @@ class SyncEngine:
                 log.info("transient CRM failure (%s); retrying in %.1fs", exc.problem, delay)
                 self.sleep(delay)
         if len(results) != len(items):
-            raise TransientError(
+            raise AdapterError(
                 f"the {self.crm} adapter answered {len(results)} results for {len(items)} changes.",
                 "this is a bug in the adapter: it must return one result per change.",
             )
-        now = self.engine.clock.now()
-        with self.engine.store.transaction() as tx:
+        with self.engine.unit() as u:
+            tx, now = u.tx, u.now
             for item, result in zip(items, results, strict=True):
                 if result.ok:
                     tx.outbox_delete(self.crm, item.kind.value, item.key)
@@ -757,19 +761,7 @@ class SyncEngine:
                         and result.crm_id
                         and result.crm_id != item.crm_id
                     ):
-                        opp = tx.get_opportunity(item.key)
-                        if opp is not None and opp.external_id(self.crm) != result.crm_id:
-                            ids = dict(opp.external_ids)
-                            ids[self.crm] = result.crm_id
-                            tx.put_opportunity(attrs.evolve(opp, external_ids=ids))
-                            tx.append(
-                                OpportunityLinked(
-                                    at=now,
-                                    opportunity_id=opp.id,
-                                    crm=self.crm,
-                                    crm_id=result.crm_id,
-                                )
-                            )
+                        self.engine.link(item.key, self.crm, result.crm_id)
                     continue
                 report.failed += 1
                 if result.retryable:
@@ -790,7 +782,7 @@ class SyncEngine:
                             codec.dumps(dict(item.values)),
                         )
                     )
-                    tx.append(
+                    u.record(
                         RecordQuarantined(
                             at=now,
                             crm=self.crm,
@@ -802,17 +794,17 @@ class SyncEngine:
                     )
 
     def _postpone(self, items: list[OutboxItem], delay: float, error: str) -> None:
-        at = self.engine.clock.now() + timedelta(seconds=delay)
-        with self.engine.store.transaction() as tx:
+        with self.engine.unit() as u:
+            at = u.now + timedelta(seconds=delay)
             for item in items:
-                tx.outbox_put(attrs.evolve(item, next_attempt_at=at, last_error=error))
+                u.tx.outbox_put(attrs.evolve(item, next_attempt_at=at, last_error=error))
 
     # --- reading the results ----------------------------------------------------------------
 
     def quarantined(self) -> list[Quarantined]:
         """Every quarantined record of this adapter, for the sync report."""
-        with self.engine.store.transaction() as tx:
-            return tx.quarantined(self.crm)
+        with self.engine.unit() as u:
+            return u.tx.quarantined(self.crm)
 
 
 InboundApplier = Callable[[SyncEngine, Inbound], bool]
@@ -825,10 +817,13 @@ def _apply_task(sync: SyncEngine, inbound: Inbound) -> bool:
     task = inbound.value
     if not isinstance(task, Task):
         return False
-    with sync.engine.store.transaction() as tx:
-        if tx.get_task(task.id) is not None:
+    with sync.engine.unit() as u:
+        if u.tx.get_task(task.id) is not None:
             return False
-    sync.engine.route_task(task)
+        u.lock("task:" + task.id)  # a webhook may be routing the same task right now
+        if u.tx.get_task(task.id) is not None:
+            return False
+        sync.engine.route_task(task)
     return True
 
 

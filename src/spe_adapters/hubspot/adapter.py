@@ -47,7 +47,7 @@ from urllib3.util.retry import Retry
 from spe_adapters.hubspot import mapping
 from spe_adapters.hubspot.settings import HubSpotSettings
 from spe_core.adapter import Change, ChangeKind, Inbound, SourceRecord, StreamSpec, WriteResult
-from spe_core.errors import AdapterError, MappingError, TransientError
+from spe_core.errors import AdapterError, CrmError, MappingError, TransientError
 
 __all__ = ["BATCH", "NO_RETRY", "RETRYABLE_CATEGORIES", "Apis", "HubSpotAdapter", "translate"]
 
@@ -388,7 +388,7 @@ class HubSpotAdapter:
         problems: list[str] = []
         try:
             self._owners_page({"limit": 1})
-        except AdapterError as exc:
+        except CrmError as exc:
             problems.append(exc.problem)
             return problems
         for stream in [s.name for s in self.streams() if s.name != "members"]:
@@ -407,7 +407,7 @@ class HubSpotAdapter:
                 }
                 try:
                     self._search(object_type, body)
-                except AdapterError as exc:
+                except CrmError as exc:
                     problems.append(f"{object_type}: {exc.problem}")
         return problems
 

@@ -207,6 +207,16 @@ class Transaction(Protocol):
         """Store a small piece of engine state."""
         ...
 
+    def lock(self, name: str) -> None:
+        """Hold a lock on ``name`` until this transaction ends.
+
+        Two transactions that lock the same name run one after the other from
+        that point, so "is this record new? then create it" is atomic even
+        when a webhook and a scheduled sync create the same record at once.
+        Stores whose writers are already serialised (memory, SQLite) do nothing.
+        """
+        ...
+
 
 @runtime_checkable
 class Store(Protocol):

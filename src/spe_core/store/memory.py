@@ -419,3 +419,6 @@ class _MemoryTransaction:
 
     def set_meta(self, key: str, value: str) -> None:
         self._set(self.s.meta, key, value)
+
+    def lock(self, name: str) -> None:
+        pass  # writers are already serialised by the store lock

@@ -728,3 +728,6 @@ class _PgTransaction:
             "DO UPDATE SET value = excluded.value",
             (key, value),
         )
+
+    def lock(self, name: str) -> None:
+        self.conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (name,))

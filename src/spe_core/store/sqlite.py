@@ -644,3 +644,6 @@ class _SQLiteTransaction:
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
+
+    def lock(self, name: str) -> None:
+        pass  # BEGIN IMMEDIATE already serialises writers

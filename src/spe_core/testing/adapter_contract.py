@@ -99,6 +99,14 @@ class AdapterContract:
         return ana, ben, records
 
     @staticmethod
+    def _bring_in(engine: Engine, sync: SyncEngine) -> None:
+        """Sync the CRM's queued records into the backlog, replenish the queue from it,
+        and confirm the queue to the CRM."""
+        sync.run()
+        engine.replenish()
+        sync.run()
+
+    @staticmethod
     def _member_id(engine: Engine, crm_id: str, crm: str) -> str:
         return next(m.id for m in engine.members() if m.external_id(crm) == crm_id)
 
@@ -112,7 +120,9 @@ class AdapterContract:
         member = engine.member(self._member_id(engine, ana, h.adapter.name))
         assert member.role.value == "inside_sales"
         assert member.name == "Ana Ruiz"
-        assert engine.queue_status().level == 12
+        # records marked queued in the CRM wait in the backlog; replenishment decides
+        assert engine.queue_status().backlog == 12
+        assert len(engine.replenish().moved) == 12
         linked = {o.external_id(h.adapter.name) for o in engine.store.opportunities()}
         assert linked == set(records)
 
@@ -121,7 +131,7 @@ class AdapterContract:
     ) -> None:
         h, engine, sync = rig
         ana, ben, _ = self._seed(h, 30)
-        sync.run()
+        self._bring_in(engine, sync)
         crm = h.adapter.name
         a, b = self._member_id(engine, ana, crm), self._member_id(engine, ben, crm)
         for opp in engine.pull(a, 5).released[:2]:
@@ -145,7 +155,7 @@ class AdapterContract:
     ) -> None:
         h, engine, sync = rig
         ana, _, _ = self._seed(h, 8)
-        sync.run()
+        self._bring_in(engine, sync)
         engine.pull(self._member_id(engine, ana, h.adapter.name), 8)
         h.fail_next_writes(2)
         report = sync.run()
@@ -162,7 +172,7 @@ class AdapterContract:
         h.clock.advance(minutes=10)
         report = sync.run()
         assert report.streams["opportunities"].quarantined == 1
-        assert engine.queue_status().level == 5
+        assert engine.queue_status().backlog == 5
         (q,) = sync.quarantined()
         assert q.key == bad
         assert q.reason
@@ -172,7 +182,7 @@ class AdapterContract:
     ) -> None:
         h, engine, sync = rig
         ana, _, _ = self._seed(h, 4)
-        sync.run()
+        self._bring_in(engine, sync)
         member = self._member_id(engine, ana, h.adapter.name)
         pulled = engine.pull(member, 4).released
         victim = pulled[0].external_id(h.adapter.name)
@@ -193,7 +203,7 @@ class AdapterContract:
     ) -> None:
         h, engine, sync = rig
         ana, ben, _ = self._seed(h, 3)
-        sync.run()
+        self._bring_in(engine, sync)
         (opp,) = engine.pull(self._member_id(engine, ana, h.adapter.name)).released
         sync.run()
         crm_id = opp.external_id(h.adapter.name)
@@ -214,6 +224,7 @@ class AdapterContract:
         for _ in range(3):
             sync.run()
             h.clock.advance(minutes=10)
+        engine.replenish()
         engine.pull(self._member_id(engine, ana, h.adapter.name), 3)
         for _ in range(3):
             sync.run()

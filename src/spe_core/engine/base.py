@@ -1,0 +1,96 @@
+"""What every part of the engine shares: the store, the clock, the plugins, the policies
+and the unit of work every operation runs in."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+
+from spe_core import calendar, routing
+from spe_core.clock import Clock, SystemClock
+from spe_core.engine.unit import UnitOfWork, UnitRunner
+from spe_core.errors import InvalidValue, UnknownMember, UnknownOpportunity
+from spe_core.events import Recorded
+from spe_core.model import Member, Opportunity
+from spe_core.plugins import Plugins
+from spe_core.queue import QueuePolicy
+from spe_core.store.base import Store, Transaction
+from spe_core.team import MemberSettings
+
+__all__ = ["EngineBase"]
+
+
+class EngineBase:
+    """The engine's state and plumbing; the operations live in the parts that extend it."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        policy: QueuePolicy | None = None,
+        clock: Clock | None = None,
+        plugins: Plugins | None = None,
+        routing_table: routing.RoutingTable | None = None,
+        calendar_rules: calendar.CalendarRules | None = None,
+        member_settings: Iterable[MemberSettings] = (),
+    ) -> None:
+        self.store = store
+        self.member_settings: dict[str, MemberSettings] = {s.member_id: s for s in member_settings}
+        self.calendar_rules = calendar_rules or calendar.CalendarRules()
+        self.routing = routing_table or routing.RoutingTable()
+        self.policy = policy or QueuePolicy()
+        self.clock: Clock = clock or SystemClock()
+        self.plugins = plugins or Plugins.create()
+        self._units = UnitRunner(store, self._now, self._notify)
+
+    @contextmanager
+    def unit(self) -> Iterator[UnitOfWork]:
+        """Open a unit of work (or join the one open in this thread).
+
+        Everything done inside commits together; the events recorded reach the
+        ``spe_event`` listeners after the commit. Engine operations called inside
+        join it::
+
+            with engine.unit():
+                engine.withdraw("opp-1", "closed in the CRM")
+                engine.add_to_backlog([replacement])
+        """
+        with self._units.open() as unit:
+            yield unit
+
+    def _notify(self, recorded: Sequence[Recorded]) -> None:
+        self.plugins.notify(recorded)
+
+    def _now(self) -> datetime:
+        now = self.clock.now()
+        if now.tzinfo is None:
+            raise InvalidValue(
+                f"the engine's clock returned a naive time {now.isoformat()}.",
+                "give the engine a clock whose now() is timezone-aware.",
+            )
+        return now
+
+    @staticmethod
+    def _member(tx: Transaction, member_id: str) -> Member:
+        member = tx.get_member(member_id)
+        if member is None:
+            raise UnknownMember(member_id)
+        return member
+
+    @staticmethod
+    def _opportunity(tx: Transaction, opportunity_id: str) -> Opportunity:
+        opp = tx.get_opportunity(opportunity_id)
+        if opp is None:
+            raise UnknownOpportunity(opportunity_id)
+        return opp
+
+    @staticmethod
+    def _locked_opportunity(tx: Transaction, opportunity_id: str) -> Opportunity | None:
+        """The stored opportunity, or None with its id locked until the transaction ends
+        (so two units creating it at once run one after the other)."""
+        opp = tx.get_opportunity(opportunity_id)
+        if opp is None:
+            tx.lock("opportunity:" + opportunity_id)
+            opp = tx.get_opportunity(opportunity_id)
+        return opp

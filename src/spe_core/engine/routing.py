@@ -1,0 +1,289 @@
+"""Task routing: transactional work goes to customer service, engineering or project
+leaders by the routing table's rules, never to salespeople; SLAs escalate."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+
+import attrs
+
+from spe_core import routing, worktime
+from spe_core.engine.base import EngineBase
+from spe_core.engine.unit import UnitOfWork
+from spe_core.errors import InvalidValue, NotFound, RuleViolation, WrongState
+from spe_core.events import (
+    Event,
+    TaskAccepted,
+    TaskCompleted,
+    TaskDeclined,
+    TaskEscalated,
+    TaskQueued,
+    TaskReassigned,
+    TaskRouted,
+)
+from spe_core.model import Member, Role, Task, TaskStatus
+from spe_core.store.base import Transaction
+
+__all__ = ["RoutingPart"]
+
+
+@attrs.define
+class _RoutingState:
+    """What one routing transaction reads once: the team by role, open-task counts and
+    weights, fairness, and who is working at this moment."""
+
+    members: list[Member]
+    loads: dict[str, tuple[int, float]]
+    fairness: dict[str, routing.Fairness]
+    now: datetime
+    counts: dict[str, int] = attrs.Factory(dict)
+    weights: dict[str, float] = attrs.Factory(dict)
+    working: dict[str, bool] = attrs.Factory(dict)
+    by_roles: dict[tuple[Role, ...], list[Member]] = attrs.Factory(dict)
+
+    def __attrs_post_init__(self) -> None:
+        for member_id, (count, weight) in self.loads.items():
+            self.counts[member_id] = count
+            self.weights[member_id] = weight
+
+    def team(self, roles: tuple[Role, ...]) -> list[Member]:
+        if roles not in self.by_roles:
+            team = [m for m in self.members if m.role in roles]
+            self.by_roles[roles] = team
+            for m in team:
+                if m.id not in self.working:
+                    self.working[m.id] = m.active and worktime.is_working(m, self.now)
+        return self.by_roles[roles]
+
+    def save(self, tx: Transaction) -> None:
+        """Write the fairness counts this transaction changed."""
+        for key, fairness in self.fairness.items():
+            tx.set_meta(key, fairness.dumps())
+
+    def add(self, member_id: str, count: int, weight: float) -> None:
+        self.counts[member_id] = self.counts.get(member_id, 0) + count
+        self.weights[member_id] = self.weights.get(member_id, 0.0) + weight
+
+
+class RoutingPart(EngineBase):
+    """Routing tasks, and the assignee's accept, decline and complete."""
+
+    @staticmethod
+    def _lock_new_task(u: UnitOfWork, task_id: str) -> bool:
+        """Lock a task id not stored yet; True if another unit stored it meanwhile."""
+        u.lock("task:" + task_id)
+        return u.tx.get_task(task_id) is not None
+
+    def _routing_state(self, tx: Transaction, now: datetime) -> _RoutingState:
+        return _RoutingState(tx.members(), tx.open_task_loads(), {}, now)
+
+    def _fairness(self, tx: Transaction, state: _RoutingState, key: str) -> routing.Fairness:
+        if key not in state.fairness:
+            state.fairness[key] = routing.Fairness.loads(tx.get_meta(key))
+        return state.fairness[key]
+
+    def _route_one(
+        self, tx: Transaction, state: _RoutingState, task: Task, now: datetime
+    ) -> tuple[Task, str | None, int]:
+        """Assign ``task`` (or queue it); returns (task, strategy or None, candidates)."""
+        route = self.routing.route_for(task.kind)
+        task = attrs.evolve(task, weight=route.weight)
+        attempts = [route]
+        if route.overflow_role is not None:
+            attempts.append(attrs.evolve(route, roles=(route.overflow_role,), overflow_role=None))
+        reasons = []
+        for attempt in attempts:
+            key = "routing:fairness:" + ",".join(sorted(r.value for r in attempt.roles))
+            fairness = self._fairness(tx, state, key)
+            candidates, why = routing.eligible(
+                task,
+                attempt,
+                self.routing,
+                state.team(attempt.roles),
+                state.counts,
+                state.weights,
+                fairness,
+                now,
+                state.working,
+            )
+            if not candidates:
+                reasons.append(
+                    routing.no_candidate_reason(why, "/".join(r.value for r in attempt.roles))
+                )
+                continue
+            account_key = f"routing:account:{task.account_id}:{task.kind}"
+            last = tx.get_meta(account_key) if attempt.account_continuity else None
+            chosen = self.plugins.choose_assignee(task, attempt, candidates, last, now)
+            member = next(c.member for c in candidates if c.member.id == chosen)
+            state.fairness[key] = fairness.after(member, candidates)
+            if attempt.account_continuity:
+                tx.set_meta(account_key, member.id)
+            state.add(member.id, 1, task.weight)
+            return (
+                routing.assign(task, member, attempt, now),
+                attempt.strategy.value,
+                len(candidates),
+            )
+        return routing.unassign(task, route.roles[0], "; ".join(reasons)), None, 0
+
+    def _release_load(self, state: _RoutingState, task: Task) -> None:
+        if task.is_open and task.assignee_id is not None:
+            state.add(task.assignee_id, -1, -task.weight)
+
+    def route_tasks(self, tasks: Iterable[Task]) -> list[Task]:
+        """Route new tasks (one transaction): assigned, or queued in their role with the reason."""
+        out: list[Task] = []
+        with self.unit() as u:
+            tx, now = u.tx, u.now
+            state = self._routing_state(tx, now)
+            for task in tasks:
+                if tx.get_task(task.id) is not None or self._lock_new_task(u, task.id):
+                    raise InvalidValue(
+                        f"task {task.id!r} is already known.", "give every task a new id."
+                    )
+                routed, strategy, count = self._route_one(tx, state, task, now)
+                tx.put_task(routed)
+                event: Event = (
+                    TaskRouted(at=now, task=routed, strategy=strategy, candidates=count)
+                    if strategy
+                    else TaskQueued(at=now, task=routed, reason=routed.unassigned_reason or "")
+                )
+                u.record(event)
+                out.append(routed)
+            state.save(tx)
+        return out
+
+    def route_task(self, task: Task) -> Task:
+        """Route one new task; see :meth:`route_tasks`."""
+        return self.route_tasks([task])[0]
+
+    def task(self, task_id: str) -> Task:
+        """The task with ``task_id``."""
+        with self.unit() as u:
+            tx = u.tx
+            task = tx.get_task(task_id)
+        if task is None:
+            raise NotFound(
+                f"No task with id {task_id!r} is known to this store.",
+                "route it first, or check the id.",
+            )
+        return task
+
+    def open_tasks(self, member_id: str) -> list[Task]:
+        """The tasks ``member_id`` holds (assigned or accepted), by id."""
+        with self.unit() as u:
+            tx = u.tx
+            return list(tx.iter_open_tasks(member_id))
+
+    def _task_op(
+        self, task_id: str, op: Callable[[Transaction, Task, datetime], tuple[Task, Event]]
+    ) -> Task:
+        with self.unit() as u:
+            tx, now = u.tx, u.now
+            task = tx.get_task(task_id)
+            if task is None:
+                raise NotFound(
+                    f"No task with id {task_id!r} is known to this store.",
+                    "route it first, or check the id.",
+                )
+            new, event = op(tx, task, now)
+            tx.put_task(new)
+            u.record(event)
+        return new
+
+    def accept_task(self, task_id: str, member_id: str) -> Task:
+        """The assignee accepts the task."""
+
+        def op(tx: Transaction, task: Task, now: datetime) -> tuple[Task, Event]:
+            new = routing.accept(task, member_id, now)
+            return new, TaskAccepted(at=now, task=new)
+
+        return self._task_op(task_id, op)
+
+    def complete_task(self, task_id: str, member_id: str) -> Task:
+        """The assignee completes the task (the event says whether it met its SLA)."""
+
+        def op(tx: Transaction, task: Task, now: datetime) -> tuple[Task, Event]:
+            new, within = routing.complete(task, member_id, now)
+            return new, TaskCompleted(at=now, task=new, within_sla=within)
+
+        return self._task_op(task_id, op)
+
+    def decline_task(self, task_id: str, member_id: str, reason: str = "") -> Task:
+        """The assignee declines: the task goes to the next eligible member (never back)."""
+
+        def op(tx: Transaction, task: Task, now: datetime) -> tuple[Task, Event]:
+            routing.accept(task, member_id, now)  # checks that it is theirs and assigned
+            state = self._routing_state(tx, now)
+            self._release_load(state, task)
+            new, _, _ = self._route_one(tx, state, task, now)
+            state.save(tx)
+            return new, TaskDeclined(at=now, task=new, member_id=member_id, reason=reason)
+
+        return self._task_op(task_id, op)
+
+    def reassign_task(self, task_id: str, to_member_id: str, by: str) -> Task:
+        """Move a task to a named member by hand (``by``: who did it); SPE's rules still hold."""
+
+        def op(tx: Transaction, task: Task, now: datetime) -> tuple[Task, Event]:
+            if task.status not in (TaskStatus.UNASSIGNED, TaskStatus.ASSIGNED, TaskStatus.ACCEPTED):
+                raise WrongState(
+                    f"task {task.id!r} is {task.status.value}.",
+                    "only open or queued tasks can be reassigned.",
+                )
+            member = self._member(tx, to_member_id)
+            route = self.routing.route_for(task.kind)
+            state = self._routing_state(tx, now)
+            count = state.loads.get(member.id, (0, 0.0))[0]
+            fresh = attrs.evolve(
+                task, prior_assignees=tuple(p for p in task.prior_assignees if p != member.id)
+            )
+            why = routing.unavailability(member, fresh, route, self.routing, now, count)
+            if why is not None:
+                raise RuleViolation(
+                    f"task {task.id!r} cannot go to {member.id!r}: {why}.",
+                    "choose an available member of the route's roles.",
+                )
+            new = routing.assign(attrs.evolve(fresh, weight=route.weight), member, route, now)
+            return new, TaskReassigned(at=now, task=new, from_member_id=task.assignee_id, by=by)
+
+        return self._task_op(task_id, op)
+
+    def escalate_overdue(self) -> list[Task]:
+        """Re-route every task past its accept-by or complete-by (or queue it), with events."""
+        out: list[Task] = []
+        with self.unit() as u:
+            tx, now = u.tx, u.now
+            state = self._routing_state(tx, now)
+            for task in list(tx.iter_overdue_tasks(now)):
+                reason = routing.overdue_reason(task, now)
+                if reason is None:
+                    continue
+                self._release_load(state, task)
+                base = attrs.evolve(task, escalations=task.escalations + 1)
+                new, _, _ = self._route_one(tx, state, base, now)
+                tx.put_task(new)
+                u.record(
+                    TaskEscalated(at=now, task=new, from_member_id=task.assignee_id, reason=reason)
+                )
+                out.append(new)
+            state.save(tx)
+        return out
+
+    def route_queued(self) -> list[Task]:
+        """Try again to assign the tasks waiting in every role's queue."""
+        out: list[Task] = []
+        with self.unit() as u:
+            tx, now = u.tx, u.now
+            state = self._routing_state(tx, now)
+            for role in Role:
+                for task in list(tx.iter_queued_tasks(role.value)):
+                    new, strategy, count = self._route_one(tx, state, task, now)
+                    if strategy is None:
+                        continue
+                    tx.put_task(new)
+                    u.record(TaskRouted(at=now, task=new, strategy=strategy, candidates=count))
+                    out.append(new)
+            state.save(tx)
+        return out

@@ -1,0 +1,111 @@
+"""The unit of work: one transaction, the state it changes, its events, listeners after commit.
+
+Every change to SPE's state goes through a unit of work, whether an
+:class:`~spe_core.engine.Engine` operation or the sync
+(:class:`~spe_core.sync.SyncEngine`) makes it:
+
+- the state change and its events are written in one store transaction, so
+  they are committed together or not at all;
+- the events are handed to the ``spe_event`` listeners once, in log order,
+  after the commit (never for a unit that rolled back);
+- the whole unit sees one ``now``, read from the engine's clock when it began.
+
+Units nest: an engine operation called inside ``with engine.unit():`` joins the
+outer unit (its writes and events commit with the outer one). An error raised
+by a nested operation aborts the whole outer unit, even if the caller catches
+it, so a unit is never committed half-applied.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+
+import attrs
+
+from spe_core.errors import StoreError
+from spe_core.events import Event, Recorded
+from spe_core.store.base import Store, Transaction
+
+__all__ = ["UnitOfWork", "UnitRunner"]
+
+
+@attrs.define
+class UnitOfWork:
+    """One open unit of work: read and write through :attr:`tx`, record events with
+    :meth:`record`. Obtain one from :meth:`spe_core.engine.Engine.unit`."""
+
+    tx: Transaction
+    """The store transaction every read and write of this unit goes through."""
+    now: datetime
+    """The unit's time (the engine clock's reading when the unit began)."""
+    recorded: list[Recorded] = attrs.Factory(list)
+    """The events recorded so far, with their log positions."""
+    failed: bool = False
+    """True once a nested operation raised: the unit will not commit."""
+
+    def record(self, *events: Event) -> list[Recorded]:
+        """Append ``events`` to the log in this unit's transaction; returns them as
+        recorded (with their log positions)."""
+        append = self.tx.append
+        done = [append(e) for e in events]
+        self.recorded.extend(done)
+        return done
+
+    def lock(self, name: str) -> None:
+        """Serialise with every other unit locking ``name`` until this one ends (used
+        before creating a record that another process may be creating at once)."""
+        self.tx.lock(name)
+
+
+class UnitRunner:
+    """Opens units of work on one store for one engine (per thread, nesting joins)."""
+
+    def __init__(
+        self,
+        store: Store,
+        now: Callable[[], datetime],
+        notify: Callable[[Sequence[Recorded]], None],
+    ) -> None:
+        self._store = store
+        self._now = now
+        self._notify = notify
+        self._local = threading.local()
+
+    @property
+    def current(self) -> UnitOfWork | None:
+        """The unit open in this thread, if any."""
+        unit: UnitOfWork | None = getattr(self._local, "unit", None)
+        return unit
+
+    @contextmanager
+    def open(self) -> Iterator[UnitOfWork]:
+        """A new unit, or the one already open in this thread (joined)."""
+        outer = self.current
+        if outer is not None:
+            try:
+                yield outer
+            except BaseException:
+                outer.failed = True
+                raise
+            return
+        now = self._now()
+        with self._store.transaction() as tx:
+            unit = UnitOfWork(tx, now)
+            self._local.unit = unit
+            try:
+                yield unit
+                if unit.failed:
+                    raise StoreError(
+                        "an engine operation failed inside this unit of work, so none of "
+                        "the unit's changes were kept.",
+                        "let the operation's error leave the `with engine.unit()` block "
+                        "(check inputs before calling the operation if you expect it to "
+                        "fail).",
+                    )
+            finally:
+                self._local.unit = None
+        if unit.recorded:
+            self._notify(unit.recorded)

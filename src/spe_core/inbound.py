@@ -1,0 +1,121 @@
+"""What a CRM record means for SPE: the rules the sync applies to each record it reads.
+
+Pure: the stored opportunity, the mapped record and what the sync knows about
+its own unwritten changes go in; a :class:`Decision` comes out. The sync
+(:mod:`spe_core.sync`) carries the decision out through the engine.
+
+The rules, for one opportunity record read from the CRM (``docs/sync.md``
+states them for admins):
+
+1. **Deleted** in the CRM: an opportunity still open in SPE (backlog, queued,
+   released) is withdrawn; anything else is ignored.
+2. **New** to SPE: a record whose SPE status field says ``queued`` or
+   ``backlog`` enters SPE's **backlog**; the next replenishment decides whether
+   it enters the queue, so records marked queued in the CRM never push the
+   queue past its target. Records with another status (or none) are ignored.
+3. **Closed by a person**: an open opportunity whose SPE status field the CRM
+   now shows as a closed state (an outcome, ``nurture``, ``expired``,
+   ``withdrawn``) is withdrawn from SPE's flow. Not while SPE still has a change
+   of its own on its way to that record: the CRM's value is then simply older
+   than SPE's.
+4. **Owner changed by a person**: a released opportunity whose CRM owner is no
+   longer the member SPE released it to is a conflict (resolved by the sync's
+   ``conflicts`` setting: the CRM wins by default). Not while SPE's own write is
+   on its way, for the same reason.
+5. **Tier or score changed**: a waiting (backlog or queued) opportunity takes the
+   new tier and score and is re-ranked where it is (the engine re-scores a queued
+   one through the scoring plugins, as at enqueue). Nothing else a person edits
+   on a known record changes SPE's state.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import attrs
+
+from spe_core.adapter import Inbound
+from spe_core.model import Opportunity, OpportunityStatus, Outcome
+
+__all__ = ["CLOSED_STATUSES", "OPEN", "Action", "Decision", "decide_opportunity"]
+
+OPEN = frozenset({OpportunityStatus.BACKLOG, OpportunityStatus.QUEUED, OpportunityStatus.RELEASED})
+"""Opportunity states still in SPE's flow."""
+
+CLOSED_STATUSES = frozenset(
+    {o.value for o in Outcome}
+    | {
+        OpportunityStatus.RESOLVED.value,
+        OpportunityStatus.NURTURE.value,
+        OpportunityStatus.EXPIRED.value,
+        OpportunityStatus.WITHDRAWN.value,
+    }
+)
+"""Values of the CRM's SPE status field that mean a person closed the record."""
+
+_ENTERS = frozenset({OpportunityStatus.QUEUED.value, OpportunityStatus.BACKLOG.value})
+
+
+class Action(enum.StrEnum):
+    """What the sync does with one record."""
+
+    ADD = "add"
+    """A new opportunity: into SPE's backlog."""
+    RERANK = "rerank"
+    """A waiting opportunity: apply the CRM's tier and score (re-ranks if they changed)."""
+    WITHDRAW = "withdraw"
+    """Deleted or closed by a person in the CRM: out of SPE's flow."""
+    CONFLICT = "conflict"
+    """A released opportunity's owner was changed by a person in the CRM."""
+    UNCHANGED = "unchanged"
+    """Nothing for SPE to change."""
+    IGNORE = "ignore"
+    """Not SPE's to track (never queued, or already out of the flow)."""
+
+
+@attrs.frozen
+class Decision:
+    """The rule's answer for one record, with the reason (for withdrawals and logs)."""
+
+    action: Action
+    reason: str = ""
+
+
+def decide_opportunity(
+    known: Opportunity | None,
+    inbound: Inbound,
+    *,
+    crm: str,
+    owner_crm_id: str | None,
+    spe_write_pending: bool,
+) -> Decision:
+    """Apply the rules above to one record.
+
+    ``known`` is SPE's stored opportunity (None: new to SPE); ``owner_crm_id``
+    the CRM id of the member SPE released it to; ``spe_write_pending`` whether a
+    change of SPE's to this record is still on its way to the CRM.
+    """
+    if inbound.deleted:
+        if known is not None and known.status in OPEN:
+            return Decision(Action.WITHDRAW, f"it was deleted in {crm}")
+        return Decision(Action.IGNORE)
+    if known is None:
+        if inbound.crm_status in _ENTERS:
+            return Decision(Action.ADD)
+        return Decision(Action.IGNORE)
+    if known.status not in OPEN:
+        return Decision(Action.UNCHANGED)
+    if not spe_write_pending:
+        if inbound.crm_status in CLOSED_STATUSES:
+            return Decision(
+                Action.WITHDRAW, f"its status was set to {inbound.crm_status!r} in {crm}"
+            )
+        if (
+            known.status is OpportunityStatus.RELEASED
+            and inbound.crm_owner is not None
+            and inbound.crm_owner != owner_crm_id
+        ):
+            return Decision(Action.CONFLICT, f"its owner was changed in {crm}")
+    if known.status is not OpportunityStatus.RELEASED:
+        return Decision(Action.RERANK)
+    return Decision(Action.UNCHANGED)
