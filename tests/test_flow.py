@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spe_core import Engine, OpportunityStatus, QueuePolicy
+from spe_core import Engine, OpportunityStatus, QueuePolicy, charts
 from spe_core.demo import MONDAY, demo_team, promotions_backlog, run_day
 from spe_core.errors import ConfigError
 from spe_core.events import (
@@ -179,7 +179,7 @@ def test_process_map_pictures_and_checks() -> None:
     assert text.startswith("flowchart LR")
     assert "owner: inside_sales" in text
     assert "P0 --> P1" in text
-    svg = pmap.svg(report)
+    svg = charts.process_map(pmap, report)
     assert svg.startswith("<svg")
     assert 'data-chart="process-map"' in svg
     assert "Proposal/Price Quote" in svg
