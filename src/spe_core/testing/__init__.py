@@ -12,6 +12,6 @@ Needs ``pytest`` and ``hypothesis`` (``pip install 'spe-sdk[testing]'``).
 
 from __future__ import annotations
 
-from spe_core.testing.clock import FakeClock
+from spe_core.clock import FakeClock
 
 __all__ = ["FakeClock"]
