@@ -307,3 +307,10 @@ def test_check_warns_about_team_tables_that_match_no_member(workdir: Path) -> No
     code, out, _ = spe("check", "--json")
     warnings = [r["detail"] for r in json.loads(out) if r["check"] == "team"]
     assert any("005FAY" in w for w in warnings)
+
+
+def test_demo_command_runs_the_demo_package(workdir: Path) -> None:
+    code, out, err = spe("demo", "--crm", "none", "--days", "1", "--report", "demo.html")
+    assert code == 0, err
+    assert "Day by day" in out
+    assert (workdir / "demo.html").stat().st_size > 10_000

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from spe_core import demo
+import spe_demo
 
 
 @pytest.mark.parametrize(("crm", "days"), [("salesforce", 2), ("hubspot", 1), ("none", 2)])
@@ -14,7 +14,7 @@ def test_the_demo_runs_a_week_and_the_crm_agrees(
     crm: str, days: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     report = tmp_path / "report.html"
-    assert demo.main(["--crm", crm, "--days", str(days), "--report", str(report)]) == 0
+    assert spe_demo.main(["--crm", crm, "--days", str(days), "--report", str(report)]) == 0
     out = capsys.readouterr().out
     assert "Day by day" in out and "Field visits booked" in out
     if crm != "none":

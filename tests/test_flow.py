@@ -9,8 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spe_core import Engine, OpportunityStatus, QueuePolicy
-from spe_core.demo import MONDAY, demo_team, promotions_backlog, run_day
+from spe_core import Engine, OpportunityStatus, QueuePolicy, charts
 from spe_core.errors import ConfigError
 from spe_core.events import (
     OpportunityQueued,
@@ -35,6 +34,7 @@ from spe_core.plugins import Plugins
 from spe_core.simulation import simulate
 from spe_core.store.memory import MemoryStore
 from spe_core.testing import FakeClock
+from spe_demo import MONDAY, demo_team, promotions_backlog, run_day
 
 T0 = datetime(2026, 1, 5, 8, tzinfo=UTC)
 
@@ -179,7 +179,7 @@ def test_process_map_pictures_and_checks() -> None:
     assert text.startswith("flowchart LR")
     assert "owner: inside_sales" in text
     assert "P0 --> P1" in text
-    svg = pmap.svg(report)
+    svg = charts.process_map(pmap, report)
     assert svg.startswith("<svg")
     assert 'data-chart="process-map"' in svg
     assert "Proposal/Price Quote" in svg

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 
 from spe_core import Engine, QueuePolicy
-from spe_core.demo import MONDAY, demo_team, promotions_backlog, run_day
 from spe_core.events import OpportunityReleased
 from spe_core.plugins import Plugins
 from spe_core.report import collect, render, write_report
 from spe_core.store.memory import MemoryStore
 from spe_core.testing import FakeClock
+from spe_demo import MONDAY, demo_team, promotions_backlog, run_day
 
 CHARTS = ("process-map", "fever", "flow", "pulls", "meetings", "sla", "quarantine")
 

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from html import escape
+from typing import TYPE_CHECKING
 
-__all__ = ["PALETTE", "bars", "empty", "fever", "stacked_area"]
+if TYPE_CHECKING:
+    from spe_core.flow import FlowReport, ProcessMap
+
+__all__ = ["PALETTE", "bars", "empty", "fever", "process_map", "stacked_area"]
 
 PALETTE = (
     "#3366cc",
@@ -75,6 +79,52 @@ def _xy(i: int, n: int, value: float, ymax: float) -> tuple[float, float]:
     x = LEFT + plot_w * (i + 0.5) / max(1, n)
     y = TOP + plot_h - plot_h * (value / ymax if ymax else 0)
     return x, y
+
+
+def process_map(pmap: ProcessMap, report: FlowReport | None = None) -> str:
+    """The process map as one box per phase, left to right, joined by arrows: each box
+    shows the phase's name, goal, owner, CRM stages and (given a report) its current
+    figures. ``data-chart="process-map"``."""
+    w, h, gap = 220, 150, 30
+    width = len(pmap.phases) * (w + gap) + gap
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" data-chart="process-map" '
+        f'viewBox="0 0 {width} {h + 40}" width="{width}" height="{h + 40}" '
+        'font-family="sans-serif"><title>Process map</title>'
+    ]
+    for i, phase in enumerate(pmap.phases):
+        x = gap + i * (w + gap)
+        parts.append(
+            f'<rect x="{x}" y="20" width="{w}" height="{h}" rx="10" '
+            'fill="#eef3fb" stroke="#3366cc"/>'
+        )
+        rows = [
+            (phase.name.replace("_", " ").title(), 13, "bold"),
+            (phase.goal[:34], 10, "normal"),
+            (phase.goal[34:68], 10, "normal"),
+            (f"owner: {phase.owner.value}", 10, "normal"),
+            (f"stages: {', '.join(phase.stages)}"[:36] if phase.stages else "", 9, "normal"),
+        ]
+        figures = [] if report is None else report.figure_lines(phase.name)
+        rows += [(line, 10, "normal") for line in figures]
+        for k, (text, size, weight) in enumerate(r for r in rows if r[0]):
+            parts.append(
+                f'<text x="{x + 10}" y="{42 + k * 16}" font-size="{size}" '
+                f'font-weight="{weight}">{escape(text)}</text>'
+            )
+        if i:
+            parts.append(
+                f'<path d="M{x - gap + 4},{20 + h / 2} L{x - 4},{20 + h / 2}" '
+                'stroke="#333" marker-end="url(#arrow)"/>'
+            )
+    parts.insert(
+        1,
+        '<defs><marker id="arrow" markerWidth="8" markerHeight="8" refX="6" '
+        'refY="3" orient="auto"><path d="M0,0 L6,3 L0,6 z" fill="#333"/>'
+        "</marker></defs>",
+    )
+    parts.append("</svg>")
+    return "".join(parts)
 
 
 def empty(name: str, title: str, message: str) -> str:

@@ -786,12 +786,12 @@ def demo(
 ) -> None:
     """Run the demo: a simulated week of SPE on the embedded SQLite store, kept in step
     with a local CRM emulator (Salesforce by default), with the HTML report at the end."""
-    from spe_core import demo as demo_module
+    from spe_demo import main as run_demo  # the demo lives outside the core
 
     if crm not in ("salesforce", "hubspot", "none"):
         _fail(InvalidValue(f"--crm {crm!r} is not known.", "use salesforce, hubspot or none."))
     args = ["--seed", str(seed), "--crm", crm, "--days", str(days), "--report", str(report)]
-    raise typer.Exit(demo_module.main(args + (["--store", store] if store else [])))
+    raise typer.Exit(run_demo(args + (["--store", store] if store else [])))
 
 
 config_app = typer.Typer(help="Configuration helpers.", no_args_is_help=True)

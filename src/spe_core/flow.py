@@ -22,7 +22,6 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
-from html import escape
 from typing import Any
 
 import attrs
@@ -189,63 +188,9 @@ class ProcessMap:
             lines.append(f"  P{i} --> P{i + 1}")
         return "\n".join(lines)
 
-    def svg(self, report: FlowReport | None = None) -> str:
-        """The map as a self-contained SVG picture (for the report)."""
-        w, h, gap = 220, 150, 30
-        width = len(self.phases) * (w + gap) + gap
-        parts = [
-            f'<svg xmlns="http://www.w3.org/2000/svg" data-chart="process-map" '
-            f'viewBox="0 0 {width} {h + 40}" width="{width}" height="{h + 40}" '
-            'font-family="sans-serif"><title>Process map</title>'
-        ]
-        for i, phase in enumerate(self.phases):
-            x = gap + i * (w + gap)
-            parts.append(
-                f'<rect x="{x}" y="20" width="{w}" height="{h}" rx="10" '
-                'fill="#eef3fb" stroke="#3366cc"/>'
-            )
-            rows = [
-                (phase.name.replace("_", " ").title(), 13, "bold"),
-                (phase.goal[:34], 10, "normal"),
-                (phase.goal[34:68], 10, "normal"),
-                (f"owner: {phase.owner.value}", 10, "normal"),
-                (f"stages: {', '.join(phase.stages)}"[:36] if phase.stages else "", 9, "normal"),
-            ]
-            rows += [(line, 10, "normal") for line in _figure_lines(report, phase.name)]
-            for k, (text, size, weight) in enumerate(r for r in rows if r[0]):
-                parts.append(
-                    f'<text x="{x + 10}" y="{42 + k * 16}" font-size="{size}" '
-                    f'font-weight="{weight}">{escape(text)}</text>'
-                )
-            if i:
-                parts.append(
-                    f'<path d="M{x - gap + 4},{20 + h / 2} L{x - 4},{20 + h / 2}" '
-                    'stroke="#333" marker-end="url(#arrow)"/>'
-                )
-        parts.insert(
-            1,
-            '<defs><marker id="arrow" markerWidth="8" markerHeight="8" refX="6" '
-            'refY="3" orient="auto"><path d="M0,0 L6,3 L0,6 z" fill="#333"/>'
-            "</marker></defs>",
-        )
-        parts.append("</svg>")
-        return "".join(parts)
-
-
-def _figure_lines(report: FlowReport | None, phase: str) -> list[str]:
-    if report is None or phase not in report.phases:
-        return []
-    f = report.phases[phase]
-    lines = [f"in {f.arrivals}, out {f.departures}, WIP {f.wip}"]
-    if f.cycle_p50 is not None:
-        lines.append(f"cycle p50 {_hours(f.cycle_p50)}, p85 {_hours(f.cycle_p85)}")
-    if f.conversion is not None:
-        lines.append(f"conversion {100 * f.conversion:.0f}%")
-    return lines
-
 
 def _figure_line(report: FlowReport | None, phase: str) -> str:
-    lines = _figure_lines(report, phase)
+    lines = [] if report is None else report.figure_lines(phase)
     return "".join(f"<br/>{line}" for line in lines)
 
 
@@ -348,6 +293,19 @@ class FlowReport:
     sla_attainment: float | None
     hit_rate: float | None
     events: int
+
+    def figure_lines(self, phase: str) -> list[str]:
+        """A phase's headline figures as short lines of text (for the map's pictures):
+        in / out / WIP, cycle time p50 and p85, conversion; none for an unknown phase."""
+        if phase not in self.phases:
+            return []
+        f = self.phases[phase]
+        lines = [f"in {f.arrivals}, out {f.departures}, WIP {f.wip}"]
+        if f.cycle_p50 is not None:
+            lines.append(f"cycle p50 {_hours(f.cycle_p50)}, p85 {_hours(f.cycle_p85)}")
+        if f.conversion is not None:
+            lines.append(f"conversion {100 * f.conversion:.0f}%")
+        return lines
 
 
 class FlowMetrics:

@@ -294,7 +294,7 @@ def _flow_section(flow: FlowReport, policy: QueuePolicy) -> str:
     rec = recommend_buffer(flow.zone_share, policy)
     hit = "-" if flow.hit_rate is None else f"{100 * flow.hit_rate:.0f}%"
     return (
-        f'<section class="chart">{ProcessMap().svg(flow)}</section>'
+        f'<section class="chart">{charts.process_map(ProcessMap(), flow)}</section>'
         "<h2>Phases</h2><table><tr><th>phase</th><th>in</th><th>out</th><th>WIP</th>"
         "<th>out/day</th><th>conversion</th><th>cycle p50</th><th>p85</th><th>p95</th>"
         f"<th>Little's law gap</th></tr>{rows}</table>"

@@ -20,13 +20,13 @@ from typing import Any, Protocol
 import pytest
 
 from spe_core.adapter import Adapter
+from spe_core.clock import FakeClock
 from spe_core.engine import Engine
 from spe_core.model import OpportunityStatus
 from spe_core.plugins import Plugins
 from spe_core.queue import QueuePolicy
 from spe_core.store.memory import MemoryStore
 from spe_core.sync import SyncEngine, SyncSettings
-from spe_core.testing.clock import FakeClock
 
 __all__ = ["AdapterContract", "CrmHarness"]
 

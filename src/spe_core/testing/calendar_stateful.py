@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from spe_core import calendar
+from spe_core.clock import FakeClock
 from spe_core.engine import Engine
 from spe_core.errors import RuleViolation, WrongState
 from spe_core.events import replay_bookings
@@ -36,7 +37,6 @@ from spe_core.model import (
 )
 from spe_core.plugins import Plugins
 from spe_core.store.base import Store
-from spe_core.testing.clock import FakeClock
 
 __all__ = ["calendar_machine"]
 

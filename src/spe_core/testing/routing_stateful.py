@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from spe_core import worktime
+from spe_core.clock import FakeClock
 from spe_core.engine import Engine
 from spe_core.errors import SpeError
 from spe_core.events import replay_tasks
@@ -34,7 +35,6 @@ from spe_core.plugins import Plugins
 from spe_core.routing import SALES_ROLES, RoutingTable
 from spe_core.store.base import Store
 from spe_core.store.memory import MemoryStore
-from spe_core.testing.clock import FakeClock
 
 __all__ = ["routing_machine"]
 

@@ -39,6 +39,7 @@ from hypothesis.stateful import (
 )
 
 from spe_core import queue
+from spe_core.clock import FakeClock
 from spe_core.engine import Engine, PullResult
 from spe_core.errors import RoleMayNotPull, SpeError, WrongOwner, WrongState
 from spe_core.events import replay
@@ -47,7 +48,6 @@ from spe_core.plugins import Plugins
 from spe_core.queue import QueuePolicy
 from spe_core.store.base import Store
 from spe_core.store.memory import MemoryStore
-from spe_core.testing.clock import FakeClock
 
 __all__ = ["TEAM", "differential_machine", "queue_machine"]
 

@@ -3,14 +3,13 @@
 Runs on a SQLite file (in a temporary folder unless ``--store`` names one)
 with a fake clock, so a simulated working day takes a second::
 
-    python -m spe_core.demo [--seed 7] [--store sqlite:///spe-demo.db]
+    python -m spe_demo [--seed 7] [--store sqlite:///spe-demo.db]
 """
 
 from __future__ import annotations
 
 import argparse
 import random
-import sys
 import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
@@ -20,7 +19,7 @@ from pathlib import Path
 import attrs
 
 from spe_core.calendar import CalendarRules, WeekPlan
-from spe_core.demo_crm import DemoCrm, disagreements, random_campaign, start_crm
+from spe_core.clock import FakeClock
 from spe_core.engine import Engine, QueueStatus
 from spe_core.model import (
     AppointmentRequest,
@@ -38,9 +37,10 @@ from spe_core.plugins import Plugins
 from spe_core.queue import QueuePolicy, ReplenishmentPlan
 from spe_core.store import open_store
 from spe_core.team import MemberSettings
-from spe_core.testing.clock import FakeClock
+from spe_demo.crm import DemoCrm, disagreements, random_campaign, start_crm
 
 __all__ = [
+    "MONDAY",
     "DayReport",
     "demo_team",
     "main",
@@ -499,6 +499,3 @@ def _lead(rng: random.Random, crm: str) -> tuple[str, int, float, str]:
         random_campaign(rng, crm),
     )
 
-
-if __name__ == "__main__":
-    sys.exit(main())
