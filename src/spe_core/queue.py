@@ -509,16 +509,16 @@ def lease_has_expired(opportunity: Opportunity, now: datetime) -> bool:
 
 def expire_lease(opportunity: Opportunity, now: datetime) -> Transition:
     """Send an opportunity whose lease ran out back to the queue."""
-    if not lease_has_expired(opportunity, now):
+    holder = opportunity.owner_id
+    if holder is None or not lease_has_expired(opportunity, now):
         raise WrongState(
             f"opportunity {opportunity.id!r}'s lease has not run out at {now.isoformat()}.",
             "expire leases through Engine.expire_leases.",
         )
-    assert opportunity.owner_id is not None
     returned = _unreleased(opportunity, OpportunityStatus.QUEUED)
     return Transition(
         returned,
-        LeaseExpired(at=now, opportunity_id=opportunity.id, member_id=opportunity.owner_id),
+        LeaseExpired(at=now, opportunity_id=opportunity.id, member_id=holder),
     )
 
 
@@ -555,17 +555,15 @@ def is_expired(opportunity: Opportunity, now: datetime) -> bool:
 
 def expire(opportunity: Opportunity, now: datetime) -> Transition:
     """Retire an opportunity that passed its ``expires_at`` unpulled."""
-    if not is_expired(opportunity, now):
+    expires_at = opportunity.expires_at
+    if expires_at is None or not is_expired(opportunity, now):
         raise WrongState(
             f"opportunity {opportunity.id!r} has not expired at {now.isoformat()}.",
             "expire opportunities through Engine.retire_stale.",
         )
-    assert opportunity.expires_at is not None
     return Transition(
         attrs.evolve(opportunity, status=OpportunityStatus.EXPIRED),
-        OpportunityExpired(
-            at=now, opportunity_id=opportunity.id, expires_at=opportunity.expires_at
-        ),
+        OpportunityExpired(at=now, opportunity_id=opportunity.id, expires_at=expires_at),
     )
 
 

@@ -58,7 +58,12 @@ def _jwt_assertion(settings: SalesforceSettings, client_id: str, username: str) 
 def login(settings: SalesforceSettings, http: requests.Session) -> Session:
     """Obtain a session as the settings say (session id, password or JWT bearer flow)."""
     if settings.auth == "session":
-        assert settings.instance_url is not None
+        if settings.instance_url is None:
+            raise ConfigError(
+                "Salesforce session login needs the org's instance URL.",
+                "set [adapter.salesforce] instance_url in spe.toml (e.g. "
+                "https://acme.my.salesforce.com).",
+            )
         return Session(
             settings.secret(settings.session_id_env, "session id"),
             settings.instance_url.rstrip("/"),

@@ -710,7 +710,12 @@ class _PgTransaction:
     # events and metadata ------------------------------------------------------------
     def append(self, event: Event) -> Recorded:
         row = self._one("UPDATE event_seq SET last = last + 1 RETURNING last")
-        assert row is not None
+        if row is None:
+            raise StoreError(
+                "the PostgreSQL store's event counter (table event_seq) has no row.",
+                "the schema was changed by hand: restore the row with "
+                "INSERT INTO event_seq (last) SELECT coalesce(max(seq), 0) FROM events.",
+            )
         seq = int(row[0])
         self.conn.execute(
             "INSERT INTO events (seq, at, kind, data) VALUES (%s, %s, %s, %s)",

@@ -631,8 +631,7 @@ class _SQLiteTransaction:
             "INSERT INTO events (at, kind, data) VALUES (?, ?, ?)",
             (micros(event.at), event.kind, codec.dumps(event)),
         )
-        assert cursor.lastrowid is not None
-        return Recorded(cursor.lastrowid, event)
+        return Recorded(int(cursor.lastrowid or 0), event)
 
     def get_meta(self, key: str) -> str | None:
         row = self._one("SELECT value FROM meta WHERE key = ?", (key,))

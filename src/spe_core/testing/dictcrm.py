@@ -124,7 +124,11 @@ class DictCrmAdapter:
                     )
                 )
                 continue
-            assert change.kind is ChangeKind.OPPORTUNITY
+            if change.kind is not ChangeKind.OPPORTUNITY:  # it holds opportunities only
+                results.append(
+                    WriteResult(change.key, False, error="UNSUPPORTED_KIND", retryable=False)
+                )
+                continue
             record = self.crm.by_key(change.key)
             if record is None and change.crm_id is not None:
                 record = self.crm.records.get(change.crm_id)

@@ -42,7 +42,8 @@ class EmulatorServer:
     @property
     def url(self) -> str:
         """The API host, e.g. ``http://127.0.0.1:54321`` (pass it as ``host=``)."""
-        assert self._server is not None, "start() the emulator first"
+        if self._server is None:
+            raise RuntimeError("the emulator is not running: call start() first.")
         return f"http://127.0.0.1:{self._server.server_port}"
 
     def start(self) -> EmulatorServer:

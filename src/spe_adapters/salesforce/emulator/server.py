@@ -51,7 +51,8 @@ class EmulatorServer:
     @property
     def url(self) -> str:
         """The instance URL, e.g. ``https://127.0.0.1:54321``."""
-        assert self._server is not None, "start() the emulator first"
+        if self._server is None:
+            raise RuntimeError("the emulator is not running: call start() first.")
         return f"https://127.0.0.1:{self._server.server_port}"
 
     def start(self) -> EmulatorServer:
