@@ -15,9 +15,10 @@ states them for admins):
    queue past its target. Records with another status (or none) are ignored.
 3. **Closed by a person**: an open opportunity whose SPE status field the CRM
    now shows as a closed state (an outcome, ``nurture``, ``expired``,
-   ``withdrawn``) is withdrawn from SPE's flow. Not while SPE still has a change
-   of its own on its way to that record: the CRM's value is then simply older
-   than SPE's.
+   ``withdrawn``) is withdrawn from SPE's flow, and a change of SPE's still on
+   its way to that record is dropped, so it cannot overwrite the person's edit.
+   (SPE never writes a closed status for an opportunity it holds open, so such a
+   value can only be a person's.)
 4. **Owner changed by a person**: a released opportunity whose CRM owner is no
    longer the member SPE released it to is a conflict (resolved by the sync's
    ``conflicts`` setting: the CRM wins by default). Not while SPE's own write is
@@ -105,17 +106,17 @@ def decide_opportunity(
         return Decision(Action.IGNORE)
     if known.status not in OPEN:
         return Decision(Action.UNCHANGED)
-    if not spe_write_pending:
-        if inbound.crm_status in CLOSED_STATUSES:
-            return Decision(
-                Action.WITHDRAW, f"its status was set to {inbound.crm_status!r} in {crm}"
-            )
-        if (
-            known.status is OpportunityStatus.RELEASED
-            and inbound.crm_owner is not None
-            and inbound.crm_owner != owner_crm_id
-        ):
-            return Decision(Action.CONFLICT, f"its owner was changed in {crm}")
+    if inbound.crm_status in CLOSED_STATUSES:
+        # SPE never writes a closed status for an opportunity it holds open, so this is a
+        # person's edit even while a change of SPE's is on its way (which is dropped).
+        return Decision(Action.WITHDRAW, f"its status was set to {inbound.crm_status!r} in {crm}")
+    if (
+        not spe_write_pending
+        and known.status is OpportunityStatus.RELEASED
+        and inbound.crm_owner is not None
+        and inbound.crm_owner != owner_crm_id
+    ):
+        return Decision(Action.CONFLICT, f"its owner was changed in {crm}")
     if known.status is not OpportunityStatus.RELEASED:
         return Decision(Action.RERANK)
     return Decision(Action.UNCHANGED)

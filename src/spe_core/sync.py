@@ -603,8 +603,9 @@ class SyncEngine:
                         report.applied += 1
                 elif action is Action.WITHDRAW:
                     engine.withdraw(oid, decision.reason)
-                    if inbound.deleted:  # nothing SPE still meant to write can land
-                        tx.outbox_delete(self.crm, ChangeKind.OPPORTUNITY.value, oid)
+                    # deleted, or closed by a person: nothing SPE still meant to write
+                    # may land on it (or overwrite the person's edit)
+                    tx.outbox_delete(self.crm, ChangeKind.OPPORTUNITY.value, oid)
                     report.applied += 1
                     log.warning("%s: withdrawn from SPE's flow, %s", oid, decision.reason)
                 elif action is Action.CONFLICT and known is not None:
