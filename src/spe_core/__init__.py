@@ -3,33 +3,157 @@
 The core is pure: :mod:`spe_core.queue` (and the routing, calendar and flow
 modules) hold the rules as functions of values and a time passed in;
 :class:`spe_core.engine.Engine` applies them against a store
-(:func:`spe_core.store.open_store`) and records every change as an event.
+(:func:`spe_core.store.open_store`) in units of work and records every change
+as an event. :class:`spe_core.sync.SyncEngine` keeps it in step with a CRM
+through an :class:`~spe_core.adapter.Adapter`.
+
+Everything an integration needs is importable from here; the submodules hold
+the rest (the pure rule functions, the stores, the test kit).
 """
 
 from __future__ import annotations
 
-from spe_core.clock import Clock, SystemClock
-from spe_core.engine import Engine, PullResult, QueueStatus, ReplenishResult
+from spe_core.adapter import (
+    Adapter,
+    Change,
+    ChangeKind,
+    Inbound,
+    SourceRecord,
+    StreamSpec,
+    WriteResult,
+)
+from spe_core.calendar import (
+    CalendarRules,
+    MemberCalendar,
+    Proposal,
+    Slot,
+    Violation,
+    WeekPlan,
+)
+from spe_core.clock import Clock, FakeClock, SystemClock
+from spe_core.engine import (
+    Engine,
+    PullResult,
+    QueueStatus,
+    ReplenishResult,
+    SweepResult,
+    UnitOfWork,
+)
+from spe_core.errors import (
+    AdapterError,
+    ConfigError,
+    CrmError,
+    InvalidValue,
+    MappingError,
+    NotFound,
+    RoleMayNotPull,
+    RuleViolation,
+    SpeError,
+    StoreError,
+    TransientError,
+    UnknownMember,
+    UnknownOpportunity,
+    WrongOwner,
+    WrongState,
+)
+from spe_core.events import Event, Recorded
 from spe_core.hookspecs import hookimpl
-from spe_core.model import Member, Opportunity, OpportunityStatus, Outcome, Role
+from spe_core.model import (
+    Absence,
+    AppointmentRequest,
+    Booking,
+    BookingStatus,
+    Busy,
+    DayHours,
+    Location,
+    MeetingMode,
+    Member,
+    Opportunity,
+    OpportunityStatus,
+    Outcome,
+    Role,
+    Task,
+    TaskKind,
+    TaskStatus,
+    TimeWindow,
+    WorkingHours,
+)
 from spe_core.plugins import Plugins
 from spe_core.queue import QueuePolicy, Zone
-from spe_core.store import open_store
+from spe_core.routing import Route, RoutingTable, Sla, Strategy
+from spe_core.store import Store, open_store
+from spe_core.sync import SyncEngine, SyncReport, SyncSettings
+from spe_core.team import MemberSettings
 
 __all__ = [
+    "Absence",
+    "Adapter",
+    "AdapterError",
+    "AppointmentRequest",
+    "Booking",
+    "BookingStatus",
+    "Busy",
+    "CalendarRules",
+    "Change",
+    "ChangeKind",
     "Clock",
+    "ConfigError",
+    "CrmError",
+    "DayHours",
     "Engine",
+    "Event",
+    "FakeClock",
+    "Inbound",
+    "InvalidValue",
+    "Location",
+    "MappingError",
+    "MeetingMode",
     "Member",
+    "MemberCalendar",
+    "MemberSettings",
+    "NotFound",
     "Opportunity",
     "OpportunityStatus",
     "Outcome",
     "Plugins",
+    "Proposal",
     "PullResult",
     "QueuePolicy",
     "QueueStatus",
+    "Recorded",
     "ReplenishResult",
     "Role",
+    "RoleMayNotPull",
+    "Route",
+    "RoutingTable",
+    "RuleViolation",
+    "Sla",
+    "Slot",
+    "SourceRecord",
+    "SpeError",
+    "Store",
+    "StoreError",
+    "Strategy",
+    "StreamSpec",
+    "SweepResult",
+    "SyncEngine",
+    "SyncReport",
+    "SyncSettings",
     "SystemClock",
+    "Task",
+    "TaskKind",
+    "TaskStatus",
+    "TimeWindow",
+    "TransientError",
+    "UnitOfWork",
+    "UnknownMember",
+    "UnknownOpportunity",
+    "Violation",
+    "WeekPlan",
+    "WorkingHours",
+    "WriteResult",
+    "WrongOwner",
+    "WrongState",
     "Zone",
     "__version__",
     "hookimpl",
