@@ -68,7 +68,7 @@ def spe_event(recorded: Recorded) -> None:
     """
 
 
-# === routing (issue 3): routing code goes between these markers ===
+# --- tasks (routing) ------------------------------------------------------------------
 
 
 @hookspec(firstresult=True)
@@ -93,9 +93,7 @@ def spe_choose_assignee(
     """
 
 
-# === end routing ===
-
-# === calendar (issue 4): calendar code goes between these markers ===
+# --- calendar (bookings and busy time) ------------------------------------------------
 
 
 @hookspec(firstresult=True)
@@ -116,6 +114,3 @@ def spe_travel_minutes(
     built-in default is the great-circle distance x ``road_factor`` /
     ``speed_kmh`` + ``travel_overhead`` (0 for the same place).
     """
-
-
-# === end calendar ===

@@ -105,7 +105,7 @@ class Plugins:
         result = self.manager.hook.spe_score_opportunity(opportunity=opportunity, now=now)
         return opportunity.score if result is None else float(result)
 
-    # === routing (issue 3): routing code goes between these markers ===
+    # --- tasks (routing) --------------------------------------------------------------
     def choose_assignee(
         self,
         task: Task,
@@ -130,9 +130,7 @@ class Plugins:
             )
         return str(chosen)
 
-    # === end routing ===
-
-    # === calendar (issue 4): calendar code goes between these markers ===
+    # --- calendar (bookings and busy time) --------------------------------------------
     def travel(self, rules: CalendarRules) -> TravelFn:
         """The travel function the calendar rules use (a plugin's, else the default).
 
@@ -162,8 +160,6 @@ class Plugins:
             return found
 
         return travel
-
-    # === end calendar ===
 
     # --- listeners --------------------------------------------------------------------
 

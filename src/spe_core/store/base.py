@@ -104,7 +104,7 @@ class Transaction(Protocol):
         """Count ``count`` more pulls for ``member_id`` on ``day``."""
         ...
 
-    # === routing (issue 3): routing code goes between these markers ===
+    # --- tasks (routing) --------------------------------------------------------------
     def get_task(self, task_id: str) -> Task | None:
         """The task with ``task_id``, or None."""
         ...
@@ -129,9 +129,7 @@ class Transaction(Protocol):
         """Open tasks whose accept-by or complete-by passed by ``now``, by id."""
         ...
 
-    # === end routing ===
-
-    # === calendar (issue 4): calendar code goes between these markers ===
+    # --- calendar (bookings and busy time) --------------------------------------------
     def get_booking(self, booking_id: str) -> Booking | None:
         """The booking with ``booking_id`` (its request's id), cancelled or not, or None."""
         ...
@@ -161,9 +159,7 @@ class Transaction(Protocol):
         """The member's busy time overlapping ``start``..``end``, by (start, id)."""
         ...
 
-    # === end calendar ===
-
-    # === sync (outbox and quarantine) ===
+    # --- sync (outbox and quarantine) -------------------------------------------------
     def outbox_get(self, adapter: str, kind: str, key: str) -> OutboxItem | None:
         """The outbox item for one record, or None."""
         ...
@@ -191,8 +187,6 @@ class Transaction(Protocol):
     def quarantined(self, adapter: str) -> list[Quarantined]:
         """Quarantined records of ``adapter``, by (direction, stream, key)."""
         ...
-
-    # === end sync ===
 
     # events and metadata ------------------------------------------------------------
     def append(self, event: Event) -> Recorded:

@@ -53,15 +53,13 @@ class MemoryStore:
         self.pulls: dict[tuple[str, date], int] = {}
         self.log: list[Recorded] = []
         self.meta: dict[str, str] = {}
-        # === routing (issue 3): routing code goes between these markers ===
+        # --- tasks (routing) ----------------------------------------------------------
         self.tasks: dict[str, Task] = {}
         self.task_holders: dict[str, dict[str, float]] = {}
-        # === end routing ===
 
-        # === calendar (issue 4): calendar code goes between these markers ===
+        # --- calendar (bookings and busy time) ----------------------------------------
         self.bookings: dict[str, Booking] = {}
         self.busy: dict[tuple[str, str], Busy] = {}
-        # === end calendar ===
         self.outbox: dict[tuple[str, str, str], OutboxItem] = {}
         self.quarantine: dict[tuple[str, str, str, str], Quarantined] = {}
         self._tx: _MemoryTransaction | None = None
@@ -274,7 +272,7 @@ class _MemoryTransaction:
         key = (member_id, day)
         self._set(self.s.pulls, key, self.s.pulls.get(key, 0) + count)
 
-    # === routing (issue 3): routing code goes between these markers ===
+    # --- tasks (routing) --------------------------------------------------------------
     def get_task(self, task_id: str) -> Task | None:
         return self.s.tasks.get(task_id)
 
@@ -323,9 +321,7 @@ class _MemoryTransaction:
         found.sort(key=lambda t: t.id)
         yield from found
 
-    # === end routing ===
-
-    # === calendar (issue 4): calendar code goes between these markers ===
+    # --- calendar (bookings and busy time) --------------------------------------------
     def get_booking(self, booking_id: str) -> Booking | None:
         return self.s.bookings.get(booking_id)
 
@@ -368,9 +364,7 @@ class _MemoryTransaction:
         found.sort(key=lambda b: (b.start, b.id))
         yield from found
 
-    # === end calendar ===
-
-    # === sync (outbox and quarantine) ===
+    # --- sync (outbox and quarantine) -------------------------------------------------
     def outbox_get(self, adapter: str, kind: str, key: str) -> OutboxItem | None:
         return self.s.outbox.get((adapter, kind, key))
 
@@ -403,8 +397,6 @@ class _MemoryTransaction:
 
     def quarantined(self, adapter: str) -> list[Quarantined]:
         return [q for k, q in sorted(self.s.quarantine.items()) if k[0] == adapter]
-
-    # === end sync ===
 
     # events and metadata ------------------------------------------------------------
     def append(self, event: Event) -> Recorded:

@@ -509,7 +509,7 @@ class _PgTransaction:
             (member_id, day, count),
         )
 
-    # === routing (tasks) ===
+    # --- tasks (routing) --------------------------------------------------------------
     def get_task(self, task_id: str) -> Task | None:
         row = self._one("SELECT data FROM tasks WHERE id = %s FOR UPDATE", (task_id,))
         return None if row is None else codec.loads(row[0])
@@ -573,7 +573,7 @@ class _PgTransaction:
         for (data,) in rows:
             yield codec.loads(data)
 
-    # === calendar (bookings and busy time) ===
+    # --- calendar (bookings and busy time) --------------------------------------------
     def get_booking(self, booking_id: str) -> Booking | None:
         row = self._one("SELECT data FROM bookings WHERE id = %s FOR UPDATE", (booking_id,))
         return None if row is None else codec.loads(row[0])
@@ -638,7 +638,7 @@ class _PgTransaction:
         for (data,) in rows:
             yield codec.loads(data)
 
-    # === sync (outbox and quarantine) ===
+    # --- sync (outbox and quarantine) -------------------------------------------------
     def outbox_get(self, adapter: str, kind: str, key: str) -> OutboxItem | None:
         row = self._one(
             "SELECT data FROM outbox WHERE adapter = %s AND kind = %s AND key = %s",
@@ -704,8 +704,6 @@ class _PgTransaction:
             (adapter,),
         )
         return [codec.loads(r[0]) for r in rows]
-
-    # === end sync ===
 
     # events and metadata ------------------------------------------------------------
     def append(self, event: Event) -> Recorded:

@@ -70,10 +70,6 @@ MIGRATIONS: tuple[str, ...] = (
         kind TEXT NOT NULL,
         data TEXT NOT NULL
     );
-    -- === routing (issue 3) tables go here ===
-    -- === end routing ===
-    -- === calendar (issue 4) tables go here ===
-    -- === end calendar ===
     CREATE TABLE outbox (
         adapter TEXT NOT NULL,
         kind TEXT NOT NULL,
@@ -430,7 +426,7 @@ class _SQLiteTransaction:
             (member_id, day.isoformat(), count),
         )
 
-    # === routing (issue 3): routing code goes between these markers ===
+    # --- tasks (routing) --------------------------------------------------------------
     def get_task(self, task_id: str) -> Task | None:
         row = self._one("SELECT data FROM tasks WHERE id = ?", (task_id,))
         return None if row is None else codec.loads(str(row[0]))
@@ -493,9 +489,7 @@ class _SQLiteTransaction:
         for (data,) in rows:
             yield codec.loads(data)
 
-    # === end routing ===
-
-    # === calendar (issue 4): calendar code goes between these markers ===
+    # --- calendar (bookings and busy time) --------------------------------------------
     def get_booking(self, booking_id: str) -> Booking | None:
         row = self._one("SELECT data FROM bookings WHERE id = ?", (booking_id,))
         return None if row is None else codec.loads(str(row[0]))
@@ -556,9 +550,7 @@ class _SQLiteTransaction:
         for (data,) in rows:
             yield codec.loads(data)
 
-    # === end calendar ===
-
-    # === sync (outbox and quarantine) ===
+    # --- sync (outbox and quarantine) -------------------------------------------------
     def outbox_get(self, adapter: str, kind: str, key: str) -> OutboxItem | None:
         row = self._one(
             "SELECT data FROM outbox WHERE adapter = ? AND kind = ? AND key = ?",
@@ -622,8 +614,6 @@ class _SQLiteTransaction:
             (adapter,),
         ).fetchall()
         return [codec.loads(r[0]) for r in rows]
-
-    # === end sync ===
 
     # events and metadata ------------------------------------------------------------
     def append(self, event: Event) -> Recorded:
