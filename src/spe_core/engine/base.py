@@ -3,8 +3,8 @@ and the unit of work every operation runs in."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 
 from spe_core import calendar, routing
@@ -44,8 +44,7 @@ class EngineBase:
         self.plugins = plugins or Plugins.create()
         self._units = UnitRunner(store, self._now, self._notify)
 
-    @contextmanager
-    def unit(self) -> Iterator[UnitOfWork]:
+    def unit(self) -> AbstractContextManager[UnitOfWork]:
         """Open a unit of work (or join the one open in this thread).
 
         Everything done inside commits together; the events recorded reach the
@@ -56,8 +55,7 @@ class EngineBase:
                 engine.withdraw("opp-1", "closed in the CRM")
                 engine.add_to_backlog([replacement])
         """
-        with self._units.open() as unit:
-            yield unit
+        return self._units.open()
 
     def _notify(self, recorded: Sequence[Recorded]) -> None:
         self.plugins.notify(recorded)
