@@ -735,8 +735,8 @@ class Engine:
         monday = first - timedelta(days=first.weekday())
         after = last + timedelta(days=7 - last.weekday())
         return (
-            datetime.combine(monday, time(0), tzinfo=zone),
-            datetime.combine(after, time(0), tzinfo=zone),
+            worktime.local_instant(zone, monday, time(0)),
+            worktime.local_instant(zone, after, time(0)),
         )
 
     def _calendar(
