@@ -369,3 +369,27 @@ def test_slot_steps_follow_the_local_clock_in_half_hour_zones() -> None:
         )
         assert proposal.best is not None
         assert proposal.best.start.astimezone(z).time() == time(10, 0), zone
+
+
+@given(
+    st.sampled_from(DST_ZONES + OTHER_ZONES),
+    st.data(),
+    st.sampled_from([15, 30, 45, 60, 25]),
+)
+def test_slot_steps_against_a_minute_by_minute_search(
+    zone_name: str, data: st.DataObject, step_minutes: int
+) -> None:
+    zone = ZoneInfo(zone_name)
+    changes = transitions(zone_name) or (datetime(2026, 3, 29, tzinfo=UTC),)
+    at = data.draw(st.sampled_from(changes)) + data.draw(st.integers(-180, 180)) * MINUTE
+    step = timedelta(minutes=step_minutes)
+    want = at
+    while True:  # the first minute whose local clock time is a whole number of steps
+        local = want.astimezone(zone)
+        if (local.hour * 60 + local.minute) % step_minutes == 0:
+            break
+        want += MINUTE
+    assert cal._ceil_step(at, step, zone) == want
+    known = at.astimezone(zone).utcoffset()
+    if want.astimezone(zone).utcoffset() == known:
+        assert cal._ceil_step(at, step, zone, known) == want

@@ -80,6 +80,9 @@ __all__ = [
 TravelFn = Callable[[Location, Location, datetime], timedelta]
 
 _ZERO = timedelta(0)
+_MICROSECOND = timedelta(microseconds=1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_DAY_US = 86_400_000_000
 _EARTH_RADIUS_KM = 6371.0088
 
 
@@ -307,6 +310,7 @@ class _Day:
         "in_person",
         "items",
         "member",
+        "offset",
         "segments",
         "start",
         "version",
@@ -318,6 +322,13 @@ class _Day:
         self.segments = worktime.day_segments(member, day)
         self.start = self.segments[0][0] if self.segments else None
         self.end = self.segments[-1][1] if self.segments else None
+        # the member's UTC offset through the working day, None if the clock changes in it
+        self.offset: timedelta | None = None
+        if self.start is not None and self.end is not None:
+            zone = member.zone
+            first = self.start.astimezone(zone).utcoffset()
+            if first == (self.end - _MICROSECOND).astimezone(zone).utcoffset():
+                self.offset = first
         self.home = member.home_base if member.role is Role.FIELD_SALES else None
         self.items: list[_Item] = []
         self.in_person = 0  # in-person entries among the items
@@ -697,16 +708,19 @@ def _cap_violations(
 # --- finding room ---------------------------------------------------------------------------
 
 
-_MICROSECOND = timedelta(microseconds=1)
-
-
-def _ceil_step(at: datetime, step: timedelta, zone: tzinfo) -> datetime:
+def _ceil_step(
+    at: datetime, step: timedelta, zone: tzinfo, offset: timedelta | None = None
+) -> datetime:
     """The first instant at or after ``at`` whose local time in ``zone`` is a whole
     number of ``step`` after local midnight (so 30-minute steps offer :00 and :30
-    in Kathmandu and on Lord Howe Island too)."""
+    in Kathmandu and on Lord Howe Island too). ``offset``: the zone's UTC offset
+    at ``at`` and at the result, when the caller knows it does not change."""
     if step <= _ZERO:
         return at
     size = step // _MICROSECOND
+    if offset is not None:
+        since = ((at - _EPOCH + offset) // _MICROSECOND) % _DAY_US
+        return at + timedelta(microseconds=-since % size)
     for _ in range(3):
         local = at.astimezone(zone)
         offset = local.utcoffset()
@@ -809,19 +823,19 @@ def _first_start(
     """The earliest stepped start in [lo, hi - duration] inside a working segment and window."""
     duration = request.duration
     windows = request.windows or None
-    zone = day.member.zone
+    zone, offset = day.member.zone, day.offset
     for s, e in day.segments:
         if e <= lo or s >= hi:
             continue
         a, b = max(lo, s), min(hi, e)
         if windows is None:
-            start = _ceil_step(a, rules.slot_step, zone)
+            start = _ceil_step(a, rules.slot_step, zone, offset)
             if start + duration <= b:
                 return start
             continue
         for w in windows:
             wa, wb = max(a, w.start), min(b, w.end)
-            start = _ceil_step(wa, rules.slot_step, zone)
+            start = _ceil_step(wa, rules.slot_step, zone, offset)
             if start + duration <= wb:
                 return start
     return None
