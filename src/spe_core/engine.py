@@ -9,7 +9,7 @@ events to the listeners. The clock is injected; rules are handed ``now``.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import attrs
 
@@ -191,7 +191,7 @@ class Engine:
                 f"the engine's clock returned a naive time {now.isoformat()}.",
                 "give the engine a clock whose now() is timezone-aware.",
             )
-        return now
+        return now.astimezone(UTC)  # real time: every stored instant is UTC
 
     @staticmethod
     def _member(tx: Transaction, member_id: str) -> Member:
