@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from typer.testing import CliRunner
@@ -222,7 +224,9 @@ def test_propose_book_and_validate_from_the_command_line(workdir: Path) -> None:
     assert code == 0
     proposal = json.loads(out)
     first = proposal["slots"][0]
-    assert first["member_id"] == "fay" and first["start"].startswith("2030-12-02T09:")
+    # JSON carries the instant in UTC; on Fay's clock it is 09:xx in Berlin
+    start = datetime.fromisoformat(first["start"]).astimezone(ZoneInfo("Europe/Berlin"))
+    assert first["member_id"] == "fay" and start.isoformat().startswith("2030-12-02T09:")
     code, out, _ = spe("book", "acme", "fay", first["start"], "--by", "cy", *where, "--id", "m1")
     assert code == 0 and "booked m1 for fay" in out
     # the day starts at home in Munich: Augsburg at 08:00 cannot be reached

@@ -12,8 +12,8 @@ The rules, SPE's way (see ``docs/calendar.md``):
 * at most :attr:`CalendarRules.meetings_per_day` in-person meetings a local day
   (default 4) and :attr:`CalendarRules.meetings_per_week` a local ISO week
   (default 20), whatever the kind of meeting: limits belong to the member;
-* everything inside the member's working hours in their time zone (DST-correct),
-  off public holidays and absences (partial days block only their hours);
+* everything inside the member's working hours in their time zone, off public
+  holidays and absences (partial days block only their hours);
 * conference calls are booked at least :attr:`CalendarRules.call_notice` ahead
   and, for a field member, sit before the first or after the last in-person
   meeting of the day (they are taken from home or the hotel);
@@ -25,6 +25,13 @@ The rules, SPE's way (see ``docs/calendar.md``):
 
 :func:`validate` is the one source of truth: :func:`propose` and
 :func:`plan_week` only return bookings that :func:`validate` accepts.
+
+Time is real time: every instant the rules compute is UTC and every duration
+(a meeting's length, buffers, travel, notice) is measured between absolute
+instants, so a two-hour meeting lasts two hours on the night the clocks change.
+Working windows come from :mod:`spe_core.worktime` (built per local date, with
+its rule for skipped and repeated local times); local times appear only in the
+messages.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ import itertools
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import NamedTuple
 
 import attrs
@@ -49,6 +56,7 @@ from spe_core.model import (
     MeetingMode,
     Member,
     Role,
+    to_utc,
 )
 
 __all__ = [
@@ -72,6 +80,9 @@ __all__ = [
 TravelFn = Callable[[Location, Location, datetime], timedelta]
 
 _ZERO = timedelta(0)
+_MICROSECOND = timedelta(microseconds=1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_DAY_US = 86_400_000_000
 _EARTH_RADIUS_KM = 6371.0088
 
 
@@ -193,7 +204,7 @@ class MemberCalendar:
     member: Member
     bookings: tuple[Booking, ...] = attrs.field(default=(), converter=_bookings)
     busy: tuple[Busy, ...] = attrs.field(default=(), converter=_busy)
-    busy_read_at: datetime | None = None
+    busy_read_at: datetime | None = attrs.field(default=None, converter=to_utc)
 
 
 @attrs.frozen
@@ -299,6 +310,7 @@ class _Day:
         "in_person",
         "items",
         "member",
+        "offset",
         "segments",
         "start",
         "version",
@@ -310,6 +322,13 @@ class _Day:
         self.segments = worktime.day_segments(member, day)
         self.start = self.segments[0][0] if self.segments else None
         self.end = self.segments[-1][1] if self.segments else None
+        # the member's UTC offset through the working day, None if the clock changes in it
+        self.offset: timedelta | None = None
+        if self.start is not None and self.end is not None:
+            zone = member.zone
+            first = self.start.astimezone(zone).utcoffset()
+            if first == (self.end - _MICROSECOND).astimezone(zone).utcoffset():
+                self.offset = first
         self.home = member.home_base if member.role is Role.FIELD_SALES else None
         self.items: list[_Item] = []
         self.in_person = 0  # in-person entries among the items
@@ -689,13 +708,31 @@ def _cap_violations(
 # --- finding room ---------------------------------------------------------------------------
 
 
-def _ceil_step(at: datetime, step: timedelta) -> datetime:
+def _ceil_step(
+    at: datetime, step: timedelta, zone: tzinfo, offset: timedelta | None = None
+) -> datetime:
+    """The first instant at or after ``at`` whose local time in ``zone`` is a whole
+    number of ``step`` after local midnight (so 30-minute steps offer :00 and :30
+    in Kathmandu and on Lord Howe Island too). ``offset``: the zone's UTC offset
+    at ``at`` and at the result, when the caller knows it does not change."""
     if step <= _ZERO:
         return at
-    seconds = step.total_seconds()
-    stamp = at.timestamp()
-    rounded = math.ceil(round(stamp, 6) / seconds) * seconds
-    return at + timedelta(seconds=rounded - stamp)
+    size = step // _MICROSECOND
+    if offset is not None:
+        since = ((at - _EPOCH + offset) // _MICROSECOND) % _DAY_US
+        return at + timedelta(microseconds=-since % size)
+    for _ in range(3):
+        local = at.astimezone(zone)
+        offset = local.utcoffset()
+        wall = local.replace(tzinfo=None)
+        since = (wall - datetime.combine(wall.date(), time(0))) // _MICROSECOND
+        found = at + timedelta(microseconds=-since % size)
+        if found.astimezone(zone).utcoffset() == offset:
+            return found
+        # the clock changed before that step: every step on the old clock is past, so
+        # count again from the change, on the new clock
+        at = worktime.next_offset_change(zone, at, found)
+    return found
 
 
 #: how plan_week ranks a fit: added travel (s), start, the day's meetings, member id
@@ -786,18 +823,19 @@ def _first_start(
     """The earliest stepped start in [lo, hi - duration] inside a working segment and window."""
     duration = request.duration
     windows = request.windows or None
+    zone, offset = day.member.zone, day.offset
     for s, e in day.segments:
         if e <= lo or s >= hi:
             continue
         a, b = max(lo, s), min(hi, e)
         if windows is None:
-            start = _ceil_step(a, rules.slot_step)
+            start = _ceil_step(a, rules.slot_step, zone, offset)
             if start + duration <= b:
                 return start
             continue
         for w in windows:
             wa, wb = max(a, w.start), min(b, w.end)
-            start = _ceil_step(wa, rules.slot_step)
+            start = _ceil_step(wa, rules.slot_step, zone, offset)
             if start + duration <= wb:
                 return start
     return None
@@ -807,6 +845,7 @@ def stale_reason(cal: MemberCalendar, rules: CalendarRules, now: datetime) -> st
     """Why the member's busy time cannot be trusted at ``now`` (never read, or too old)."""
     if rules.busy_max_age is None:
         return None
+    now = now.astimezone(UTC)
     if cal.busy_read_at is None:
         return (
             f"{cal.member.id}'s busy time was never read from their calendar, so free time "
@@ -952,6 +991,7 @@ def propose(
     meetings that day and that week (evening out the load), then member id.
     Each offered slot passes :func:`validate` when booked by ``by`` at ``now``.
     """
+    now = now.astimezone(UTC)
     calendars = list(calendars)
     planner = _Planner(calendars, rules, travel, now)
     lo, hi = _request_bounds(request, rules, now)
@@ -1032,6 +1072,7 @@ def plan_week(
     returned booking passes :func:`validate`, and existing bookings and busy
     time are never moved.
     """
+    now = now.astimezone(UTC)
     calendars = list(calendars)
     requests = list(requests)
     seen: set[str] = set()

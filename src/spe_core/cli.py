@@ -13,7 +13,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -566,17 +566,20 @@ def propose(
         request = _request(
             request_id, account, minutes, lat, lon, address, earliest, deadline, days
         )
-        proposal = _engine(_load(config)).propose(request, limit=limit)
+        engine = _engine(_load(config))
+        proposal = engine.propose(request, limit=limit)
+        zones = {m.id: m.zone for m in engine.members()}
 
     def show() -> None:
         table = Table(title=f"slots for {request.id} ({request.mode.value}, {minutes} min)")
         for col in ("member", "start", "end", "added travel", "that day", "that week"):
             table.add_column(col)
         for slot in proposal.slots:
+            zone = zones.get(slot.member_id, UTC)  # times on the member's clock
             table.add_row(
                 slot.member_id,
-                slot.start.isoformat(timespec="minutes"),
-                slot.end.isoformat(timespec="minutes"),
+                slot.start.astimezone(zone).isoformat(timespec="minutes"),
+                slot.end.astimezone(zone).isoformat(timespec="minutes"),
                 f"{slot.added_travel.total_seconds() / 60:.0f} min",
                 str(slot.day_meetings),
                 str(slot.week_meetings),
@@ -612,12 +615,14 @@ def book(
         request = _request(
             request_id, account, minutes, lat, lon, address, earliest, deadline, days
         )
-        booking = _engine(_load(config)).book(request, member, _when(start, "START"), by=by)
+        engine = _engine(_load(config))
+        booking = engine.book(request, member, _when(start, "START"), by=by)
+        local = booking.start.astimezone(engine.member(booking.member_id).zone)
 
     def show() -> None:
         console.print(
             f"[green]booked[/] {booking.id} for {booking.member_id} at "
-            f"{booking.start.isoformat(timespec='minutes')} ({booking.request.mode.value}, by {by})"
+            f"{local.isoformat(timespec='minutes')} ({booking.request.mode.value}, by {by})"
         )
 
     _emit(booking, as_json, show)

@@ -3,7 +3,10 @@
 Every value is an ``attrs`` frozen, slotted class, validated on creation and
 changed with :func:`attrs.evolve`. Values never parse foreign data: mapping a
 CRM record onto a value happens in the adapter's mapping module. Datetimes are
-always timezone-aware; a naive datetime is refused with a clear error.
+always timezone-aware; a naive datetime is refused with a clear error. Every
+datetime field is stored as the same instant in UTC (:func:`to_utc`), so values
+compare, subtract and add on real time whatever zone they were given in, and
+every store sees the same instants; local times are shown only in messages.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import enum
 import itertools
 import zoneinfo
 from collections.abc import Iterable, Mapping
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import attrs
@@ -46,6 +49,8 @@ __all__ = [
     "to_optional_outcome",
     "to_outcome",
     "to_role",
+    "to_utc",
+    "utc_fields",
 ]
 
 
@@ -152,6 +157,32 @@ def aware(value: datetime, name: str = "datetime") -> datetime:
     return value
 
 
+def to_utc(value: Any) -> Any:
+    """Converter: an aware datetime as the same instant in UTC.
+
+    Python compares, subtracts and adds two datetimes that share one tzinfo
+    object on their wall-clock readings, ignoring a DST change between them;
+    in UTC every operation is on real time. Anything else (None, a naive
+    datetime, a wrong type) is returned unchanged for the validator to refuse.
+    """
+    if type(value) is datetime and value.tzinfo is UTC:
+        return value  # the common case
+    if isinstance(value, datetime) and value.tzinfo is not None and value.utcoffset() is not None:
+        return value.astimezone(UTC)
+    return value
+
+
+_DATETIME_TYPES = frozenset({"datetime", "datetime | None", datetime})
+
+
+def utc_fields(cls: type, fields: list[attrs.Attribute[Any]]) -> list[attrs.Attribute[Any]]:
+    """attrs field transformer: every ``datetime`` field gets the :func:`to_utc` converter."""
+    return [
+        f.evolve(converter=to_utc) if f.type in _DATETIME_TYPES and f.converter is None else f
+        for f in fields
+    ]
+
+
 def aware_field(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     """Validator: None or a timezone-aware datetime."""
     if value is None or (
@@ -252,7 +283,12 @@ class Location:
 
 @attrs.frozen
 class DayHours:
-    """Working time on one weekday (0 = Monday), local to the member's time zone."""
+    """Working time on one weekday (0 = Monday), local to the member's time zone.
+
+    ``end`` of ``time(0)`` means midnight at the end of the day (``00:00-00:00``
+    is the whole day). How local times map to instants across DST changes is
+    described in :mod:`spe_core.worktime`.
+    """
 
     weekday: int
     start: time
@@ -268,11 +304,12 @@ class DayHours:
                 "working hours must be local wall-clock times without tzinfo.",
                 "set the member's time_zone instead of a tzinfo on the times.",
             )
-        if not self.start < self.end:
+        if not (self.start < self.end or self.end == time(0)):
             raise InvalidValue(
                 f"working hours on weekday {self.weekday} start at {self.start} "
                 f"but end at {self.end}.",
-                "make the start earlier than the end (split overnight shifts in two days).",
+                "make the start earlier than the end, or end at 00:00 for midnight "
+                "(split overnight shifts in two days).",
             )
 
 
@@ -300,7 +337,7 @@ class WorkingHours:
         return tuple(sorted((d for d in self.days if d.weekday == weekday), key=lambda d: d.start))
 
 
-@attrs.frozen
+@attrs.frozen(field_transformer=utc_fields)
 class Absence:
     """Time a member is away (out of office, leave, a partial-day appointment)."""
 
@@ -373,7 +410,7 @@ class Member:
 # --- opportunities ------------------------------------------------------------------
 
 
-@attrs.frozen
+@attrs.frozen(field_transformer=utc_fields)
 class Opportunity:
     """A sales opportunity, with where it stands in the flow.
 
@@ -498,7 +535,7 @@ def _strings(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(str(v) for v in values)
 
 
-@attrs.frozen
+@attrs.frozen(field_transformer=utc_fields)
 class Task:
     """A piece of transactional work, routed to a specialist, never to a salesperson.
 
@@ -580,7 +617,7 @@ def _duration(instance: object, attribute: attrs.Attribute[Any], value: object) 
         )
 
 
-@attrs.frozen
+@attrs.frozen(field_transformer=utc_fields)
 class TimeWindow:
     """A stretch of time (start inclusive, end exclusive), e.g. when a customer can meet."""
 
@@ -604,7 +641,7 @@ def _windows(items: Iterable[TimeWindow]) -> tuple[TimeWindow, ...]:
     return tuple(sorted(items, key=lambda w: (w.start, w.end)))
 
 
-@attrs.frozen
+@attrs.frozen(field_transformer=utc_fields)
 class AppointmentRequest:
     """A meeting a sales coordinator has to place in a salesperson's calendar.
 
@@ -650,7 +687,7 @@ class AppointmentRequest:
         return dict(self.external_ids).get(crm)
 
 
-@attrs.frozen
+@attrs.frozen(field_transformer=utc_fields)
 class Booking:
     """An appointment request placed in one member's calendar.
 
@@ -674,7 +711,7 @@ class Booking:
 
     @property
     def end(self) -> datetime:
-        """When the meeting ends."""
+        """When the meeting ends: ``duration`` of real time after ``start`` (UTC)."""
         return self.start + self.request.duration
 
     @property
@@ -697,7 +734,7 @@ class Booking:
         return dict(self.external_ids).get(crm)
 
 
-@attrs.frozen
+@attrs.frozen(field_transformer=utc_fields)
 class Busy:
     """Time a member's calendar already has taken (read from the CRM or entered by hand).
 
