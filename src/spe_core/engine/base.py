@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
-from datetime import datetime
+from datetime import UTC, datetime
 
 from spe_core import calendar, routing
 from spe_core.clock import Clock, SystemClock
@@ -67,7 +67,7 @@ class EngineBase:
                 f"the engine's clock returned a naive time {now.isoformat()}.",
                 "give the engine a clock whose now() is timezone-aware.",
             )
-        return now
+        return now.astimezone(UTC)  # real time: every stored instant is UTC
 
     @staticmethod
     def _member(tx: Transaction, member_id: str) -> Member:

@@ -8,7 +8,7 @@ from datetime import datetime, time, timedelta
 
 import attrs
 
-from spe_core import calendar
+from spe_core import calendar, worktime
 from spe_core.engine.base import EngineBase
 from spe_core.errors import InvalidValue, NotFound, RuleViolation, WrongState
 from spe_core.events import (
@@ -48,8 +48,8 @@ class CalendarPart(EngineBase):
         monday = first - timedelta(days=first.weekday())
         after = last + timedelta(days=7 - last.weekday())
         return (
-            datetime.combine(monday, time(0), tzinfo=zone),
-            datetime.combine(after, time(0), tzinfo=zone),
+            worktime.local_instant(zone, monday, time(0)),
+            worktime.local_instant(zone, after, time(0)),
         )
 
     def _calendar(
