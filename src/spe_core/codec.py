@@ -9,7 +9,8 @@ through a round trip (aware datetimes keep their UTC offset).
 tags: ``"$event": kind`` for an event (``"$type": ClassName`` for any other
 value) and ``"$v": version``, the schema version of its class when it was
 written. Other tagged objects carry the plain types JSON lacks:
-``{"$dt": iso}``, ``{"$date": iso}``, ``{"$time": iso}``, ``{"$td": seconds}``,
+``{"$dt": iso}``, ``{"$date": iso}``, ``{"$time": iso}``, ``{"$td": seconds}``
+(``[days, seconds, microseconds]`` when float seconds would round),
 ``{"$set": [...]}``, ``{"$tuple": [...]}`` and ``{"$map": [[key, value], ...]}``.
 Data written before versions existed has no ``"$v"``; it reads as version 1.
 
@@ -221,6 +222,20 @@ def _set(value: Any) -> Any:
     return {"$set": items}
 
 
+def _timedelta_data(value: timedelta) -> Any:
+    if not value.microseconds:
+        return {"$td": value.days * 86_400 + value.seconds}
+    if abs(value.days) < 10_000:  # float seconds hold every microsecond below ~27 years
+        return {"$td": value.total_seconds()}
+    return {"$td": [value.days, value.seconds, value.microseconds]}
+
+
+def _timedelta_value(data: Any) -> timedelta:
+    if type(data) is list:
+        return timedelta(*data)
+    return timedelta(seconds=data)
+
+
 _ENCODERS: dict[type[Any], Callable[[Any], Any]] = {
     str: _same,
     int: _same,
@@ -230,7 +245,7 @@ _ENCODERS: dict[type[Any], Callable[[Any], Any]] = {
     datetime: lambda v: {"$dt": v.isoformat()},
     date: lambda v: {"$date": v.isoformat()},
     time: lambda v: {"$time": v.isoformat()},
-    timedelta: lambda v: {"$td": v.total_seconds()},
+    timedelta: _timedelta_data,
     frozenset: _set,
     set: _set,
     tuple: lambda v: {"$tuple": [encode(i) for i in v]},
@@ -267,7 +282,7 @@ _TAGS: dict[str, Callable[[Any], Any]] = {
     "$dt": datetime.fromisoformat,
     "$date": date.fromisoformat,
     "$time": time.fromisoformat,
-    "$td": lambda s: timedelta(seconds=s),
+    "$td": _timedelta_value,
     "$set": lambda items: frozenset(_any(i) for i in items),
     "$tuple": lambda items: tuple(_any(i) for i in items),
     "$map": lambda pairs: {_any(k): _any(v) for k, v in pairs},
@@ -316,10 +331,17 @@ def _decoder(data: Mapping[str, Any]) -> _Decoder:
             f"stored data names an unknown {'event kind' if kind else 'type'} {name!r}.",
             "install the plugin that defined it, or upgrade spe-sdk.",
         )
-    decoder = _DECODERS[name] = _Decoder(
-        cls, name, schema_version(cls), _converter.gen_structure_attrs_fromdict(cls)
-    )
+    try:
+        structure = _converter.gen_structure_attrs_fromdict(cls)
+    except Exception:  # field types cattrs cannot resolve (a class defined in a function)
+        structure = _by_tags
+    decoder = _DECODERS[name] = _Decoder(cls, name, schema_version(cls), structure)
     return decoder
+
+
+def _by_tags(data: Mapping[str, Any], cls: Any) -> Any:
+    """Build ``cls`` from the stored tags alone, for classes whose field types are unknown."""
+    return cls(**{k: _any(v) for k, v in data.items() if k[:1] != "$"})
 
 
 def _upcast(decoder: _Decoder, data: Mapping[str, Any], stored: Any) -> dict[str, Any]:
@@ -381,7 +403,7 @@ def _time(data: Any, _: Any) -> time:
 
 
 def _timedelta(data: Any, _: Any) -> timedelta:
-    return timedelta(seconds=data["$td"])
+    return _timedelta_value(data["$td"])
 
 
 def _enum(data: Any, cl: type[enum.Enum]) -> enum.Enum:
