@@ -252,7 +252,7 @@ def test_a_damaged_version_is_a_store_error(bad: object) -> None:
 def test_damaged_fields_are_a_store_error_naming_the_fix() -> None:
     stored = json.loads(codec.dumps(Opportunity("o1", "a1", AT)))
     del stored["account_id"]
-    with pytest.raises(StoreError, match="register an upcaster"):
+    with pytest.raises(StoreError, match=r"'Opportunity' \(schema version 1\).*'account_id'"):
         codec.decode(stored)
     stored = json.loads(codec.dumps(Opportunity("o1", "a1", AT)))
     stored["status"] = "on_the_moon"
@@ -260,6 +260,37 @@ def test_damaged_fields_are_a_store_error_naming_the_fix() -> None:
         codec.decode(stored)
     with pytest.raises(StoreError, match=r"unknown event kind 'no\.such'"):
         codec.decode({"$event": "no.such", "$v": 1})
+
+
+def test_a_failing_upcaster_is_named_in_the_error(registry: None) -> None:
+    @codec.register_value
+    @attrs.frozen
+    class Memo:
+        text: str
+
+    text = codec.dumps(Memo("hi"))
+
+    @codec.register_value
+    @attrs.frozen
+    class Memo:  # type: ignore[no-redef]
+        version: ClassVar[int] = 3
+        body: str
+
+    def broken(fields: dict[str, Any]) -> dict[str, Any]:
+        return {"body": fields["txt"]}
+
+    codec.register_upcaster("Memo", 1, broken)
+    with pytest.raises(StoreError, match=r"upcaster of 'Memo' from version 1 failed .*broken"):
+        codec.loads(text)
+    codec.register_upcaster("Memo", 2, lambda f: None)  # type: ignore[arg-type,return-value]
+    codec._UPCASTERS[("Memo", 1)] = lambda f: {"body": f["text"]}
+    with pytest.raises(StoreError, match="returned a NoneType, not a dict"):
+        codec.loads(text)
+
+
+def test_text_that_is_not_json_is_a_store_error() -> None:
+    with pytest.raises(StoreError, match="not JSON"):
+        codec.loads('{"$type": "Opportunity", ')
 
 
 def test_registration_errors_are_config_errors(registry: None) -> None:

@@ -367,8 +367,25 @@ def _upcast(decoder: _Decoder, data: Mapping[str, Any], stored: Any) -> dict[str
                 "register one with spe_core.codec.register_upcaster (the plugin or "
                 "release that changed the class should ship it).",
             )
-        fields = step(fields)
+        try:
+            fields = step(fields)
+        except Exception as e:  # an upcaster is plugin code: name it in the error
+            raise StoreError(
+                f"the upcaster of {decoder.name!r} from version {version} failed on "
+                f"stored fields {sorted(fields)}: {type(e).__name__}: {e}.",
+                f"fix {getattr(step, '__qualname__', step)!s} to turn every stored version "
+                f"{version} into version {version + 1}.",
+            ) from e
+        if not isinstance(fields, dict):
+            raise StoreError(
+                f"the upcaster of {decoder.name!r} from version {version} returned a "
+                f"{type(fields).__name__}, not a dict of fields.",
+                "return the (changed) dict of fields.",
+            )
     return fields
+
+
+_DECODE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, cattrs.BaseValidationError)
 
 
 def _tagged(data: Mapping[str, Any]) -> Any:
@@ -376,7 +393,16 @@ def _tagged(data: Mapping[str, Any]) -> Any:
     stored = data.get("$v", 1)
     if stored != decoder.version or type(stored) is not int:
         data = _upcast(decoder, data, stored)
-    return decoder.structure(data, decoder.cls)
+    try:
+        return decoder.structure(data, decoder.cls)
+    except _DECODE_ERRORS as e:  # InvalidValue too: the class refused the stored fields
+        problem = e.problem if isinstance(e, SpeError) else f"{type(e).__name__}: {e}"
+        raise StoreError(
+            f"stored {decoder.name!r} (schema version {stored}) could not be decoded "
+            f"({problem}).",
+            f"if {decoder.name!r} changed its fields, bump its version and register an "
+            "upcaster (spe_core.codec.register_upcaster); otherwise the data is damaged.",
+        ) from e
 
 
 def _attrs_hook(data: Any, cls: Any) -> Any:
@@ -522,17 +548,14 @@ _converter = _make_converter()
 def _wrapped(data: Any) -> Any:
     try:
         return _any(data)
-    except SpeError as e:
-        if isinstance(e, StoreError):
-            raise
-        problem = e.problem
-    except (KeyError, TypeError, ValueError, AttributeError, cattrs.BaseValidationError) as e:
-        problem = f"{type(e).__name__}: {e}"
-    raise StoreError(
-        f"stored data could not be decoded ({problem}).",
-        "if a class changed its fields, bump its version and register an upcaster "
-        "(spe_core.codec.register_upcaster); otherwise the data is damaged.",
-    )
+    except StoreError:
+        raise
+    except _DECODE_ERRORS as e:  # outside any tagged value: a damaged tag
+        problem = e.problem if isinstance(e, SpeError) else f"{type(e).__name__}: {e}"
+        raise StoreError(
+            f"stored data could not be decoded ({problem}).",
+            "the data is damaged or was not written by spe_core.codec.",
+        ) from e
 
 
 def decode(data: Any) -> Any:
@@ -547,4 +570,11 @@ def dumps(value: Any) -> str:
 
 def loads(text: str | bytes) -> Any:
     """Rebuild a value from :func:`dumps`' text."""
-    return _wrapped(json.loads(text))
+    try:
+        data = json.loads(text)
+    except ValueError as e:
+        raise StoreError(
+            f"stored text is not JSON ({e}): {text!r:.80}.",
+            "the data is damaged or was not written by spe_core.codec.",
+        ) from e
+    return _wrapped(data)
