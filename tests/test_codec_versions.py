@@ -322,6 +322,13 @@ def test_registration_errors_are_config_errors(registry: None) -> None:
     with pytest.raises(ConfigError, match="has version -3"):
         event_type(BadEvent)
 
+    @attrs.frozen(kw_only=True)
+    class Twice(Event):
+        kind: ClassVar[str] = "opportunity.released"
+
+    with pytest.raises(ConfigError, match="registered twice"):
+        event_type(Twice)
+
 
 def test_stored_state_still_matches_a_status_enum() -> None:
     opp = Opportunity("o1", "a1", AT, status="released", owner_id="m1", released_at=AT)

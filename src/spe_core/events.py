@@ -89,9 +89,19 @@ EVENT_TYPES: dict[str, type[Event]] = {}
 
 
 def event_type(cls: type[Event]) -> type[Event]:
-    """Class decorator registering an event class under its ``kind``."""
+    """Class decorator registering an event class under its ``kind``.
+
+    The kind is what the store writes; the class's ``version`` (default 1) is
+    written beside it. Raises :class:`~spe_core.errors.ConfigError` for a kind
+    registered twice or a version that is not a whole number from 1.
+    """
     if cls.kind in EVENT_TYPES:
-        raise TypeError(f"event kind {cls.kind!r} registered twice")
+        raise ConfigError(
+            f"event kind {cls.kind!r} is registered twice "
+            f"({EVENT_TYPES[cls.kind].__qualname__} and {cls.__qualname__}).",
+            "give each event class its own kind; to change an event's fields, change "
+            "its class and bump its version instead of adding a second class.",
+        )
     version = cls.version
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise ConfigError(
