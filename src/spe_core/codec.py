@@ -195,7 +195,7 @@ def _encode_attrs(value: Any) -> dict[str, Any]:
     cls = type(value)
     out: dict[str, Any]
     if isinstance(value, Event):
-        out = {"$event": cls.kind, "$v": schema_version(cls)}
+        out = {"$event": cls.kind, "$v": cls.version}  # checked by event_type
     else:
         name = cls.__name__
         if _VALUES.get(name) is not cls:
@@ -205,7 +205,10 @@ def _encode_attrs(value: Any) -> dict[str, Any]:
             )
         out = {"$type": name, "$v": _VERSIONS[cls]}
     for field in _field_names(cls):
-        out[field] = encode(getattr(value, field))
+        item = getattr(value, field)
+        kind = type(item)
+        # JSON's own types are written as they are (the common case, kept inline)
+        out[field] = item if kind is str or item is None or kind is int else encode(item)
     return out
 
 
