@@ -313,6 +313,8 @@ def test_registration_errors_are_config_errors(registry: None) -> None:
         codec.register_value(Bad)
     with pytest.raises(ConfigError, match="not an attrs class"):
         codec.register_value(int)
+    with pytest.raises(ConfigError, match="has no schema version"):
+        codec.schema_version(str)
 
     @attrs.frozen(kw_only=True)
     class BadEvent(Event):

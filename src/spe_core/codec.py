@@ -102,6 +102,11 @@ def schema_version(cls: type[Any]) -> int:
     """The schema version the codec writes for ``cls`` (an event or registered value class)."""
     version = _VERSIONS.get(cls)
     if version is None:
+        if not _is_attrs(cls):
+            raise ConfigError(
+                f"{cls.__name__} is not an attrs class, so it has no schema version.",
+                "pass an event class or a class registered with register_value.",
+            )
         version = _VERSIONS[cls] = _declared_version(cls)
     return version
 
