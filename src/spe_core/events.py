@@ -5,8 +5,13 @@ as the change itself. Metrics, the audit trail, listeners and the sync outbox
 are all read from these events, and :func:`replay` rebuilds the opportunities'
 current state from them alone.
 
-Every event is a frozen attrs value with ``at`` (when it happened, aware) and
-a class-level ``kind`` (a stable dotted name used in storage and by listeners).
+Every event is a frozen attrs value with ``at`` (when it happened, aware), a
+class-level ``kind`` (a stable dotted name used in storage and by listeners)
+and a class-level ``version``, the schema version of its fields (1 unless the
+class says otherwise). Stores write the version with each event; when a
+release changes an event's fields it bumps ``version`` and registers an
+upcaster from the old version (:func:`spe_core.codec.register_upcaster`), so
+every database written before still reads. See docs/stores.md, "Versions".
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any, ClassVar
 
 import attrs
 
+from spe_core.errors import ConfigError
 from spe_core.model import (
     Booking,
     Member,
@@ -75,6 +81,8 @@ class Event:
     """Base of every domain event."""
 
     kind: ClassVar[str] = "event"
+    version: ClassVar[int] = 1
+    """Schema version of this class's fields; add 1 (and register an upcaster) on a change."""
     at: datetime = attrs.field(validator=aware_field)
 
 
@@ -82,9 +90,25 @@ EVENT_TYPES: dict[str, type[Event]] = {}
 
 
 def event_type(cls: type[Event]) -> type[Event]:
-    """Class decorator registering an event class under its ``kind``."""
+    """Class decorator registering an event class under its ``kind``.
+
+    The kind is what the store writes; the class's ``version`` (default 1) is
+    written beside it. Raises :class:`~spe_core.errors.ConfigError` for a kind
+    registered twice or a version that is not a whole number from 1.
+    """
     if cls.kind in EVENT_TYPES:
-        raise TypeError(f"event kind {cls.kind!r} registered twice")
+        raise ConfigError(
+            f"event kind {cls.kind!r} is registered twice "
+            f"({EVENT_TYPES[cls.kind].__qualname__} and {cls.__qualname__}).",
+            "give each event class its own kind; to change an event's fields, change "
+            "its class and bump its version instead of adding a second class.",
+        )
+    version = cls.version
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ConfigError(
+            f"event {cls.kind!r} has version {version!r}; versions are whole numbers from 1.",
+            "set version: ClassVar[int] = 1 and add 1 each time the event's fields change.",
+        )
     EVENT_TYPES[cls.kind] = cls
     return cls
 
