@@ -393,3 +393,14 @@ def test_slot_steps_against_a_minute_by_minute_search(
     known = at.astimezone(zone).utcoffset()
     if want.astimezone(zone).utcoffset() == known:
         assert cal._ceil_step(at, step, zone, known) == want
+
+
+def test_slot_steps_restart_at_local_midnight() -> None:
+    """A 25-minute step that does not divide the day: after 23:45 comes 00:00 of the next
+    day, not 00:10 (found by the property above, in Havana the night its clocks go back)."""
+    zone = ZoneInfo("America/Havana")
+    at = datetime(2025, 11, 2, 3, 59, tzinfo=UTC)  # 23:59 local on 1 November
+    step = timedelta(minutes=25)
+    assert cal._ceil_step(at, step, zone) == datetime(2025, 11, 2, 4, 0, tzinfo=UTC)
+    known = at.astimezone(zone).utcoffset()
+    assert cal._ceil_step(at, step, zone, known) == datetime(2025, 11, 2, 4, 0, tzinfo=UTC)

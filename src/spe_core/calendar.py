@@ -720,13 +720,20 @@ def _ceil_step(
     size = step // _MICROSECOND
     if offset is not None:
         since = ((at - _EPOCH + offset) // _MICROSECOND) % _DAY_US
-        return at + timedelta(microseconds=-since % size)
-    for _ in range(3):
+        # steps count from each local midnight: past the day's last step, the next
+        # midnight comes first
+        return at + timedelta(microseconds=min(-since % size, _DAY_US - since))
+    for _ in range(4):
         local = at.astimezone(zone)
         offset = local.utcoffset()
         wall = local.replace(tzinfo=None)
         since = (wall - datetime.combine(wall.date(), time(0))) // _MICROSECOND
         found = at + timedelta(microseconds=-since % size)
+        midnight = worktime.local_instant(zone, wall.date() + timedelta(days=1), time(0))
+        if found >= midnight:
+            # steps count from each local midnight: start again on the next day's clock
+            at = midnight
+            continue
         if found.astimezone(zone).utcoffset() == offset:
             return found
         # the clock changed before that step: every step on the old clock is past, so
