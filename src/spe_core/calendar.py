@@ -698,8 +698,10 @@ def _ceil_step(at: datetime, step: timedelta) -> datetime:
     return at + timedelta(seconds=rounded - stamp)
 
 
-#: how plan_week ranks a fit: added travel (s), start, the day's meetings, member id
-_Key = tuple[int, datetime, int, str]
+#: how plan_week ranks a fit: tier (calls on inside sales, in-person meetings, calls on
+#: field sales), added travel (s), spare time (calls: most first), start, then load (the
+#: day's in-person meetings, the week's, the day's entries) and member id only last
+_Key = tuple[int, int, int, datetime, int, int, int, str]
 
 
 class _Fit(NamedTuple):
@@ -925,6 +927,27 @@ class _Planner:
             self.week_counts[(member.id, _week(day.day))] -= 1
 
 
+def _call_on_field(member: Member, request: AppointmentRequest) -> int:
+    """1 for a conference call on a field salesperson (whose time is for visits), else 0."""
+    return int(not request.in_person and member.role is Role.FIELD_SALES)
+
+
+def _load(day: _Day) -> int:
+    """The day's calendar entries (bookings and busy time): a tie-break, fewest first."""
+    return len(day.items)
+
+
+def _spare_seconds(day: _Day) -> int:
+    """Working seconds of the day not covered by its entries (real seconds, overlaps apart)."""
+    total = sum(e.timestamp() - s.timestamp() for s, e in day.segments)
+    for item in day.items:
+        if day.start is not None and day.end is not None:
+            lo, hi = max(item.start, day.start), min(item.end, day.end)
+            if lo < hi:
+                total -= hi.timestamp() - lo.timestamp()
+    return round(total)
+
+
 def _tie(value: timedelta, rules: CalendarRules) -> int:
     if rules.travel_tie <= _ZERO:
         return round(value.total_seconds())
@@ -955,7 +978,7 @@ def propose(
     calendars = list(calendars)
     planner = _Planner(calendars, rules, travel, now)
     lo, hi = _request_bounds(request, rules, now)
-    slots: list[tuple[tuple[int, datetime, int, int, str], Slot]] = []
+    slots: list[tuple[tuple[int, datetime, int, int, int, int, str], Slot]] = []
     excluded: list[tuple[str, str]] = []
     for cal in calendars:
         member = cal.member
@@ -984,7 +1007,15 @@ def propose(
                         day.in_person,
                         week,
                     )
-                    key = (_tie(fit.added, rules), fit.start, day.in_person, week, member.id)
+                    key = (
+                        _tie(fit.added, rules),
+                        fit.start,
+                        _call_on_field(member, request),
+                        day.in_person,
+                        week,
+                        _load(day),
+                        member.id,
+                    )
                     slots.append((key, slot))
                     found += 1
         if not found:
@@ -1114,11 +1145,31 @@ def plan_week(
                 # fits depend on the day and on the week's count (the weekly cap)
                 version = (day.version, counts[week])
                 if cached is None or cached[0] != version:
-                    n = day.in_person
                     fits = planner.best_in_day(day, r, lo, hi)
+                    # calls: inside sales first, then field sales after the visits, on the
+                    # day with the most spare time; in person: least travel, then earliest
+                    if r.in_person:
+                        tier, spare = 1, 0
+                    else:
+                        tier = 2 if m.role is Role.FIELD_SALES else 0
+                        spare = -_spare_seconds(day) if fits else 0
+                    load = (day.in_person, counts[week], _load(day))
                     cached = (
                         version,
-                        [((round(f.added.total_seconds()), f.start, n, m.id), f) for f in fits],
+                        [
+                            (
+                                (
+                                    tier,
+                                    round(f.added.total_seconds()),
+                                    spare,
+                                    f.start,
+                                    *load,
+                                    m.id,
+                                ),
+                                f,
+                            )
+                            for f in fits
+                        ],
                     )
                     mine[(m.id, d)] = cached
                 for key, fit in cached[1]:
@@ -1398,6 +1449,8 @@ def _improve(
             if day.start is not None and day.in_person < cap:
                 roomy[key[0]].append(day)
         for rid in sorted(placed, key=lambda r: (placed[r][1].start, r)):
+            if rid in placed and placed[rid][0].home is None:
+                continue  # a call with inside sales: no travel to save, no budget spent
             if budget.spend():
                 return
             if rid not in placed:
@@ -1411,6 +1464,8 @@ def _improve(
             if relocate(rid, roomy):
                 moved += 1
         for x in sorted(placed):
+            if x in requests and not requests[x].in_person:
+                continue  # calls have no place to swap
             if budget.spend():
                 return
             lx = requests[x].location if x in requests else None
@@ -1434,6 +1489,8 @@ def _improve(
                     moved += 1
                     break
         for u in sorted(unplanned):
+            if u in requests and not requests[u].in_person:
+                continue  # calls have no place to trade
             if budget.spend():
                 return
             lu = requests[u].location if u in requests else None
