@@ -222,24 +222,50 @@ def test_a_call_an_idle_inside_salesperson_can_take_never_goes_to_the_field(
 
 @settings(max_examples=30)
 @given(field=field_teams(), visit_batch=visits(), call_batch=calls(6), calls_first=st.booleans())
-def test_calls_inside_sales_can_absorb_cost_the_field_no_visit(
+def test_calls_inside_sales_can_absorb_all_go_to_inside_sales(
     field: list[Member],
     visit_batch: list[AppointmentRequest],
     call_batch: list[AppointmentRequest],
     calls_first: bool,
 ) -> None:
-    """Two inside salespeople have room for every call: the field plan is the visits-only one.
+    """Two idle inside salespeople have room for every call: no call goes to the field."""
+    team = [*field, _inside("i0"), _inside("i1")]
+    reqs = [*call_batch, *visit_batch] if calls_first else [*visit_batch, *call_batch]
+    plan = _plan(reqs, team)
+    assert {b.id for b in plan.bookings if not b.in_person} == {r.id for r in call_batch}
+    assert all(b.member_id in ("i0", "i1") for b in plan.bookings if not b.in_person)
 
-    So plan_week books exactly as many in-person meetings as without the calls
-    (the old planner put the calls on field salespeople first and lost visits).
+
+@settings(max_examples=30)
+@given(
+    field=field_teams(),
+    inside_hours=st.lists(
+        st.tuples(st.integers(6, 10), st.integers(4, 10)), min_size=0, max_size=2
+    ),
+    visit_batch=visits(),
+    call_batch=calls(12),
+    calls_first=st.booleans(),
+    improve=st.booleans(),
+)
+def test_calls_never_cost_an_in_person_meeting(
+    field: list[Member],
+    inside_hours: list[tuple[int, int]],
+    visit_batch: list[AppointmentRequest],
+    call_batch: list[AppointmentRequest],
+    calls_first: bool,
+    improve: bool,
+) -> None:
+    """With calls in the batch, plan_week books the very visits it books without them.
+
+    Calls go to inside sales, or to field sales only in the time the visits
+    leave, so the in-person meetings are never fewer than without the calls
+    (the old planner put calls on field salespeople first and lost visits).
     """
-    inside = [_inside("i0"), _inside("i1")]
+    inside = [_inside(f"i{k}", s, h) for k, (s, h) in enumerate(inside_hours)]
     team = [*field, *inside]
     reqs = [*call_batch, *visit_batch] if calls_first else [*visit_batch, *call_batch]
-    mixed = _plan(reqs, team)
-    alone = _plan(visit_batch, team)
-    assert {b.id for b in mixed.bookings if not b.in_person} == {r.id for r in call_batch}
-    assert all(b.member_id in ("i0", "i1") for b in mixed.bookings if not b.in_person)
+    mixed = _plan(reqs, team, improve=improve)
+    alone = _plan(visit_batch, team, improve=improve)
     assert _in_person(mixed) == _in_person(alone)
     assert [p for p in _placed(mixed) if p[0].startswith("v")] == _placed(alone)
 

@@ -1146,8 +1146,9 @@ def plan_week(
                 version = (day.version, counts[week])
                 if cached is None or cached[0] != version:
                     fits = planner.best_in_day(day, r, lo, hi)
-                    # calls: inside sales first, then field sales after the visits, on the
-                    # day with the most spare time; in person: least travel, then earliest
+                    # calls: inside sales (tier 0) before field sales (tier 2, only once
+                    # the visits are placed), the day with the most spare time first;
+                    # in person: least travel, then earliest; then load, member id last
                     if r.in_person:
                         tier, spare = 1, 0
                     else:
@@ -1173,6 +1174,8 @@ def plan_week(
                     )
                     mine[(m.id, d)] = cached
                 for key, fit in cached[1]:
+                    if key[0] == 2 and not field_calls:
+                        continue  # a call on field sales waits until the visits are placed
                     if best is None or key < best[0]:
                         best = (key, day, fit)
         return best
@@ -1222,6 +1225,9 @@ def plan_week(
             else:
                 unplanned[rid] = _no_room(r)
 
+    # calls go to inside sales while the visits are placed and improved; the calls left
+    # over then take the field time the visits leave (in-person capacity comes first)
+    field_calls = False
     insert_all(r.id for r in requests if r.id in candidates)
     if improve:
         budget = _Budget(improve_steps)
@@ -1246,6 +1252,8 @@ def plan_week(
         retry_all()
         _improve(placed, planner, place, rules, by_id, unplanned, candidates, budget)
         retry_all()
+    field_calls = True
+    insert_all(sorted(rid for rid in unplanned if rid in candidates and not by_id[rid].in_person))
     bookings = tuple(sorted((b for _, b in placed.values()), key=lambda b: (b.start, b.id)))
     touched = {(d.member.id, d.day) for d, _ in placed.values()}
     total = sum((planner.days[k].travel(travel) for k in sorted(touched)), _ZERO)
