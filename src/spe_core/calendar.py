@@ -971,8 +971,10 @@ def propose(
     out with the reason. For every other member, every gap of every day in the
     request's range (up to :attr:`CalendarRules.horizon_days`) offers its
     earliest valid start. Slots rank by least added travel (within
-    :attr:`CalendarRules.travel_tie`), then earliest, then fewest in-person
-    meetings that day and that week (evening out the load), then member id.
+    :attr:`CalendarRules.travel_tie`), then earliest, then, for a call, inside
+    salespeople before field salespeople (whose time is for visits), then
+    fewest in-person meetings that day and that week and fewest entries that
+    day (evening out the load), and member id only last.
     Each offered slot passes :func:`validate` when booked by ``by`` at ``now``.
     """
     calendars = list(calendars)
@@ -1053,12 +1055,17 @@ def plan_week(
     over the members' days it could go in (for in-person meetings, the
     ``nearest`` members by home base; None: all), and the cheapest request is
     placed first, re-pricing lazily as days fill; requests that fit nowhere
-    are returned with the reason. The improvement phase then retries the
-    unplaced ones over all members, and, for at most ``improve_steps`` tried
-    moves (a work budget, not a clock: the plan is deterministic), moves
-    placed meetings to cheaper places, swaps meetings between member days and
-    trades a placed meeting for an unplaced request when that lowers travel
-    (the number booked never drops), and finally retries the unplaced ones.
+    are returned with the reason. Ties between members are broken by load
+    (member id only last). The improvement phase then retries the unplaced
+    ones over all members, and, for at most ``improve_steps`` tried moves (a
+    work budget, not a clock: the plan is deterministic), moves placed
+    meetings to cheaper places, swaps meetings between member days and trades
+    a placed meeting for an unplaced request when that lowers travel (the
+    number booked never drops), and finally retries the unplaced ones.
+    Conference calls go to inside salespeople first, to the member-day with
+    the most free working time; calls no inside salesperson can take are
+    placed on field salespeople only after all that, in the time the visits
+    leave, so calls never cost an in-person meeting.
     ``by`` names the coordinator per member id (or one name for all). Every
     returned booking passes :func:`validate`, and existing bookings and busy
     time are never moved.
