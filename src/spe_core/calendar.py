@@ -700,8 +700,8 @@ def _ceil_step(at: datetime, step: timedelta) -> datetime:
 
 #: how plan_week ranks a fit: tier (calls on inside sales, in-person meetings, calls on
 #: field sales), added travel (s), spare time (calls: most first), start, then load (the
-#: day's in-person meetings, the week's, the day's entries) and member id only last
-_Key = tuple[int, int, int, datetime, int, int, int, str]
+#: day's in-person meetings, then all its entries) and member id only last
+_Key = tuple[int, int, int, datetime, int, int, str]
 
 
 class _Fit(NamedTuple):
@@ -1141,6 +1141,8 @@ def plan_week(
         mine = cache[r.id]
         counts = planner.week_counts
         for m in candidates[r.id]:
+            if not (r.in_person or field_calls) and m.role is Role.FIELD_SALES:
+                continue  # a call on field sales waits until the visits are placed
             days = spots.get((r.id, m.id))
             if days is None:
                 days = spots[(r.id, m.id)] = [
@@ -1161,7 +1163,7 @@ def plan_week(
                     else:
                         tier = 2 if m.role is Role.FIELD_SALES else 0
                         spare = -_spare_seconds(day) if fits else 0
-                    load = (day.in_person, counts[week], _load(day))
+                    load = (day.in_person, _load(day))
                     cached = (
                         version,
                         [
@@ -1181,8 +1183,6 @@ def plan_week(
                     )
                     mine[(m.id, d)] = cached
                 for key, fit in cached[1]:
-                    if key[0] == 2 and not field_calls:
-                        continue  # a call on field sales waits until the visits are placed
                     if best is None or key < best[0]:
                         best = (key, day, fit)
         return best
