@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 
 import attrs
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from spe_core import calendar as cal
@@ -189,7 +189,6 @@ def test_propose_offers_a_call_to_inside_sales_before_field_sales_at_the_same_ti
 # --- properties ------------------------------------------------------------------------
 
 
-@settings(max_examples=40)
 @given(
     field=field_teams(),
     inside_hours=st.lists(
@@ -220,7 +219,6 @@ def test_a_call_an_idle_inside_salesperson_can_take_never_goes_to_the_field(
             assert offered == (), (b.id, b.member_id, m.id, offered[0])
 
 
-@settings(max_examples=30)
 @given(field=field_teams(), visit_batch=visits(), call_batch=calls(6), calls_first=st.booleans())
 def test_calls_inside_sales_can_absorb_all_go_to_inside_sales(
     field: list[Member],
@@ -236,7 +234,6 @@ def test_calls_inside_sales_can_absorb_all_go_to_inside_sales(
     assert all(b.member_id in ("i0", "i1") for b in plan.bookings if not b.in_person)
 
 
-@settings(max_examples=30)
 @given(
     field=field_teams(),
     inside_hours=st.lists(
@@ -270,7 +267,6 @@ def test_calls_never_cost_an_in_person_meeting(
     assert [p for p in _placed(mixed) if p[0].startswith("v")] == _placed(alone)
 
 
-@settings(max_examples=30)
 @given(
     field=field_teams(),
     inside_hours=st.lists(
