@@ -22,7 +22,15 @@ Three planners, side by side, with the same rules and the same travel model
 
 Travel is home -> meetings -> home summed over member-days, the same way for
 all three (``WeekPlan.travel`` for spe, cross-checked). Every planner's
-calendars are run through :func:`spe_core.calendar.validate`. Run:
+calendars are run through :func:`spe_core.calendar.validate`.
+
+A second batch mixes in conference calls: the same field members and visits,
+plus one inside salesperson per five field members and one 30-minute call per
+four visits (each open for the week, about 30 % with a one-day customer
+window), interleaved with the visits. ``plan_week`` should give the calls to
+the inside salespeople and keep the field members' time for visits: the
+in-person meetings it books must not drop below the visits-only run
+(``in_person_lost_to_calls``). Run:
 
     .venv/bin/python benchmarks/plan_week.py                        # 50 members, 1,200 requests
     .venv/bin/python benchmarks/plan_week.py --quick                # 5 members, 100 requests
@@ -62,6 +70,7 @@ TARGETS = {
     "meetings_per_member_day": ">= 3.8",
     "plan_seconds": "<= 10.0",
     "violations": "<= 0",
+    "in_person_lost_to_calls": "<= 0",
 }
 
 
@@ -118,6 +127,40 @@ def scenario(
             )
         )
     return team, reqs
+
+
+def with_calls(
+    team: list[Member], reqs: list[AppointmentRequest], seed: int
+) -> tuple[list[Member], list[AppointmentRequest]]:
+    """The mixed batch: inside salespeople and conference calls added, interleaved."""
+    rng = random.Random(seed + 1)
+    inside = [
+        Member(
+            f"i{i:02d}",
+            f"Inside {i}",
+            "inside_sales",
+            time_zone="Europe/Berlin",
+            working_hours=WorkingHours.weekdays(dtime(DAY_START), dtime(DAY_END)),
+        )
+        for i in range(max(1, len(team) // 5))
+    ]
+    mixed = list(reqs)
+    for n in range(max(1, len(reqs) // 4)):
+        windows: list[TimeWindow] = []
+        if rng.random() < 0.3:
+            day = MONDAY + timedelta(days=rng.randrange(DAYS))
+            windows = [TimeWindow(day + timedelta(hours=DAY_START), day + timedelta(hours=DAY_END))]
+        call = AppointmentRequest(
+            f"c{n:04d}",
+            f"b{n:04d}",
+            timedelta(minutes=30),
+            "conference_call",
+            MONDAY,
+            MONDAY + timedelta(days=DAYS),
+            windows=windows,
+        )
+        mixed.insert(rng.randrange(len(mixed) + 1), call)
+    return [*team, *inside], mixed
 
 
 def travel_minutes(bookings: list[Booking], team: list[Member], travel: cal.TravelFn) -> float:
@@ -284,6 +327,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  OR-Tools done in {ortools.seconds:.2f} s ({ortools.detail})", flush=True)
     greedy = run_greedy(team, reqs, rules)
     print(f"  greedy done in {greedy.seconds:.2f} s", flush=True)
+    mixed_team, mixed_reqs = with_calls(team, reqs, args.seed)
+    n_calls = len(mixed_reqs) - len(reqs)
+    mixed, _ = run_spe(mixed_team, mixed_reqs, rules)
+    mixed_in_person = sum(1 for b in mixed.bookings if b.in_person)
+    field_ids = {m.id for m in team}
+    calls_on_field = sum(1 for b in mixed.bookings if not b.in_person and b.member_id in field_ids)
+    print(
+        f"  spe with {n_calls} calls and {len(mixed_team) - len(team)} inside salespeople "
+        f"done in {mixed.seconds:.2f} s: {mixed_in_person:,} in-person meetings "
+        f"(visits only: {len(spe.bookings):,}), "
+        f"{len(mixed.bookings) - mixed_in_person} calls ({calls_on_field} on field members)",
+        flush=True,
+    )
 
     # spe's own travel figure and the common computation must agree
     assert abs(spe_travel - travel_minutes(spe.bookings, team, travel)) < 1e-6
@@ -293,6 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     per_day = {k: len(r.bookings) / member_days for k, r in runs.items()}
     minutes = {k: travel_minutes(r.bookings, team, travel) for k, r in runs.items()}
     broken = {k: violations(r.bookings, team, rules) for k, r in runs.items()}
+    broken["spe with calls"] = violations(mixed.bookings, mixed_team, rules)
     for name, found in broken.items():
         for v in found[:3]:
             print(f"  {name} violation: {v.rule}: {v.reason}")
@@ -324,7 +381,13 @@ def main(argv: list[str] | None = None) -> int:
         "booked_pct_gap": round(booked["OR-Tools"] - booked["spe"], 2),
         "plan_seconds": round(spe.seconds, 2),
         "ortools_seconds": round(ortools.seconds, 2),
-        "violations": len(broken["spe"]) + len(broken["greedy"]),
+        "violations": len(broken["spe"]) + len(broken["greedy"]) + len(broken["spe with calls"]),
+        "in_person_booked": mixed_in_person,
+        "in_person_booked_without_calls": len(spe.bookings),
+        "in_person_lost_to_calls": len(spe.bookings) - mixed_in_person,
+        "calls_booked_pct": round(100.0 * (len(mixed.bookings) - mixed_in_person) / n_calls, 2),
+        "calls_on_field_members": calls_on_field,
+        "mixed_plan_seconds": round(mixed.seconds, 2),
         "ortools_violations": len(broken["OR-Tools"]),
     }
     print(json.dumps({"benchmark": "plan_week", "figures": figures, "targets": TARGETS}))

@@ -76,6 +76,7 @@ def test_plan_week_quick() -> None:
     result = run_quick("plan_week")
     assert result["figures"]["violations"] == 0  # type: ignore[index]
     assert "travel_vs_ortools" in result["targets"]  # type: ignore[operator]
+    assert result["figures"]["in_person_lost_to_calls"] <= 0  # type: ignore[index]
 
 
 @pytest.mark.slow

@@ -742,8 +742,10 @@ def _ceil_step(
     return found
 
 
-#: how plan_week ranks a fit: added travel (s), start, the day's meetings, member id
-_Key = tuple[int, datetime, int, str]
+#: how plan_week ranks a fit: tier (calls on inside sales, in-person meetings, calls on
+#: field sales), added travel (s), spare time (calls: most first), start, then load (the
+#: day's in-person meetings, then all its entries) and member id only last
+_Key = tuple[int, int, int, datetime, int, int, str]
 
 
 class _Fit(NamedTuple):
@@ -971,6 +973,27 @@ class _Planner:
             self.week_counts[(member.id, _week(day.day))] -= 1
 
 
+def _call_on_field(member: Member, request: AppointmentRequest) -> int:
+    """1 for a conference call on a field salesperson (whose time is for visits), else 0."""
+    return int(not request.in_person and member.role is Role.FIELD_SALES)
+
+
+def _load(day: _Day) -> int:
+    """The day's calendar entries (bookings and busy time): a tie-break, fewest first."""
+    return len(day.items)
+
+
+def _spare_seconds(day: _Day) -> int:
+    """Working seconds of the day not covered by its entries (real seconds, overlaps apart)."""
+    total = sum(e.timestamp() - s.timestamp() for s, e in day.segments)
+    for item in day.items:
+        if day.start is not None and day.end is not None:
+            lo, hi = max(item.start, day.start), min(item.end, day.end)
+            if lo < hi:
+                total -= hi.timestamp() - lo.timestamp()
+    return round(total)
+
+
 def _tie(value: timedelta, rules: CalendarRules) -> int:
     if rules.travel_tie <= _ZERO:
         return round(value.total_seconds())
@@ -994,15 +1017,17 @@ def propose(
     out with the reason. For every other member, every gap of every day in the
     request's range (up to :attr:`CalendarRules.horizon_days`) offers its
     earliest valid start. Slots rank by least added travel (within
-    :attr:`CalendarRules.travel_tie`), then earliest, then fewest in-person
-    meetings that day and that week (evening out the load), then member id.
+    :attr:`CalendarRules.travel_tie`), then earliest, then, for a call, inside
+    salespeople before field salespeople (whose time is for visits), then
+    fewest in-person meetings that day and that week and fewest entries that
+    day (evening out the load), and member id only last.
     Each offered slot passes :func:`validate` when booked by ``by`` at ``now``.
     """
     now = now.astimezone(UTC)
     calendars = list(calendars)
     planner = _Planner(calendars, rules, travel, now)
     lo, hi = _request_bounds(request, rules, now)
-    slots: list[tuple[tuple[int, datetime, int, int, str], Slot]] = []
+    slots: list[tuple[tuple[int, datetime, int, int, int, int, str], Slot]] = []
     excluded: list[tuple[str, str]] = []
     for cal in calendars:
         member = cal.member
@@ -1031,7 +1056,15 @@ def propose(
                         day.in_person,
                         week,
                     )
-                    key = (_tie(fit.added, rules), fit.start, day.in_person, week, member.id)
+                    key = (
+                        _tie(fit.added, rules),
+                        fit.start,
+                        _call_on_field(member, request),
+                        day.in_person,
+                        week,
+                        _load(day),
+                        member.id,
+                    )
                     slots.append((key, slot))
                     found += 1
         if not found:
@@ -1069,12 +1102,17 @@ def plan_week(
     over the members' days it could go in (for in-person meetings, the
     ``nearest`` members by home base; None: all), and the cheapest request is
     placed first, re-pricing lazily as days fill; requests that fit nowhere
-    are returned with the reason. The improvement phase then retries the
-    unplaced ones over all members, and, for at most ``improve_steps`` tried
-    moves (a work budget, not a clock: the plan is deterministic), moves
-    placed meetings to cheaper places, swaps meetings between member days and
-    trades a placed meeting for an unplaced request when that lowers travel
-    (the number booked never drops), and finally retries the unplaced ones.
+    are returned with the reason. Ties between members are broken by load
+    (member id only last). The improvement phase then retries the unplaced
+    ones over all members, and, for at most ``improve_steps`` tried moves (a
+    work budget, not a clock: the plan is deterministic), moves placed
+    meetings to cheaper places, swaps meetings between member days and trades
+    a placed meeting for an unplaced request when that lowers travel (the
+    number booked never drops), and finally retries the unplaced ones.
+    Conference calls go to inside salespeople first, to the member-day with
+    the most free working time; calls no inside salesperson can take are
+    placed on field salespeople only after all that, in the time the visits
+    leave, so calls never cost an in-person meeting.
     ``by`` names the coordinator per member id (or one name for all). Every
     returned booking passes :func:`validate`, and existing bookings and busy
     time are never moved.
@@ -1151,6 +1189,8 @@ def plan_week(
         mine = cache[r.id]
         counts = planner.week_counts
         for m in candidates[r.id]:
+            if not (r.in_person or field_calls) and m.role is Role.FIELD_SALES:
+                continue  # a call on field sales waits until the visits are placed
             days = spots.get((r.id, m.id))
             if days is None:
                 days = spots[(r.id, m.id)] = [
@@ -1162,11 +1202,32 @@ def plan_week(
                 # fits depend on the day and on the week's count (the weekly cap)
                 version = (day.version, counts[week])
                 if cached is None or cached[0] != version:
-                    n = day.in_person
                     fits = planner.best_in_day(day, r, lo, hi)
+                    # calls: inside sales (tier 0) before field sales (tier 2, only once
+                    # the visits are placed), the day with the most spare time first;
+                    # in person: least travel, then earliest; then load, member id last
+                    if r.in_person:
+                        tier, spare = 1, 0
+                    else:
+                        tier = 2 if m.role is Role.FIELD_SALES else 0
+                        spare = -_spare_seconds(day) if fits else 0
+                    load = (day.in_person, _load(day))
                     cached = (
                         version,
-                        [((round(f.added.total_seconds()), f.start, n, m.id), f) for f in fits],
+                        [
+                            (
+                                (
+                                    tier,
+                                    round(f.added.total_seconds()),
+                                    spare,
+                                    f.start,
+                                    *load,
+                                    m.id,
+                                ),
+                                f,
+                            )
+                            for f in fits
+                        ],
                     )
                     mine[(m.id, d)] = cached
                 for key, fit in cached[1]:
@@ -1219,6 +1280,9 @@ def plan_week(
             else:
                 unplanned[rid] = _no_room(r)
 
+    # calls go to inside sales while the visits are placed and improved; the calls left
+    # over then take the field time the visits leave (in-person capacity comes first)
+    field_calls = False
     insert_all(r.id for r in requests if r.id in candidates)
     if improve:
         budget = _Budget(improve_steps)
@@ -1243,6 +1307,8 @@ def plan_week(
         retry_all()
         _improve(placed, planner, place, rules, by_id, unplanned, candidates, budget)
         retry_all()
+    field_calls = True
+    insert_all(sorted(rid for rid in unplanned if rid in candidates and not by_id[rid].in_person))
     bookings = tuple(sorted((b for _, b in placed.values()), key=lambda b: (b.start, b.id)))
     touched = {(d.member.id, d.day) for d, _ in placed.values()}
     total = sum((planner.days[k].travel(travel) for k in sorted(touched)), _ZERO)
@@ -1446,6 +1512,8 @@ def _improve(
             if day.start is not None and day.in_person < cap:
                 roomy[key[0]].append(day)
         for rid in sorted(placed, key=lambda r: (placed[r][1].start, r)):
+            if rid in placed and placed[rid][0].home is None:
+                continue  # a call with inside sales: no travel to save, no budget spent
             if budget.spend():
                 return
             if rid not in placed:
@@ -1459,6 +1527,8 @@ def _improve(
             if relocate(rid, roomy):
                 moved += 1
         for x in sorted(placed):
+            if x in requests and not requests[x].in_person:
+                continue  # calls have no place to swap
             if budget.spend():
                 return
             lx = requests[x].location if x in requests else None
@@ -1482,6 +1552,8 @@ def _improve(
                     moved += 1
                     break
         for u in sorted(unplanned):
+            if u in requests and not requests[u].in_person:
+                continue  # calls have no place to trade
             if budget.spend():
                 return
             lu = requests[u].location if u in requests else None
