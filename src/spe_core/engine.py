@@ -13,7 +13,7 @@ from datetime import datetime, time, timedelta
 
 import attrs
 
-from spe_core import calendar, queue, routing, worktime
+from spe_core import calendar, model, queue, routing, worktime
 from spe_core.clock import Clock, SystemClock
 from spe_core.errors import (
     InvalidValue,
@@ -167,6 +167,13 @@ class Engine:
         calendar_rules: calendar.CalendarRules | None = None,
         member_settings: Iterable[MemberSettings] = (),
     ) -> None:
+        model.check_instance(store, Store, "store")  # type: ignore[type-abstract]
+        model.check_optional(clock, Clock, "clock")  # type: ignore[type-abstract]
+        model.check_optional(policy, QueuePolicy, "policy")
+        model.check_optional(plugins, Plugins, "plugins")
+        model.check_optional(routing_table, routing.RoutingTable, "routing_table")
+        model.check_optional(calendar_rules, calendar.CalendarRules, "calendar_rules")
+        member_settings = model.check_items(member_settings, MemberSettings, "member_settings")
         self.store = store
         self.member_settings: dict[str, MemberSettings] = {s.member_id: s for s in member_settings}
         self.calendar_rules = calendar_rules or calendar.CalendarRules()
@@ -223,6 +230,8 @@ class Engine:
         The engine's ``member_settings`` (an admin's) are applied last
         (:func:`spe_core.team.merge_member`).
         """
+        members = model.check_items(members, Member, "members")
+        model.check_supplies(supplies)
         now = self._now()
         recorded: list[Recorded] = []
         supplies = supplies or {}
@@ -256,6 +265,7 @@ class Engine:
 
     def member(self, member_id: str) -> Member:
         """The member with ``member_id`` (:class:`UnknownMember` if none)."""
+        model.check_id(member_id, "member_id")
         with self.store.transaction() as tx:
             return self._member(tx, member_id)
 
@@ -271,6 +281,7 @@ class Engine:
 
     def add_to_backlog(self, opportunities: Iterable[Opportunity]) -> int:
         """Promotions' produced opportunities wait in the backlog for replenishment."""
+        opportunities = model.check_items(opportunities, Opportunity, "opportunities")
         now = self._now()
         recorded: list[Recorded] = []
         order = self.policy.order
@@ -285,6 +296,7 @@ class Engine:
 
     def enqueue(self, opportunities: Iterable[Opportunity]) -> list[Opportunity]:
         """Put opportunities straight into the queue (scored by the plugins now)."""
+        opportunities = model.check_items(opportunities, Opportunity, "opportunities")
         now = self._now()
         recorded: list[Recorded] = []
         queued: list[Opportunity] = []
@@ -360,6 +372,7 @@ class Engine:
 
     def set_target(self, target: int, reason: str) -> None:
         """Change the queue's target (buffer management), recorded with its reason."""
+        model.check_text(reason, "reason")
         now = self._now()
         recorded: list[Recorded] = []
         previous = self.policy.target
@@ -383,6 +396,8 @@ class Engine:
         pull; returns an empty result with the reason when the member is at
         their WIP limit or daily cap, or nothing eligible is queued.
         """
+        model.check_id(member_id, "member_id")
+        model.check_int(count, "count", minimum=1, maximum=10_000)
         now = self._now()
         policy = self.policy
         recorded: list[Recorded] = []
@@ -430,18 +445,26 @@ class Engine:
 
     def resolve(self, opportunity_id: str, member_id: str, outcome: Outcome | str) -> Opportunity:
         """The holder closes an opportunity with an outcome."""
+        model.check_id(opportunity_id, "opportunity_id")
+        model.check_id(member_id, "member_id")
+        outcome = model.to_outcome(outcome)
         return self._transition(
             opportunity_id, lambda opp, now: queue.resolve(opp, member_id, outcome, now)
         )
 
     def give_back(self, opportunity_id: str, member_id: str, reason: str = "") -> Opportunity:
         """The holder gives an opportunity back; it is queued again, never to them."""
+        model.check_id(opportunity_id, "opportunity_id")
+        model.check_id(member_id, "member_id")
+        model.check_text(reason, "reason")
         return self._transition(
             opportunity_id, lambda opp, now: queue.give_back(opp, member_id, now, reason)
         )
 
     def withdraw(self, opportunity_id: str, reason: str) -> Opportunity:
         """Take an opportunity out of SPE's flow (a person changed it in the CRM)."""
+        model.check_id(opportunity_id, "opportunity_id")
+        model.check_text(reason, "reason")
         return self._transition(opportunity_id, lambda opp, now: queue.withdraw(opp, now, reason))
 
     # --- sweeps -----------------------------------------------------------------------
@@ -548,6 +571,7 @@ class Engine:
 
     def route_tasks(self, tasks: Iterable[Task]) -> list[Task]:
         """Route new tasks (one transaction): assigned, or queued in their role with the reason."""
+        tasks = model.check_items(tasks, Task, "tasks")
         now = self._now()
         recorded: list[Recorded] = []
         out: list[Task] = []
@@ -573,10 +597,12 @@ class Engine:
 
     def route_task(self, task: Task) -> Task:
         """Route one new task; see :meth:`route_tasks`."""
+        model.check_instance(task, Task, "task")
         return self.route_tasks([task])[0]
 
     def task(self, task_id: str) -> Task:
         """The task with ``task_id``."""
+        model.check_id(task_id, "task_id")
         with self.store.transaction() as tx:
             task = tx.get_task(task_id)
         if task is None:
@@ -588,6 +614,7 @@ class Engine:
 
     def open_tasks(self, member_id: str) -> list[Task]:
         """The tasks ``member_id`` holds (assigned or accepted), by id."""
+        model.check_id(member_id, "member_id")
         with self.store.transaction() as tx:
             return list(tx.iter_open_tasks(member_id))
 
@@ -611,6 +638,8 @@ class Engine:
 
     def accept_task(self, task_id: str, member_id: str) -> Task:
         """The assignee accepts the task."""
+        model.check_id(task_id, "task_id")
+        model.check_id(member_id, "member_id")
 
         def op(tx: Transaction, task: Task, now: datetime) -> tuple[Task, Event]:
             new = routing.accept(task, member_id, now)
@@ -620,6 +649,8 @@ class Engine:
 
     def complete_task(self, task_id: str, member_id: str) -> Task:
         """The assignee completes the task (the event says whether it met its SLA)."""
+        model.check_id(task_id, "task_id")
+        model.check_id(member_id, "member_id")
 
         def op(tx: Transaction, task: Task, now: datetime) -> tuple[Task, Event]:
             new, within = routing.complete(task, member_id, now)
@@ -629,6 +660,9 @@ class Engine:
 
     def decline_task(self, task_id: str, member_id: str, reason: str = "") -> Task:
         """The assignee declines: the task goes to the next eligible member (never back)."""
+        model.check_id(task_id, "task_id")
+        model.check_id(member_id, "member_id")
+        model.check_text(reason, "reason")
 
         def op(tx: Transaction, task: Task, now: datetime) -> tuple[Task, Event]:
             routing.accept(task, member_id, now)  # checks that it is theirs and assigned
@@ -642,6 +676,9 @@ class Engine:
 
     def reassign_task(self, task_id: str, to_member_id: str, by: str) -> Task:
         """Move a task to a named member by hand (``by``: who did it); SPE's rules still hold."""
+        model.check_id(task_id, "task_id")
+        model.check_id(to_member_id, "to_member_id")
+        model.check_id(by, "by")
 
         def op(tx: Transaction, task: Task, now: datetime) -> tuple[Task, Event]:
             if task.status not in (TaskStatus.UNASSIGNED, TaskStatus.ASSIGNED, TaskStatus.ACCEPTED):
@@ -766,6 +803,11 @@ class Engine:
         the freshness rule (:attr:`~spe_core.calendar.CalendarRules.busy_max_age`)
         checks before offering the member as free. Returns how many entries were stored.
         """
+        model.check_id(member_id, "member_id")
+        busy = model.check_items(busy, Busy, "busy")
+        model.aware(start, "start")
+        model.aware(end, "end")
+        model.check_optional_aware(read_at, "read_at")
         now = self._now()
         items = list(busy)
         for item in items:
@@ -803,6 +845,10 @@ class Engine:
         now), once their whole calendar stream has been read. Unknown members'
         entries are skipped. Returns how many entries changed.
         """
+        busy = model.check_items(busy, Busy, "busy")
+        gone = model.check_id_pairs(gone, "gone")
+        read_for = model.check_ids(read_for, "read_for")
+        model.check_optional_aware(read_at, "read_at")
         now = self._now()
         recorded: list[Recorded] = []
         changed = 0
@@ -856,6 +902,9 @@ class Engine:
         See :func:`spe_core.calendar.propose` for the ranking and the reasons
         members are left out. Nothing is written; book a slot with :meth:`book`.
         """
+        model.check_instance(request, AppointmentRequest, "request")
+        members = None if members is None else model.check_ids(members, "members")
+        model.check_int(limit, "limit", minimum=1, maximum=10_000)
         now = self._now()
         rules = self.calendar_rules
         with self.store.transaction() as tx:
@@ -907,6 +956,9 @@ class Engine:
         two coordinators can never double-book a slot: the second one gets a
         :class:`~spe_core.errors.RuleViolation` naming the clash.
         """
+        model.check_instance(request, AppointmentRequest, "request")
+        model.check_id(member_id, "member_id")
+        model.check_id(by, "by")
         now = self._now()
         aware(start, "start")
         recorded: list[Recorded] = []
@@ -942,6 +994,9 @@ class Engine:
 
     def cancel_booking(self, booking_id: str, *, by: str, reason: str = "") -> Booking:
         """Cancel a booking, freeing its slot (``by``: who cancelled it)."""
+        model.check_id(booking_id, "booking_id")
+        model.check_id(by, "by")
+        model.check_text(reason, "reason")
         now = self._now()
         recorded: list[Recorded] = []
         with self.store.transaction() as tx:
@@ -961,6 +1016,9 @@ class Engine:
         self, booking_id: str, start: datetime, *, by: str, member_id: str | None = None
     ) -> Booking:
         """Move a booking to ``start`` (and to ``member_id``, if given), re-validated atomically."""
+        model.check_id(booking_id, "booking_id")
+        model.check_id(by, "by")
+        model.check_optional_id(member_id, "member_id")
         now = self._now()
         aware(start, "start")
         recorded: list[Recorded] = []
@@ -988,6 +1046,7 @@ class Engine:
 
     def booking(self, booking_id: str) -> Booking:
         """The booking with ``booking_id`` (cancelled ones too)."""
+        model.check_id(booking_id, "booking_id")
         with self.store.transaction() as tx:
             found = tx.get_booking(booking_id)
         if found is None:
@@ -1001,6 +1060,9 @@ class Engine:
         self, start: datetime, end: datetime, member_id: str | None = None
     ) -> list[Booking]:
         """Active bookings overlapping ``start``..``end`` (one member's, or everyone's)."""
+        model.aware(start, "start")
+        model.aware(end, "end")
+        model.check_optional_id(member_id, "member_id")
         with self.store.transaction() as tx:
             return list(tx.iter_bookings(member_id, start, end))
 
@@ -1009,6 +1071,9 @@ class Engine:
     ) -> list[calendar.Violation]:
         """The rules the member's calendar breaks in ``start``..``end`` (e.g. after a hand edit
         in the CRM), each with a readable reason; empty when it is valid."""
+        model.check_id(member_id, "member_id")
+        model.aware(start, "start")
+        model.aware(end, "end")
         with self.store.transaction() as tx:
             member = self._member(tx, member_id)
             cal = self._calendar(tx, member, start, end)
@@ -1031,6 +1096,9 @@ class Engine:
         event naming the member's sales coordinator (``by``: one name, or a mapping from
         field member to coordinator; default each member's ``coordinator_id``).
         """
+        requests = model.check_items(requests, AppointmentRequest, "requests")
+        model.check_by(by)
+        members = None if members is None else model.check_ids(members, "members")
         now = self._now()
         batch = list(requests)
         recorded: list[Recorded] = []
@@ -1099,6 +1167,7 @@ class Engine:
 
     def held_by(self, member_id: str) -> list[Opportunity]:
         """The opportunities ``member_id`` holds, by id."""
+        model.check_id(member_id, "member_id")
         return [
             o
             for o in self.store.opportunities(OpportunityStatus.RELEASED)

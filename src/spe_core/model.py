@@ -53,14 +53,20 @@ __all__ = [
     "aware",
     "aware_field",
     "bool_field",
+    "check_by",
     "check_duration",
     "check_holidays",
     "check_id",
+    "check_id_pairs",
     "check_ids",
     "check_instance",
     "check_int",
     "check_items",
     "check_number",
+    "check_optional",
+    "check_optional_aware",
+    "check_optional_id",
+    "check_supplies",
     "check_text",
     "check_time_zone",
     "external_ids",
@@ -439,6 +445,73 @@ def check_holidays(
             "subdivisions such as 'BY' or 'CA' (holidays.list_supported_countries()), "
             "or leave both empty.",
         )
+
+
+def check_optional(
+    value: object, cls: type[T], name: str, *, error: type[SpeError] = InvalidValue
+) -> T | None:
+    """Return ``value`` if it is None or a ``cls``, else raise ``error``."""
+    return None if value is None else check_instance(value, cls, name, error=error)
+
+
+def check_optional_id(value: object, name: str) -> str | None:
+    """Return ``value`` if it is None or an id (:data:`ID_RULE`)."""
+    return None if value is None else check_id(value, name)
+
+
+def check_optional_aware(value: object, name: str) -> datetime | None:
+    """Return ``value`` if it is None or a timezone-aware datetime."""
+    return None if value is None else aware(value, name)  # type: ignore[arg-type]
+
+
+def check_id_pairs(values: object, name: str) -> tuple[tuple[str, str], ...]:
+    """``values`` as a tuple of (id, id) pairs, e.g. (member id, busy id)."""
+    pairs = check_items(values, tuple, name)
+    for index, pair in enumerate(pairs):
+        if len(pair) != 2:
+            raise InvalidValue(
+                f"{name}[{index}] {shown(pair)} is not a pair of ids.",
+                "pass (member id, entry id) pairs.",
+            )
+        check_id(pair[0], f"{name}[{index}][0]")
+        check_id(pair[1], f"{name}[{index}][1]")
+    return pairs
+
+
+def check_supplies(supplies: object) -> None:
+    """Check a ``supplies`` argument: None or member id -> attribute names (or None)."""
+    if supplies is None:
+        return
+    if not isinstance(supplies, Mapping):
+        raise InvalidValue(
+            f"supplies must map member ids to attribute names, got {shown(supplies)}.",
+            "pass {member_id: frozenset({'name', 'role'})}, or None.",
+        )
+    for member_id, names in supplies.items():
+        check_id(member_id, "supplies key")
+        if names is not None:
+            check_items(names, str, f"supplies[{member_id!r}]")
+            if not isinstance(names, frozenset | set):
+                raise InvalidValue(
+                    f"supplies[{member_id!r}] must be a set of attribute names, got "
+                    f"{shown(names)}.",
+                    "pass a frozenset such as frozenset({'name', 'role'}), or None.",
+                )
+
+
+def check_by(by: object) -> None:
+    """Check a ``by`` argument: None, one id, or a mapping from member id to id."""
+    if by is None or isinstance(by, str):
+        check_optional_id(by, "by")
+        return
+    if not isinstance(by, Mapping):
+        raise InvalidValue(
+            f"by must be a name or a mapping from member id to name, got {shown(by)}.",
+            "pass by='coordinator-id' or by={'field-member': 'coordinator-id'}.",
+        )
+    for key, value in by.items():
+        check_id(key, "by key")
+        check_id(value, f"by[{key!r}]")
 
 
 # attrs validators built on the checks above (the name is "Class.field")
