@@ -573,13 +573,7 @@ def _positive_or_none(instance: object, attribute: attrs.Attribute[Any], value: 
         )
 
 
-def _tuple_of(cls: type[T], name: str, values: object) -> tuple[T, ...]:
-    return check_items(values, cls, name)
-
-
-def frozen_strings(
-    values: Iterable[str] | str | None, name: str = "strings"
-) -> frozenset[str]:
+def frozen_strings(values: Iterable[str] | str | None, name: str = "strings") -> frozenset[str]:
     """Convert skills, tags and the like into a frozenset of stripped strings.
 
     Each string (stripped; empty ones are dropped) must follow the id rule
@@ -634,7 +628,7 @@ def external_ids(
     out = tuple(sorted(out_list))
     if len({k for k, _ in out}) != len(out):
         raise InvalidValue(
-            f"external ids name the same CRM twice: {shown(out)}.",
+            f"external_ids name the same CRM twice: {shown(out)}.",
             "give at most one record id per CRM.",
         )
     return out
@@ -704,7 +698,8 @@ class DayHours:
         check_instance(self.end, time, "DayHours.end")
         if self.start.tzinfo is not None or self.end.tzinfo is not None:
             raise InvalidValue(
-                "working hours must be local wall-clock times without tzinfo.",
+                "DayHours.start and DayHours.end (working hours) must be local wall-clock "
+                "times without tzinfo.",
                 "set the member's time_zone instead of a tzinfo on the times.",
             )
         if not self.start < self.end:
@@ -913,7 +908,7 @@ class Opportunity:
             OpportunityStatus.RESOLVED
         ):
             raise InvalidValue(
-                f"Opportunity {self.id!r} is {self.status.value} with owner "
+                f"Opportunity {self.id!r} has status {self.status.value} and owner_id "
                 f"{self.owner_id!r}: only released and resolved opportunities have an owner.",
                 "let the engine change the state (pull, resolve, give back).",
             )
@@ -1047,7 +1042,8 @@ class Task:
         holding = self.status in OPEN_TASK_STATUSES
         if holding != (self.assignee_id is not None) and self.status is not (TaskStatus.COMPLETED):
             raise InvalidValue(
-                f"Task {self.id!r} is {self.status.value} with assignee {self.assignee_id!r}: "
+                f"Task {self.id!r} has status {self.status.value} and assignee_id "
+                f"{self.assignee_id!r}: "
                 "only assigned, accepted and completed tasks have an assignee.",
                 "let the engine route tasks.",
             )
@@ -1152,13 +1148,15 @@ class AppointmentRequest:
     def __attrs_post_init__(self) -> None:
         if self.deadline - self.earliest < self.duration:
             raise InvalidValue(
-                f"appointment request {self.id!r} lasts {self.duration} but its range "
-                f"{self.earliest.isoformat()}..{self.deadline.isoformat()} is shorter.",
+                f"appointment request {self.id!r} lasts {self.duration} (duration) but its "
+                f"range (earliest..deadline) {self.earliest.isoformat()}.."
+                f"{self.deadline.isoformat()} is shorter.",
                 "move the deadline later or the earliest start sooner.",
             )
         if self.mode is MeetingMode.IN_PERSON and self.location is None:
             raise InvalidValue(
-                f"appointment request {self.id!r} is in person but has no location.",
+                f"appointment request {self.id!r} is in person but has no location "
+                "(mode in_person, location None).",
                 "give the customer's site as location=Location(lat, lon), or make it a "
                 "conference call.",
             )

@@ -278,7 +278,8 @@ class QueuePolicy:
             )
         if not self.pull_roles:
             raise ConfigError(
-                "no role may pull from the queue.", "set pull_roles, e.g. ['inside_sales']."
+                "no role may pull from the queue (QueuePolicy.pull_roles is empty).",
+                "set pull_roles, e.g. ['inside_sales'].",
             )
 
     def wip_limit(self, member: Member) -> int:

@@ -74,10 +74,18 @@ class Strategy(enum.StrEnum):
     ROUND_ROBIN = "round_robin"
 
 
-def _deltas(value: Mapping[Any, Any]) -> dict[int, timedelta]:
+def _accept(value: Mapping[Any, Any]) -> dict[int, timedelta]:
+    return _deltas(value, "Sla.accept")
+
+
+def _complete(value: Mapping[Any, Any]) -> dict[int, timedelta]:
+    return _deltas(value, "Sla.complete")
+
+
+def _deltas(value: Mapping[Any, Any], name: str) -> dict[int, timedelta]:
     if not isinstance(value, Mapping):
         raise ConfigError(
-            f"the routing SLA must map priorities 1-4 to times, got {shown(value)}.",
+            f"the routing SLA ({name}) must map priorities 1-4 to times, got {shown(value)}.",
             "give minutes per priority, e.g. {1: 30, 2: 120, 3: 240, 4: 480}.",
         )
     out = {}
@@ -86,7 +94,7 @@ def _deltas(value: Mapping[Any, Any]) -> dict[int, timedelta]:
             k = int(k)
         priority = check_int(
             k,
-            "routing SLA priority",
+            f"routing SLA priority ({name})",
             minimum=1,
             maximum=4,
             error=ConfigError,
@@ -95,21 +103,21 @@ def _deltas(value: Mapping[Any, Any]) -> dict[int, timedelta]:
         if not isinstance(v, timedelta):
             minutes = check_number(
                 v,
-                f"routing SLA time for priority {priority}",
+                f"routing SLA time ({name}) for priority {priority}",
                 positive=True,
                 error=ConfigError,
                 fix="give a number of minutes above 0.",
             )
             if minutes > _MAX_SLA_MINUTES:
                 raise ConfigError(
-                    f"routing SLA time for priority {priority} ({minutes} minutes) is longer "
-                    "than ten years.",
+                    f"routing SLA time ({name}) for priority {priority} ({minutes} minutes) is "
+                    "longer than ten years.",
                     "give a shorter time.",
                 )
             v = timedelta(minutes=minutes)
         out[priority] = check_duration(
             v,
-            f"routing SLA time for priority {priority}",
+            f"routing SLA time ({name}) for priority {priority}",
             error=ConfigError,
             fix="give a positive time of at most ten years.",
         )
@@ -123,8 +131,8 @@ _MAX_SLA_MINUTES = 3650 * 24 * 60
 class Sla:
     """Working time allowed to accept and to complete a task, by priority (1 urgent .. 4 low)."""
 
-    accept: dict[int, timedelta] = attrs.field(converter=_deltas)
-    complete: dict[int, timedelta] = attrs.field(converter=_deltas)
+    accept: dict[int, timedelta] = attrs.field(converter=_accept)
+    complete: dict[int, timedelta] = attrs.field(converter=_complete)
 
     def __attrs_post_init__(self) -> None:
         for name in ("accept", "complete"):
@@ -238,7 +246,7 @@ class Route:
     def __attrs_post_init__(self) -> None:
         if not self.roles:
             raise ConfigError(
-                f"route {self.kind!r} names no role.",
+                f"route {self.kind!r} names no role (Route.roles is empty).",
                 "give at least one role, e.g. roles = ['customer_service'].",
             )
 

@@ -70,7 +70,7 @@ class MemberSettings:
         names = {k for k, _ in self.values}
         if len(names) != len(self.values):
             raise InvalidValue(
-                f"MemberSettings for {self.member_id!r} name an attribute twice.",
+                f"MemberSettings.values for {self.member_id!r} name an attribute twice.",
                 "give each attribute once.",
             )
         values = dict(self.values)
@@ -80,7 +80,7 @@ class MemberSettings:
             Member(id=self.member_id, **values)
         except InvalidValue as exc:
             raise InvalidValue(
-                f"MemberSettings for {self.member_id!r}: {exc.problem}", exc.fix
+                f"MemberSettings.values for {self.member_id!r}: {exc.problem}", exc.fix
             ) from None
 
     def apply(self, member: Member) -> Member:
