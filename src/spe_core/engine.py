@@ -805,9 +805,9 @@ class Engine:
         """
         model.check_id(member_id, "member_id")
         busy = model.check_items(busy, Busy, "busy")
-        model.aware(start, "start")
-        model.aware(end, "end")
-        model.check_optional_aware(read_at, "read_at")
+        model.check_time(start, "start")
+        model.check_time(end, "end")
+        model.check_optional_time(read_at, "read_at")
         now = self._now()
         items = list(busy)
         for item in items:
@@ -848,7 +848,7 @@ class Engine:
         busy = model.check_items(busy, Busy, "busy")
         gone = model.check_id_pairs(gone, "gone")
         read_for = model.check_ids(read_for, "read_for")
-        model.check_optional_aware(read_at, "read_at")
+        model.check_optional_time(read_at, "read_at")
         now = self._now()
         recorded: list[Recorded] = []
         changed = 0
@@ -959,6 +959,7 @@ class Engine:
         model.check_instance(request, AppointmentRequest, "request")
         model.check_id(member_id, "member_id")
         model.check_id(by, "by")
+        model.check_time(start, "start")
         now = self._now()
         aware(start, "start")
         recorded: list[Recorded] = []
@@ -1019,6 +1020,7 @@ class Engine:
         model.check_id(booking_id, "booking_id")
         model.check_id(by, "by")
         model.check_optional_id(member_id, "member_id")
+        model.check_time(start, "start")
         now = self._now()
         aware(start, "start")
         recorded: list[Recorded] = []
@@ -1060,8 +1062,8 @@ class Engine:
         self, start: datetime, end: datetime, member_id: str | None = None
     ) -> list[Booking]:
         """Active bookings overlapping ``start``..``end`` (one member's, or everyone's)."""
-        model.aware(start, "start")
-        model.aware(end, "end")
+        model.check_time(start, "start")
+        model.check_time(end, "end")
         model.check_optional_id(member_id, "member_id")
         with self.store.transaction() as tx:
             return list(tx.iter_bookings(member_id, start, end))
@@ -1072,8 +1074,8 @@ class Engine:
         """The rules the member's calendar breaks in ``start``..``end`` (e.g. after a hand edit
         in the CRM), each with a readable reason; empty when it is valid."""
         model.check_id(member_id, "member_id")
-        model.aware(start, "start")
-        model.aware(end, "end")
+        model.check_time(start, "start")
+        model.check_time(end, "end")
         with self.store.transaction() as tx:
             member = self._member(tx, member_id)
             cal = self._calendar(tx, member, start, end)
@@ -1162,6 +1164,7 @@ class Engine:
 
     def opportunity(self, opportunity_id: str) -> Opportunity:
         """The opportunity with ``opportunity_id`` (:class:`UnknownOpportunity` if none)."""
+        model.check_id(opportunity_id, "opportunity_id")
         with self.store.transaction() as tx:
             return self._opportunity(tx, opportunity_id)
 

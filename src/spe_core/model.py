@@ -16,7 +16,7 @@ import numbers
 import re
 import zoneinfo
 from collections.abc import Iterable, Mapping
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any, TypeVar
 
 import attrs
@@ -31,6 +31,8 @@ __all__ = [
     "ID_RULE",
     "MAX_DURATION",
     "MAX_ID_LENGTH",
+    "MAX_TIME",
+    "MIN_TIME",
     "Absence",
     "AppointmentRequest",
     "Booking",
@@ -64,16 +66,18 @@ __all__ = [
     "check_items",
     "check_number",
     "check_optional",
-    "check_optional_aware",
+    "check_optional_time",
     "check_optional_id",
     "check_supplies",
     "check_text",
+    "check_time",
     "check_time_zone",
     "external_ids",
     "frozen_strings",
     "id_field",
     "optional_id_field",
     "optional_text_field",
+    "times",
     "shown",
     "text_field",
     "to_optional_outcome",
@@ -459,11 +463,6 @@ def check_optional_id(value: object, name: str) -> str | None:
     return None if value is None else check_id(value, name)
 
 
-def check_optional_aware(value: object, name: str) -> datetime | None:
-    """Return ``value`` if it is None or a timezone-aware datetime."""
-    return None if value is None else aware(value, name)  # type: ignore[arg-type]
-
-
 def check_id_pairs(values: object, name: str) -> tuple[tuple[str, str], ...]:
     """``values`` as a tuple of (id, id) pairs, e.g. (member id, busy id)."""
     pairs = check_items(values, tuple, name)
@@ -512,6 +511,48 @@ def check_by(by: object) -> None:
     for key, value in by.items():
         check_id(key, "by key")
         check_id(value, f"by[{key!r}]")
+
+
+MIN_TIME = datetime(1900, 1, 1, tzinfo=UTC)
+"""The earliest instant a value or an engine operation accepts."""
+MAX_TIME = datetime(9000, 1, 1, tzinfo=UTC)
+"""The instant every accepted time is before (calendar arithmetic stays in range)."""
+
+
+def check_time(value: object, name: str) -> datetime:
+    """``value`` if it is a timezone-aware datetime from :data:`MIN_TIME` to before
+    :data:`MAX_TIME` (else :class:`InvalidValue`)."""
+    if not isinstance(value, datetime):
+        raise InvalidValue(
+            f"{name} must be a datetime, got {type(value).__name__} {shown(value)}.",
+            "pass a timezone-aware datetime such as datetime(2025, 1, 6, 9, tzinfo=UTC).",
+        )
+    aware(value, name)
+    if not MIN_TIME <= value < MAX_TIME:
+        raise InvalidValue(
+            f"{name} {value.isoformat()} is outside the years 1900 to 8999.",
+            "pass a date in that range (for an open end, leave it out or use None).",
+        )
+    return value
+
+
+def check_optional_time(value: object, name: str) -> datetime | None:
+    """None, or a datetime that passes :func:`check_time`."""
+    return None if value is None else check_time(value, name)
+
+
+def times(instance: object, *required: str, optional: tuple[str, ...] = ()) -> None:
+    """Check ``instance``'s datetime fields after :func:`aware_field`: the ``required``
+    ones are not None, and all lie in :data:`MIN_TIME`..:data:`MAX_TIME`."""
+    for name in (*required, *optional):
+        value = getattr(instance, name)
+        if value is None and name in required:
+            raise InvalidValue(
+                f"{type(instance).__name__}.{name} is required, got None.",
+                "pass a timezone-aware datetime such as datetime(2025, 1, 6, 9, tzinfo=UTC).",
+            )
+        if value is not None and not MIN_TIME <= value < MAX_TIME:
+            check_time(value, f"{type(instance).__name__}.{name}")
 
 
 # attrs validators built on the checks above (the name is "Class.field")
@@ -743,6 +784,7 @@ class Absence:
     reason: str = attrs.field(default="out of office", validator=text_field)
 
     def __attrs_post_init__(self) -> None:
+        times(self, "start", "end")
         if not self.start < self.end:
             raise InvalidValue(
                 f"absence starts at {self.start.isoformat()} but ends at {self.end.isoformat()}.",
@@ -903,6 +945,11 @@ class Opportunity:
             )
 
     def __attrs_post_init__(self) -> None:
+        times(
+            self,
+            "queued_at",
+            optional=("not_before", "expires_at", "released_at", "lease_expires_at", "resolved_at"),
+        )
         released = self.status is OpportunityStatus.RELEASED
         if released != (self.owner_id is not None) and self.status is not (
             OpportunityStatus.RESOLVED
@@ -1039,6 +1086,18 @@ class Task:
     """The task's share of its assignee's load (set from its route when routed)."""
 
     def __attrs_post_init__(self) -> None:
+        times(
+            self,
+            "created_at",
+            optional=(
+                "due_at",
+                "assigned_at",
+                "accept_by",
+                "complete_by",
+                "accepted_at",
+                "completed_at",
+            ),
+        )
         holding = self.status in OPEN_TASK_STATUSES
         if holding != (self.assignee_id is not None) and self.status is not (TaskStatus.COMPLETED):
             raise InvalidValue(
@@ -1106,6 +1165,7 @@ class TimeWindow:
     end: datetime = attrs.field(validator=aware_field)
 
     def __attrs_post_init__(self) -> None:
+        times(self, "start", "end")
         if not self.start < self.end:
             raise InvalidValue(
                 f"time window starts at {self.start.isoformat()} but ends at "
@@ -1146,6 +1206,7 @@ class AppointmentRequest:
     external_ids: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=external_ids)
 
     def __attrs_post_init__(self) -> None:
+        times(self, "earliest", "deadline")
         if self.deadline - self.earliest < self.duration:
             raise InvalidValue(
                 f"appointment request {self.id!r} lasts {self.duration} (duration) but its "
@@ -1187,6 +1248,9 @@ class Booking:
     booked_at: datetime = attrs.field(validator=aware_field)
     status: BookingStatus = attrs.field(default=BookingStatus.BOOKED, converter=_booking_status)
     external_ids: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=external_ids)
+
+    def __attrs_post_init__(self) -> None:
+        times(self, "start", "booked_at")
 
     @property
     def id(self) -> str:
@@ -1234,6 +1298,7 @@ class Busy:
     reason: str = attrs.field(default="busy", validator=text_field)
 
     def __attrs_post_init__(self) -> None:
+        times(self, "start", "end")
         if not self.start < self.end:
             raise InvalidValue(
                 f"busy time {self.id!r} starts at {self.start.isoformat()} but ends at "
