@@ -233,13 +233,20 @@ def _field(instance: object, attribute: attrs.Attribute[Any]) -> str:
     return f"{type(instance).__name__}.{attribute.name}"
 
 
+_GOOD_IDS: set[str] = set()  # ids already checked (values are rebuilt often: evolve, decode)
+
+
 def _is_id(value: object) -> bool:
-    return (
-        type(value) is str
-        and 0 < len(value) <= MAX_ID_LENGTH
-        and _ID_BAD.search(value) is None
-        and not value.isspace()
-    )
+    if type(value) is not str:
+        return False
+    if value in _GOOD_IDS:
+        return True
+    if 0 < len(value) <= MAX_ID_LENGTH and _ID_BAD.search(value) is None and not value.isspace():
+        if len(_GOOD_IDS) >= 100_000:
+            _GOOD_IDS.clear()
+        _GOOD_IDS.add(value)
+        return True
+    return False
 
 
 def check_id(value: object, name: str, *, error: type[SpeError] = InvalidValue) -> str:
