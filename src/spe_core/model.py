@@ -108,7 +108,7 @@ class Role(enum.StrEnum):
             return cls(key)
         except ValueError:
             raise InvalidValue(
-                f"{value!r} is not an SPE role.",
+                f"{shown(value)} is not an SPE role.",
                 f"use one of: {', '.join(r.value for r in cls)}.",
             ) from None
 
@@ -131,7 +131,7 @@ class Outcome(enum.StrEnum):
             return cls(str(value).strip().lower())
         except ValueError:
             raise InvalidValue(
-                f"{value!r} is not an outcome.",
+                f"{shown(value)} is not an outcome.",
                 f"use one of: {', '.join(o.value for o in cls)}.",
             ) from None
 

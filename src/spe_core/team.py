@@ -51,7 +51,8 @@ def _values(value: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> tuple[tuple
     unknown = sorted({k for k, _ in out} - SETTABLE)
     if unknown:
         raise InvalidValue(
-            f"member settings name unknown attribute {unknown[0]!r}.",
+            f"member settings (MemberSettings.values) name unknown attribute "
+            f"{shown(unknown[0])}.",
             f"use some of: {', '.join(sorted(SETTABLE))}.",
         )
     return out
