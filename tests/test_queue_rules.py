@@ -113,7 +113,10 @@ def test_order_spec_appends_id_and_prints_back() -> None:
 
 
 scores = st.floats(allow_nan=False, allow_infinity=False, width=64)
-ids = st.text(min_size=1, max_size=8).filter(lambda s: s.strip() != "")
+# ids follow the id rule (model.ID_RULE): no control characters, no lone surrogates
+ids = st.text(st.characters(exclude_categories=("Cc", "Cs")), min_size=1, max_size=8).filter(
+    lambda s: s.strip() != ""
+)
 opportunities = st.builds(
     opp,
     oid=ids,

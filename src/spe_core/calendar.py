@@ -47,7 +47,7 @@ from typing import NamedTuple
 import attrs
 
 from spe_core import worktime
-from spe_core.errors import InvalidValue
+from spe_core.errors import ConfigError, InvalidValue
 from spe_core.model import (
     AppointmentRequest,
     Booking,
@@ -56,6 +56,9 @@ from spe_core.model import (
     MeetingMode,
     Member,
     Role,
+    check_duration,
+    check_int,
+    check_number,
     to_utc,
 )
 
@@ -86,28 +89,46 @@ _DAY_US = 86_400_000_000
 _EARTH_RADIUS_KM = 6371.0088
 
 
+_MAX_HORIZON_DAYS = 3650
+
+
 def _positive_int(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise InvalidValue(
-            f"calendar rule {attribute.name} must be a whole number of 1 or more, got {value!r}.",
-            f"set [calendar] {attribute.name} to 1 or more in spe.toml.",
-        )
+    check_int(
+        value,
+        f"CalendarRules.{attribute.name} (calendar rule {attribute.name})",
+        minimum=1,
+        maximum=_MAX_HORIZON_DAYS if attribute.name == "horizon_days" else 2**31 - 1,
+        error=ConfigError,
+        fix=f"set [calendar] {attribute.name} to a whole number of 1 or more in spe.toml.",
+    )
 
 
 def _non_negative(instance: object, attribute: attrs.Attribute[timedelta], value: object) -> None:
-    if not isinstance(value, timedelta) or value < _ZERO:
-        raise InvalidValue(
-            f"calendar rule {attribute.name} must be a duration of 0 or more, got {value!r}.",
-            f"set [calendar] {attribute.name} to 0 or more minutes.",
-        )
+    check_duration(
+        value,
+        f"CalendarRules.{attribute.name} (calendar rule {attribute.name})",
+        positive=False,
+        error=ConfigError,
+        fix=f"set [calendar] {attribute.name} to 0 or more minutes (at most ten years).",
+    )
 
 
-def _positive_float(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not value > 0 or math.isinf(value):
-        raise InvalidValue(
-            f"calendar rule {attribute.name} must be a positive number, got {value!r}.",
-            f"set [calendar] {attribute.name} above 0.",
-        )
+def _positive_float(value: object, name: str) -> float:
+    return check_number(
+        value,
+        f"CalendarRules.{name} (calendar rule {name})",
+        positive=True,
+        error=ConfigError,
+        fix=f"set [calendar] {name} to a number above 0.",
+    )
+
+
+def _road_factor(value: object) -> float:
+    return _positive_float(value, "road_factor")
+
+
+def _speed_kmh(value: object) -> float:
+    return _positive_float(value, "speed_kmh")
 
 
 @attrs.frozen
@@ -127,9 +148,9 @@ class CalendarRules:
     busy_max_age: timedelta | None = attrs.field(default=timedelta(hours=24))
     """How old a member's busy-time read may be before they are no longer offered
     (None: busy time is kept in SPE only, no read is required)."""
-    road_factor: float = attrs.field(default=1.3, converter=float, validator=_positive_float)
+    road_factor: float = attrs.field(default=1.3, converter=_road_factor)
     """Road distance over great-circle distance, for the default travel model."""
-    speed_kmh: float = attrs.field(default=50.0, converter=float, validator=_positive_float)
+    speed_kmh: float = attrs.field(default=50.0, converter=_speed_kmh)
     """Average door-to-door speed, for the default travel model."""
     travel_overhead: timedelta = attrs.field(default=timedelta(minutes=10), validator=_non_negative)
     """Fixed time added to every trip between two different places (parking, walking in)."""

@@ -525,7 +525,7 @@ def _request(
         "in_person" if in_person else "conference_call",
         start,
         end,
-        location=Location(lat, lon, address) if in_person else None,  # type: ignore[arg-type]
+        location=Location(lat, lon, address) if in_person else None,
     )
 
 

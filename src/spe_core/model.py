@@ -12,17 +12,30 @@ every store sees the same instants; local times are shown only in messages.
 from __future__ import annotations
 
 import enum
+import functools
 import itertools
+import math
+import numbers
+import re
 import zoneinfo
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
-from spe_core.errors import InvalidValue
+from spe_core.errors import InvalidValue, SpeError
+
+T = TypeVar("T")
+E = TypeVar("E", bound=enum.Enum)
+_ZERO = timedelta(0)
 
 __all__ = [
+    "ID_RULE",
+    "MAX_DURATION",
+    "MAX_ID_LENGTH",
+    "MAX_TIME",
+    "MIN_TIME",
     "Absence",
     "AppointmentRequest",
     "Booking",
@@ -44,8 +57,32 @@ __all__ = [
     "WorkingHours",
     "aware",
     "aware_field",
+    "bool_field",
+    "check_by",
+    "check_duration",
+    "check_holidays",
+    "check_id",
+    "check_id_pairs",
+    "check_ids",
+    "check_instance",
+    "check_int",
+    "check_items",
+    "check_number",
+    "check_optional",
+    "check_optional_time",
+    "check_optional_id",
+    "check_supplies",
+    "check_text",
+    "check_time",
+    "check_time_zone",
     "external_ids",
     "frozen_strings",
+    "id_field",
+    "optional_id_field",
+    "optional_text_field",
+    "times",
+    "shown",
+    "text_field",
     "to_optional_outcome",
     "to_outcome",
     "to_role",
@@ -76,7 +113,7 @@ class Role(enum.StrEnum):
             return cls(key)
         except ValueError:
             raise InvalidValue(
-                f"{value!r} is not an SPE role.",
+                f"{shown(value)} is not an SPE role.",
                 f"use one of: {', '.join(r.value for r in cls)}.",
             ) from None
 
@@ -99,7 +136,7 @@ class Outcome(enum.StrEnum):
             return cls(str(value).strip().lower())
         except ValueError:
             raise InvalidValue(
-                f"{value!r} is not an outcome.",
+                f"{shown(value)} is not an outcome.",
                 f"use one of: {', '.join(o.value for o in cls)}.",
             ) from None
 
@@ -192,93 +229,532 @@ def aware_field(instance: object, attribute: attrs.Attribute[Any], value: object
     aware(value, f"{type(instance).__name__}.{attribute.name}")  # type: ignore[arg-type]
 
 
-def _non_empty(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, str) or not value.strip():
+# --- shared validators (one place for every value's checks) ------------------------
+#
+# Every value and policy checks its fields with these, so a bad value fails where
+# it is made, with an error naming the field, the value (shortened) and the fix.
+
+MAX_ID_LENGTH = 200
+"""The longest id (in characters) any value accepts: at most 800 bytes of UTF-8,
+which every store indexes (PostgreSQL's B-tree entries hold about 2.7 kB, even
+for a queue ordered by three text fields)."""
+
+ID_RULE = (
+    f"use 1 to {MAX_ID_LENGTH} characters, not all blank, without control characters "
+    "(U+0000-U+001F, U+007F-U+009F) or lone surrogates."
+)
+"""The id rule, as the fix an error about an id gives."""
+
+_ID_BAD = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_TEXT_BAD = re.compile("[\x00\ud800-\udfff]")
+MAX_DURATION = timedelta(days=3650)
+"""The longest duration a policy accepts (ten years): longer ones overflow dates."""
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """``repr(value)``, shortened to about ``limit`` characters for an error message."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    size = f"{len(value)} characters" if isinstance(value, str) else type(value).__name__
+    return f"{text[:limit]}... ({size})"
+
+
+def _field(instance: object, attribute: attrs.Attribute[Any]) -> str:
+    return f"{type(instance).__name__}.{attribute.name}"
+
+
+_GOOD_IDS: set[str] = set()  # ids already checked (values are rebuilt often: evolve, decode)
+
+
+def _is_id(value: object) -> bool:
+    if type(value) is not str:
+        return False
+    if value in _GOOD_IDS:
+        return True
+    if 0 < len(value) <= MAX_ID_LENGTH and _ID_BAD.search(value) is None and not value.isspace():
+        if len(_GOOD_IDS) >= 100_000:
+            _GOOD_IDS.clear()
+        _GOOD_IDS.add(value)
+        return True
+    return False
+
+
+def check_id(value: object, name: str, *, error: type[SpeError] = InvalidValue) -> str:
+    """Return ``value`` if it follows the id rule (:data:`ID_RULE`), else raise ``error``.
+
+    Every id (members, opportunities, accounts, tasks, requests, busy time,
+    external ids, CRM names) follows it, so memory, SQLite and PostgreSQL all
+    store and compare the same ids.
+    """
+    if _is_id(value) or (isinstance(value, str) and _is_id(str(value))):
+        return value  # type: ignore[return-value]
+    if not isinstance(value, str):
+        problem = f"{name} must be a string id, got {type(value).__name__} {shown(value)}."
+    elif not value or value.isspace():
+        problem = f"{name} must be a non-empty string, got {shown(value)}."
+    elif len(value) > MAX_ID_LENGTH:
+        problem = f"{name} {shown(value)} is longer than {MAX_ID_LENGTH} characters."
+    else:
+        bad = _ID_BAD.search(value)
+        where = "" if bad is None else f" {bad.group()!r} at position {bad.start()}"
+        problem = f"{name} {shown(value)} contains a control character or lone surrogate{where}."
+    raise error(problem, ID_RULE)
+
+
+def check_text(value: object, name: str, *, error: type[SpeError] = InvalidValue) -> str:
+    """Return ``value`` if it is a string every store keeps (no NUL, no lone surrogate)."""
+    if isinstance(value, str) and _TEXT_BAD.search(value) is None:
+        return value
+    if not isinstance(value, str):
+        problem = f"{name} must be a string, got {type(value).__name__} {shown(value)}."
+    else:
+        problem = f"{name} {shown(value)} contains a NUL character or a lone surrogate."
+    raise error(problem, "remove NUL characters and unpaired surrogates from the text.")
+
+
+def check_int(
+    value: object,
+    name: str,
+    *,
+    minimum: int | None = None,
+    maximum: int | None = None,
+    error: type[SpeError] = InvalidValue,
+    fix: str | None = None,
+) -> int:
+    """Return ``value`` if it is a whole number (not a bool, not a float) in range."""
+    if (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and (minimum is None or value >= minimum)
+        and (maximum is None or value <= maximum)
+    ):
+        return value
+    span = (
+        f" of {minimum} or more"
+        if maximum is None and minimum is not None
+        else f" from {minimum} to {maximum}"
+        if minimum is not None
+        else f" up to {maximum}"
+        if maximum is not None
+        else ""
+    )
+    raise error(
+        f"{name} must be a whole number{span}, got {type(value).__name__} {shown(value)}.",
+        fix or f"set {name} to a whole number{span} (not a fraction, not true/false).",
+    )
+
+
+def check_number(
+    value: object,
+    name: str,
+    *,
+    positive: bool = False,
+    error: type[SpeError] = InvalidValue,
+    fix: str | None = None,
+) -> float:
+    """``value`` as a float if it is a finite real number (not a bool), above 0 if
+    ``positive``; else raise ``error``."""
+    number: float | None = None
+    if isinstance(value, bool):
+        pass  # True is not a number here
+    elif isinstance(value, numbers.Real):
+        try:
+            number = float(value)
+        except (OverflowError, ValueError):
+            number = None
+    if number is not None and math.isfinite(number) and (not positive or number > 0):
+        return number
+    what = "a finite number above 0" if positive else "a finite number"
+    raise error(
+        f"{name} must be {what}, got {type(value).__name__} {shown(value)}.",
+        fix or f"set {name} to {what}.",
+    )
+
+
+def check_duration(
+    value: object,
+    name: str,
+    *,
+    positive: bool = True,
+    maximum: timedelta = MAX_DURATION,
+    error: type[SpeError] = InvalidValue,
+    fix: str | None = None,
+) -> timedelta:
+    """Return ``value`` if it is a timedelta above 0 (or 0 or more) and at most ``maximum``."""
+    low_ok = isinstance(value, timedelta) and (value > _ZERO if positive else value >= _ZERO)
+    if low_ok and value <= maximum:  # type: ignore[operator]
+        return value  # type: ignore[return-value]
+    what = "above 0" if positive else "of 0 or more"
+    raise error(
+        f"{name} must be a duration {what} and at most {maximum.days} days, got "
+        f"{type(value).__name__} {shown(value)}.",
+        fix or f"set {name} to a timedelta {what}, e.g. timedelta(minutes=30).",
+    )
+
+
+def check_instance(
+    value: object, cls: type[T], name: str, *, error: type[SpeError] = InvalidValue
+) -> T:
+    """Return ``value`` if it is a ``cls``, else raise ``error`` naming ``name``."""
+    if isinstance(value, cls):
+        return value
+    raise error(
+        f"{name} must be a {cls.__name__}, got {type(value).__name__} {shown(value)}.",
+        f"pass a {cls.__name__}.",
+    )
+
+
+def check_items(
+    values: object, cls: type[T], name: str, *, error: type[SpeError] = InvalidValue
+) -> tuple[T, ...]:
+    """``values`` as a tuple if it is an iterable of ``cls`` (not a string), else ``error``."""
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        raise error(
+            f"{name} must be a list of {cls.__name__}, got {type(values).__name__} "
+            f"{shown(values)}.",
+            f"pass a list or tuple of {cls.__name__} values.",
+        )
+    items = tuple(values)
+    for index, item in enumerate(items):
+        check_instance(item, cls, f"{name}[{index}]", error=error)
+    return items
+
+
+def check_ids(
+    values: object, name: str, *, error: type[SpeError] = InvalidValue
+) -> tuple[str, ...]:
+    """``values`` as a tuple of ids (an iterable of strings following :data:`ID_RULE`)."""
+    items = check_items(values, str, name, error=error)
+    for index, item in enumerate(items):
+        check_id(item, f"{name}[{index}]", error=error)
+    return items
+
+
+def check_time_zone(value: object, name: str, *, error: type[SpeError] = InvalidValue) -> str:
+    """Return ``value`` if it names an IANA time zone known to :mod:`zoneinfo`."""
+    fix = "use a name such as 'Europe/Paris', 'America/New_York' or 'UTC'."
+    if not _is_id(value):
+        raise error(f"{name} {shown(value)} is not an IANA time zone.", fix)
+    try:
+        zoneinfo.ZoneInfo(value)  # type: ignore[arg-type]
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        raise error(f"{name} {shown(value)} is not an IANA time zone.", fix) from None
+    return value  # type: ignore[return-value]
+
+
+@functools.lru_cache(maxsize=256)
+def _holiday_problem(country: str, subdivision: str | None) -> str | None:
+    import holidays
+
+    try:
+        holidays.country_holidays(country, subdiv=subdivision)
+    except (NotImplementedError, LookupError, ValueError) as exc:
+        return str(exc)
+    return None
+
+
+def check_holidays(
+    country: object,
+    subdivision: object,
+    name: str,
+    *,
+    error: type[SpeError] = InvalidValue,
+) -> None:
+    """Raise ``error`` unless ``country`` (and ``subdivision``) are known to ``holidays``.
+
+    ``name`` is the owner of the fields (e.g. ``"Member"``); None leaves them off.
+    """
+    if country is None:
+        if subdivision is not None:
+            raise error(
+                f"{name}.holiday_subdivision {shown(subdivision)} is set without a "
+                "holiday_country.",
+                "set holiday_country too (e.g. 'DE' with subdivision 'BY'), or neither.",
+            )
+        return
+    check_id(country, f"{name}.holiday_country", error=error)
+    if subdivision is not None:
+        check_id(subdivision, f"{name}.holiday_subdivision", error=error)
+    problem = _holiday_problem(country, subdivision)
+    if problem is not None:
+        field = "holiday_subdivision" if subdivision is not None else "holiday_country"
+        raise error(
+            f"{name}.holiday_country {country!r}"
+            + (f" with holiday_subdivision {subdivision!r}" if subdivision is not None else "")
+            + f" is not known to the holidays package ({problem}; check {field}).",
+            "use an ISO 3166 country code such as 'DE', 'FR' or 'US' and one of its "
+            "subdivisions such as 'BY' or 'CA' (holidays.list_supported_countries()), "
+            "or leave both empty.",
+        )
+
+
+def check_optional(
+    value: object, cls: type[T], name: str, *, error: type[SpeError] = InvalidValue
+) -> T | None:
+    """Return ``value`` if it is None or a ``cls``, else raise ``error``."""
+    return None if value is None else check_instance(value, cls, name, error=error)
+
+
+def check_optional_id(value: object, name: str) -> str | None:
+    """Return ``value`` if it is None or an id (:data:`ID_RULE`)."""
+    return None if value is None else check_id(value, name)
+
+
+def check_id_pairs(values: object, name: str) -> tuple[tuple[str, str], ...]:
+    """``values`` as a tuple of (id, id) pairs, e.g. (member id, busy id)."""
+    pairs = check_items(values, tuple, name)
+    for index, pair in enumerate(pairs):
+        if len(pair) != 2:
+            raise InvalidValue(
+                f"{name}[{index}] {shown(pair)} is not a pair of ids.",
+                "pass (member id, entry id) pairs.",
+            )
+        check_id(pair[0], f"{name}[{index}][0]")
+        check_id(pair[1], f"{name}[{index}][1]")
+    return pairs
+
+
+def check_supplies(supplies: object) -> None:
+    """Check a ``supplies`` argument: None or member id -> attribute names (or None)."""
+    if supplies is None:
+        return
+    if not isinstance(supplies, Mapping):
         raise InvalidValue(
-            f"{type(instance).__name__}.{attribute.name} must be a non-empty string, "
-            f"got {value!r}.",
+            f"supplies must map member ids to attribute names, got {shown(supplies)}.",
+            "pass {member_id: frozenset({'name', 'role'})}, or None.",
+        )
+    for member_id, names in supplies.items():
+        check_id(member_id, "supplies key")
+        if names is not None:
+            check_items(names, str, f"supplies[{member_id!r}]")
+            if not isinstance(names, frozenset | set):
+                raise InvalidValue(
+                    f"supplies[{member_id!r}] must be a set of attribute names, got "
+                    f"{shown(names)}.",
+                    "pass a frozenset such as frozenset({'name', 'role'}), or None.",
+                )
+
+
+def check_by(by: object) -> None:
+    """Check a ``by`` argument: None, one id, or a mapping from member id to id."""
+    if by is None or isinstance(by, str):
+        check_optional_id(by, "by")
+        return
+    if not isinstance(by, Mapping):
+        raise InvalidValue(
+            f"by must be a name or a mapping from member id to name, got {shown(by)}.",
+            "pass by='coordinator-id' or by={'field-member': 'coordinator-id'}.",
+        )
+    for key, value in by.items():
+        check_id(key, "by key")
+        check_id(value, f"by[{key!r}]")
+
+
+MIN_TIME = datetime(1900, 1, 1, tzinfo=UTC)
+"""The earliest instant a value or an engine operation accepts."""
+MAX_TIME = datetime(9000, 1, 1, tzinfo=UTC)
+"""The instant every accepted time is before (calendar arithmetic stays in range)."""
+
+
+def check_time(value: object, name: str) -> datetime:
+    """``value`` if it is a timezone-aware datetime from :data:`MIN_TIME` to before
+    :data:`MAX_TIME` (else :class:`InvalidValue`)."""
+    if not isinstance(value, datetime):
+        raise InvalidValue(
+            f"{name} must be a datetime, got {type(value).__name__} {shown(value)}.",
+            "pass a timezone-aware datetime such as datetime(2025, 1, 6, 9, tzinfo=UTC).",
+        )
+    aware(value, name)
+    if not MIN_TIME <= value < MAX_TIME:
+        raise InvalidValue(
+            f"{name} {value.isoformat()} is outside the years 1900 to 8999.",
+            "pass a date in that range (for an open end, leave it out or use None).",
+        )
+    return value
+
+
+def check_optional_time(value: object, name: str) -> datetime | None:
+    """None, or a datetime that passes :func:`check_time`."""
+    return None if value is None else check_time(value, name)
+
+
+def times(instance: object, *required: str, optional: tuple[str, ...] = ()) -> None:
+    """Check ``instance``'s datetime fields after :func:`aware_field`: the ``required``
+    ones are not None, and all lie in :data:`MIN_TIME`..:data:`MAX_TIME`."""
+    for name in (*required, *optional):
+        value = getattr(instance, name)
+        if value is None and name in required:
+            raise InvalidValue(
+                f"{type(instance).__name__}.{name} is required, got None.",
+                "pass a timezone-aware datetime such as datetime(2025, 1, 6, 9, tzinfo=UTC).",
+            )
+        if value is not None and not MIN_TIME <= value < MAX_TIME:
+            check_time(value, f"{type(instance).__name__}.{name}")
+
+
+# attrs validators built on the checks above (the name is "Class.field")
+
+
+def id_field(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """Validator: an id (:data:`ID_RULE`)."""
+    if not _is_id(value):
+        check_id(value, _field(instance, attribute))
+
+
+def optional_id_field(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """Validator: None or an id (:data:`ID_RULE`)."""
+    if value is not None and not _is_id(value):
+        check_id(value, _field(instance, attribute))
+
+
+def text_field(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """Validator: a string every store keeps (no NUL, no lone surrogate)."""
+    check_text(value, _field(instance, attribute))
+
+
+def optional_text_field(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """Validator: None or a string every store keeps."""
+    if value is not None:
+        check_text(value, _field(instance, attribute))
+
+
+def bool_field(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """Validator: True or False (not 0, 1 or a string)."""
+    if type(value) is not bool:
+        raise InvalidValue(
+            f"{_field(instance, attribute)} must be True or False, got "
+            f"{type(value).__name__} {shown(value)}.",
+            f"pass {attribute.name}=True or {attribute.name}=False.",
+        )
+
+
+def _non_empty(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    name = _field(instance, attribute)
+    check_text(value, name)
+    if not value.strip():  # type: ignore[attr-defined]
+        raise InvalidValue(
+            f"{name} must be a non-empty string, got {shown(value)}.",
             f"give every {type(instance).__name__.lower()} a non-empty {attribute.name}.",
         )
 
 
 def _time_zone(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    try:
-        zoneinfo.ZoneInfo(str(value))
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise InvalidValue(
-            f"{type(instance).__name__}.{attribute.name} {value!r} is not an IANA time zone.",
-            "use a name such as 'Europe/Paris', 'America/New_York' or 'UTC'.",
-        ) from None
+    check_time_zone(value, _field(instance, attribute))
 
 
 def _positive_or_none(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
         raise InvalidValue(
-            f"{type(instance).__name__}.{attribute.name} must be a positive whole number "
-            f"or None, got {value!r}.",
+            f"{_field(instance, attribute)} must be a positive whole number "
+            f"or None, got {type(value).__name__} {shown(value)}.",
             "use 1 or more, or None for the policy's default.",
         )
 
 
-def frozen_strings(values: Iterable[str] | str | None) -> frozenset[str]:
-    """Convert skills, tags and the like into a frozenset of stripped strings."""
+def frozen_strings(values: Iterable[str] | str | None, name: str = "strings") -> frozenset[str]:
+    """Convert skills, tags and the like into a frozenset of stripped strings.
+
+    Each string (stripped; empty ones are dropped) must follow the id rule
+    (:data:`ID_RULE`); ``name`` is the field named in the error.
+    """
     if values is None:
         return frozenset()
-    if type(values) is frozenset and all(type(v) is str and v and v == v.strip() for v in values):
+    if type(values) is frozenset and all(_is_id(v) and v == v.strip() for v in values):
         return values  # already normalised (the common case when values are evolved)
     if isinstance(values, str):
         values = [values]
-    return frozenset(str(v).strip() for v in values if str(v).strip())
+    items = check_items(values, str, name)
+    out = frozenset(v.strip() for v in items if v.strip())
+    for item in out:
+        check_id(item, f"{name} item")
+    return out
 
 
 def external_ids(
     values: Mapping[str, str] | Iterable[tuple[str, str]] | None,
 ) -> tuple[tuple[str, str], ...]:
-    """Normalise external ids (CRM name -> record id) into sorted pairs."""
+    """Normalise external ids (CRM name -> record id) into sorted pairs.
+
+    CRM names and record ids follow the id rule (:data:`ID_RULE`); whole-number
+    record ids are turned into strings.
+    """
     if values is None or values == ():
         return ()
     if (
         type(values) is tuple
-        and all(
-            type(p) is tuple and len(p) == 2 and type(p[0]) is type(p[1]) is str for p in values
-        )
+        and all(type(p) is tuple and len(p) == 2 and _is_id(p[0]) and _is_id(p[1]) for p in values)
         and all(a[0] < b[0] for a, b in itertools.pairwise(values))
     ):
         return values  # already normalised: sorted, one id per CRM
-    pairs = values.items() if isinstance(values, Mapping) else values
-    out = tuple(sorted((str(k), str(v)) for k, v in pairs))
+    if isinstance(values, Mapping):
+        pairs: tuple[Any, ...] = tuple(values.items())
+    else:
+        pairs = check_items(values, tuple, "external_ids")
+    out_list = []
+    for pair in pairs:
+        if len(pair) != 2:
+            raise InvalidValue(
+                f"external_ids entry {shown(pair)} is not a (CRM, record id) pair.",
+                "pass a mapping such as {'salesforce': '00Q1'}.",
+            )
+        crm, record = pair
+        if isinstance(record, int) and not isinstance(record, bool):
+            record = str(record)
+        check_id(crm, "external_ids CRM name")
+        check_id(record, f"external_ids[{crm!r}]")
+        out_list.append((str(crm), str(record)))
+    out = tuple(sorted(out_list))
     if len({k for k, _ in out}) != len(out):
         raise InvalidValue(
-            f"external ids name the same CRM twice: {out!r}.",
+            f"external_ids name the same CRM twice: {shown(out)}.",
             "give at most one record id per CRM.",
         )
     return out
 
 
+def _enum(cls: type[E], value: object, name: str) -> E:
+    if isinstance(value, cls):
+        return value
+    if isinstance(value, str):
+        try:
+            return cls(value)
+        except ValueError:
+            pass
+    raise InvalidValue(
+        f"{name} {shown(value)} is not a {cls.__name__}.",
+        f"use one of: {', '.join(str(m.value) for m in cls)}.",
+    )
+
+
 # --- places and time ------------------------------------------------------------
+
+
+def _latitude(value: object) -> float:
+    lat = check_number(value, "Location.lat", fix="give a latitude from -90 to 90.")
+    if not -90.0 <= lat <= 90.0:
+        raise InvalidValue(
+            f"Location.lat: latitude {lat} is outside -90..90.", "check the order (lat, lon)."
+        )
+    return lat
+
+
+def _longitude(value: object) -> float:
+    lon = check_number(value, "Location.lon", fix="give a longitude from -180 to 180.")
+    if not -180.0 <= lon <= 180.0:
+        raise InvalidValue(
+            f"Location.lon: longitude {lon} is outside -180..180.", "check the order (lat, lon)."
+        )
+    return lon
 
 
 @attrs.frozen(cache_hash=True)  # travel times are cached per pair of places
 class Location:
     """A place on Earth: a customer's site or a field member's home base."""
 
-    lat: float = attrs.field(converter=float)
-    lon: float = attrs.field(converter=float)
-    address: str | None = None
-
-    @lat.validator
-    def _check_lat(self, _: attrs.Attribute[float], value: float) -> None:
-        if not -90.0 <= value <= 90.0:
-            raise InvalidValue(
-                f"latitude {value} is outside -90..90.", "check the order (lat, lon)."
-            )
-
-    @lon.validator
-    def _check_lon(self, _: attrs.Attribute[float], value: float) -> None:
-        if not -180.0 <= value <= 180.0:
-            raise InvalidValue(
-                f"longitude {value} is outside -180..180.", "check the order (lat, lon)."
-            )
+    lat: float = attrs.field(converter=_latitude)
+    lon: float = attrs.field(converter=_longitude)
+    address: str | None = attrs.field(default=None, validator=optional_text_field)
 
 
 @attrs.frozen
@@ -295,13 +771,19 @@ class DayHours:
     end: time
 
     def __attrs_post_init__(self) -> None:
-        if not 0 <= self.weekday <= 6:
-            raise InvalidValue(
-                f"weekday {self.weekday} is outside 0..6.", "use 0 for Monday to 6 for Sunday."
-            )
+        check_int(
+            self.weekday,
+            "DayHours.weekday",
+            minimum=0,
+            maximum=6,
+            fix="use 0 for Monday to 6 for Sunday.",
+        )
+        check_instance(self.start, time, "DayHours.start")
+        check_instance(self.end, time, "DayHours.end")
         if self.start.tzinfo is not None or self.end.tzinfo is not None:
             raise InvalidValue(
-                "working hours must be local wall-clock times without tzinfo.",
+                "DayHours.start and DayHours.end (working hours) must be local wall-clock "
+                "times without tzinfo.",
                 "set the member's time_zone instead of a tzinfo on the times.",
             )
         if not (self.start < self.end or self.end == time(0)):
@@ -314,11 +796,11 @@ class DayHours:
 
 
 def _day_hours(days: Iterable[DayHours]) -> tuple[DayHours, ...]:
-    return tuple(days)
+    return check_items(days, DayHours, "WorkingHours.days")
 
 
 def _absences(items: Iterable[Absence]) -> tuple[Absence, ...]:
-    return tuple(items)
+    return check_items(items, Absence, "Member.absences")
 
 
 @attrs.frozen
@@ -343,9 +825,10 @@ class Absence:
 
     start: datetime = attrs.field(validator=aware_field)
     end: datetime = attrs.field(validator=aware_field)
-    reason: str = "out of office"
+    reason: str = attrs.field(default="out of office", validator=text_field)
 
     def __attrs_post_init__(self) -> None:
+        times(self, "start", "end")
         if not self.start < self.end:
             raise InvalidValue(
                 f"absence starts at {self.start.isoformat()} but ends at {self.end.isoformat()}.",
@@ -360,6 +843,37 @@ class Absence:
 # --- people -------------------------------------------------------------------------
 
 
+def _skills(values: Iterable[str] | str | None) -> frozenset[str]:
+    return frozen_strings(values, "skills")
+
+
+def _required_skills(values: Iterable[str] | str | None) -> frozenset[str]:
+    return frozen_strings(values, "required_skills")
+
+
+def _excluded(values: Iterable[str] | str | None) -> frozenset[str]:
+    return frozen_strings(values, "Opportunity.excluded")
+
+
+def _member_weight(value: object) -> float:
+    return check_number(
+        value,
+        "Member.weight",
+        positive=True,
+        fix="use 1.0 for an ordinary share, 0.5 for half, 2.0 for double; "
+        "set active=False to take someone out of rotation.",
+    )
+
+
+def _working_hours(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    check_instance(value, WorkingHours, _field(instance, attribute))
+
+
+def _optional_location(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None:
+        check_instance(value, Location, _field(instance, attribute))
+
+
 @attrs.frozen
 class Member:
     """A person on the sales team, with exactly one :class:`Role`.
@@ -371,31 +885,28 @@ class Member:
     a ``coordinator_id`` (the sales coordinator who fills their calendar).
     """
 
-    id: str = attrs.field(validator=_non_empty)
+    id: str = attrs.field(validator=id_field)
     name: str = attrs.field(validator=_non_empty)
     role: Role = attrs.field(converter=to_role)
-    skills: frozenset[str] = attrs.field(factory=frozenset, converter=frozen_strings)
+    skills: frozenset[str] = attrs.field(factory=frozenset, converter=_skills)
     time_zone: str = attrs.field(default="UTC", validator=_time_zone)
     wip_limit: int | None = attrs.field(default=None, validator=_positive_or_none)
-    active: bool = True
-    weight: float = attrs.field(default=1.0, converter=float)
+    active: bool = attrs.field(default=True, validator=bool_field)
+    weight: float = attrs.field(default=1.0, converter=_member_weight)
     task_capacity: int | None = attrs.field(default=None, validator=_positive_or_none)
-    working_hours: WorkingHours = attrs.field(factory=WorkingHours.weekdays)
+    working_hours: WorkingHours = attrs.field(
+        factory=WorkingHours.weekdays, validator=_working_hours
+    )
     absences: tuple[Absence, ...] = attrs.field(default=(), converter=_absences)
-    home_base: Location | None = None
-    coordinator_id: str | None = None
+    home_base: Location | None = attrs.field(default=None, validator=_optional_location)
+    coordinator_id: str | None = attrs.field(default=None, validator=optional_id_field)
     holiday_country: str | None = None
     holiday_subdivision: str | None = None
     external_ids: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=external_ids)
 
-    @weight.validator
-    def _check_weight(self, _: attrs.Attribute[float], value: float) -> None:
-        if not value > 0:
-            raise InvalidValue(
-                f"Member {self.id!r} has weight {value}; weights must be above 0.",
-                "use 1.0 for an ordinary share, 0.5 for half, 2.0 for double; "
-                "set active=False to take someone out of rotation.",
-            )
+    def __attrs_post_init__(self) -> None:
+        if self.holiday_country is not None or self.holiday_subdivision is not None:
+            check_holidays(self.holiday_country, self.holiday_subdivision, "Member")
 
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
@@ -410,6 +921,31 @@ class Member:
 # --- opportunities ------------------------------------------------------------------
 
 
+def _score(value: object) -> float:
+    if type(value) is float and math.isfinite(value):
+        return value
+    return check_number(
+        value,
+        "Opportunity.score",
+        fix="give a finite number; check the scoring plugin or the CRM field it reads.",
+    )
+
+
+def _opportunity_status(value: object) -> OpportunityStatus:
+    return _enum(OpportunityStatus, value, "Opportunity.status")
+
+
+def _optional_outcome(value: object) -> Outcome | None:
+    if value is None or isinstance(value, Outcome):
+        return value
+    if isinstance(value, str):
+        try:
+            return Outcome.parse(value)
+        except InvalidValue:
+            pass
+    return _enum(Outcome, value, "Opportunity.outcome")
+
+
 @attrs.frozen(field_transformer=utc_fields)
 class Opportunity:
     """A sales opportunity, with where it stands in the flow.
@@ -420,50 +956,50 @@ class Opportunity:
     set at enqueue and may be adjusted by scoring plugins.
     """
 
-    id: str = attrs.field(validator=_non_empty)
-    account_id: str = attrs.field(validator=_non_empty)
+    id: str = attrs.field(validator=id_field)
+    account_id: str = attrs.field(validator=id_field)
     queued_at: datetime = attrs.field(validator=aware_field)
-    source_campaign: str | None = None
+    source_campaign: str | None = attrs.field(default=None, validator=optional_id_field)
     tier: int = attrs.field(default=0)
-    score: float = attrs.field(default=0.0, converter=float)
-    required_skills: frozenset[str] = attrs.field(factory=frozenset, converter=frozen_strings)
+    score: float = attrs.field(default=0.0, converter=_score)
+    required_skills: frozenset[str] = attrs.field(factory=frozenset, converter=_required_skills)
     not_before: datetime | None = attrs.field(default=None, validator=aware_field)
     expires_at: datetime | None = attrs.field(default=None, validator=aware_field)
     external_ids: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=external_ids)
     # state in the flow
     status: OpportunityStatus = attrs.field(
-        default=OpportunityStatus.BACKLOG, converter=OpportunityStatus
+        default=OpportunityStatus.BACKLOG, converter=_opportunity_status
     )
-    owner_id: str | None = None
+    owner_id: str | None = attrs.field(default=None, validator=optional_id_field)
     released_at: datetime | None = attrs.field(default=None, validator=aware_field)
     lease_expires_at: datetime | None = attrs.field(default=None, validator=aware_field)
-    excluded: frozenset[str] = attrs.field(factory=frozenset, converter=frozen_strings)
-    outcome: Outcome | None = attrs.field(default=None, converter=to_optional_outcome)
+    excluded: frozenset[str] = attrs.field(factory=frozenset, converter=_excluded)
+    outcome: Outcome | None = attrs.field(default=None, converter=_optional_outcome)
     resolved_at: datetime | None = attrs.field(default=None, validator=aware_field)
 
     @tier.validator
     def _check_tier(self, _: attrs.Attribute[int], value: int) -> None:
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise InvalidValue(
-                f"Opportunity {self.id!r} has tier {value!r}; tiers are whole numbers.",
-                "use 0 (default) and higher numbers for better tiers.",
-            )
-
-    @score.validator
-    def _check_score(self, _: attrs.Attribute[float], value: float) -> None:
-        if value != value or value in (float("inf"), float("-inf")):
-            raise InvalidValue(
-                f"Opportunity {self.id!r} has score {value}; scores must be finite.",
-                "check the scoring plugin or the CRM field it reads.",
+        if type(value) is not int or not -(2**62) <= value < 2**62:
+            check_int(
+                value,
+                "Opportunity.tier",
+                minimum=-(2**62),
+                maximum=2**62 - 1,
+                fix="use 0 (default) and higher whole numbers for better tiers.",
             )
 
     def __attrs_post_init__(self) -> None:
+        times(
+            self,
+            "queued_at",
+            optional=("not_before", "expires_at", "released_at", "lease_expires_at", "resolved_at"),
+        )
         released = self.status is OpportunityStatus.RELEASED
         if released != (self.owner_id is not None) and self.status is not (
             OpportunityStatus.RESOLVED
         ):
             raise InvalidValue(
-                f"Opportunity {self.id!r} is {self.status.value} with owner "
+                f"Opportunity {self.id!r} has status {self.status.value} and owner_id "
                 f"{self.owner_id!r}: only released and resolved opportunities have an owner.",
                 "let the engine change the state (pull, resolve, give back).",
             )
@@ -526,13 +1062,38 @@ OPEN_TASK_STATUSES = frozenset({TaskStatus.ASSIGNED, TaskStatus.ACCEPTED})
 def _priority(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 4:
         raise InvalidValue(
-            f"Task.priority must be 1 (urgent) to 4 (low), got {value!r}.",
+            f"Task.priority must be 1 (urgent) to 4 (low), got {shown(value)}.",
             "use 1 for urgent, 2 high, 3 normal (default), 4 low.",
         )
 
 
-def _strings(values: Iterable[str]) -> tuple[str, ...]:
-    return tuple(str(v) for v in values)
+def _prior_assignees(values: Iterable[str]) -> tuple[str, ...]:
+    return check_ids(values, "Task.prior_assignees")
+
+
+def _task_status(value: object) -> TaskStatus:
+    return _enum(TaskStatus, value, "Task.status")
+
+
+def _queue_role(value: object) -> Role | None:
+    if value is None or isinstance(value, Role):
+        return value
+    if isinstance(value, str):
+        try:
+            return Role.parse(value)
+        except InvalidValue:
+            pass
+    return _enum(Role, value, "Task.queue_role")
+
+
+def _escalations(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    check_int(value, "Task.escalations", minimum=0)
+
+
+def _task_weight(value: object) -> float:
+    if type(value) is float and math.isfinite(value) and value > 0:
+        return value
+    return check_number(value, "Task.weight", positive=True, fix="use 1.0 for an ordinary task.")
 
 
 @attrs.frozen(field_transformer=utc_fields)
@@ -544,37 +1105,48 @@ class Task:
     ever routed to, so re-routing never bounces between the same people.
     """
 
-    id: str = attrs.field(validator=_non_empty)
-    kind: str = attrs.field(validator=_non_empty)
-    account_id: str = attrs.field(validator=_non_empty)
+    id: str = attrs.field(validator=id_field)
+    kind: str = attrs.field(validator=id_field)
+    account_id: str = attrs.field(validator=id_field)
     created_at: datetime = attrs.field(validator=aware_field)
-    opportunity_id: str | None = None
+    opportunity_id: str | None = attrs.field(default=None, validator=optional_id_field)
     priority: int = attrs.field(default=3, validator=_priority)
     due_at: datetime | None = attrs.field(default=None, validator=aware_field)
-    required_skills: frozenset[str] = attrs.field(factory=frozenset, converter=frozen_strings)
+    required_skills: frozenset[str] = attrs.field(factory=frozenset, converter=_required_skills)
     external_ids: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=external_ids)
     # routing state
-    status: TaskStatus = attrs.field(default=TaskStatus.UNASSIGNED, converter=TaskStatus)
-    queue_role: Role | None = attrs.field(
-        default=None, converter=attrs.converters.optional(to_role)
-    )
-    assignee_id: str | None = None
+    status: TaskStatus = attrs.field(default=TaskStatus.UNASSIGNED, converter=_task_status)
+    queue_role: Role | None = attrs.field(default=None, converter=_queue_role)
+    assignee_id: str | None = attrs.field(default=None, validator=optional_id_field)
     assigned_at: datetime | None = attrs.field(default=None, validator=aware_field)
     accept_by: datetime | None = attrs.field(default=None, validator=aware_field)
     complete_by: datetime | None = attrs.field(default=None, validator=aware_field)
     accepted_at: datetime | None = attrs.field(default=None, validator=aware_field)
     completed_at: datetime | None = attrs.field(default=None, validator=aware_field)
-    prior_assignees: tuple[str, ...] = attrs.field(default=(), converter=_strings)
-    unassigned_reason: str | None = None
-    escalations: int = 0
-    weight: float = 1.0
+    prior_assignees: tuple[str, ...] = attrs.field(default=(), converter=_prior_assignees)
+    unassigned_reason: str | None = attrs.field(default=None, validator=optional_text_field)
+    escalations: int = attrs.field(default=0, validator=_escalations)
+    weight: float = attrs.field(default=1.0, converter=_task_weight)
     """The task's share of its assignee's load (set from its route when routed)."""
 
     def __attrs_post_init__(self) -> None:
+        times(
+            self,
+            "created_at",
+            optional=(
+                "due_at",
+                "assigned_at",
+                "accept_by",
+                "complete_by",
+                "accepted_at",
+                "completed_at",
+            ),
+        )
         holding = self.status in OPEN_TASK_STATUSES
         if holding != (self.assignee_id is not None) and self.status is not (TaskStatus.COMPLETED):
             raise InvalidValue(
-                f"Task {self.id!r} is {self.status.value} with assignee {self.assignee_id!r}: "
+                f"Task {self.id!r} has status {self.status.value} and assignee_id "
+                f"{self.assignee_id!r}: "
                 "only assigned, accepted and completed tasks have an assignee.",
                 "let the engine route tasks.",
             )
@@ -612,9 +1184,21 @@ def _duration(instance: object, attribute: attrs.Attribute[Any], value: object) 
     if not isinstance(value, timedelta) or not timedelta(0) < value <= timedelta(hours=12):
         raise InvalidValue(
             f"{type(instance).__name__}.{attribute.name} must be a duration above 0 and at "
-            f"most 12 hours, got {value!r}.",
+            f"most 12 hours, got {shown(value)}.",
             "pass a timedelta such as timedelta(minutes=60).",
         )
+
+
+def _meeting_mode(value: object) -> MeetingMode:
+    return _enum(MeetingMode, value, "AppointmentRequest.mode")
+
+
+def _booking_status(value: object) -> BookingStatus:
+    return _enum(BookingStatus, value, "Booking.status")
+
+
+def _request(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    check_instance(value, AppointmentRequest, _field(instance, attribute))
 
 
 @attrs.frozen(field_transformer=utc_fields)
@@ -625,6 +1209,7 @@ class TimeWindow:
     end: datetime = attrs.field(validator=aware_field)
 
     def __attrs_post_init__(self) -> None:
+        times(self, "start", "end")
         if not self.start < self.end:
             raise InvalidValue(
                 f"time window starts at {self.start.isoformat()} but ends at "
@@ -638,7 +1223,8 @@ class TimeWindow:
 
 
 def _windows(items: Iterable[TimeWindow]) -> tuple[TimeWindow, ...]:
-    return tuple(sorted(items, key=lambda w: (w.start, w.end)))
+    windows = check_items(items, TimeWindow, "AppointmentRequest.windows")
+    return tuple(sorted(windows, key=lambda w: (w.start, w.end)))
 
 
 @attrs.frozen(field_transformer=utc_fields)
@@ -651,28 +1237,31 @@ class AppointmentRequest:
     (the customer's availability) it must also lie inside one of them.
     """
 
-    id: str = attrs.field(validator=_non_empty)
-    account_id: str = attrs.field(validator=_non_empty)
+    id: str = attrs.field(validator=id_field)
+    account_id: str = attrs.field(validator=id_field)
     duration: timedelta = attrs.field(validator=_duration)
-    mode: MeetingMode = attrs.field(converter=MeetingMode)
+    mode: MeetingMode = attrs.field(converter=_meeting_mode)
     earliest: datetime = attrs.field(validator=aware_field)
     deadline: datetime = attrs.field(validator=aware_field)
-    location: Location | None = None
+    location: Location | None = attrs.field(default=None, validator=_optional_location)
     windows: tuple[TimeWindow, ...] = attrs.field(default=(), converter=_windows)
-    required_skills: frozenset[str] = attrs.field(factory=frozenset, converter=frozen_strings)
-    opportunity_id: str | None = None
+    required_skills: frozenset[str] = attrs.field(factory=frozenset, converter=_required_skills)
+    opportunity_id: str | None = attrs.field(default=None, validator=optional_id_field)
     external_ids: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=external_ids)
 
     def __attrs_post_init__(self) -> None:
-        if self.earliest + self.duration > self.deadline:
+        times(self, "earliest", "deadline")
+        if self.deadline - self.earliest < self.duration:
             raise InvalidValue(
-                f"appointment request {self.id!r} lasts {self.duration} but its range "
-                f"{self.earliest.isoformat()}..{self.deadline.isoformat()} is shorter.",
+                f"appointment request {self.id!r} lasts {self.duration} (duration) but its "
+                f"range (earliest..deadline) {self.earliest.isoformat()}.."
+                f"{self.deadline.isoformat()} is shorter.",
                 "move the deadline later or the earliest start sooner.",
             )
         if self.mode is MeetingMode.IN_PERSON and self.location is None:
             raise InvalidValue(
-                f"appointment request {self.id!r} is in person but has no location.",
+                f"appointment request {self.id!r} is in person but has no location "
+                "(mode in_person, location None).",
                 "give the customer's site as location=Location(lat, lon), or make it a "
                 "conference call.",
             )
@@ -696,13 +1285,16 @@ class Booking:
     ``booked_at`` is when, which the minimum-notice rule for calls reads.
     """
 
-    request: AppointmentRequest
-    member_id: str = attrs.field(validator=_non_empty)
+    request: AppointmentRequest = attrs.field(validator=_request)
+    member_id: str = attrs.field(validator=id_field)
     start: datetime = attrs.field(validator=aware_field)
-    by: str = attrs.field(validator=_non_empty)
+    by: str = attrs.field(validator=id_field)
     booked_at: datetime = attrs.field(validator=aware_field)
-    status: BookingStatus = attrs.field(default=BookingStatus.BOOKED, converter=BookingStatus)
+    status: BookingStatus = attrs.field(default=BookingStatus.BOOKED, converter=_booking_status)
     external_ids: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=external_ids)
+
+    def __attrs_post_init__(self) -> None:
+        times(self, "start", "booked_at")
 
     @property
     def id(self) -> str:
@@ -743,13 +1335,14 @@ class Busy:
     re-read replaces rather than duplicates it.
     """
 
-    id: str = attrs.field(validator=_non_empty)
-    member_id: str = attrs.field(validator=_non_empty)
+    id: str = attrs.field(validator=id_field)
+    member_id: str = attrs.field(validator=id_field)
     start: datetime = attrs.field(validator=aware_field)
     end: datetime = attrs.field(validator=aware_field)
-    reason: str = "busy"
+    reason: str = attrs.field(default="busy", validator=text_field)
 
     def __attrs_post_init__(self) -> None:
+        times(self, "start", "end")
         if not self.start < self.end:
             raise InvalidValue(
                 f"busy time {self.id!r} starts at {self.start.isoformat()} but ends at "

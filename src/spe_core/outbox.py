@@ -18,7 +18,8 @@ from typing import Any
 import attrs
 
 from spe_core.adapter import Change, ChangeKind, WriteResult
-from spe_core.model import aware_field
+from spe_core.errors import ConfigError
+from spe_core.model import aware_field, check_int, check_number
 
 __all__ = [
     "OutboxItem",
@@ -79,14 +80,52 @@ class Quarantined:
     raw: str = ""
 
 
+_MAX_DELAY_SECONDS = 30 * 86_400.0  # a month: longer delays are a mistake
+
+
+def _delay(value: object, name: str) -> float:
+    seconds = check_number(
+        value,
+        f"RetryPolicy.{name}",
+        positive=True,
+        error=ConfigError,
+        fix=f"give {name} as a number of seconds above 0 and at most {_MAX_DELAY_SECONDS:.0f}.",
+    )
+    if seconds > _MAX_DELAY_SECONDS:
+        raise ConfigError(
+            f"RetryPolicy.{name} {seconds} seconds is longer than 30 days.",
+            f"give {name} as at most {_MAX_DELAY_SECONDS:.0f} seconds.",
+        )
+    return seconds
+
+
+def _base_seconds(value: object) -> float:
+    return _delay(value, "base_seconds")
+
+
+def _cap_seconds(value: object) -> float:
+    return _delay(value, "cap_seconds")
+
+
+def _attempts(instance: object, attribute: attrs.Attribute[int], value: object) -> None:
+    check_int(
+        value,
+        f"RetryPolicy.{attribute.name}",
+        minimum=1,
+        maximum=10_000,
+        error=ConfigError,
+        fix=f"set {attribute.name} to a whole number from 1 to 10000.",
+    )
+
+
 @attrs.frozen
 class RetryPolicy:
     """How often and how patiently outbound writes are retried."""
 
-    base_seconds: float = 1.0
-    cap_seconds: float = 300.0
-    max_permanent_failures: int = 3
-    max_transient_attempts: int = 8
+    base_seconds: float = attrs.field(default=1.0, converter=_base_seconds)
+    cap_seconds: float = attrs.field(default=300.0, converter=_cap_seconds)
+    max_permanent_failures: int = attrs.field(default=3, validator=_attempts)
+    max_transient_attempts: int = attrs.field(default=8, validator=_attempts)
 
 
 def merge(existing: OutboxItem | None, new: OutboxItem) -> OutboxItem:

@@ -21,7 +21,7 @@ from typing import Any
 
 import attrs
 
-from spe_core.errors import ConfigError, RoleMayNotPull, WrongOwner, WrongState
+from spe_core.errors import ConfigError, InvalidValue, RoleMayNotPull, WrongOwner, WrongState
 from spe_core.events import (
     Event,
     LeaseExpired,
@@ -34,7 +34,17 @@ from spe_core.events import (
     OpportunityStale,
     OpportunityWithdrawn,
 )
-from spe_core.model import Member, Opportunity, OpportunityStatus, Outcome, Role
+from spe_core.model import (
+    Member,
+    Opportunity,
+    OpportunityStatus,
+    Outcome,
+    Role,
+    check_duration,
+    check_int,
+    check_number,
+    shown,
+)
 
 __all__ = [
     "DEFAULT_ORDER",
@@ -88,9 +98,14 @@ class SortField:
     descending: bool = False
 
     def __attrs_post_init__(self) -> None:
-        if self.name not in SORTABLE_FIELDS:
+        if type(self.descending) is not bool:
             raise ConfigError(
-                f"the queue cannot be ordered by {self.name!r}.",
+                f"SortField.descending must be True or False, got {shown(self.descending)}.",
+                "pass descending=True or False (or prefix the name with '-').",
+            )
+        if not isinstance(self.name, str) or self.name not in SORTABLE_FIELDS:
+            raise ConfigError(
+                f"the queue cannot be ordered by {shown(self.name)} (SortField.name).",
                 f"order by any of: {', '.join(SORTABLE_FIELDS)} "
                 "(prefix a name with '-' for descending).",
             )
@@ -105,12 +120,22 @@ def parse_order(spec: Iterable[str | SortField]) -> tuple[SortField, ...]:
     ``id`` ascending is appended when missing, so the order is total and every
     store breaks ties the same way.
     """
+    if isinstance(spec, str) or not isinstance(spec, Iterable):
+        raise ConfigError(
+            f"QueuePolicy.order must be a list of field names, got {shown(spec)}.",
+            'write the order as a list, e.g. ["-tier", "-score", "queued_at"].',
+        )
     fields: list[SortField] = []
     for item in spec:
         if isinstance(item, SortField):
             fields.append(item)
             continue
-        text = str(item).strip()
+        if not isinstance(item, str):
+            raise ConfigError(
+                f"QueuePolicy.order item {shown(item)} is not a field name.",
+                f"order by any of: {', '.join(SORTABLE_FIELDS)} (as strings).",
+            )
+        text = item.strip()
         descending = text.startswith("-")
         fields.append(SortField(text.lstrip("+-").strip(), descending))
     names = [f.name for f in fields]
@@ -135,14 +160,52 @@ class Zone(enum.StrEnum):
     RED = "red"
 
 
-def _timedelta_or_none(value: timedelta | float | int | None) -> timedelta | None:
+def _policy_duration(value: object, name: str) -> timedelta | None:
     if value is None or isinstance(value, timedelta):
         return value
-    return timedelta(seconds=float(value))
+    seconds = check_number(
+        value,
+        f"QueuePolicy.{name}",
+        error=ConfigError,
+        fix=f"give {name} as a timedelta or a number of seconds, or None to switch it off.",
+    )
+    if abs(seconds) > _MAX_SECONDS:
+        raise ConfigError(
+            f"QueuePolicy.{name} {shown(value)} seconds is longer than ten years.",
+            f"give a shorter {name}, or None to switch it off.",
+        )
+    return timedelta(seconds=seconds)
+
+
+_MAX_SECONDS = 3650 * 86_400
+
+
+def _lease(value: timedelta | float | int | None) -> timedelta | None:
+    return _policy_duration(value, "lease")
+
+
+def _stale_age(value: timedelta | float | int | None) -> timedelta | None:
+    return _policy_duration(value, "stale_age")
 
 
 def _roles(roles: Iterable[str | Role]) -> frozenset[Role]:
-    return frozenset(Role.parse(r) for r in roles)
+    if isinstance(roles, str):
+        roles = [roles]
+    elif not isinstance(roles, Iterable):
+        raise ConfigError(
+            f"QueuePolicy.pull_roles must be a list of roles, got {shown(roles)}.",
+            "write pull_roles as a list, e.g. ['inside_sales'].",
+        )
+    out = set()
+    for role in roles:
+        try:
+            out.add(Role.parse(role))
+        except InvalidValue as exc:
+            raise ConfigError(f"QueuePolicy.pull_roles: {exc.problem}", exc.fix) from None
+    return frozenset(out)
+
+
+_MAX_COUNT = 2**31 - 1  # what every store's INTEGER column holds
 
 
 @attrs.frozen
@@ -158,10 +221,8 @@ class QueuePolicy:
     target: int = 100
     green_above: float = 2 / 3
     red_below: float = 1 / 3
-    lease: timedelta | None = attrs.field(default=timedelta(hours=4), converter=_timedelta_or_none)
-    stale_age: timedelta | None = attrs.field(
-        default=timedelta(days=14), converter=_timedelta_or_none
-    )
+    lease: timedelta | None = attrs.field(default=timedelta(hours=4), converter=_lease)
+    stale_age: timedelta | None = attrs.field(default=timedelta(days=14), converter=_stale_age)
     default_wip_limit: int = 3
     daily_pull_cap: int | None = 30
     pull_roles: frozenset[Role] = attrs.field(
@@ -170,10 +231,20 @@ class QueuePolicy:
     order: tuple[SortField, ...] = attrs.field(default=DEFAULT_ORDER, converter=parse_order)
 
     def __attrs_post_init__(self) -> None:
-        if not isinstance(self.target, int) or self.target < 0:
-            raise ConfigError(
-                f"queue target {self.target!r} must be a whole number of 0 or more.",
-                "set [queue] target to the number of opportunities the buffer should hold.",
+        check_int(
+            self.target,
+            "QueuePolicy.target",
+            minimum=0,
+            maximum=_MAX_COUNT,
+            error=ConfigError,
+            fix="set [queue] target to the number of opportunities the buffer should hold.",
+        )
+        for fraction in ("red_below", "green_above"):
+            check_number(
+                getattr(self, fraction),
+                f"QueuePolicy.{fraction}",
+                error=ConfigError,
+                fix="use fractions of the target, e.g. red_below = 0.333, green_above = 0.667.",
             )
         if not 0 <= self.red_below <= self.green_above <= 1:
             raise ConfigError(
@@ -183,24 +254,34 @@ class QueuePolicy:
             )
         for name in ("lease", "stale_age"):
             value = getattr(self, name)
-            if value is not None and value <= timedelta(0):
-                raise ConfigError(
-                    f"queue {name} {value} must be positive.",
-                    f"give a positive duration, or None to switch the {name} off.",
+            if value is not None:
+                check_duration(
+                    value,
+                    f"QueuePolicy.{name} (queue {name})",
+                    error=ConfigError,
+                    fix=f"give a positive duration, or None to switch the {name} off.",
                 )
-        if self.default_wip_limit < 1:
-            raise ConfigError(
-                f"default_wip_limit {self.default_wip_limit} must be at least 1.",
-                "allow each member at least one opportunity in progress.",
-            )
-        if self.daily_pull_cap is not None and self.daily_pull_cap < 1:
-            raise ConfigError(
-                f"daily_pull_cap {self.daily_pull_cap} must be at least 1 or None.",
-                "use None for no cap.",
+        check_int(
+            self.default_wip_limit,
+            "QueuePolicy.default_wip_limit",
+            minimum=1,
+            maximum=_MAX_COUNT,
+            error=ConfigError,
+            fix="allow each member at least one opportunity in progress (a whole number).",
+        )
+        if self.daily_pull_cap is not None:
+            check_int(
+                self.daily_pull_cap,
+                "QueuePolicy.daily_pull_cap",
+                minimum=1,
+                maximum=_MAX_COUNT,
+                error=ConfigError,
+                fix="use a whole number of 1 or more, or None for no cap.",
             )
         if not self.pull_roles:
             raise ConfigError(
-                "no role may pull from the queue.", "set pull_roles, e.g. ['inside_sales']."
+                "no role may pull from the queue (QueuePolicy.pull_roles is empty).",
+                "set pull_roles, e.g. ['inside_sales'].",
             )
 
     def wip_limit(self, member: Member) -> int:

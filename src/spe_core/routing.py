@@ -33,8 +33,20 @@ from typing import Any
 import attrs
 
 from spe_core import worktime
-from spe_core.errors import ConfigError, WrongOwner, WrongState
-from spe_core.model import Member, Role, Task, TaskKind, TaskStatus
+from spe_core.errors import ConfigError, InvalidValue, WrongOwner, WrongState
+from spe_core.model import (
+    Member,
+    Role,
+    Task,
+    TaskKind,
+    TaskStatus,
+    check_duration,
+    check_id,
+    check_instance,
+    check_int,
+    check_number,
+    shown,
+)
 
 __all__ = [
     "DEFAULT_SLA",
@@ -62,19 +74,65 @@ class Strategy(enum.StrEnum):
     ROUND_ROBIN = "round_robin"
 
 
-def _deltas(value: Mapping[Any, Any]) -> dict[int, timedelta]:
+def _accept(value: Mapping[Any, Any]) -> dict[int, timedelta]:
+    return _deltas(value, "Sla.accept")
+
+
+def _complete(value: Mapping[Any, Any]) -> dict[int, timedelta]:
+    return _deltas(value, "Sla.complete")
+
+
+def _deltas(value: Mapping[Any, Any], name: str) -> dict[int, timedelta]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            f"the routing SLA ({name}) must map priorities 1-4 to times, got {shown(value)}.",
+            "give minutes per priority, e.g. {1: 30, 2: 120, 3: 240, 4: 480}.",
+        )
     out = {}
     for k, v in value.items():
-        out[int(k)] = v if isinstance(v, timedelta) else timedelta(minutes=float(v))
+        if isinstance(k, str) and k.strip().isdigit():
+            k = int(k)
+        priority = check_int(
+            k,
+            f"routing SLA priority ({name})",
+            minimum=1,
+            maximum=4,
+            error=ConfigError,
+            fix="key the SLA by priority 1 (urgent) to 4 (low).",
+        )
+        if not isinstance(v, timedelta):
+            minutes = check_number(
+                v,
+                f"routing SLA time ({name}) for priority {priority}",
+                positive=True,
+                error=ConfigError,
+                fix="give a number of minutes above 0.",
+            )
+            if minutes > _MAX_SLA_MINUTES:
+                raise ConfigError(
+                    f"routing SLA time ({name}) for priority {priority} ({minutes} minutes) is "
+                    "longer than ten years.",
+                    "give a shorter time.",
+                )
+            v = timedelta(minutes=minutes)
+        out[priority] = check_duration(
+            v,
+            f"routing SLA time ({name}) for priority {priority}",
+            error=ConfigError,
+            fix="give a positive time of at most ten years.",
+        )
     return out
+
+
+_MAX_SLA_MINUTES = 3650 * 24 * 60
 
 
 @attrs.frozen
 class Sla:
     """Working time allowed to accept and to complete a task, by priority (1 urgent .. 4 low)."""
 
-    accept: dict[int, timedelta] = attrs.field(converter=_deltas)
-    complete: dict[int, timedelta] = attrs.field(converter=_deltas)
+    accept: dict[int, timedelta] = attrs.field(converter=_accept)
+    complete: dict[int, timedelta] = attrs.field(converter=_complete)
 
     def __attrs_post_init__(self) -> None:
         for name in ("accept", "complete"):
@@ -102,37 +160,94 @@ DEFAULT_SLA = Sla(
 )
 
 
+def _role(value: object, name: str) -> Role:
+    if isinstance(value, Role):
+        return value
+    if isinstance(value, str):
+        try:
+            return Role.parse(value)
+        except InvalidValue as exc:
+            raise ConfigError(f"{name}: {exc.problem}", exc.fix) from None
+    raise ConfigError(
+        f"{name} {shown(value)} is not an SPE role.",
+        f"use one of: {', '.join(r.value for r in Role)}.",
+    )
+
+
 def _roles(values: Iterable[str | Role]) -> tuple[Role, ...]:
-    return tuple(Role.parse(v) for v in values)
+    if isinstance(values, str):
+        values = [values]
+    elif not isinstance(values, Iterable):
+        raise ConfigError(
+            f"Route.roles must be a list of roles, got {shown(values)}.",
+            "write roles = ['customer_service'].",
+        )
+    return tuple(_role(v, "Route.roles") for v in values)
 
 
 def _optional_role(value: str | Role | None) -> Role | None:
-    return None if value is None else Role.parse(value)
+    return None if value is None else _role(value, "Route.overflow_role")
+
+
+def _strategy(value: object) -> Strategy:
+    if isinstance(value, Strategy):
+        return value
+    if isinstance(value, str):
+        try:
+            return Strategy(value)
+        except ValueError:
+            pass
+    raise ConfigError(
+        f"Route.strategy {shown(value)} is not a routing strategy.",
+        f"use one of: {', '.join(s.value for s in Strategy)}.",
+    )
+
+
+def _route_weight(value: object) -> float:
+    return check_number(
+        value,
+        "Route.weight",
+        positive=True,
+        error=ConfigError,
+        fix="use a positive weight (1 for an ordinary task).",
+    )
+
+
+def _flag(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if type(value) is not bool:
+        raise ConfigError(
+            f"{type(instance).__name__}.{attribute.name} must be true or false, got "
+            f"{shown(value)}.",
+            f"set {attribute.name} = true or false.",
+        )
+
+
+def _sla(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    check_instance(value, Sla, "Route.sla", error=ConfigError)
+
+
+def _kind(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    check_id(value, f"{type(instance).__name__}.kind", error=ConfigError)
 
 
 @attrs.frozen
 class Route:
     """Where one kind of task goes and how it is chosen and timed."""
 
-    kind: str
+    kind: str = attrs.field(validator=_kind)
     roles: tuple[Role, ...] = attrs.field(converter=_roles)
-    strategy: Strategy = attrs.field(default=Strategy.LEAST_LOADED, converter=Strategy)
-    weight: float = 1.0
-    skills_match: bool = True
-    account_continuity: bool = False
+    strategy: Strategy = attrs.field(default=Strategy.LEAST_LOADED, converter=_strategy)
+    weight: float = attrs.field(default=1.0, converter=_route_weight)
+    skills_match: bool = attrs.field(default=True, validator=_flag)
+    account_continuity: bool = attrs.field(default=False, validator=_flag)
     overflow_role: Role | None = attrs.field(default=None, converter=_optional_role)
-    sla: Sla = DEFAULT_SLA
+    sla: Sla = attrs.field(default=DEFAULT_SLA, validator=_sla)
 
     def __attrs_post_init__(self) -> None:
         if not self.roles:
             raise ConfigError(
-                f"route {self.kind!r} names no role.",
+                f"route {self.kind!r} names no role (Route.roles is empty).",
                 "give at least one role, e.g. roles = ['customer_service'].",
-            )
-        if self.weight <= 0:
-            raise ConfigError(
-                f"route {self.kind!r} has weight {self.weight}.",
-                "use a positive weight (1 for an ordinary task).",
             )
 
 
@@ -171,14 +286,30 @@ class RoutingTable:
 
     routes: dict[str, Route] = attrs.field(factory=default_table)
     default_capacity: int = 8
-    allow_sales_for_transactional_work_UNSAFE: bool = False
+    allow_sales_for_transactional_work_UNSAFE: bool = attrs.field(default=False, validator=_flag)
 
     def __attrs_post_init__(self) -> None:
-        if self.default_capacity < 1:
+        check_int(
+            self.default_capacity,
+            "RoutingTable.default_capacity (routing default_capacity)",
+            minimum=1,
+            maximum=2**31 - 1,
+            error=ConfigError,
+            fix="let each member hold at least one open task (a whole number).",
+        )
+        if not isinstance(self.routes, Mapping):
             raise ConfigError(
-                f"routing default_capacity {self.default_capacity} is below 1.",
-                "let each member hold at least one open task.",
+                f"RoutingTable.routes must map task kinds to routes, got {shown(self.routes)}.",
+                "pass a dict such as {'quote': Route('quote', ['customer_service'])}.",
             )
+        for kind, route in self.routes.items():
+            check_id(kind, "RoutingTable.routes key", error=ConfigError)
+            check_instance(route, Route, f"RoutingTable.routes[{kind!r}]", error=ConfigError)
+            if route.kind != kind:
+                raise ConfigError(
+                    f"RoutingTable.routes[{kind!r}] is the route of {route.kind!r}.",
+                    "key each route by its own kind.",
+                )
         for route in self.routes.values():
             sales = set(route.roles) & SALES_ROLES
             if route.overflow_role in SALES_ROLES:
@@ -251,6 +382,8 @@ class RoutingTable:
                     if base
                     else Route(kind=kind, sla=sla, **table)
                 )
+            except ConfigError as exc:
+                raise ConfigError(f"[routing.{kind}]: {exc.problem}", exc.fix) from None
             except (TypeError, ValueError) as exc:
                 raise ConfigError(
                     f"[routing.{kind}]: {exc}.", "check the setting's type and value."

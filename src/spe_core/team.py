@@ -23,7 +23,7 @@ from typing import Any
 import attrs
 
 from spe_core.errors import InvalidValue
-from spe_core.model import Member
+from spe_core.model import Member, Role, id_field, shown
 
 __all__ = ["SETTABLE", "MemberSettings", "merge_member"]
 
@@ -32,12 +32,27 @@ SETTABLE: frozenset[str] = frozenset(a.name for a in attrs.fields(Member)) - {"i
 
 
 def _values(value: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> tuple[tuple[str, Any], ...]:
-    pairs = value.items() if isinstance(value, Mapping) else value
-    out = tuple(sorted((str(k), v) for k, v in pairs))
+    given: object = value
+    pairs: list[Any] | None
+    if isinstance(given, Mapping):
+        pairs = list(given.items())
+    elif isinstance(given, Iterable) and not isinstance(given, str | bytes):
+        pairs = list(given)
+    else:
+        pairs = None
+    if pairs is None or not all(
+        isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in pairs
+    ):
+        raise InvalidValue(
+            f"MemberSettings.values must map attribute names to values, got {shown(value)}.",
+            "pass a dict such as {'wip_limit': 2, 'skills': ['de']}.",
+        )
+    out = tuple(sorted(((k, v) for k, v in pairs), key=lambda p: p[0]))
     unknown = sorted({k for k, _ in out} - SETTABLE)
     if unknown:
         raise InvalidValue(
-            f"member settings name unknown attribute {unknown[0]!r}.",
+            f"member settings (MemberSettings.values) name unknown attribute "
+            f"{shown(unknown[0])}.",
             f"use some of: {', '.join(sorted(SETTABLE))}.",
         )
     return out
@@ -48,8 +63,26 @@ class MemberSettings:
     """An admin's values for some of one member's attributes (``spe.toml``'s
     ``[[team]]``); they win over the CRM's and over the defaults."""
 
-    member_id: str
+    member_id: str = attrs.field(validator=id_field)
     values: tuple[tuple[str, Any], ...] = attrs.field(converter=_values)
+
+    def __attrs_post_init__(self) -> None:
+        # every value is checked now, on a stand-in member, not when a sync applies it
+        names = {k for k, _ in self.values}
+        if len(names) != len(self.values):
+            raise InvalidValue(
+                f"MemberSettings.values for {self.member_id!r} name an attribute twice.",
+                "give each attribute once.",
+            )
+        values = dict(self.values)
+        values.setdefault("name", self.member_id)
+        values.setdefault("role", Role.INSIDE_SALES)
+        try:
+            Member(id=self.member_id, **values)
+        except InvalidValue as exc:
+            raise InvalidValue(
+                f"MemberSettings.values for {self.member_id!r}: {exc.problem}", exc.fix
+            ) from None
 
     def apply(self, member: Member) -> Member:
         """``member`` with these values (:class:`InvalidValue` if one is invalid)."""

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 
-from spe_core import calendar, routing
+from spe_core import calendar, model, routing
 from spe_core.clock import Clock, SystemClock
 from spe_core.engine.unit import UnitOfWork, UnitRunner
 from spe_core.errors import InvalidValue, UnknownMember, UnknownOpportunity
@@ -35,6 +35,13 @@ class EngineBase:
         calendar_rules: calendar.CalendarRules | None = None,
         member_settings: Iterable[MemberSettings] = (),
     ) -> None:
+        model.check_instance(store, Store, "store")  # type: ignore[type-abstract]
+        model.check_optional(clock, Clock, "clock")  # type: ignore[type-abstract]
+        model.check_optional(policy, QueuePolicy, "policy")
+        model.check_optional(plugins, Plugins, "plugins")
+        model.check_optional(routing_table, routing.RoutingTable, "routing_table")
+        model.check_optional(calendar_rules, calendar.CalendarRules, "calendar_rules")
+        member_settings = model.check_items(member_settings, MemberSettings, "member_settings")
         self.store = store
         self.member_settings: dict[str, MemberSettings] = {s.member_id: s for s in member_settings}
         self.calendar_rules = calendar_rules or calendar.CalendarRules()

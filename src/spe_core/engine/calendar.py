@@ -8,7 +8,7 @@ from datetime import datetime, time, timedelta
 
 import attrs
 
-from spe_core import calendar, worktime
+from spe_core import calendar, model, worktime
 from spe_core.engine.base import EngineBase
 from spe_core.errors import InvalidValue, NotFound, RuleViolation, WrongState
 from spe_core.events import (
@@ -79,6 +79,11 @@ class CalendarPart(EngineBase):
         the freshness rule (:attr:`~spe_core.calendar.CalendarRules.busy_max_age`)
         checks before offering the member as free. Returns how many entries were stored.
         """
+        model.check_id(member_id, "member_id")
+        busy = model.check_items(busy, Busy, "busy")
+        model.check_time(start, "start")
+        model.check_time(end, "end")
+        model.check_optional_time(read_at, "read_at")
         items = list(busy)
         for item in items:
             if item.member_id != member_id:
@@ -112,6 +117,10 @@ class CalendarPart(EngineBase):
         now), once their whole calendar stream has been read. Unknown members'
         entries are skipped. Returns how many entries changed.
         """
+        busy = model.check_items(busy, Busy, "busy")
+        gone = model.check_id_pairs(gone, "gone")
+        read_for = model.check_ids(read_for, "read_for")
+        model.check_optional_time(read_at, "read_at")
         changed = 0
         with self.unit() as u:
             tx, now = u.tx, u.now
@@ -159,6 +168,9 @@ class CalendarPart(EngineBase):
         See :func:`spe_core.calendar.propose` for the ranking and the reasons
         members are left out. Nothing is written; book a slot with :meth:`book`.
         """
+        model.check_instance(request, AppointmentRequest, "request")
+        members = None if members is None else model.check_ids(members, "members")
+        model.check_int(limit, "limit", minimum=1, maximum=10_000)
         rules = self.calendar_rules
         with self.unit() as u:
             tx, now = u.tx, u.now
@@ -210,6 +222,10 @@ class CalendarPart(EngineBase):
         two coordinators can never double-book a slot: the second one gets a
         :class:`~spe_core.errors.RuleViolation` naming the clash.
         """
+        model.check_instance(request, AppointmentRequest, "request")
+        model.check_id(member_id, "member_id")
+        model.check_id(by, "by")
+        model.check_time(start, "start")
         aware(start, "start")
         with self.unit() as u:
             tx, now = u.tx, u.now
@@ -243,6 +259,9 @@ class CalendarPart(EngineBase):
 
     def cancel_booking(self, booking_id: str, *, by: str, reason: str = "") -> Booking:
         """Cancel a booking, freeing its slot (``by``: who cancelled it)."""
+        model.check_id(booking_id, "booking_id")
+        model.check_id(by, "by")
+        model.check_text(reason, "reason")
         with self.unit() as u:
             tx, now = u.tx, u.now
             booking = self._active_booking(tx, booking_id)
@@ -256,6 +275,10 @@ class CalendarPart(EngineBase):
         self, booking_id: str, start: datetime, *, by: str, member_id: str | None = None
     ) -> Booking:
         """Move a booking to ``start`` (and to ``member_id``, if given), re-validated atomically."""
+        model.check_id(booking_id, "booking_id")
+        model.check_id(by, "by")
+        model.check_optional_id(member_id, "member_id")
+        model.check_time(start, "start")
         aware(start, "start")
         with self.unit() as u:
             tx, now = u.tx, u.now
@@ -281,6 +304,7 @@ class CalendarPart(EngineBase):
 
     def booking(self, booking_id: str) -> Booking:
         """The booking with ``booking_id`` (cancelled ones too)."""
+        model.check_id(booking_id, "booking_id")
         with self.unit() as u:
             tx = u.tx
             found = tx.get_booking(booking_id)
@@ -295,6 +319,9 @@ class CalendarPart(EngineBase):
         self, start: datetime, end: datetime, member_id: str | None = None
     ) -> list[Booking]:
         """Active bookings overlapping ``start``..``end`` (one member's, or everyone's)."""
+        model.check_time(start, "start")
+        model.check_time(end, "end")
+        model.check_optional_id(member_id, "member_id")
         with self.unit() as u:
             tx = u.tx
             return list(tx.iter_bookings(member_id, start, end))
@@ -304,6 +331,9 @@ class CalendarPart(EngineBase):
     ) -> list[calendar.Violation]:
         """The rules the member's calendar breaks in ``start``..``end`` (e.g. after a hand edit
         in the CRM), each with a readable reason; empty when it is valid."""
+        model.check_id(member_id, "member_id")
+        model.check_time(start, "start")
+        model.check_time(end, "end")
         with self.unit() as u:
             tx = u.tx
             member = self._member(tx, member_id)
@@ -327,6 +357,9 @@ class CalendarPart(EngineBase):
         event naming the member's sales coordinator (``by``: one name, or a mapping from
         field member to coordinator; default each member's ``coordinator_id``).
         """
+        requests = model.check_items(requests, AppointmentRequest, "requests")
+        model.check_by(by)
+        members = None if members is None else model.check_ids(members, "members")
         batch = list(requests)
         if not batch:
             return calendar.WeekPlan((), (), timedelta(0))

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import attrs
 
-from spe_core import queue
+from spe_core import model, queue
 from spe_core.engine.base import EngineBase
 from spe_core.engine.unit import UnitOfWork
 from spe_core.errors import InvalidValue
@@ -86,6 +86,7 @@ class QueuePart(EngineBase):
 
     def add_to_backlog(self, opportunities: Iterable[Opportunity]) -> int:
         """Promotions' produced opportunities wait in the backlog for replenishment."""
+        opportunities = model.check_items(opportunities, Opportunity, "opportunities")
         order = self.policy.order
         added = 0
         with self.unit() as u:
@@ -99,6 +100,7 @@ class QueuePart(EngineBase):
 
     def enqueue(self, opportunities: Iterable[Opportunity]) -> list[Opportunity]:
         """Put opportunities straight into the queue (scored by the plugins now)."""
+        opportunities = model.check_items(opportunities, Opportunity, "opportunities")
         queued: list[Opportunity] = []
         order = self.policy.order
         with self.unit() as u:
@@ -165,6 +167,7 @@ class QueuePart(EngineBase):
 
     def set_target(self, target: int, reason: str) -> None:
         """Change the queue's target (buffer management), recorded with its reason."""
+        model.check_text(reason, "reason")
         previous = self.policy.target
         new_policy = attrs.evolve(self.policy, target=target)
         with self.unit() as u:
@@ -181,6 +184,8 @@ class QueuePart(EngineBase):
         pull; returns an empty result with the reason when the member is at
         their WIP limit or daily cap, or nothing eligible is queued.
         """
+        model.check_id(member_id, "member_id")
+        model.check_int(count, "count", minimum=1, maximum=10_000)
         policy = self.policy
         released: list[Opportunity] = []
         with self.unit() as u:
@@ -223,18 +228,26 @@ class QueuePart(EngineBase):
 
     def resolve(self, opportunity_id: str, member_id: str, outcome: Outcome | str) -> Opportunity:
         """The holder closes an opportunity with an outcome."""
+        model.check_id(opportunity_id, "opportunity_id")
+        model.check_id(member_id, "member_id")
+        outcome = model.to_outcome(outcome)
         return self._transition(
             opportunity_id, lambda opp, now: queue.resolve(opp, member_id, outcome, now)
         )
 
     def give_back(self, opportunity_id: str, member_id: str, reason: str = "") -> Opportunity:
         """The holder gives an opportunity back; it is queued again, never to them."""
+        model.check_id(opportunity_id, "opportunity_id")
+        model.check_id(member_id, "member_id")
+        model.check_text(reason, "reason")
         return self._transition(
             opportunity_id, lambda opp, now: queue.give_back(opp, member_id, now, reason)
         )
 
     def withdraw(self, opportunity_id: str, reason: str) -> Opportunity:
         """Take an opportunity out of SPE's flow (a person changed it in the CRM)."""
+        model.check_id(opportunity_id, "opportunity_id")
+        model.check_text(reason, "reason")
         return self._transition(opportunity_id, lambda opp, now: queue.withdraw(opp, now, reason))
 
     def rerank(self, opportunity_id: str, *, tier: int, score: float) -> Opportunity | None:
@@ -244,6 +257,9 @@ class QueuePart(EngineBase):
         A queued opportunity's score goes through the scoring plugins again, as it did
         when it entered the queue; a backlog one keeps the base score until then.
         """
+        model.check_id(opportunity_id, "opportunity_id")
+        model.check_int(tier, "tier")
+        score = model.check_number(score, "score")
         order = self.policy.order
         with self.unit() as u:
             opp = self._opportunity(u.tx, opportunity_id)
@@ -260,6 +276,9 @@ class QueuePart(EngineBase):
     def link(self, opportunity_id: str, crm: str, crm_id: str) -> bool:
         """Record ``crm_id`` as the opportunity's record id in ``crm`` (the CRM named it on
         a write); returns False when it was known already."""
+        model.check_id(opportunity_id, "opportunity_id")
+        model.check_id(crm, "crm")
+        model.check_id(crm_id, "crm_id")
         with self.unit() as u:
             opp = u.tx.get_opportunity(opportunity_id)
             if opp is None or opp.external_id(crm) == crm_id:
@@ -332,11 +351,13 @@ class QueuePart(EngineBase):
 
     def opportunity(self, opportunity_id: str) -> Opportunity:
         """The opportunity with ``opportunity_id`` (:class:`UnknownOpportunity` if none)."""
+        model.check_id(opportunity_id, "opportunity_id")
         with self.unit() as u:
             return self._opportunity(u.tx, opportunity_id)
 
     def held_by(self, member_id: str) -> list[Opportunity]:
         """The opportunities ``member_id`` holds, by id."""
+        model.check_id(member_id, "member_id")
         return [
             o
             for o in self.store.opportunities(OpportunityStatus.RELEASED)

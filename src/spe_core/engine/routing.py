@@ -8,7 +8,7 @@ from datetime import datetime
 
 import attrs
 
-from spe_core import routing, worktime
+from spe_core import model, routing, worktime
 from spe_core.engine.base import EngineBase
 from spe_core.engine.unit import UnitOfWork
 from spe_core.errors import InvalidValue, NotFound, RuleViolation, WrongState
@@ -133,6 +133,7 @@ class RoutingPart(EngineBase):
 
     def route_tasks(self, tasks: Iterable[Task]) -> list[Task]:
         """Route new tasks (one transaction): assigned, or queued in their role with the reason."""
+        tasks = model.check_items(tasks, Task, "tasks")
         out: list[Task] = []
         with self.unit() as u:
             tx, now = u.tx, u.now
@@ -156,10 +157,12 @@ class RoutingPart(EngineBase):
 
     def route_task(self, task: Task) -> Task:
         """Route one new task; see :meth:`route_tasks`."""
+        model.check_instance(task, Task, "task")
         return self.route_tasks([task])[0]
 
     def task(self, task_id: str) -> Task:
         """The task with ``task_id``."""
+        model.check_id(task_id, "task_id")
         with self.unit() as u:
             tx = u.tx
             task = tx.get_task(task_id)
@@ -172,6 +175,7 @@ class RoutingPart(EngineBase):
 
     def open_tasks(self, member_id: str) -> list[Task]:
         """The tasks ``member_id`` holds (assigned or accepted), by id."""
+        model.check_id(member_id, "member_id")
         with self.unit() as u:
             tx = u.tx
             return list(tx.iter_open_tasks(member_id))
@@ -194,6 +198,8 @@ class RoutingPart(EngineBase):
 
     def accept_task(self, task_id: str, member_id: str) -> Task:
         """The assignee accepts the task."""
+        model.check_id(task_id, "task_id")
+        model.check_id(member_id, "member_id")
 
         def op(tx: Transaction, task: Task, now: datetime) -> tuple[Task, Event]:
             new = routing.accept(task, member_id, now)
@@ -203,6 +209,8 @@ class RoutingPart(EngineBase):
 
     def complete_task(self, task_id: str, member_id: str) -> Task:
         """The assignee completes the task (the event says whether it met its SLA)."""
+        model.check_id(task_id, "task_id")
+        model.check_id(member_id, "member_id")
 
         def op(tx: Transaction, task: Task, now: datetime) -> tuple[Task, Event]:
             new, within = routing.complete(task, member_id, now)
@@ -212,6 +220,9 @@ class RoutingPart(EngineBase):
 
     def decline_task(self, task_id: str, member_id: str, reason: str = "") -> Task:
         """The assignee declines: the task goes to the next eligible member (never back)."""
+        model.check_id(task_id, "task_id")
+        model.check_id(member_id, "member_id")
+        model.check_text(reason, "reason")
 
         def op(tx: Transaction, task: Task, now: datetime) -> tuple[Task, Event]:
             routing.accept(task, member_id, now)  # checks that it is theirs and assigned
@@ -225,6 +236,9 @@ class RoutingPart(EngineBase):
 
     def reassign_task(self, task_id: str, to_member_id: str, by: str) -> Task:
         """Move a task to a named member by hand (``by``: who did it); SPE's rules still hold."""
+        model.check_id(task_id, "task_id")
+        model.check_id(to_member_id, "to_member_id")
+        model.check_id(by, "by")
 
         def op(tx: Transaction, task: Task, now: datetime) -> tuple[Task, Event]:
             if task.status not in (TaskStatus.UNASSIGNED, TaskStatus.ASSIGNED, TaskStatus.ACCEPTED):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from spe_core import model
 from spe_core.engine.base import EngineBase
 from spe_core.events import MemberUpserted
 from spe_core.model import Member
@@ -30,6 +31,8 @@ class TeamPart(EngineBase):
         (:func:`spe_core.team.merge_member`). Safe to run from two processes at
         once: a member both create is created once.
         """
+        members = model.check_items(members, Member, "members")
+        model.check_supplies(supplies)
         supplies = supplies or {}
         changed = 0
         with self.unit() as u:
@@ -66,5 +69,6 @@ class TeamPart(EngineBase):
 
     def member(self, member_id: str) -> Member:
         """The member with ``member_id`` (:class:`~spe_core.errors.UnknownMember` if none)."""
+        model.check_id(member_id, "member_id")
         with self.unit() as u:
             return self._member(u.tx, member_id)
