@@ -20,6 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from spe_core import calendar as cal
+from spe_core.calendar.propose import _ceil_step
 from spe_core.engine import Engine
 from spe_core.model import (
     AppointmentRequest,
@@ -389,10 +390,10 @@ def test_slot_steps_against_a_minute_by_minute_search(
         if (local.hour * 60 + local.minute) % step_minutes == 0:
             break
         want += MINUTE
-    assert cal._ceil_step(at, step, zone) == want
+    assert _ceil_step(at, step, zone) == want
     known = at.astimezone(zone).utcoffset()
     if want.astimezone(zone).utcoffset() == known:
-        assert cal._ceil_step(at, step, zone, known) == want
+        assert _ceil_step(at, step, zone, known) == want
 
 
 def test_slot_steps_restart_at_local_midnight() -> None:
@@ -401,6 +402,6 @@ def test_slot_steps_restart_at_local_midnight() -> None:
     zone = ZoneInfo("America/Havana")
     at = datetime(2025, 11, 2, 3, 59, tzinfo=UTC)  # 23:59 local on 1 November
     step = timedelta(minutes=25)
-    assert cal._ceil_step(at, step, zone) == datetime(2025, 11, 2, 4, 0, tzinfo=UTC)
+    assert _ceil_step(at, step, zone) == datetime(2025, 11, 2, 4, 0, tzinfo=UTC)
     known = at.astimezone(zone).utcoffset()
-    assert cal._ceil_step(at, step, zone, known) == datetime(2025, 11, 2, 4, 0, tzinfo=UTC)
+    assert _ceil_step(at, step, zone, known) == datetime(2025, 11, 2, 4, 0, tzinfo=UTC)
