@@ -339,7 +339,7 @@ class SyncCompleted(Event):
     conflicts: int
 
 
-# === routing (issue 3): routing code goes between these markers ===
+# --- tasks (routing) ----------------------------------------------------------------
 
 
 @attrs.frozen(kw_only=True)
@@ -425,9 +425,7 @@ def replay_tasks(events: Iterable[Event | Recorded]) -> dict[str, Task]:
     return state
 
 
-# === end routing ===
-
-# === calendar (issue 4): calendar code goes between these markers ===
+# --- calendar (appointments and busy time) ------------------------------------------
 
 
 @attrs.frozen(kw_only=True)
@@ -502,8 +500,6 @@ def replay_bookings(events: Iterable[Event | Recorded]) -> dict[str, Booking]:
             state[event.booking.id] = event.booking
     return state
 
-
-# === end calendar ===
 
 # --- replay ---------------------------------------------------------------------------
 

@@ -1025,7 +1025,7 @@ class Opportunity:
         return dict(self.external_ids).get(crm)
 
 
-# === routing (issue 3): routing code goes between these markers ===
+# --- tasks (routing) ----------------------------------------------------------------
 
 
 class TaskKind(enum.StrEnum):
@@ -1161,9 +1161,7 @@ class Task:
         return dict(self.external_ids).get(crm)
 
 
-# === end routing ===
-
-# === calendar (issue 4): calendar code goes between these markers ===
+# --- calendar (appointments and busy time) ------------------------------------------
 
 
 class MeetingMode(enum.StrEnum):
@@ -1349,6 +1347,3 @@ class Busy:
                 f"{self.end.isoformat()}.",
                 "make the start earlier than the end.",
             )
-
-
-# === end calendar ===
