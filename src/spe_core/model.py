@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import attrs
 
-from spe_core.errors import InvalidValue, SpeError
+from spe_core.errors import ConfigError, InvalidValue, SpeError
 
 T = TypeVar("T")
 E = TypeVar("E", bound=enum.Enum)
@@ -64,7 +64,9 @@ __all__ = [
     "check_id",
     "check_id_pairs",
     "check_ids",
+    "check_enum",
     "check_instance",
+    "check_roles",
     "check_int",
     "check_items",
     "check_number",
@@ -713,7 +715,11 @@ def external_ids(
     return out
 
 
-def _enum(cls: type[E], value: object, name: str) -> E:
+def check_enum(
+    cls: type[E], value: object, name: str, *, error: type[SpeError] = InvalidValue
+) -> E:
+    """``value`` as a member of the enum ``cls`` (given as one or by its value), else
+    ``error`` naming ``name`` and the allowed values."""
     if isinstance(value, cls):
         return value
     if isinstance(value, str):
@@ -721,10 +727,27 @@ def _enum(cls: type[E], value: object, name: str) -> E:
             return cls(value)
         except ValueError:
             pass
-    raise InvalidValue(
+    raise error(
         f"{name} {shown(value)} is not a {cls.__name__}.",
         f"use one of: {', '.join(str(m.value) for m in cls)}.",
     )
+
+
+def check_roles(
+    values: object, name: str, *, fix: str, error: type[SpeError] = ConfigError
+) -> tuple[Role, ...]:
+    """A list of role names (or one) as roles, else ``error`` naming ``name``."""
+    if isinstance(values, str | Role):
+        values = [values]
+    elif not isinstance(values, Iterable):
+        raise error(f"{name} must be a list of roles, got {shown(values)}.", fix)
+    out = []
+    for value in values:
+        try:
+            out.append(Role.parse(value))
+        except InvalidValue as exc:
+            raise error(f"{name}: {exc.problem}", exc.fix) from None
+    return tuple(out)
 
 
 # --- places and time ------------------------------------------------------------
@@ -932,7 +955,7 @@ def _score(value: object) -> float:
 
 
 def _opportunity_status(value: object) -> OpportunityStatus:
-    return _enum(OpportunityStatus, value, "Opportunity.status")
+    return check_enum(OpportunityStatus, value, "Opportunity.status")
 
 
 def _optional_outcome(value: object) -> Outcome | None:
@@ -943,7 +966,7 @@ def _optional_outcome(value: object) -> Outcome | None:
             return Outcome.parse(value)
         except InvalidValue:
             pass
-    return _enum(Outcome, value, "Opportunity.outcome")
+    return check_enum(Outcome, value, "Opportunity.outcome")
 
 
 @attrs.frozen(field_transformer=utc_fields)
@@ -1072,7 +1095,7 @@ def _prior_assignees(values: Iterable[str]) -> tuple[str, ...]:
 
 
 def _task_status(value: object) -> TaskStatus:
-    return _enum(TaskStatus, value, "Task.status")
+    return check_enum(TaskStatus, value, "Task.status")
 
 
 def _queue_role(value: object) -> Role | None:
@@ -1083,7 +1106,7 @@ def _queue_role(value: object) -> Role | None:
             return Role.parse(value)
         except InvalidValue:
             pass
-    return _enum(Role, value, "Task.queue_role")
+    return check_enum(Role, value, "Task.queue_role")
 
 
 def _escalations(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -1188,11 +1211,11 @@ def _duration(instance: object, attribute: attrs.Attribute[Any], value: object) 
 
 
 def _meeting_mode(value: object) -> MeetingMode:
-    return _enum(MeetingMode, value, "AppointmentRequest.mode")
+    return check_enum(MeetingMode, value, "AppointmentRequest.mode")
 
 
 def _booking_status(value: object) -> BookingStatus:
-    return _enum(BookingStatus, value, "Booking.status")
+    return check_enum(BookingStatus, value, "Booking.status")
 
 
 def _request(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 import attrs
 
-from spe_core.errors import ConfigError, InvalidValue, RoleMayNotPull, WrongOwner, WrongState
+from spe_core.errors import ConfigError, RoleMayNotPull, WrongOwner, WrongState
 from spe_core.events import (
     Event,
     LeaseExpired,
@@ -43,6 +43,7 @@ from spe_core.model import (
     check_duration,
     check_int,
     check_number,
+    check_roles,
     shown,
 )
 
@@ -189,20 +190,13 @@ def _stale_age(value: timedelta | float | int | None) -> timedelta | None:
 
 
 def _roles(roles: Iterable[str | Role]) -> frozenset[Role]:
-    if isinstance(roles, str):
-        roles = [roles]
-    elif not isinstance(roles, Iterable):
-        raise ConfigError(
-            f"QueuePolicy.pull_roles must be a list of roles, got {shown(roles)}.",
-            "write pull_roles as a list, e.g. ['inside_sales'].",
+    return frozenset(
+        check_roles(
+            roles,
+            "QueuePolicy.pull_roles",
+            fix="write pull_roles as a list, e.g. ['inside_sales'].",
         )
-    out = set()
-    for role in roles:
-        try:
-            out.add(Role.parse(role))
-        except InvalidValue as exc:
-            raise ConfigError(f"QueuePolicy.pull_roles: {exc.problem}", exc.fix) from None
-    return frozenset(out)
+    )
 
 
 _MAX_COUNT = 2**31 - 1  # what every store's INTEGER column holds

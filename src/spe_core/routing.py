@@ -41,10 +41,12 @@ from spe_core.model import (
     TaskKind,
     TaskStatus,
     check_duration,
+    check_enum,
     check_id,
     check_instance,
     check_int,
     check_number,
+    check_roles,
     shown,
 )
 
@@ -175,14 +177,7 @@ def _role(value: object, name: str) -> Role:
 
 
 def _roles(values: Iterable[str | Role]) -> tuple[Role, ...]:
-    if isinstance(values, str):
-        values = [values]
-    elif not isinstance(values, Iterable):
-        raise ConfigError(
-            f"Route.roles must be a list of roles, got {shown(values)}.",
-            "write roles = ['customer_service'].",
-        )
-    return tuple(_role(v, "Route.roles") for v in values)
+    return check_roles(values, "Route.roles", fix="write roles = ['customer_service'].")
 
 
 def _optional_role(value: str | Role | None) -> Role | None:
@@ -190,17 +185,7 @@ def _optional_role(value: str | Role | None) -> Role | None:
 
 
 def _strategy(value: object) -> Strategy:
-    if isinstance(value, Strategy):
-        return value
-    if isinstance(value, str):
-        try:
-            return Strategy(value)
-        except ValueError:
-            pass
-    raise ConfigError(
-        f"Route.strategy {shown(value)} is not a routing strategy.",
-        f"use one of: {', '.join(s.value for s in Strategy)}.",
-    )
+    return check_enum(Strategy, value, "Route.strategy", error=ConfigError)
 
 
 def _route_weight(value: object) -> float:
