@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from spe_core import Engine, OpportunityStatus, QueuePolicy
+from spe_core import Engine, Opportunity, OpportunityStatus, QueuePolicy
 from spe_core.adapter import Inbound, SourceRecord
 from spe_core.events import OpportunityLinked, RecordQuarantined, SyncConflict, replay
 from spe_core.outbox import RetryPolicy
@@ -253,3 +253,18 @@ def test_same_instant_edit_after_a_write_is_still_seen(
     report = sync.run()
     assert report.conflicts == 1
     assert engine.opportunity(opp.id).status is OpportunityStatus.WITHDRAWN
+
+
+def test_an_opportunity_created_in_spe_reads_back_without_quarantine(
+    store: Store, clock: FakeClock, crm: DictCrm
+) -> None:
+    """The reference CRM keeps what describes an opportunity SPE created (its account),
+    so reading it back maps cleanly instead of being quarantined on every run."""
+    engine, sync, _ = make(store, clock, crm)
+    engine.enqueue([Opportunity("spe-1", "acct-spe", clock.now(), tier=1, score=5.0)])
+    sync.run()
+    clock.advance(minutes=10)
+    report = sync.run()
+    assert report.quarantined == 0 and sync.quarantined() == []
+    record = crm.by_key("spe-1")
+    assert record is not None and record["Account"] == "acct-spe"

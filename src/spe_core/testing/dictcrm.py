@@ -141,6 +141,9 @@ class DictCrmAdapter:
                 fields["Status"] = values["status"]
             if "owner" in values:
                 fields["Owner"] = values["owner"]
+            for name, field in (("account_id", "Account"), ("tier", "Tier"), ("score", "Score")):
+                if name in values:  # what describes an opportunity created in SPE
+                    fields[field] = values[name]
             record.update(fields, Modified=self.crm.clock.now())
             results.append(WriteResult(change.key, True, crm_id=record["Id"]))
         return results
