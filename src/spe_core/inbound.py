@@ -50,6 +50,7 @@ __all__ = [
     "CLOSED_STATUSES",
     "KNOWN_STATUSES",
     "OPEN",
+    "STATUS_MAPPING_FIX",
     "Action",
     "Decision",
     "decide_opportunity",
@@ -168,9 +169,17 @@ def unknown_status_reason(value: str, crm: str) -> str:
     )
 
 
+STATUS_MAPPING_FIX = (
+    "map only SPE statuses (remove or rename the entry): every SPE status maps to the "
+    "CRM value that stands for it."
+)
+"""The fix for each of :func:`status_mapping_problems`."""
+
+
 def status_mapping_problems(status_values: Mapping[str, object], where: str) -> list[str]:
     """The entries of an adapter's status mapping (SPE status -> CRM value) whose SPE
-    side is not an SPE status; ``where`` names the table (for the messages)."""
+    side is not an SPE status; ``where`` names the table (for the messages). Records
+    holding such a CRM value would be quarantined at every sync."""
     return [
         f"{where} maps {key!r}, which is not an SPE status (allowed: {_allowed()}); "
         f"records with the CRM value {value!r} would be quarantined at every sync"

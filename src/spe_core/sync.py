@@ -71,7 +71,7 @@ from spe_core.events import (
     TaskReassigned,
     TaskRouted,
 )
-from spe_core.inbound import Action, decide_opportunity
+from spe_core.inbound import Action, Decision, decide_opportunity
 from spe_core.model import Busy, Member, Opportunity, OpportunityStatus, Task
 from spe_core.outbox import (
     OutboxItem,
@@ -92,6 +92,7 @@ __all__ = [
     "SyncEngine",
     "SyncReport",
     "SyncSettings",
+    "UNKNOWN_STREAM_FIX",
     "known_streams",
     "stream_problems",
 ]
@@ -131,9 +132,13 @@ class SyncSettings:
 @attrs.define
 class StreamReport:
     """Counts for one inbound stream. Every record read lands in exactly one count:
-    ``read == applied + unchanged + ignored + quarantined + conflicts`` (a dry run
-    applies nothing, so there the records it would apply are not counted).
-    ``ignored_reasons`` says why records were ignored (reason -> how many)."""
+    ``read == applied + unchanged + ignored + quarantined + conflicts``.
+    ``ignored_reasons`` says why records were ignored (reason -> how many),
+    ``quarantined_records`` why each record was quarantined (CRM id -> reason).
+
+    A dry run writes nothing: it judges opportunity records by the inbound rules
+    (``applied`` counts what a run would change) and counts the records of the other
+    streams that it maps without a problem as unchanged."""
 
     read: int = 0
     applied: int = 0
@@ -142,12 +147,18 @@ class StreamReport:
     quarantined: int = 0
     conflicts: int = 0
     ignored_reasons: dict[str, int] = attrs.Factory(dict)
+    quarantined_records: dict[str, str] = attrs.Factory(dict)
 
     def ignore(self, reason: str, count: int = 1) -> None:
         """Count ``count`` records ignored for ``reason``."""
         if count > 0:
             self.ignored += count
             self.ignored_reasons[reason] = self.ignored_reasons.get(reason, 0) + count
+
+    def quarantine(self, crm_id: str, reason: str) -> None:
+        """Count one record quarantined for ``reason``."""
+        self.quarantined += 1
+        self.quarantined_records[crm_id] = reason
 
 
 @attrs.define
@@ -455,7 +466,7 @@ class SyncEngine:
                 report.read += 1
                 newest = record.modified_at if newest is None else max(newest, record.modified_at)
                 if unknown is not None:  # nothing can apply it: never dropped in silence
-                    report.quarantined += 1
+                    report.quarantine(record.crm_id, unknown)
                     if not dry_run:
                         self._quarantine_inbound(record, unknown)
                     continue
@@ -467,12 +478,14 @@ class SyncEngine:
                 try:
                     mapped.append((record, self.adapter.to_inbound(record)))
                 except MappingError as exc:
-                    report.quarantined += 1
+                    report.quarantine(record.crm_id, str(exc))
                     if not dry_run:
                         self._quarantine_inbound(record, str(exc))
                     continue
                 versions[record.crm_id] = (record.modified_at, digest)
-            if not dry_run:
+            if dry_run:
+                self._judge(spec.name, mapped, report)
+            else:
                 for crm_id in self._apply(spec.name, mapped, report):
                     versions.pop(crm_id, None)  # judged again when read again
                 window.update(versions)
@@ -503,13 +516,13 @@ class SyncEngine:
         for record in records:
             report.read += 1
             if unknown is not None:
-                report.quarantined += 1
+                report.quarantine(record.crm_id, unknown)
                 self._quarantine_inbound(record, unknown)
                 continue
             try:
                 mapped.append((record, self.adapter.to_inbound(record)))
             except MappingError as exc:
-                report.quarantined += 1
+                report.quarantine(record.crm_id, str(exc))
                 self._quarantine_inbound(record, str(exc))
                 continue
             versions[record.crm_id] = (record.modified_at, _digest(record))
@@ -626,7 +639,7 @@ class SyncEngine:
             with self.engine.unit() as u:
                 for record, _ in mapped:
                     self._quarantine_in(u, record, reason)
-            report.quarantined += len(mapped)
+                    report.quarantine(record.crm_id, reason)
             return {record.crm_id for record, _ in mapped}
         for _, inbound in mapped:
             if applier(self, inbound):
@@ -634,6 +647,56 @@ class SyncEngine:
             else:
                 report.unchanged += 1
         return set()
+
+    def _decide(
+        self, tx: Transaction, known: Opportunity | None, inbound: Inbound
+    ) -> tuple[Decision, str | None]:
+        """The inbound rules' decision for one record, and the CRM id of the member SPE
+        released it to."""
+        oid = inbound.value.id
+        pending = tx.outbox_get(self.crm, ChangeKind.OPPORTUNITY.value, oid)
+        owner = None if known is None else _member_crm_id(tx, known.owner_id, self.crm)
+        decision = decide_opportunity(
+            known,
+            inbound,
+            crm=self.crm,
+            owner_crm_id=owner,
+            spe_write_pending=pending is not None
+            and pending.status is not OutboxStatus.QUARANTINED,
+        )
+        return decision, owner
+
+    def _judge(
+        self, stream: str, mapped: list[tuple[SourceRecord, Inbound]], report: StreamReport
+    ) -> None:
+        """A dry run's counts for one mapped page, with nothing written: opportunity
+        records judged by the inbound rules, the others counted unchanged."""
+        if stream != "opportunities":
+            report.unchanged += len(mapped)
+            return
+        with self.engine.unit() as u:
+            tx = u.tx
+            for record, inbound in mapped:
+                value = inbound.value
+                if not isinstance(value, Opportunity):
+                    report.ignore(_not_a("Opportunity"))
+                    continue
+                known = tx.get_opportunity(value.id)
+                decision, _ = self._decide(tx, known, inbound)
+                action = decision.action
+                if action is Action.RERANK and known is not None:
+                    same = (known.tier, known.score) == (value.tier, value.score)
+                    action = Action.UNCHANGED if same else action
+                if action in (Action.ADD, Action.RERANK, Action.WITHDRAW):
+                    report.applied += 1
+                elif action is Action.CONFLICT:
+                    report.conflicts += 1
+                elif action is Action.QUARANTINE:
+                    report.quarantine(record.crm_id, decision.reason)
+                elif action is Action.UNCHANGED:
+                    report.unchanged += 1
+                else:
+                    report.ignore(decision.reason or "not SPE's to track")
 
     def _apply_opportunities(
         self, page: list[tuple[SourceRecord, Inbound]], report: StreamReport
@@ -660,16 +723,7 @@ class SyncEngine:
                 if known is None:
                     u.lock("opportunity:" + oid)
                     known = tx.get_opportunity(oid)
-                pending = tx.outbox_get(self.crm, ChangeKind.OPPORTUNITY.value, oid)
-                owner = None if known is None else _member_crm_id(tx, known.owner_id, self.crm)
-                decision = decide_opportunity(
-                    known,
-                    inbound,
-                    crm=self.crm,
-                    owner_crm_id=owner,
-                    spe_write_pending=pending is not None
-                    and pending.status is not OutboxStatus.QUARANTINED,
-                )
+                decision, owner = self._decide(tx, known, inbound)
                 action = decision.action
                 if action is Action.ADD:
                     new.append(inbound.value)
@@ -692,7 +746,7 @@ class SyncEngine:
                 elif action is Action.UNCHANGED:
                     report.unchanged += 1
                 elif action is Action.QUARANTINE:
-                    report.quarantined += 1
+                    report.quarantine(record.crm_id, decision.reason)
                     quarantined.add(record.crm_id)
                     self._quarantine_in(u, record, decision.reason)
                 else:
@@ -930,20 +984,30 @@ def _not_a(kind: str) -> str:
     return f"the adapter mapped it to something other than a {kind}"
 
 
-def unknown_stream_reason(crm: str, stream: str) -> str:
-    """Why records of ``stream``, which the sync cannot apply, are quarantined."""
+UNKNOWN_STREAM_FIX = (
+    "use an adapter version made for this spe-sdk (its streams() may name only those), "
+    "or turn the stream off in the adapter's settings in spe.toml."
+)
+
+
+def unknown_stream_problem(crm: str, stream: str) -> str:
+    """What is wrong with an adapter stream the sync cannot apply (without the fix)."""
     return (
         f"the {crm} adapter declares the stream {stream!r}, which the sync cannot apply "
-        f"(it applies: {', '.join(known_streams())}). Fix: use an adapter version made for "
-        f"this spe-sdk (its streams() may name only those), or turn the stream off in "
-        f"the adapter's settings in spe.toml."
+        f"(it applies: {', '.join(known_streams())})."
     )
 
 
+def unknown_stream_reason(crm: str, stream: str) -> str:
+    """Why records of ``stream``, which the sync cannot apply, are quarantined."""
+    return f"{unknown_stream_problem(crm, stream)} Fix: {UNKNOWN_STREAM_FIX}"
+
+
 def stream_problems(crm: str, streams: Sequence[StreamSpec]) -> list[str]:
-    """The adapter's declared streams the sync cannot apply (for ``spe check``)."""
+    """The adapter's declared streams the sync cannot apply, for ``spe check``
+    (the fix for each is :data:`UNKNOWN_STREAM_FIX`)."""
     return [
-        unknown_stream_reason(crm, spec.name)
+        unknown_stream_problem(crm, spec.name)
         for spec in streams
         if spec.name not in APPLIED_STREAMS and spec.name not in INBOUND
     ]
