@@ -768,7 +768,7 @@ def _show_sync_report(report: Any, adapter: str) -> None:
     """The sync report: every inbound count per stream, the outbound counts, and why
     records were ignored or quarantined."""
     dry = report.dry_run
-    title = f"sync with {adapter}" + (" (dry run: nothing applied)" if dry else "")
+    title = f"sync with {adapter}" + (" (dry run: what a run would apply)" if dry else "")
     table = Table(title=title, show_edge=False, pad_edge=False)
     table.add_column("inbound", no_wrap=True)
     for col in _INBOUND_COUNTS:

@@ -136,9 +136,10 @@ class StreamReport:
     ``ignored_reasons`` says why records were ignored (reason -> how many),
     ``quarantined_records`` why each record was quarantined (CRM id -> reason).
 
-    A dry run writes nothing: it judges opportunity records by the inbound rules
-    (``applied`` counts what a run would change) and counts the records of the other
-    streams that it maps without a problem as unchanged."""
+    A dry run writes nothing; its ``applied`` counts the records a run would apply:
+    opportunity records are judged by the inbound rules, and every record of the other
+    streams that maps without a problem and was not applied before in this version
+    counts (the engine may then find some of them unchanged)."""
 
     read: int = 0
     applied: int = 0
@@ -670,9 +671,12 @@ class SyncEngine:
         self, stream: str, mapped: list[tuple[SourceRecord, Inbound]], report: StreamReport
     ) -> None:
         """A dry run's counts for one mapped page, with nothing written: opportunity
-        records judged by the inbound rules, the others counted unchanged."""
+        records judged by the inbound rules, the others counted as to be applied."""
         if stream != "opportunities":
-            report.unchanged += len(mapped)
+            expected = {"members": Member, "busy": Busy, "tasks": Task}.get(stream, object)
+            fits = [i for _, i in mapped if isinstance(i.value, expected)]
+            report.applied += len(fits)
+            report.ignore(_not_a(expected.__name__), len(mapped) - len(fits))
             return
         with self.engine.unit() as u:
             tx = u.tx
