@@ -194,7 +194,7 @@ class CrmEditsMachine(RuleBasedStateMachine):
         )
 
     @rule(
-        status=st.sampled_from(["queued", "backlog", "won", None]),
+        status=st.sampled_from(["queued", "backlog", "won", None, "Parked"]),
         tier=st.integers(0, 2),
         score=st.integers(0, 9),
     )
@@ -233,9 +233,17 @@ class CrmEditsMachine(RuleBasedStateMachine):
     @rule(minutes=st.integers(1, 20))
     def sync_run(self, minutes: int) -> None:
         self.clock.advance(minutes=minutes)
-        self.sync.run()
+        reports = [self.sync.run()]
         self.clock.advance(minutes=10)  # past the skew window: the next run reads anew
-        self.sync.run()
+        reports.append(self.sync.run())
+        for report in reports:  # every record read is in one count, none in silence
+            for stream in report.streams.values():
+                counted = stream.applied + stream.unchanged + stream.ignored + stream.quarantined
+                assert stream.read == counted + stream.conflicts
+                assert stream.ignored == sum(stream.ignored_reasons.values())
+        parked = {k for k, r in self.crm.records.items() if r.get("Status") == "Parked"}
+        assert parked <= {q.key for q in self.sync.quarantined()}  # an unknown status
+        assert not parked & {o.external_id("dictcrm") for o in self.store.opportunities()}
         for crm_id, status in self.closed.items():
             spe = self._spe(crm_id)
             assert spe is not None and spe.status is OpportunityStatus.WITHDRAWN
