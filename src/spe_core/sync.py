@@ -95,6 +95,8 @@ __all__ = [
     "UNKNOWN_STREAM_FIX",
     "known_streams",
     "stream_problems",
+    "unknown_stream_problem",
+    "unknown_stream_reason",
 ]
 
 log = logging.getLogger(__name__)
