@@ -13,7 +13,13 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from spe_core import Engine, Opportunity, OpportunityStatus, QueuePolicy
 from spe_core.adapter import Inbound
-from spe_core.inbound import CLOSED_STATUSES, OPEN, Action, decide_opportunity
+from spe_core.inbound import (
+    CLOSED_STATUSES,
+    KNOWN_STATUSES,
+    OPEN,
+    Action,
+    decide_opportunity,
+)
 from spe_core.plugins import Plugins
 from spe_core.store import open_store
 from spe_core.store.base import Store
@@ -22,7 +28,8 @@ from spe_core.testing import FakeClock
 from spe_core.testing.dictcrm import DictCrm, DictCrmAdapter
 
 T0 = datetime(2026, 1, 5, 8, tzinfo=UTC)
-STATUSES = sorted(CLOSED_STATUSES | {"queued", "backlog", "released", "something-else"})
+UNKNOWN = ["something-else", "Queued", "in_review"]
+STATUSES = sorted(CLOSED_STATUSES | {"queued", "backlog", "released", "", *UNKNOWN})
 
 
 @st.composite
@@ -61,8 +68,14 @@ def test_the_inbound_rules(
         known, inbound, crm="crm", owner_crm_id=owner_crm_id, spe_write_pending=pending
     )
     is_open = known is not None and known.status in OPEN
+    if decision.action is Action.IGNORE:  # never without its reason
+        assert decision.reason
     if deleted:
         assert decision.action is (Action.WITHDRAW if is_open else Action.IGNORE)
+        return
+    if crm_status and crm_status not in KNOWN_STATUSES:  # a configuration problem, never
+        assert decision.action is Action.QUARANTINE  # guessed at, never dropped in silence
+        assert repr(crm_status) in decision.reason and "status_values" in decision.reason
         return
     if known is None:  # new records enter the backlog, whatever their status says
         expected = Action.ADD if crm_status in ("queued", "backlog") else Action.IGNORE
@@ -181,7 +194,7 @@ class CrmEditsMachine(RuleBasedStateMachine):
         )
 
     @rule(
-        status=st.sampled_from(["queued", "backlog", "won", None]),
+        status=st.sampled_from(["queued", "backlog", "won", None, "Parked"]),
         tier=st.integers(0, 2),
         score=st.integers(0, 9),
     )
@@ -220,9 +233,17 @@ class CrmEditsMachine(RuleBasedStateMachine):
     @rule(minutes=st.integers(1, 20))
     def sync_run(self, minutes: int) -> None:
         self.clock.advance(minutes=minutes)
-        self.sync.run()
+        reports = [self.sync.run()]
         self.clock.advance(minutes=10)  # past the skew window: the next run reads anew
-        self.sync.run()
+        reports.append(self.sync.run())
+        for report in reports:  # every record read is in one count, none in silence
+            for stream in report.streams.values():
+                counted = stream.applied + stream.unchanged + stream.ignored + stream.quarantined
+                assert stream.read == counted + stream.conflicts
+                assert stream.ignored == sum(stream.ignored_reasons.values())
+        parked = {k for k, r in self.crm.records.items() if r.get("Status") == "Parked"}
+        assert parked <= {q.key for q in self.sync.quarantined()}  # an unknown status
+        assert not parked & {o.external_id("dictcrm") for o in self.store.opportunities()}
         for crm_id, status in self.closed.items():
             spe = self._spe(crm_id)
             assert spe is not None and spe.status is OpportunityStatus.WITHDRAWN

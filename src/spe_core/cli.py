@@ -250,6 +250,7 @@ def check(config: ConfigOption = Path("spe.toml"), as_json: JsonOption = False) 
                 return f"{cfg.adapter}: connected, every mapped field exists"
 
             step("crm", crm)
+            results.extend(_sync_problems(cfg))
     ok = all(r["ok"] for r in results)
 
     def show() -> None:
@@ -262,6 +263,43 @@ def check(config: ConfigOption = Path("spe.toml"), as_json: JsonOption = False) 
     _emit(results, as_json, show)
     if not ok:
         raise typer.Exit(2)
+
+
+def _sync_problems(cfg: config_module.Config) -> list[dict[str, Any]]:
+    """What the sync would quarantine at every run, found before one: adapter streams
+    it cannot apply, and a status mapping naming values that are not SPE statuses."""
+    from spe_core.inbound import STATUS_MAPPING_FIX, status_mapping_problems
+    from spe_core.sync import UNKNOWN_STREAM_FIX, stream_problems
+
+    found: list[dict[str, Any]] = []
+
+    def problem(check: str, detail: str, fix: str) -> None:
+        found.append({"check": check, "ok": False, "detail": detail, "fix": fix})
+
+    fields = cfg.adapter_options.get("fields")
+    mapping = fields.get("status_values") if isinstance(fields, dict) else None
+    if isinstance(mapping, dict):
+        where = f"[adapter.{cfg.adapter}.fields] status_values"
+        problems = status_mapping_problems(mapping, where)
+        for detail in problems:
+            problem("status mapping", detail, STATUS_MAPPING_FIX)
+        if not problems:
+            found.append({"check": "status mapping", "ok": True, "detail": "only SPE statuses"})
+    try:
+        adapter = _build_adapter(cfg)
+    except SpeError:
+        return found  # the crm check above says why
+    try:
+        streams = list(adapter.streams())
+    finally:
+        adapter.close()
+    problems = stream_problems(cfg.adapter, streams)
+    for detail in problems:
+        problem("streams", detail, UNKNOWN_STREAM_FIX)
+    if not problems:
+        names = ", ".join(spec.name for spec in streams)
+        found.append({"check": "streams", "ok": True, "detail": f"the sync applies each: {names}"})
+    return found
 
 
 def _team_problems(cfg: config_module.Config, stored: list[Any]) -> list[str]:
@@ -717,26 +755,53 @@ def sync(
                 adapter.close()
 
     def show() -> None:
-        table = Table(title=f"sync with {cfg.adapter}" + (" (dry run)" if dry_run else ""))
-        for col in ("read", "applied", "written", "retried", "quarantined", "conflicts", "pending"):
-            table.add_column(col, justify="right")
-        table.add_row(
-            *(
-                str(getattr(report, c))
-                for c in (
-                    "read",
-                    "applied",
-                    "written",
-                    "retried",
-                    "quarantined",
-                    "conflicts",
-                    "pending",
-                )
-            )
-        )
-        console.print(table)
+        _show_sync_report(report, cfg.adapter)
 
     _emit(report.as_dict(), as_json, show)
+
+
+_QUARANTINE_SHOWN = 10
+_INBOUND_COUNTS = ("read", "applied", "unchanged", "ignored", "quarantined", "conflicts")
+
+
+def _show_sync_report(report: Any, adapter: str) -> None:
+    """The sync report: every inbound count per stream, the outbound counts, and why
+    records were ignored or quarantined."""
+    dry = report.dry_run
+    title = f"sync with {adapter}" + (" (dry run: what a run would apply)" if dry else "")
+    table = Table(title=title, show_edge=False, pad_edge=False)
+    table.add_column("inbound", no_wrap=True)
+    for col in _INBOUND_COUNTS:
+        table.add_column(col, justify="right")
+    for name, stream in report.streams.items():
+        table.add_row(escape(name), *(str(getattr(stream, c)) for c in _INBOUND_COUNTS))
+    inbound_quarantined = sum(s.quarantined for s in report.streams.values())
+    totals = {c: getattr(report, c) for c in _INBOUND_COUNTS}
+    totals["quarantined"] = inbound_quarantined
+    table.add_row("[bold]all[/]", *(f"[bold]{totals[c]}[/]" for c in _INBOUND_COUNTS))
+    console.print(table)
+    staged = "to stage" if dry else "staged"
+    console.print(
+        f"outbound: {staged} {report.staged}, written {report.written}, retried "
+        f"{report.retried}, quarantined {report.quarantined_outbound}, pending {report.pending}",
+        highlight=False,
+    )
+    for reason, count in report.ignored_reasons.items():
+        console.print(f"ignored {count}: {escape(reason)}", highlight=False)
+    shown = 0
+    for name, stream in report.streams.items():
+        for crm_id, reason in stream.quarantined_records.items():
+            if shown < _QUARANTINE_SHOWN:
+                console.print(
+                    f"[yellow]quarantined[/] {escape(name)} {escape(crm_id)}: {escape(reason)}",
+                    highlight=False,
+                )
+            shown += 1
+    if shown > _QUARANTINE_SHOWN:
+        console.print(
+            f"... and {shown - _QUARANTINE_SHOWN} more quarantined (--json lists them all).",
+            highlight=False,
+        )
 
 
 @app.command()

@@ -71,7 +71,7 @@ from spe_core.events import (
     TaskReassigned,
     TaskRouted,
 )
-from spe_core.inbound import Action, decide_opportunity
+from spe_core.inbound import Action, Decision, decide_opportunity
 from spe_core.model import Busy, Member, Opportunity, OpportunityStatus, Task
 from spe_core.outbox import (
     OutboxItem,
@@ -84,7 +84,20 @@ from spe_core.outbox import (
 )
 from spe_core.store.base import Transaction
 
-__all__ = ["OUTBOUND", "SyncEngine", "SyncReport", "SyncSettings", "StreamReport"]
+__all__ = [
+    "APPLIED_STREAMS",
+    "INBOUND",
+    "OUTBOUND",
+    "StreamReport",
+    "SyncEngine",
+    "SyncReport",
+    "SyncSettings",
+    "UNKNOWN_STREAM_FIX",
+    "known_streams",
+    "stream_problems",
+    "unknown_stream_problem",
+    "unknown_stream_reason",
+]
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +133,15 @@ class SyncSettings:
 
 @attrs.define
 class StreamReport:
-    """Counts for one inbound stream."""
+    """Counts for one inbound stream. Every record read lands in exactly one count:
+    ``read == applied + unchanged + ignored + quarantined + conflicts``.
+    ``ignored_reasons`` says why records were ignored (reason -> how many),
+    ``quarantined_records`` why each record was quarantined (CRM id -> reason).
+
+    A dry run writes nothing; its ``applied`` counts the records a run would apply:
+    opportunity records are judged by the inbound rules, and every record of the other
+    streams that maps without a problem and was not applied before in this version
+    counts (the engine may then find some of them unchanged)."""
 
     read: int = 0
     applied: int = 0
@@ -128,6 +149,19 @@ class StreamReport:
     ignored: int = 0
     quarantined: int = 0
     conflicts: int = 0
+    ignored_reasons: dict[str, int] = attrs.Factory(dict)
+    quarantined_records: dict[str, str] = attrs.Factory(dict)
+
+    def ignore(self, reason: str, count: int = 1) -> None:
+        """Count ``count`` records ignored for ``reason``."""
+        if count > 0:
+            self.ignored += count
+            self.ignored_reasons[reason] = self.ignored_reasons.get(reason, 0) + count
+
+    def quarantine(self, crm_id: str, reason: str) -> None:
+        """Count one record quarantined for ``reason``."""
+        self.quarantined += 1
+        self.quarantined_records[crm_id] = reason
 
 
 @attrs.define
@@ -156,6 +190,25 @@ class SyncReport:
         return sum(s.applied for s in self.streams.values())
 
     @property
+    def unchanged(self) -> int:
+        """Records read that changed nothing (already applied, or nothing new)."""
+        return sum(s.unchanged for s in self.streams.values())
+
+    @property
+    def ignored(self) -> int:
+        """Records read that are not SPE's to track (see :attr:`ignored_reasons`)."""
+        return sum(s.ignored for s in self.streams.values())
+
+    @property
+    def ignored_reasons(self) -> dict[str, int]:
+        """Why records were ignored, over every stream: reason -> how many."""
+        total: dict[str, int] = {}
+        for stream in self.streams.values():
+            for reason, count in stream.ignored_reasons.items():
+                total[reason] = total.get(reason, 0) + count
+        return dict(sorted(total.items()))
+
+    @property
     def quarantined(self) -> int:
         """Records quarantined this run, inbound and outbound."""
         return sum(s.quarantined for s in self.streams.values()) + self.quarantined_outbound
@@ -172,6 +225,9 @@ class SyncReport:
             "dry_run": self.dry_run,
             "read": self.read,
             "applied": self.applied,
+            "unchanged": self.unchanged,
+            "ignored": self.ignored,
+            "ignored_reasons": self.ignored_reasons,
             "staged": self.staged,
             "written": self.written,
             "retried": self.retried,
@@ -403,12 +459,20 @@ class SyncEngine:
         signpost = started - self.settings.clock_skew
         newest: datetime | None = None
         window = self._window(spec.name)
+        unknown = self._unknown_stream(spec.name)
+        if unknown is not None:
+            log.warning("%s", unknown)
         for page in self._pages(spec):
             mapped: list[tuple[SourceRecord, Inbound]] = []
             versions: dict[str, tuple[datetime, str]] = {}
             for record in page:
                 report.read += 1
                 newest = record.modified_at if newest is None else max(newest, record.modified_at)
+                if unknown is not None:  # nothing can apply it: never dropped in silence
+                    report.quarantine(record.crm_id, unknown)
+                    if not dry_run:
+                        self._quarantine_inbound(record, unknown)
+                    continue
                 digest = _digest(record)
                 seen = window.get(record.crm_id)
                 if seen is not None and seen[1] == digest:
@@ -417,13 +481,16 @@ class SyncEngine:
                 try:
                     mapped.append((record, self.adapter.to_inbound(record)))
                 except MappingError as exc:
-                    report.quarantined += 1
+                    report.quarantine(record.crm_id, str(exc))
                     if not dry_run:
                         self._quarantine_inbound(record, str(exc))
                     continue
                 versions[record.crm_id] = (record.modified_at, digest)
-            if not dry_run:
-                self._apply(spec.name, mapped, report)
+            if dry_run:
+                self._judge(spec.name, mapped, report)
+            else:
+                for crm_id in self._apply(spec.name, mapped, report):
+                    versions.pop(crm_id, None)  # judged again when read again
                 window.update(versions)
                 if spec.is_sorted and newest is not None:
                     self._advance(spec.name, newest, signpost)
@@ -448,16 +515,22 @@ class SyncEngine:
         report = StreamReport()
         mapped: list[tuple[SourceRecord, Inbound]] = []
         versions: dict[str, tuple[datetime, str]] = {}
+        unknown = self._unknown_stream(stream)
         for record in records:
             report.read += 1
+            if unknown is not None:
+                report.quarantine(record.crm_id, unknown)
+                self._quarantine_inbound(record, unknown)
+                continue
             try:
                 mapped.append((record, self.adapter.to_inbound(record)))
             except MappingError as exc:
-                report.quarantined += 1
+                report.quarantine(record.crm_id, str(exc))
                 self._quarantine_inbound(record, str(exc))
                 continue
             versions[record.crm_id] = (record.modified_at, _digest(record))
-        self._apply(stream, mapped, report)
+        for crm_id in self._apply(stream, mapped, report):
+            versions.pop(crm_id, None)
         window = self._window(stream)
         window.update(versions)
         self._save_window(stream, window)
@@ -510,38 +583,49 @@ class SyncEngine:
                 log.info("reading %s failed (%s); retrying in %.1fs", spec.name, exc.problem, delay)
                 self.sleep(delay)
 
+    def _unknown_stream(self, stream: str) -> str | None:
+        """Why the sync cannot apply records of ``stream`` (None: it can)."""
+        if stream in APPLIED_STREAMS or stream in INBOUND:
+            return None
+        return unknown_stream_reason(self.crm, stream)
+
     def _quarantine_inbound(self, record: SourceRecord, reason: str) -> None:
-        raw = codec.dumps({str(k): str(v) for k, v in record.fields})
         with self.engine.unit() as u:
-            u.tx.quarantine_put(
-                Quarantined(self.crm, "inbound", record.stream, record.crm_id, reason, u.now, raw)
+            self._quarantine_in(u, record, reason)
+
+    def _quarantine_in(self, u: UnitOfWork, record: SourceRecord, reason: str) -> None:
+        """Quarantine one inbound record within the unit of work ``u``."""
+        raw = codec.dumps({str(k): str(v) for k, v in record.fields})
+        u.tx.quarantine_put(
+            Quarantined(self.crm, "inbound", record.stream, record.crm_id, reason, u.now, raw)
+        )
+        u.record(
+            RecordQuarantined(
+                at=u.now,
+                crm=self.crm,
+                direction="inbound",
+                stream=record.stream,
+                key=record.crm_id,
+                reason=reason,
             )
-            u.record(
-                RecordQuarantined(
-                    at=u.now,
-                    crm=self.crm,
-                    direction="inbound",
-                    stream=record.stream,
-                    key=record.crm_id,
-                    reason=reason,
-                )
-            )
+        )
         log.warning("quarantined %s record %s: %s", record.stream, record.crm_id, reason)
 
     def _apply(
         self, stream: str, mapped: list[tuple[SourceRecord, Inbound]], report: StreamReport
-    ) -> None:
+    ) -> set[str]:
+        """Apply one page of mapped records; returns the CRM ids it quarantined."""
         if stream == "members":
             values = [inbound for _, inbound in mapped if isinstance(inbound.value, Member)]
+            report.ignore(_not_a("Member"), len(mapped) - len(values))
             members = [inbound.value for inbound in values]
             supplies = {inbound.value.id: inbound.supplies for inbound in values}
             changed = self.engine.upsert_members(members, supplies=supplies)
             report.applied += changed
             report.unchanged += len(members) - changed
-            return
+            return set()
         if stream == "opportunities":
-            self._apply_opportunities([inbound for _, inbound in mapped], report)
-            return
+            return self._apply_opportunities(mapped, report)
         if stream == "busy":
             values = [inbound for _, inbound in mapped if isinstance(inbound.value, Busy)]
             free = [i for i in values if i.deleted or i.crm_status == "free"]
@@ -550,48 +634,102 @@ class SyncEngine:
             changed = self.engine.sync_busy(busy, gone=gone)
             report.applied += changed
             report.unchanged += len(values) - changed
-            report.ignored += len(mapped) - len(values)
-            return
+            report.ignore(_not_a("Busy"), len(mapped) - len(values))
+            return set()
         applier = INBOUND.get(stream)
-        if applier is None:
-            report.ignored += len(mapped)
-            return
+        if applier is None:  # inbound() and apply_records() quarantine these unmapped
+            reason = unknown_stream_reason(self.crm, stream)
+            with self.engine.unit() as u:
+                for record, _ in mapped:
+                    self._quarantine_in(u, record, reason)
+                    report.quarantine(record.crm_id, reason)
+            return {record.crm_id for record, _ in mapped}
         for _, inbound in mapped:
             if applier(self, inbound):
                 report.applied += 1
             else:
                 report.unchanged += 1
+        return set()
 
-    def _apply_opportunities(self, page: list[Inbound], report: StreamReport) -> None:
+    def _decide(
+        self, tx: Transaction, known: Opportunity | None, inbound: Inbound
+    ) -> tuple[Decision, str | None]:
+        """The inbound rules' decision for one record, and the CRM id of the member SPE
+        released it to."""
+        oid = inbound.value.id
+        pending = tx.outbox_get(self.crm, ChangeKind.OPPORTUNITY.value, oid)
+        owner = None if known is None else _member_crm_id(tx, known.owner_id, self.crm)
+        decision = decide_opportunity(
+            known,
+            inbound,
+            crm=self.crm,
+            owner_crm_id=owner,
+            spe_write_pending=pending is not None
+            and pending.status is not OutboxStatus.QUARANTINED,
+        )
+        return decision, owner
+
+    def _judge(
+        self, stream: str, mapped: list[tuple[SourceRecord, Inbound]], report: StreamReport
+    ) -> None:
+        """A dry run's counts for one mapped page, with nothing written: opportunity
+        records judged by the inbound rules, the others counted as to be applied."""
+        if stream != "opportunities":
+            expected = {"members": Member, "busy": Busy, "tasks": Task}.get(stream, object)
+            fits = [i for _, i in mapped if isinstance(i.value, expected)]
+            report.applied += len(fits)
+            report.ignore(_not_a(expected.__name__), len(mapped) - len(fits))
+            return
+        with self.engine.unit() as u:
+            tx = u.tx
+            for record, inbound in mapped:
+                value = inbound.value
+                if not isinstance(value, Opportunity):
+                    report.ignore(_not_a("Opportunity"))
+                    continue
+                known = tx.get_opportunity(value.id)
+                decision, _ = self._decide(tx, known, inbound)
+                action = decision.action
+                if action is Action.RERANK and known is not None:
+                    same = (known.tier, known.score) == (value.tier, value.score)
+                    action = Action.UNCHANGED if same else action
+                if action in (Action.ADD, Action.RERANK, Action.WITHDRAW):
+                    report.applied += 1
+                elif action is Action.CONFLICT:
+                    report.conflicts += 1
+                elif action is Action.QUARANTINE:
+                    report.quarantine(record.crm_id, decision.reason)
+                elif action is Action.UNCHANGED:
+                    report.unchanged += 1
+                else:
+                    report.ignore(decision.reason or "not SPE's to track")
+
+    def _apply_opportunities(
+        self, page: list[tuple[SourceRecord, Inbound]], report: StreamReport
+    ) -> set[str]:
         """Apply one page in one unit of work: each record's decision
         (:func:`spe_core.inbound.decide_opportunity`) carried out through the engine.
         A record another process creates at the same moment is created once: its id
         is locked before SPE looks it up, and the later unit finds it stored."""
-        seen: dict[str, Inbound] = {}
-        for inbound in page:
-            if isinstance(inbound.value, Opportunity):
-                seen[inbound.value.id] = inbound  # the newest version of a record wins
-            else:
-                report.ignored += 1
+        seen: dict[str, tuple[SourceRecord, Inbound]] = {}
+        for record, inbound in page:
+            if not isinstance(inbound.value, Opportunity):
+                report.ignore(_not_a("Opportunity"))
+                continue
+            if inbound.value.id in seen:  # the newest version of a record wins
+                report.ignore("an older version of a record read twice in one page")
+            seen[inbound.value.id] = (record, inbound)
+        quarantined: set[str] = set()
         engine = self.engine
         with engine.unit() as u:
             tx = u.tx
             new: list[Opportunity] = []
-            for oid, inbound in seen.items():
+            for oid, (record, inbound) in seen.items():
                 known = tx.get_opportunity(oid)
                 if known is None:
                     u.lock("opportunity:" + oid)
                     known = tx.get_opportunity(oid)
-                pending = tx.outbox_get(self.crm, ChangeKind.OPPORTUNITY.value, oid)
-                owner = None if known is None else _member_crm_id(tx, known.owner_id, self.crm)
-                decision = decide_opportunity(
-                    known,
-                    inbound,
-                    crm=self.crm,
-                    owner_crm_id=owner,
-                    spe_write_pending=pending is not None
-                    and pending.status is not OutboxStatus.QUARANTINED,
-                )
+                decision, owner = self._decide(tx, known, inbound)
                 action = decision.action
                 if action is Action.ADD:
                     new.append(inbound.value)
@@ -613,10 +751,17 @@ class SyncEngine:
                     self._conflict(u, known, owner, inbound.crm_owner)
                 elif action is Action.UNCHANGED:
                     report.unchanged += 1
+                elif action is Action.QUARANTINE:
+                    report.quarantine(record.crm_id, decision.reason)
+                    quarantined.add(record.crm_id)
+                    self._quarantine_in(u, record, decision.reason)
                 else:
-                    report.ignored += 1
+                    report.ignore(decision.reason or "not SPE's to track")
             if new:
-                report.applied += engine.add_to_backlog(new)
+                added = engine.add_to_backlog(new)
+                report.applied += added
+                report.unchanged += len(new) - added
+        return quarantined
 
     def _conflict(
         self, u: UnitOfWork, opp: Opportunity, spe_owner: str | None, crm_owner: str | None
@@ -831,3 +976,44 @@ def _apply_task(sync: SyncEngine, inbound: Inbound) -> bool:
 #: Stream name -> applier for further streams (members, opportunities and busy time
 #: are applied in batches by :meth:`SyncEngine._apply`).
 INBOUND: dict[str, InboundApplier] = {"tasks": _apply_task}
+
+APPLIED_STREAMS = frozenset({"members", "opportunities", "busy"})
+"""The streams :meth:`SyncEngine._apply` applies in batches (the others: :data:`INBOUND`)."""
+
+
+def known_streams() -> list[str]:
+    """Every stream name the sync can apply, sorted."""
+    return sorted(APPLIED_STREAMS | set(INBOUND))
+
+
+def _not_a(kind: str) -> str:
+    return f"the adapter mapped it to something other than a {kind}"
+
+
+UNKNOWN_STREAM_FIX = (
+    "use an adapter version made for this spe-sdk (its streams() may name only those), "
+    "or turn the stream off in the adapter's settings in spe.toml."
+)
+
+
+def unknown_stream_problem(crm: str, stream: str) -> str:
+    """What is wrong with an adapter stream the sync cannot apply (without the fix)."""
+    return (
+        f"the {crm} adapter declares the stream {stream!r}, which the sync cannot apply "
+        f"(it applies: {', '.join(known_streams())})."
+    )
+
+
+def unknown_stream_reason(crm: str, stream: str) -> str:
+    """Why records of ``stream``, which the sync cannot apply, are quarantined."""
+    return f"{unknown_stream_problem(crm, stream)} Fix: {UNKNOWN_STREAM_FIX}"
+
+
+def stream_problems(crm: str, streams: Sequence[StreamSpec]) -> list[str]:
+    """The adapter's declared streams the sync cannot apply, for ``spe check``
+    (the fix for each is :data:`UNKNOWN_STREAM_FIX`)."""
+    return [
+        unknown_stream_problem(crm, spec.name)
+        for spec in streams
+        if spec.name not in APPLIED_STREAMS and spec.name not in INBOUND
+    ]
