@@ -1,0 +1,78 @@
+"""The docs' examples are all run (see the root conftest.py), and the shell check bites."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.doc_examples import (
+    DOC_EXCLUDES,
+    DOC_PATTERNS,
+    CommandDoesNotParse,
+    parse_spe_command,
+    spe_command_lines,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.M | re.S)
+SKIP = "<!-- skip: next -->"
+
+
+def test_every_page_with_examples_is_run() -> None:
+    import tomllib
+
+    testpaths = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"][
+        "ini_options"
+    ]["testpaths"]
+    assert {"README.md", "docs"} <= set(testpaths), "scripts/test would not run the docs"
+    excluded = {ROOT / p for p in DOC_EXCLUDES}
+    assert excluded == {ROOT / "docs" / "testing.md"}  # tests/test_docs_testing.py runs it
+    for page in PAGES:
+        rel = page.relative_to(ROOT).as_posix()
+        languages = {lang for lang, _ in FENCE.findall(page.read_text(encoding="utf-8"))}
+        if languages & {"python", "console", "bash"} and page not in excluded:
+            assert any(Path(rel).match(p) for p in DOC_PATTERNS), f"{rel}'s examples never run"
+
+
+def test_fragments_are_few_and_marked() -> None:
+    skips = {p.name: p.read_text(encoding="utf-8").count(SKIP) for p in PAGES}
+    # Only the hook signatures of docs/plugins.md are fragments (a signature has no body).
+    assert {name: n for name, n in skips.items() if n} == {"plugins.md": 5}
+
+
+def test_spe_lines_are_found_in_shell_blocks() -> None:
+    block = (
+        "$ spe propose acme --lat 48.37  # ranked slots\n"
+        "spe replenish && spe queue\n"
+        "scripts/demo --crm hubspot\n"
+    )
+    assert spe_command_lines(block) == [
+        ["propose", "acme", "--lat", "48.37"],
+        ["replenish"],
+        ["queue"],
+    ]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "pul ana",  # no such command
+        "propose acme --lat north",  # not a number
+        "book acme fay 2026-12-07T09:45+01:00",  # --by is required
+        "calendar",  # a group needs its subcommand
+        "pull ana --colour red",  # no such option
+    ],
+)
+def test_a_wrong_spe_line_does_not_parse(line: str) -> None:
+    with pytest.raises(CommandDoesNotParse):
+        parse_spe_command(line.split())
+
+
+@pytest.mark.parametrize(
+    "line", ["pull ana -n 2", "calendar validate --days 14", "config reference", "sync --dry-run"]
+)
+def test_a_right_spe_line_parses(line: str) -> None:
+    parse_spe_command(line.split())
