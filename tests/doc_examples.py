@@ -64,12 +64,57 @@ def parse_spe_command(args: list[str]) -> None:
         raise CommandDoesNotParse(f"spe {shlex.join(args)}: {message}") from None
 
 
+# Commands that need no CRM, no data and no server: the docs' lines run for real, in the
+# page's temporary folder, on a fresh `spe init` configuration (SQLite store, no adapter).
+# The others (sync, pull, resolve, route, propose, book, emulator, demo) are parsed only.
+OFFLINE = (
+    ("init",),
+    ("adapters",),
+    ("check",),
+    ("team",),
+    ("replenish",),
+    ("queue",),
+    ("report",),
+    ("config",),
+    ("calendar", "validate"),
+)
+
+
+def runs_offline(args: list[str]) -> bool:
+    """Whether ``spe ARGS`` is one of the :data:`OFFLINE` commands."""
+    return any(tuple(args[: len(command)]) == command for command in OFFLINE)
+
+
+def run_spe_command(args: list[str]) -> str | None:
+    """Run ``spe ARGS`` in the current folder (``spe init`` first if it has no spe.toml);
+    None when it exits 0, else what it said."""
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from spe_core.cli import app
+
+    runner = CliRunner()
+    if args[:1] != ["init"] and not Path("spe.toml").exists():
+        runner.invoke(app, ["init"])
+    result = runner.invoke(app, args)
+    if result.exit_code == 0:
+        return None
+    return f"spe {shlex.join(args)} exited {result.exit_code}: {result.stderr or result.output}"
+
+
 def evaluate_shell_block(example: Example) -> str | None:
-    """Sybil evaluator: every ``spe`` line of the block parses; else the failures."""
+    """Sybil evaluator: every ``spe`` line of the block parses, and the offline ones run
+    and exit 0; else the failures."""
     failures = []
     for args in spe_command_lines(example.parsed):
         try:
             parse_spe_command(args)
         except CommandDoesNotParse as exc:
             failures.append(str(exc))
+            continue
+        if runs_offline(args):
+            failure = run_spe_command(args)
+            if failure:
+                failures.append(failure)
     return "\n".join(failures) or None

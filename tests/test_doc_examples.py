@@ -12,6 +12,8 @@ from tests.doc_examples import (
     DOC_PATTERNS,
     CommandDoesNotParse,
     parse_spe_command,
+    run_spe_command,
+    runs_offline,
     spe_command_lines,
 )
 
@@ -98,3 +100,16 @@ def test_a_wrong_spe_line_does_not_parse(line: str) -> None:
 )
 def test_a_right_spe_line_parses(line: str) -> None:
     parse_spe_command(line.split())
+
+
+def test_offline_commands_run_and_a_failing_one_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert runs_offline(["calendar", "validate", "--days", "14"])
+    assert not runs_offline(["sync", "--dry-run"]) and not runs_offline(["calendar"])
+    assert run_spe_command(["queue"]) is None  # after a `spe init` of its own
+    assert (tmp_path / "spe.toml").exists()
+    (tmp_path / "spe.toml").write_text("[queue]\ntarget = -5\n", encoding="utf-8")
+    failure = run_spe_command(["queue"])
+    assert failure and "exited 2" in failure and "is below 0" in failure
