@@ -7,10 +7,11 @@ Each page runs in a fresh temporary folder (``sqlite:///spe.db`` lands there).
 
 Every ``spe`` command line in a ``console`` or ``bash`` block is parsed by the
 real command line (subcommand, options, argument types and required arguments).
-Those that need no CRM, no data and no server (init, check, team, queue, report,
-...: ``tests.doc_examples.OFFLINE``) then run for real in the page's folder, on a
-fresh ``spe init`` configuration, and must exit 0; the rest (sync, pull, propose,
-book, emulator, ...) need a CRM, a store with data or a server, and are parsed only.
+Those that need no CRM, no data and no server (init, team, queue, report, ...:
+``tests.doc_examples.OFFLINE``) then run for real in the page's folder, on a fresh
+``spe init`` configuration; ``spe check`` and ``spe sync`` run against the HubSpot
+emulator's demo portal (``WITH_CRM``); each must exit 0. The rest (pull, propose,
+book, emulator, ...) need a store with data or are servers: parsed only.
 
 docs/testing.md is run by tests/test_docs_testing.py instead: its blocks are
 files (``# test_x.py``) that pytest must collect, not one script.

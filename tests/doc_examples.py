@@ -66,11 +66,9 @@ def parse_spe_command(args: list[str]) -> None:
 
 # Commands that need no CRM, no data and no server: the docs' lines run for real, in the
 # page's temporary folder, on a fresh `spe init` configuration (SQLite store, no adapter).
-# The others (sync, pull, resolve, route, propose, book, emulator, demo) are parsed only.
 OFFLINE = (
     ("init",),
     ("adapters",),
-    ("check",),
     ("team",),
     ("replenish",),
     ("queue",),
@@ -78,16 +76,63 @@ OFFLINE = (
     ("config",),
     ("calendar", "validate"),
 )
+# Commands whose point is the CRM: they run against the HubSpot emulator (a seeded demo
+# portal, reset for each line), with spe-hubspot.toml in the page's folder.
+WITH_CRM = (("check",), ("sync",))
+# The others (pull, resolve, route, propose, book, emulator, demo) need a store with data
+# or are servers: they are parsed only.
+
+_EMULATOR: list[Any] = []
+CRM_CONFIG = """\
+[store]
+url = "sqlite:///spe-hubspot.db"
+
+[adapter]
+name = "hubspot"
+
+[adapter.hubspot]
+host = "{url}"
+access_token_env = "SPE_DOCS_HUBSPOT_TOKEN"
+
+[adapter.hubspot.team_roles]
+"Inside Sales" = "inside_sales"
+"Field Sales" = "field_sales"
+"""
+
+
+def _matches(args: list[str], commands: tuple[tuple[str, ...], ...]) -> bool:
+    return any(tuple(args[: len(command)]) == command for command in commands)
 
 
 def runs_offline(args: list[str]) -> bool:
     """Whether ``spe ARGS`` is one of the :data:`OFFLINE` commands."""
-    return any(tuple(args[: len(command)]) == command for command in OFFLINE)
+    return _matches(args, OFFLINE)
 
 
-def run_spe_command(args: list[str]) -> str | None:
-    """Run ``spe ARGS`` in the current folder (``spe init`` first if it has no spe.toml);
-    None when it exits 0, else what it said."""
+def needs_crm(args: list[str]) -> bool:
+    """Whether ``spe ARGS`` is one of the :data:`WITH_CRM` commands."""
+    return _matches(args, WITH_CRM)
+
+
+def _hubspot_emulator() -> Any:
+    """One HubSpot emulator for the session, started on first use."""
+    if not _EMULATOR:
+        import atexit
+
+        from spe_adapters.hubspot.emulator import EmulatorServer
+
+        server = EmulatorServer().start()
+        atexit.register(server.stop)
+        _EMULATOR.append(server)
+    return _EMULATOR[0]
+
+
+def run_spe_command(args: list[str], *, crm: bool = False) -> str | None:
+    """Run ``spe ARGS`` in the current folder; None when it exits 0, else what it said.
+
+    Offline (``crm=False``): on ./spe.toml, written by ``spe init`` first if missing.
+    With ``crm=True``: on ./spe-hubspot.toml, against the emulator's demo portal.
+    """
     from pathlib import Path
 
     from typer.testing import CliRunner
@@ -95,17 +140,24 @@ def run_spe_command(args: list[str]) -> str | None:
     from spe_core.cli import app
 
     runner = CliRunner()
-    if args[:1] != ["init"] and not Path("spe.toml").exists():
+    env: dict[str, str | None] = {}
+    if crm:
+        server = _hubspot_emulator()
+        server.portal.reset()
+        token = server.portal.seed(deals=20)["access_token"]
+        Path("spe-hubspot.toml").write_text(CRM_CONFIG.format(url=server.url), encoding="utf-8")
+        env = {"SPE_CONFIG": "spe-hubspot.toml", "SPE_DOCS_HUBSPOT_TOKEN": token}
+    elif args[:1] != ["init"] and not Path("spe.toml").exists():
         runner.invoke(app, ["init"])
-    result = runner.invoke(app, args)
+    result = runner.invoke(app, args, env=env)
     if result.exit_code == 0:
         return None
     return f"spe {shlex.join(args)} exited {result.exit_code}: {result.stderr or result.output}"
 
 
 def evaluate_shell_block(example: Example) -> str | None:
-    """Sybil evaluator: every ``spe`` line of the block parses, and the offline ones run
-    and exit 0; else the failures."""
+    """Sybil evaluator: every ``spe`` line of the block parses, and those that can run
+    (offline, or against the CRM emulator) exit 0; else the failures."""
     failures = []
     for args in spe_command_lines(example.parsed):
         try:
@@ -113,8 +165,8 @@ def evaluate_shell_block(example: Example) -> str | None:
         except CommandDoesNotParse as exc:
             failures.append(str(exc))
             continue
-        if runs_offline(args):
-            failure = run_spe_command(args)
+        if runs_offline(args) or needs_crm(args):
+            failure = run_spe_command(args, crm=needs_crm(args))
             if failure:
                 failures.append(failure)
     return "\n".join(failures) or None

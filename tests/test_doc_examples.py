@@ -11,6 +11,8 @@ from tests.doc_examples import (
     DOC_EXCLUDES,
     DOC_PATTERNS,
     CommandDoesNotParse,
+    _hubspot_emulator,
+    needs_crm,
     parse_spe_command,
     run_spe_command,
     runs_offline,
@@ -113,3 +115,17 @@ def test_offline_commands_run_and_a_failing_one_is_reported(
     (tmp_path / "spe.toml").write_text("[queue]\ntarget = -5\n", encoding="utf-8")
     failure = run_spe_command(["queue"])
     assert failure and "exited 2" in failure and "is below 0" in failure
+
+
+def test_crm_commands_run_against_the_emulator(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert needs_crm(["sync", "--dry-run"]) and needs_crm(["check"])
+    assert not needs_crm(["queue"])
+    server = _hubspot_emulator()
+    server.requests.reset_counts()
+    assert run_spe_command(["sync", "--dry-run"], crm=True) is None
+    assert sum(server.requests.counts().values()) > 0  # it did talk to the CRM
+    failure = run_spe_command(["sync", "--dry-run", "--batch", "3"], crm=True)
+    assert failure and "exited 2" in failure  # no such option: the CLI's usage error
