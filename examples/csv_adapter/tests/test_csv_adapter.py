@@ -109,3 +109,29 @@ def test_config_errors_name_the_setting(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         CsvAdapter.from_config({"folder": str(tmp_path / "missing")})
     assert CsvAdapter.from_config({"folder": str(tmp_path)}).folder == tmp_path
+
+
+@pytest.mark.parametrize(
+    ("row", "problem", "fix"),
+    [
+        ({"account": ""}, "has no account", "fill the account column"),
+        ({"tier": "high"}, "invalid literal for int()", "correct the row in the CSV file"),
+        ({"score": "nan"}, "score", "Fix:"),  # refused by Opportunity itself: its fix, once
+    ],
+)
+def test_a_quarantined_row_says_its_problem_and_one_fix(
+    tmp_path: Path, row: dict[str, str], problem: str, fix: str
+) -> None:
+    from spe_core import Engine, SyncEngine, open_store
+
+    harness = CsvHarness(tmp_path)
+    rid = harness.add_queued("acme", 1, 10.0)
+    harness._edit(rid, **row)
+    engine = Engine(
+        open_store("memory:"), clock=harness.clock, plugins=Plugins.create(entry_points=False)
+    )
+    sync = SyncEngine(engine, harness.adapter)
+    assert sync.run().quarantined == 1
+    (reason,) = [q.reason for q in sync.quarantined()]
+    assert problem in reason and fix in reason, reason
+    assert reason.count("Fix:") == 1, reason

@@ -71,13 +71,14 @@ class FieldMap:
     def __attrs_post_init__(self) -> None:
         if self.queued_object not in ("Lead", "Opportunity"):
             raise ConfigError(
-                f"[adapter.salesforce] queued_object {self.queued_object!r} is not supported.",
+                f"[adapter.salesforce.fields] queued_object {self.queued_object!r} "
+                "is not supported.",
                 "use 'Lead' or 'Opportunity'.",
             )
         missing = sorted(set(DEFAULT_STATUS_VALUES) - set(self.status_values))
         if missing:
             raise ConfigError(
-                f"[adapter.salesforce.status_values] has no picklist value for: "
+                f"[adapter.salesforce.fields.status_values] has no picklist value for: "
                 f"{', '.join(missing)}.",
                 "map every SPE status to a value of your SPE_Status__c picklist.",
             )

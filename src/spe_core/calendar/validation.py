@@ -331,7 +331,7 @@ def stale_reason(cal: MemberCalendar, rules: CalendarRules, now: datetime) -> st
     if cal.busy_read_at is None:
         return (
             f"{cal.member.id}'s busy time was never read from their calendar, so free time "
-            "cannot be known; run a sync (or set [calendar] busy_max_age = 0 to keep busy "
+            "cannot be known; run a sync (or set [calendar] busy_max_age_hours = 0 to keep busy "
             "time in SPE only)."
         )
     age = now - cal.busy_read_at

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from spe_core.adapter import Change, ChangeKind, Inbound, SourceRecord, StreamSpec, WriteResult
-from spe_core.errors import ConfigError, InvalidValue, MappingError, TransientError
+from spe_core.errors import ConfigError, MappingError, SpeError, TransientError
 from spe_core.model import Member, Opportunity, Role
 
 __all__ = ["OPPORTUNITY_COLUMNS", "USER_COLUMNS", "CsvAdapter"]
@@ -117,6 +117,10 @@ class CsvAdapter:
                 f"row {record.crm_id} has no valid modified time.",
                 "write modified as an ISO-8601 time with an offset.",
             )
+        if record.stream != "members" and not row.get("account"):
+            raise MappingError(
+                f"opportunity row {record.crm_id} has no account.", "fill the account column."
+            )
         try:
             if record.stream == "members":
                 return Inbound(
@@ -127,10 +131,6 @@ class CsvAdapter:
                         external_ids={self.name: row["id"]},
                     )
                 )
-            if not row.get("account"):
-                raise MappingError(
-                    f"opportunity row {record.crm_id} has no account.", "fill the account column."
-                )
             opp = Opportunity(
                 id=row.get("key") or f"csv-{row['id']}",
                 account_id=row["account"],
@@ -139,9 +139,20 @@ class CsvAdapter:
                 score=float(row.get("score") or 0),
                 external_ids={self.name: row["id"]},
             )
-        except (InvalidValue, ValueError) as exc:
+        except SpeError as exc:  # a value the library refused: keep its one problem and fix
             raise MappingError(
-                f"row {record.crm_id} of {record.stream}: {exc}", "correct the row in the CSV file."
+                f"row {record.crm_id} of {record.stream}: {exc.problem}",
+                exc.fix or "correct the row in the CSV file.",
+            ) from None
+        except KeyError as exc:
+            raise MappingError(
+                f"row {record.crm_id} of {record.stream} has no {exc} column.",
+                "write the file with every column.",
+            ) from None
+        except ValueError as exc:  # a tier or score that is not a number
+            raise MappingError(
+                f"row {record.crm_id} of {record.stream}: {exc}.",
+                "correct the row in the CSV file.",
             ) from None
         return Inbound(
             opp, crm_owner=row.get("owner") or None, crm_status=row.get("status") or None
