@@ -13,10 +13,14 @@ from spe_core.testing.dictcrm import DictCrm, DictCrmAdapter
 
 
 class DictCrmHarness:
-    def __init__(self) -> None:
+    """Drives a DictCrm; ``adapter_class`` lets tests put a broken adapter behind it."""
+
+    page_size = 3  # DictCrmAdapter reads in pages of three
+
+    def __init__(self, adapter_class: type[DictCrmAdapter] = DictCrmAdapter) -> None:
         self.clock = FakeClock()
         self.crm = DictCrm(self.clock)
-        self.adapter = DictCrmAdapter(self.crm)
+        self.adapter = adapter_class(self.crm)
         self._users = itertools.count(1)
 
     def add_user(self, name: str, role: str) -> str:
@@ -45,6 +49,12 @@ class DictCrmHarness:
 
     def record_count(self) -> int:
         return len(self.crm.records)
+
+    def delete_record(self, crm_id: str) -> None:
+        self.crm.delete(crm_id)
+
+    def add_with_status(self, account: str, status: str) -> str:
+        return self.crm.add_record(Account=account, Status=status)
 
 
 class TestDictCrmAdapterContract(AdapterContract):
