@@ -138,6 +138,7 @@ class ContractViolation(AssertionError):
 def require(condition: bool, did: str, requires: str) -> None:
     """Raise :class:`ContractViolation` unless ``condition``: ``did`` says what the
     adapter did, ``requires`` what the contract requires instead."""
+    __tracebackhide__ = True  # pytest shows the failing case, not this helper
     if not condition:
         raise ContractViolation(f"{did}\nThe adapter contract requires: {requires}")
 
