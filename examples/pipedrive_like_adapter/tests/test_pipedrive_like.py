@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from spe_pipedrive_like import (
     status_to_label,
 )
 
-from spe_core import ConfigError, Engine, MappingError, SourceRecord, open_store
+from spe_core import ConfigError, Engine, MappingError, Opportunity, SourceRecord, open_store
 from spe_core.plugins import Plugins
 from spe_core.sync import SyncEngine
 from spe_core.testing import FakeClock
@@ -153,3 +154,40 @@ def test_spe_sync_end_to_end_over_the_json_file(tmp_path: Path) -> None:
     sync.run()
     assert opp.external_id("pipedrive_like") == deal
     assert h.read_back(deal) == {"status": "released", "owner": ana, "key": opp.id}
+
+
+def test_spe_check_and_spe_sync_run_the_installed_adapter(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from spe_core.cli import app
+
+    crm = PipedriveLikeCrm(tmp_path / "crm.json")
+    crm.add_user("Ana Ruiz", spe_role="inside_sales")
+    deals = [crm.add_deal(f"Deal {i}", f"Org {i}", spe_status="Queued") for i in range(3)]
+    config = tmp_path / "spe.toml"
+    config.write_text(
+        f'[store]\nurl = "sqlite:///{tmp_path / "spe.db"}"\n'
+        '[adapter]\nname = "pipedrive_like"\n'
+        f'[adapter.pipedrive_like]\nfile = "{tmp_path / "crm.json"}"\npage_size = 2\n',
+        encoding="utf-8",
+    )
+    runner = CliRunner()
+    checked = runner.invoke(app, ["check", "--config", str(config), "--json"])
+    assert checked.exit_code == 0, checked.output
+    crm.drop_field("deals", "spe_score")
+    checked = runner.invoke(app, ["check", "--config", str(config)])
+    assert checked.exit_code == 2
+    assert "deals: the custom field spe_score does not exist" in checked.output
+    synced = runner.invoke(app, ["sync", "--config", str(config), "--json"])
+    assert synced.exit_code == 0, synced.output
+    report = json.loads(synced.stdout)
+    assert (report["adapter"], report["read"], report["applied"]) == ("pipedrive_like", 4, 4)
+    assert {o.external_id("pipedrive_like") for o in _stored(tmp_path)} == {str(d) for d in deals}
+
+
+def _stored(tmp_path: Path) -> list[Opportunity]:
+    store = open_store(f"sqlite:///{tmp_path / 'spe.db'}")
+    try:
+        return list(store.opportunities())
+    finally:
+        store.close()
