@@ -13,6 +13,7 @@ import attrs
 import pytest
 
 from spe_core.adapter import Change, Inbound, SourceRecord, WriteResult
+from spe_core.errors import TransientError
 from spe_core.testing.adapter_contract import (
     UNKNOWN_STATUS,
     AdapterContract,
@@ -94,6 +95,25 @@ class DropsTheOwner(DictCrmAdapter):
         return super().write(without)
 
 
+class CreatesInsteadOfUpdating(DictCrmAdapter):
+    """Ignores the CRM id and the SPE key: every write creates a record."""
+
+    def write(self, changes: Sequence[Change]) -> Sequence[WriteResult]:
+        return super().write(
+            [attrs.evolve(c, key=f"{c.key}-{self.crm.calls}", crm_id=None) for c in changes]
+        )
+
+
+class ReportsRateLimitsPerRecord(DictCrmAdapter):
+    """Answers a rate limit of the whole call with permanent per-record failures."""
+
+    def write(self, changes: Sequence[Change]) -> Sequence[WriteResult]:
+        try:
+            return super().write(changes)
+        except TransientError:
+            return [WriteResult(c.key, False, error="429") for c in changes]
+
+
 def outcomes(adapter_class: type[DictCrmAdapter]) -> dict[str, str]:
     """Every case of the suite run on a harness over ``adapter_class``: the failing
     cases and their messages (the passing ones are left out)."""
@@ -164,6 +184,18 @@ def test_the_reference_adapter_passes_every_case() -> None:
             "test_owner_and_status_go_out_exactly",
             r"is released to the CRM user 'U\d', but the CRM record's owner is None",
             r"sets the record's owner to Change.data\['owner'\]",
+        ),
+        (
+            CreatesInsteadOfUpdating,
+            "test_reruns_never_duplicate_records",
+            r"the CRM held 6 opportunity records; after six syncs it holds \d+",
+            "writes are upserts",
+        ),
+        (
+            ReportsRateLimitsPerRecord,
+            "test_transient_failures_are_retried",
+            r"with the next 2 write calls failing transiently, the sync retried 0 times",
+            "write\\(\\) raises TransientError",
         ),
     ],
     ids=lambda v: v.__name__ if isinstance(v, type) else (v if v.startswith("test_") else ""),

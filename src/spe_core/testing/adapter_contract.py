@@ -35,11 +35,11 @@ from spe_core.adapter import Adapter, Change, Inbound, SourceRecord, StreamSpec,
 from spe_core.clock import FakeClock
 from spe_core.engine import Engine
 from spe_core.errors import MappingError
-from spe_core.model import OpportunityStatus
+from spe_core.model import Opportunity, OpportunityStatus
 from spe_core.plugins import Plugins
 from spe_core.queue import QueuePolicy
 from spe_core.store.memory import MemoryStore
-from spe_core.sync import SyncEngine, SyncSettings
+from spe_core.sync import StreamReport, SyncEngine, SyncReport, SyncSettings
 
 __all__ = [
     "AdapterContract",
@@ -244,6 +244,27 @@ _READ_ALL = (
 )
 
 
+def _stream(report: SyncReport, name: str) -> StreamReport:
+    found = report.streams.get(name)
+    require(
+        found is not None,
+        f"the sync read the streams {sorted(report.streams)}, not {name!r}.",
+        "streams() declares 'members' and 'opportunities' by those names.",
+    )
+    return found or StreamReport()
+
+
+def _pull_one(engine: Engine, member_id: str) -> Opportunity:
+    released = engine.pull(member_id).released
+    require(
+        len(released) == 1,
+        f"member {member_id} pulled {len(released)} opportunities from a queue the harness "
+        f"filled (queue: {engine.queue_status().level}).",
+        _READ_ALL,
+    )
+    return released[0]
+
+
 class AdapterContract:
     """Scenarios every adapter must pass. Provide a ``harness`` fixture."""
 
@@ -297,7 +318,7 @@ class AdapterContract:
         self._require_streams(h)
         ana, _, records = self._seed(h, 12)
         report = sync.run()
-        opps = report.streams["opportunities"]
+        opps = _stream(report, "opportunities")
         require(
             opps.applied == 12,
             f"the sync applied {opps.applied} of the 12 queued records the harness created "
@@ -375,7 +396,7 @@ class AdapterContract:
         h, engine, sync = rig
         size: int = _capability(h, "page_size", "the most records one page of read holds")
         _, _, records = self._seed(h, 2 * size + 1)
-        report = sync.run().streams["opportunities"]
+        report = _stream(sync.run(), "opportunities")
         missing = sorted(set(records) - _linked(engine, h.adapter.name))
         require(
             not missing,
@@ -421,11 +442,11 @@ class AdapterContract:
         ana, _, _ = self._seed(h, 4)
         self._bring_in(engine, sync)
         crm = h.adapter.name
-        (released,) = engine.pull(self._member_id(engine, ana, crm)).released
+        released = _pull_one(engine, self._member_id(engine, ana, crm))
         sync.run()
-        waiting = next(
-            o for o in engine.store.opportunities() if o.status is OpportunityStatus.QUEUED
-        )
+        queued = [o for o in engine.store.opportunities() if o.status is OpportunityStatus.QUEUED]
+        require(bool(queued), "none of the 4 queued records reached SPE's queue.", _READ_ALL)
+        waiting = queued[0]
         h.clock.advance(minutes=10)
         for opp in (released, waiting):
             delete(opp.external_id(crm))
@@ -456,7 +477,15 @@ class AdapterContract:
         add = _capability(h, "add_with_status", "a record with any SPE status value")
         crm_id = add("acct-odd", UNKNOWN_STATUS)
         h.clock.advance(minutes=10)
-        (record,) = [r for r in _read_all(h.adapter, "opportunities", None) if r.crm_id == crm_id]
+        found = [r for r in _read_all(h.adapter, "opportunities", None) if r.crm_id == crm_id]
+        require(
+            bool(found),
+            f"read('opportunities', None) did not return the record {crm_id!r} whose status "
+            f"is {UNKNOWN_STATUS!r}.",
+            "read returns every record of the stream, whatever its field values; mapping "
+            "decides, and the sync after it.",
+        )
+        record = found[-1]
         try:
             status = h.adapter.to_inbound(record).crm_status
         except MappingError as exc:
@@ -545,7 +574,7 @@ class AdapterContract:
         report = sync.run()
         quarantined = [(q.key, q.reason) for q in sync.quarantined()]
         require(
-            report.streams["opportunities"].quarantined == 1
+            _stream(report, "opportunities").quarantined == 1
             and engine.queue_status().backlog == 5
             and [k for k, _ in quarantined] == [bad]
             and all(reason for _, reason in quarantined),
@@ -594,7 +623,7 @@ class AdapterContract:
         h, engine, sync = rig
         ana, ben, _ = self._seed(h, 3)
         self._bring_in(engine, sync)
-        (opp,) = engine.pull(self._member_id(engine, ana, h.adapter.name)).released
+        opp = _pull_one(engine, self._member_id(engine, ana, h.adapter.name))
         sync.run()
         crm_id = opp.external_id(h.adapter.name) or ""
         h.clock.advance(minutes=20)
