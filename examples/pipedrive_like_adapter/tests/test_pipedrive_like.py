@@ -4,10 +4,13 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from spe_pipedrive_like import (
     PipedriveLikeAdapter,
     PipedriveLikeCrm,
@@ -191,3 +194,40 @@ def _stored(tmp_path: Path) -> list[Opportunity]:
         return list(store.opportunities())
     finally:
         store.close()
+
+
+@given(
+    seconds=st.lists(st.integers(0, 3), max_size=12),
+    page_size=st.integers(1, 4),
+    edits=st.lists(st.integers(0, 11), max_size=4),
+)
+def test_paging_loses_no_record_even_when_records_change_between_pages(
+    seconds: list[int], page_size: int, edits: list[int]
+) -> None:
+    """Every record comes once in the read, except those a person edits between two pages:
+    each of those comes in the read or, in its new version, in the next read from the
+    newest time the first one saw (the sync's next bookmark)."""
+    h = PipedriveLikeHarness()
+    start = h.clock.now()
+    ids = []
+    for i, second in enumerate(seconds):
+        h.clock.set(start + timedelta(seconds=second))
+        ids.append(h.add_queued(f"org-{i}", 0, 0.0))
+    h.clock.set(start + timedelta(minutes=10))
+    adapter = PipedriveLikeAdapter(h.crm, page_size=page_size)
+    seen: list[SourceRecord] = []
+    edited: set[str] = set()
+    pending = list(edits)
+    for page in adapter.read("opportunities", None):
+        seen.extend(page)
+        if pending and ids:
+            crm_id = ids[pending.pop() % len(ids)]
+            h.crm.update_deal(int(crm_id), title="renamed")
+            edited.add(crm_id)
+    first = [r.crm_id for r in seen]
+    assert sorted(set(first) - edited) == sorted(set(ids) - edited)
+    assert len(first) == len(set(first)) + len([i for i in edited if first.count(i) > 1])
+    if seen:
+        since = max(r.modified_at for r in seen)
+        later = {r.crm_id for p in adapter.read("opportunities", since) for r in p}
+        assert edited <= set(first) | later
