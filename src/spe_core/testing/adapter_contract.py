@@ -419,7 +419,12 @@ class AdapterContract:
             edited.append(page[0].crm_id)
             h.edit_owner(page[0].crm_id, ana)
 
-        sync = SyncEngine(engine, _during_read(h.adapter, "opportunities", edit))
+        def sleep(seconds: float) -> None:
+            h.clock.advance(seconds=seconds)
+
+        sync = SyncEngine(
+            engine, _during_read(h.adapter, "opportunities", edit), SyncSettings(), sleep=sleep
+        )
         sync.run()
         h.clock.advance(minutes=10)
         sync.run()
