@@ -15,11 +15,14 @@ import pytest
 import requests
 from werkzeug.serving import make_server
 
+import spe_core
 from spe_core import Engine, Member, Opportunity, open_store
 from spe_core.plugins import Plugins
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
+# the spe-sdk this test runs on, first on the path of the example's own test run
+SRC = Path(spe_core.__file__).resolve().parent.parent
 
 
 def install(example: str, target: Path) -> None:
@@ -115,7 +118,7 @@ print(json.dumps({"names": plugins.names(), "first": engine.pull("ana").released
 @pytest.mark.slow
 def test_csv_adapter_package_passes_the_contract_suite(tmp_path: Path) -> None:
     install("csv_adapter", tmp_path / "site")
-    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), str(SRC)])}
     proc = subprocess.run(
         [
             sys.executable,
@@ -134,6 +137,42 @@ def test_csv_adapter_package_passes_the_contract_suite(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert " passed" in proc.stdout
+
+
+@pytest.mark.slow
+def test_pipedrive_like_adapter_written_from_the_guide_passes_the_contract_suite(
+    tmp_path: Path,
+) -> None:
+    """The second example adapter, written from docs/adapters.md alone, installs, registers
+    through its entry point and passes every case of the suite, optional ones included."""
+    install("pipedrive_like_adapter", tmp_path / "site")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), str(SRC)])}
+    env.pop("SPE_BLOCK_PLUGINS", None)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-v",
+            "-rs",
+            "-p",
+            "no:cacheprovider",
+            str(EXAMPLES / "pipedrive_like_adapter" / "tests"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert " passed" in proc.stdout
+    assert "skipped" not in proc.stdout, proc.stdout[-3000:]  # every contract case ran
+    for case in (
+        "test_read_includes_records_modified_at_the_bookmark_instant",
+        "test_deleted_records_leave_the_flow",
+    ):
+        assert f"::TestPipedriveLikeContract::{case} PASSED" in proc.stdout
 
 
 def test_nightly_job_against_the_salesforce_emulator(

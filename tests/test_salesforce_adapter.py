@@ -71,7 +71,7 @@ class SalesforceHarness:
         self.org = server.org
         self.clock: FakeClock = server.clock  # type: ignore[attr-defined]
         self.clock.set(FakeClock().now())
-        self.adapter = adapter_for(server)
+        self.adapter = adapter_for(server, query_page_size=self.page_size)
         self.fields = FieldMap()
 
     def add_user(self, name: str, role: str) -> str:
@@ -121,6 +121,12 @@ class SalesforceHarness:
 
     def record_count(self) -> int:
         return len(self.org.records["Lead"])
+
+    # optional capabilities of the contract suite
+    page_size = 200  # the smallest query batch Salesforce (and its emulator) accepts
+
+    def delete_record(self, crm_id: str) -> None:
+        self.org.delete("Lead", crm_id)
 
 
 class TestSalesforceAdapterContract(AdapterContract):

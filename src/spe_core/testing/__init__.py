@@ -12,7 +12,10 @@
   calendar machines over any store;
 - :class:`~spe_core.testing.adapter_contract.AdapterContract` — the adapter
   contract suite (provide a ``harness`` fixture, a
-  :class:`~spe_core.testing.adapter_contract.CrmHarness`);
+  :class:`~spe_core.testing.adapter_contract.CrmHarness`, optionally with
+  ``page_size``, ``delete_record`` and ``add_with_status``); each failure is a
+  :class:`~spe_core.testing.adapter_contract.ContractViolation` saying what the
+  adapter did and what the contract requires;
 - :mod:`spe_core.testing.dictcrm` — an in-memory CRM and its adapter, the
   contract's reference.
 

@@ -2,7 +2,8 @@
 
 ``DictCrm`` holds users and opportunity records in dicts with a modification
 clock, and can be told to fail (a transient error on the next calls, or a
-per-record failure for chosen keys). ``DictCrmAdapter`` implements
+per-record failure for chosen keys). Deleted records go to a recycle bin the
+adapter reads, as Salesforce's ``queryAll`` does. ``DictCrmAdapter`` implements
 :class:`~spe_core.adapter.Adapter` over it exactly as a real adapter does over
 HTTP, so the sync engine's behaviour can be pinned down without a network,
 and the contract suite has a reference implementation to pass.
@@ -31,6 +32,7 @@ class DictCrm:
     clock: Any
     users: dict[str, dict[str, Any]] = attrs.Factory(dict)
     records: dict[str, dict[str, Any]] = attrs.Factory(dict)
+    recycle_bin: dict[str, dict[str, Any]] = attrs.Factory(dict)
     transient_failures: int = 0
     failing_keys: dict[str, bool] = attrs.Factory(dict)  # SPE key or CRM id -> retryable
     calls: int = 0
@@ -54,6 +56,11 @@ class DictCrm:
         """A person edits a record in the CRM's UI."""
         self.records[crm_id].update(fields, Modified=self._stamp())
 
+    def delete(self, crm_id: str) -> None:
+        """A person deletes a record: it moves to the recycle bin, marked ``IsDeleted``."""
+        record = self.records.pop(crm_id)
+        self.recycle_bin[crm_id] = {**record, "IsDeleted": True, "Modified": self._stamp()}
+
     def by_key(self, key: str) -> dict[str, Any] | None:
         """The record whose SPE key is ``key``."""
         return next((r for r in self.records.values() if r.get("Key") == key), None)
@@ -73,9 +80,12 @@ class DictCrmAdapter:
 
     def read(self, stream: str, since: datetime | None) -> Iterator[list[SourceRecord]]:
         self.crm.calls += 1
-        source = self.crm.users if stream == "members" else self.crm.records
+        if stream == "members":
+            source = list(self.crm.users.values())
+        else:
+            source = [*self.crm.records.values(), *self.crm.recycle_bin.values()]
         rows = sorted(
-            (r for r in source.values() if since is None or r["Modified"] >= since),
+            (r for r in source if since is None or r["Modified"] >= since),
             key=lambda r: (r["Modified"], r["Id"]),
         )
         for start in range(0, len(rows), 3):
@@ -103,7 +113,12 @@ class DictCrmAdapter:
             score=float(data.get("Score", 0)),
             external_ids={self.name: record.crm_id},
         )
-        return Inbound(opp, crm_owner=data.get("Owner"), crm_status=data.get("Status"))
+        return Inbound(
+            opp,
+            crm_owner=data.get("Owner"),
+            crm_status=data.get("Status"),
+            deleted=bool(data.get("IsDeleted")),
+        )
 
     def write(self, changes: Sequence[Change]) -> Sequence[WriteResult]:
         self.crm.calls += 1
