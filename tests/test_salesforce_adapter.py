@@ -71,7 +71,7 @@ class SalesforceHarness:
         self.org = server.org
         self.clock: FakeClock = server.clock  # type: ignore[attr-defined]
         self.clock.set(FakeClock().now())
-        self.adapter = adapter_for(server, query_page_size=self.page_size)
+        self.adapter = adapter_for(server)
         self.fields = FieldMap()
 
     def add_user(self, name: str, role: str) -> str:
@@ -122,17 +122,26 @@ class SalesforceHarness:
     def record_count(self) -> int:
         return len(self.org.records["Lead"])
 
-    # optional capabilities of the contract suite
-    page_size = 200  # the smallest query batch Salesforce (and its emulator) accepts
-
+    # optional capability of the contract suite
     def delete_record(self, crm_id: str) -> None:
         self.org.delete("Lead", crm_id)
+
+
+class PagedSalesforceHarness(SalesforceHarness):
+    """The harness with the contract suite's optional paging capability: queries of 200
+    records (the smallest batch Salesforce, and its emulator, accepts)."""
+
+    page_size = 200
+
+    def __init__(self, server: EmulatorServer) -> None:
+        super().__init__(server)
+        self.adapter = adapter_for(server, query_page_size=self.page_size)
 
 
 class TestSalesforceAdapterContract(AdapterContract):
     @pytest.fixture
     def harness(self, sf: EmulatorServer) -> SalesforceHarness:
-        return SalesforceHarness(sf)
+        return PagedSalesforceHarness(sf)
 
 
 # --- end to end -------------------------------------------------------------------------------
