@@ -31,6 +31,7 @@ from spe_core.calendar import (
     WeekPlan,
 )
 from spe_core.clock import Clock, FakeClock, SystemClock
+from spe_core.codec import from_json, to_json
 from spe_core.engine import (
     Engine,
     PullResult,
@@ -65,6 +66,7 @@ from spe_core.model import (
     BookingStatus,
     Busy,
     DayHours,
+    FrozenMap,
     Location,
     MeetingMode,
     Member,
@@ -103,6 +105,7 @@ __all__ = [
     "Engine",
     "Event",
     "FakeClock",
+    "FrozenMap",
     "Inbound",
     "InvalidValue",
     "Location",
@@ -156,8 +159,10 @@ __all__ = [
     "WrongState",
     "Zone",
     "__version__",
+    "from_json",
     "hookimpl",
     "open_store",
+    "to_json",
 ]
 
 __version__ = "0.1.0.dev0"

@@ -93,7 +93,7 @@ E = TypeVar("E", bound=Event)
 
 def _digest(record: SourceRecord) -> str:
     """A stable digest of a record's content (the same in every process)."""
-    return hashlib.blake2b(repr(record.fields).encode(), digest_size=12).hexdigest()
+    return hashlib.blake2b(repr(tuple(record.fields.items())).encode(), digest_size=12).hexdigest()
 
 
 Progress = Callable[[str, int, int | None], None]
@@ -511,7 +511,7 @@ class SyncEngine:
                 self.sleep(delay)
 
     def _quarantine_inbound(self, record: SourceRecord, reason: str) -> None:
-        raw = codec.dumps({str(k): str(v) for k, v in record.fields})
+        raw = codec.dumps({str(k): str(v) for k, v in record.fields.items()})
         with self.engine.unit() as u:
             u.tx.quarantine_put(
                 Quarantined(self.crm, "inbound", record.stream, record.crm_id, reason, u.now, raw)
