@@ -70,6 +70,7 @@ __all__ = [
     "check_enum",
     "check_instance",
     "check_roles",
+    "check_stamped",
     "check_int",
     "check_items",
     "check_number",
@@ -783,6 +784,21 @@ def external_ids(
     return FrozenMap(out)
 
 
+def check_stamped(value: Opportunity | Task) -> None:
+    """Refuse to store a new opportunity or task whose time the engine has not stamped.
+
+    ``Opportunity.queued_at`` and ``Task.created_at`` may be None only on input:
+    the engine stamps its clock's ``now`` before it stores the value.
+    """
+    name = "queued_at" if isinstance(value, Opportunity) else "created_at"
+    if getattr(value, name) is None:
+        raise InvalidValue(
+            f"{type(value).__name__} {value.id!r} has no {name}, so it cannot be stored.",
+            f"hand new values to the engine (it stamps {name} with its clock's now), or "
+            f"give {name}.",
+        )
+
+
 def check_enum(
     cls: type[E], value: object, name: str, *, error: type[SpeError] = InvalidValue
 ) -> E:
@@ -1051,7 +1067,9 @@ class Opportunity:
 
     id: str = attrs.field(validator=id_field)
     account_id: str = attrs.field(validator=id_field)
-    queued_at: datetime = attrs.field(validator=aware_field)
+    queued_at: datetime | None = attrs.field(default=None, validator=aware_field)
+    """When it entered the flow. None only on input: the engine stamps its clock's
+    ``now`` when it is handed an opportunity without one (every stored one has it)."""
     source_campaign: str | None = attrs.field(default=None, validator=optional_id_field)
     tier: int = attrs.field(default=0)
     score: float = attrs.field(default=0.0, converter=_score)
@@ -1084,11 +1102,11 @@ class Opportunity:
             )
 
     def __attrs_post_init__(self) -> None:
-        times(
-            self,
-            "queued_at",
-            optional=("not_before", "expires_at", "released_at", "lease_expires_at", "resolved_at"),
-        )
+        later = ("not_before", "expires_at", "released_at", "lease_expires_at", "resolved_at")
+        if self.status is OpportunityStatus.BACKLOG:  # new: the engine may stamp queued_at
+            times(self, optional=("queued_at", *later))
+        else:
+            times(self, "queued_at", optional=later)
         released = self.status is OpportunityStatus.RELEASED
         if released != (self.owner_id is not None) and self.status is not (
             OpportunityStatus.RESOLVED
@@ -1203,7 +1221,9 @@ class Task:
     id: str = attrs.field(validator=id_field)
     kind: str = attrs.field(validator=id_field)
     account_id: str = attrs.field(validator=id_field)
-    created_at: datetime = attrs.field(validator=aware_field)
+    created_at: datetime | None = attrs.field(default=None, validator=aware_field)
+    """When the work arose. None only on input: the engine stamps its clock's ``now``
+    when it is handed a task without one (every stored one has it)."""
     opportunity_id: str | None = attrs.field(default=None, validator=optional_id_field)
     priority: int = attrs.field(default=3, validator=_priority)
     due_at: datetime | None = attrs.field(default=None, validator=aware_field)
@@ -1227,18 +1247,11 @@ class Task:
     """The task's share of its assignee's load (set from its route when routed)."""
 
     def __attrs_post_init__(self) -> None:
-        times(
-            self,
-            "created_at",
-            optional=(
-                "due_at",
-                "assigned_at",
-                "accept_by",
-                "complete_by",
-                "accepted_at",
-                "completed_at",
-            ),
-        )
+        later = ("due_at", "assigned_at", "accept_by", "complete_by", "accepted_at", "completed_at")
+        if self.status is TaskStatus.UNASSIGNED:  # new: the engine may stamp created_at
+            times(self, optional=("created_at", *later))
+        else:
+            times(self, "created_at", optional=later)
         holding = self.status in OPEN_TASK_STATUSES
         if holding != (self.assignee_id is not None) and self.status is not (TaskStatus.COMPLETED):
             raise InvalidValue(

@@ -535,7 +535,7 @@ class SyncEngine:
             values = [inbound for _, inbound in mapped if isinstance(inbound.value, Member)]
             members = [inbound.value for inbound in values]
             supplies = {inbound.value.id: inbound.supplies for inbound in values}
-            changed = self.engine.upsert_members(members, supplies=supplies)
+            changed = len(self.engine.upsert_members(members, supplies=supplies))
             report.applied += changed
             report.unchanged += len(members) - changed
             return
@@ -616,7 +616,7 @@ class SyncEngine:
                 else:
                     report.ignored += 1
             if new:
-                report.applied += engine.add_to_backlog(new)
+                report.applied += len(engine.add_to_backlog(new))
 
     def _conflict(
         self, u: UnitOfWork, opp: Opportunity, spe_owner: str | None, crm_owner: str | None
