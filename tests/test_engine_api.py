@@ -19,6 +19,7 @@ from spe_core import (
     OpportunityStatus,
     Plugins,
     Task,
+    hookimpl,
     open_store,
 )
 
@@ -50,6 +51,28 @@ def test_omitted_times_are_stamped_with_the_engines_now(minutes: int) -> None:
     given_time = T0 - timedelta(days=1)
     (kept,) = engine.enqueue([Opportunity("o3", "a1", given_time)])
     assert kept.queued_at == given_time  # a time the caller gives is kept
+
+
+class _AgeScorer:
+    """A scoring plugin that reads queued_at, as the example plugin does."""
+
+    def __init__(self) -> None:
+        self.seen: list[datetime] = []
+
+    @hookimpl
+    def spe_score_opportunity(self, opportunity: Opportunity, now: datetime) -> float:
+        assert opportunity.queued_at is not None
+        self.seen.append(opportunity.queued_at)
+        return (now - opportunity.queued_at).total_seconds()
+
+
+def test_scoring_plugins_see_the_stamped_time() -> None:
+    plugins = Plugins.create(entry_points=False)
+    scorer = _AgeScorer()
+    plugins.register(scorer)
+    engine = Engine(open_store("memory:"), clock=FakeClock(T0), plugins=plugins)
+    engine.enqueue([Opportunity("o1", "a1")])
+    assert scorer.seen == [T0]
 
 
 def test_a_value_without_its_time_exists_only_as_input() -> None:

@@ -116,6 +116,8 @@ class QueuePart(EngineBase):
         with self.unit() as u:
             for opp in opportunities:
                 self._check_new(u, opp)
+                if opp.queued_at is None:  # stamped before the scoring plugins see it
+                    opp = attrs.evolve(opp, queued_at=u.now)
                 step = queue.enter_queue(
                     opp, u.now, self.plugins.score(opp, u.now), from_backlog=False
                 )
