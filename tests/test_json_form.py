@@ -233,6 +233,10 @@ def test_change_values_and_record_fields_read_by_key() -> None:
     record = SourceRecord("deals", "1", T0, {"Name": "Acme", "Amount": 3})
     assert record.fields["Name"] == "Acme" and record.data == {"Name": "Acme", "Amount": 3}
     hash(change)
+    with pytest.raises(InvalidValue, match="mapping"):
+        Change("opportunity", "o1", "status")  # type: ignore[arg-type]
+    with pytest.raises(InvalidValue, match="pair"):
+        Change("opportunity", "o1", [("status",)])  # type: ignore[list-item]
 
 
 def test_frozen_maps_are_read_only_and_hashable() -> None:

@@ -20,7 +20,8 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import attrs
 
-from spe_core.model import FrozenMap, aware_field
+from spe_core.errors import InvalidValue
+from spe_core.model import FrozenMap, aware_field, check_items, shown
 
 __all__ = [
     "Adapter",
@@ -53,7 +54,14 @@ def _frozen_mapping(
         return value
     if isinstance(value, Mapping):
         return FrozenMap(sorted(value.items()))
-    return FrozenMap((str(k), v) for k, v in value)
+    pairs = check_items(value, tuple, "mapping")
+    for pair in pairs:
+        if len(pair) != 2:
+            raise InvalidValue(
+                f"mapping entry {shown(pair)} is not a (name, value) pair.",
+                "pass a dict such as {'status': 'released'}.",
+            )
+    return FrozenMap((str(k), v) for k, v in pairs)
 
 
 @attrs.frozen
