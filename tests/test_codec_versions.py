@@ -131,9 +131,9 @@ def test_timedeltas_round_trip_to_the_microsecond(span: timedelta) -> None:
 def test_values_and_events_are_written_with_their_version() -> None:
     opp = Opportunity("o1", "a1", AT)
     event = OpportunityReleased(at=AT, opportunity_id="o1", member_id="m1", lease_expires_at=None)
-    assert json.loads(codec.dumps(opp))["$v"] == 1
+    assert json.loads(codec.dumps(opp))["$v"] == 2  # external_ids became a mapping
     assert json.loads(codec.dumps(event))["$v"] == OpportunityReleased.version == 1
-    assert codec.schema_version(Opportunity) == 1
+    assert codec.schema_version(Opportunity) == 2
 
 
 def test_data_without_a_version_reads_as_version_1() -> None:
@@ -234,8 +234,8 @@ def test_a_version_newer_than_this_release_is_refused_clearly() -> None:
     assert "'opportunity.released' has schema version 7" in message
     assert "only up to version 1" in message and "upgrade spe-sdk" in message
     nested = json.loads(codec.dumps(Opportunity("o1", "a1", AT)))
-    nested["$v"] = 2
-    with pytest.raises(StoreError, match="'Opportunity' has schema version 2"):
+    nested["$v"] = 3
+    with pytest.raises(StoreError, match="'Opportunity' has schema version 3"):
         codec.decode(
             {"$event": "opportunity.queued", "at": {"$dt": AT.isoformat()}, "opportunity": nested}
         )
@@ -252,7 +252,7 @@ def test_a_damaged_version_is_a_store_error(bad: object) -> None:
 def test_damaged_fields_are_a_store_error_naming_the_fix() -> None:
     stored = json.loads(codec.dumps(Opportunity("o1", "a1", AT)))
     del stored["account_id"]
-    with pytest.raises(StoreError, match=r"'Opportunity' \(schema version 1\).*'account_id'"):
+    with pytest.raises(StoreError, match=r"'Opportunity' \(schema version 2\).*'account_id'"):
         codec.decode(stored)
     stored = json.loads(codec.dumps(Opportunity("o1", "a1", AT)))
     stored["status"] = "on_the_moon"
@@ -336,3 +336,18 @@ def test_stored_state_still_matches_a_status_enum() -> None:
     opp = Opportunity("o1", "a1", AT, status="released", owner_id="m1", released_at=AT)
     back = codec.loads(codec.dumps(opp))
     assert back.status is OpportunityStatus.RELEASED
+
+
+def test_version_1_external_ids_pairs_read_back_as_a_mapping() -> None:
+    opp = Opportunity("o1", "a1", AT, external_ids={"hubspot": "7", "salesforce": "006A"})
+    stored = json.loads(codec.dumps(opp))
+    stored["$v"] = 1  # as 0.1.0.dev0 wrote it: a tuple of (CRM, id) tuples
+    stored["external_ids"] = {
+        "$tuple": [{"$tuple": ["hubspot", "7"]}, {"$tuple": ["salesforce", "006A"]}]
+    }
+    back = codec.loads(json.dumps(stored))
+    assert back == opp
+    assert back.external_ids["hubspot"] == "7" and back.external_ids == {
+        "hubspot": "7",
+        "salesforce": "006A",
+    }

@@ -216,7 +216,7 @@ def test_a_naive_clock_is_refused(store: Store) -> None:
 def test_members_round_trip(team_engine: Engine) -> None:
     assert [m.id for m in team_engine.members()] == ["ann", "bob", "fay"]
     assert team_engine.member("fay").role.value == "field_sales"
-    assert team_engine.upsert_members(TEAM) == 0  # unchanged members record nothing
+    assert team_engine.upsert_members(TEAM) == []  # unchanged members record nothing
     with pytest.raises(UnknownMember):
         team_engine.member("zed")
 

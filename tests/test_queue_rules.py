@@ -70,7 +70,8 @@ def test_opportunity_state_invariants() -> None:
 
 def test_external_ids_normalise_and_reject_duplicates() -> None:
     o = opp(external_ids={"salesforce": "00Q1", "hubspot": "42"})
-    assert o.external_ids == (("hubspot", "42"), ("salesforce", "00Q1"))
+    assert o.external_ids == {"hubspot": "42", "salesforce": "00Q1"}
+    assert list(o.external_ids) == ["hubspot", "salesforce"]  # sorted by CRM name
     assert o.external_id("salesforce") == "00Q1"
     assert o.external_id("pipedrive") is None
     with pytest.raises(InvalidValue, match="same CRM twice"):

@@ -106,21 +106,21 @@ def test_engine_applies_settings_to_synced_members_and_records_only_real_changes
     )
     crm = Member("005A", "Fay Berg", "field_sales", external_ids={"salesforce": "005A"})
     supplies = {"005A": frozenset({"name", "role", "active", "external_ids"})}
-    assert engine.upsert_members([crm], supplies=supplies) == 1
+    assert len(engine.upsert_members([crm], supplies=supplies)) == 1
     fay = engine.member("005A")
     assert (fay.skills, fay.coordinator_id, fay.wip_limit) == (frozenset({"de"}), "005C", 2)
     # the CRM renames her: the name changes, the settings stay; a re-read is no change
     renamed = attrs.evolve(crm, name="Fay Berg-Lind")
-    assert engine.upsert_members([renamed], supplies=supplies) == 1
-    assert engine.upsert_members([renamed], supplies=supplies) == 0
+    assert engine.upsert_members([renamed], supplies=supplies) == [engine.member(renamed.id)]
+    assert engine.upsert_members([renamed], supplies=supplies) == []
     fay = engine.member("005A")
     assert fay.name == "Fay Berg-Lind" and fay.coordinator_id == "005C"
     # a member stored before the settings were written gets them on apply
     store_only = Member("005B", "Ben", "inside_sales")
     engine.upsert_members([store_only])
     engine.member_settings["005B"] = MemberSettings("005B", {"skills": ["fr"]})
-    assert engine.apply_member_settings() == 1
-    assert engine.apply_member_settings() == 0
+    assert len(engine.apply_member_settings()) == 1
+    assert engine.apply_member_settings() == []
     assert engine.member("005B").skills == {"fr"}
     upserts = [r.event for r in store.events() if isinstance(r.event, MemberUpserted)]
     assert len(upserts) == 4

@@ -31,6 +31,7 @@ from spe_core.calendar import (
     WeekPlan,
 )
 from spe_core.clock import Clock, FakeClock, SystemClock
+from spe_core.codec import from_json, to_json
 from spe_core.engine import (
     Engine,
     PullResult,
@@ -57,6 +58,7 @@ from spe_core.errors import (
     WrongState,
 )
 from spe_core.events import Event, Recorded
+from spe_core.flow import FlowMetrics, FlowReport, ProcessMap
 from spe_core.hookspecs import hookimpl
 from spe_core.model import (
     Absence,
@@ -65,6 +67,7 @@ from spe_core.model import (
     BookingStatus,
     Busy,
     DayHours,
+    FrozenMap,
     Location,
     MeetingMode,
     Member,
@@ -80,8 +83,9 @@ from spe_core.model import (
 )
 from spe_core.plugins import Plugins
 from spe_core.queue import QueuePolicy, Zone
-from spe_core.routing import Route, RoutingTable, Sla, Strategy
+from spe_core.routing import Fairness, Route, RoutingTable, Sla, Strategy
 from spe_core.store import Store, open_store
+from spe_core.store.base import Transaction
 from spe_core.sync import SyncEngine, SyncReport, SyncSettings
 from spe_core.team import MemberSettings
 
@@ -102,7 +106,11 @@ __all__ = [
     "DayHours",
     "Engine",
     "Event",
+    "Fairness",
     "FakeClock",
+    "FlowMetrics",
+    "FlowReport",
+    "FrozenMap",
     "Inbound",
     "InvalidValue",
     "Location",
@@ -116,6 +124,7 @@ __all__ = [
     "OpportunityStatus",
     "Outcome",
     "Plugins",
+    "ProcessMap",
     "Proposal",
     "PullResult",
     "QueuePolicy",
@@ -144,6 +153,7 @@ __all__ = [
     "TaskKind",
     "TaskStatus",
     "TimeWindow",
+    "Transaction",
     "TransientError",
     "UnitOfWork",
     "UnknownMember",
@@ -156,8 +166,10 @@ __all__ = [
     "WrongState",
     "Zone",
     "__version__",
+    "from_json",
     "hookimpl",
     "open_store",
+    "to_json",
 ]
 
 __version__ = "0.1.0.dev0"

@@ -20,7 +20,8 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import attrs
 
-from spe_core.model import aware_field
+from spe_core.errors import InvalidValue
+from spe_core.model import FrozenMap, aware_field, check_items, shown
 
 __all__ = [
     "Adapter",
@@ -46,10 +47,21 @@ class StreamSpec:
 
 def _frozen_mapping(
     value: Mapping[str, Any] | Iterable[tuple[str, Any]],
-) -> tuple[tuple[str, Any], ...]:
+) -> FrozenMap[str, Any]:
+    """A :class:`~spe_core.model.FrozenMap` of ``value`` (a mapping's keys sorted; pairs
+    kept in the order given)."""
+    if type(value) is FrozenMap:
+        return value
     if isinstance(value, Mapping):
-        return tuple(sorted(value.items()))
-    return tuple((str(k), v) for k, v in value)
+        return FrozenMap(sorted(value.items()))
+    pairs = check_items(value, tuple, "mapping")
+    for pair in pairs:
+        if len(pair) != 2:
+            raise InvalidValue(
+                f"mapping entry {shown(pair)} is not a (name, value) pair.",
+                "pass a dict such as {'status': 'released'}.",
+            )
+    return FrozenMap((str(k), v) for k, v in pairs)
 
 
 @attrs.frozen
@@ -59,11 +71,12 @@ class SourceRecord:
     stream: str
     crm_id: str
     modified_at: datetime = attrs.field(validator=aware_field)
-    fields: tuple[tuple[str, Any], ...] = attrs.field(converter=_frozen_mapping, repr=False)
+    fields: FrozenMap[str, Any] = attrs.field(converter=_frozen_mapping, repr=False)
+    """The raw fields, read-only (``record.fields["Name"]``); give a dict or pairs."""
 
     @property
     def data(self) -> dict[str, Any]:
-        """The raw fields as a dict."""
+        """The raw fields as a new (changeable) dict."""
         return dict(self.fields)
 
 
@@ -114,12 +127,13 @@ class Change:
 
     kind: ChangeKind = attrs.field(converter=ChangeKind)
     key: str
-    values: tuple[tuple[str, Any], ...] = attrs.field(converter=_frozen_mapping)
+    values: FrozenMap[str, Any] = attrs.field(converter=_frozen_mapping)
+    """The logical values, read-only (``change.values["status"]``); give a dict or pairs."""
     crm_id: str | None = None
 
     @property
     def data(self) -> dict[str, Any]:
-        """The logical values as a dict."""
+        """The logical values as a new (changeable) dict."""
         return dict(self.values)
 
 

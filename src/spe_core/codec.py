@@ -58,8 +58,9 @@ from typing import Any, TypeVar
 import attrs
 import cattrs
 
-from spe_core import model, outbox
-from spe_core.errors import ConfigError, SpeError, StoreError
+from spe_core import adapter, model, outbox, queue, routing, team
+from spe_core.calendar import rules as calendar_rules
+from spe_core.errors import ConfigError, InvalidValue, SpeError, StoreError
 from spe_core.events import EVENT_TYPES, Event
 
 __all__ = [
@@ -67,10 +68,12 @@ __all__ = [
     "decode",
     "dumps",
     "encode",
+    "from_json",
     "loads",
     "register_upcaster",
     "register_value",
     "schema_version",
+    "to_json",
     "upcaster",
 ]
 
@@ -180,8 +183,61 @@ for _cls in (
     model.Busy,
     outbox.OutboxItem,
     outbox.Quarantined,
+    # not stored, but given a JSON form for integrations (spe_core.to_json)
+    queue.QueuePolicy,
+    routing.RoutingTable,
+    routing.Route,
+    routing.Sla,
+    calendar_rules.CalendarRules,
+    calendar_rules.Slot,
+    calendar_rules.Proposal,
+    calendar_rules.Violation,
+    calendar_rules.WeekPlan,
+    team.MemberSettings,
+    adapter.Change,
+    adapter.SourceRecord,
+    adapter.Inbound,
+    adapter.StreamSpec,
+    adapter.WriteResult,
 ):
     register_value(_cls)
+
+
+def _nested_classes(cls: type[Any]) -> list[type[Any]]:
+    """The attrs classes named in the field types of ``cls``, at any depth."""
+    found: list[type[Any]] = []
+
+    def walk(kind: Any) -> None:
+        if isinstance(kind, type) and attrs.has(kind):
+            if kind not in found:
+                found.append(kind)
+                for f in attrs.fields(attrs.resolve_types(kind)):
+                    walk(f.type)
+            return
+        for arg in typing.get_args(kind):
+            walk(arg)
+
+    walk(cls)
+    return found[1:]
+
+
+for _cls in list(_VALUES.values()):  # what the registered values hold (SortField, ...)
+    for _nested in _nested_classes(_cls):
+        if _nested.__name__ not in _VALUES:
+            register_value(_nested)
+
+
+def _external_ids_as_map(fields: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 stored ``external_ids`` as a tuple of (CRM, id) pairs; version 2 as a map."""
+    stored = fields.get("external_ids")
+    if isinstance(stored, dict) and "$tuple" in stored:
+        pairs = [p["$tuple"] if isinstance(p, dict) else p for p in stored["$tuple"]]
+        fields["external_ids"] = {"$map": [[k, v] for k, v in pairs]}
+    return fields
+
+
+for _cls in (model.Member, model.Opportunity, model.Task, model.AppointmentRequest, model.Booking):
+    register_upcaster(_cls, 1, _external_ids_as_map)
 
 
 # --- encoding ---------------------------------------------------------------------------
@@ -259,6 +315,7 @@ _ENCODERS: dict[type[Any], Callable[[Any], Any]] = {
     tuple: lambda v: {"$tuple": [encode(i) for i in v]},
     list: lambda v: [encode(i) for i in v],
     dict: lambda v: {"$map": [[encode(k), encode(i)] for k, i in v.items()]},
+    model.FrozenMap: lambda v: {"$map": [[encode(k), encode(i)] for k, i in v.items()]},
 }
 
 
@@ -512,6 +569,15 @@ def _map_hook(cl: Any, converter: cattrs.Converter) -> Callable[[Any, Any], Any]
     return structure
 
 
+def _frozen_map_hook(cl: Any, converter: cattrs.Converter) -> Callable[[Any, Any], Any]:
+    structure = _map_hook(cl, converter)
+
+    def frozen(data: Any, _: Any) -> model.FrozenMap[Any, Any]:
+        return model.FrozenMap(structure(data, cl))
+
+    return frozen
+
+
 def _origin(cl: Any) -> Any:
     return typing.get_origin(cl) or cl
 
@@ -542,6 +608,9 @@ def _make_converter() -> cattrs.Converter:
     )
     converter.register_structure_hook_factory(
         lambda cl: _origin(cl) in (dict, Mapping), lambda cl: _map_hook(cl, converter)
+    )
+    converter.register_structure_hook_factory(
+        lambda cl: _origin(cl) is model.FrozenMap, lambda cl: _frozen_map_hook(cl, converter)
     )
     converter.register_structure_hook_factory(_is_union, lambda cl: _union_hook(cl, converter))
     converter.register_structure_hook_factory(
@@ -586,3 +655,36 @@ def loads(text: str | bytes) -> Any:
             "the data is damaged or was not written by spe_core.codec.",
         ) from e
     return _wrapped(data)
+
+
+def to_json(value: Any) -> str:
+    """The JSON form of any spe_core value or event: the text the stores write.
+
+    Every value exported by :mod:`spe_core` (members, opportunities, tasks,
+    requests, bookings, busy time, working hours, policies, proposals, ...)
+    and every event has one; datetimes, sets, enums, timedeltas and mappings
+    keep their types, and :func:`from_json` gives back an equal value::
+
+        text = spe_core.to_json(member)
+        assert spe_core.from_json(text, spe_core.Member) == member
+    """
+    try:
+        return dumps(value)
+    except StoreError as e:
+        raise InvalidValue(e.problem, e.fix) from e
+
+
+def from_json(text: str | bytes, cls: type[T]) -> T:
+    """Rebuild a ``cls`` from :func:`to_json`'s text (older releases' text included:
+    stored versions are upcast). Raises :class:`~spe_core.errors.InvalidValue` when
+    the text is not such JSON or holds another type."""
+    try:
+        value = loads(text)
+    except StoreError as e:
+        raise InvalidValue(e.problem, "pass text made by spe_core.to_json.") from e
+    if not isinstance(value, cls):
+        raise InvalidValue(
+            f"the JSON holds a {type(value).__name__}, not a {cls.__name__}: {text!r:.80}.",
+            f"pass the class the text was made from ({type(value).__name__}).",
+        )
+    return value

@@ -18,9 +18,9 @@ import math
 import numbers
 import re
 import zoneinfo
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, time, timedelta
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import attrs
 
@@ -28,6 +28,8 @@ from spe_core.errors import ConfigError, InvalidValue, SpeError
 
 T = TypeVar("T")
 E = TypeVar("E", bound=enum.Enum)
+K = TypeVar("K")
+V_co = TypeVar("V_co", covariant=True)
 _ZERO = timedelta(0)
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "Booking",
     "BookingStatus",
     "Busy",
+    "FrozenMap",
     "MeetingMode",
     "TimeWindow",
     "DayHours",
@@ -67,6 +70,7 @@ __all__ = [
     "check_enum",
     "check_instance",
     "check_roles",
+    "check_stamped",
     "check_int",
     "check_items",
     "check_number",
@@ -673,22 +677,87 @@ def frozen_strings(values: Iterable[str] | str | None, name: str = "strings") ->
     return out
 
 
+class FrozenMap(Mapping[K, V_co], Generic[K, V_co]):
+    """A read-only, hashable mapping: what a value holds where it holds a mapping.
+
+    ``Member.external_ids``, ``Change.values`` and ``SourceRecord.fields`` are
+    frozen maps: read them as dicts (``m.external_ids["hubspot"]``,
+    ``change.values.get("status")``, ``dict(record.fields)``); they cannot be
+    changed, so values holding them stay frozen and hashable (when the mapped
+    values are). A frozen map equals any mapping with the same items
+    (``FrozenMap({"a": 1}) == {"a": 1}``). Build a changed copy with ``|``::
+
+        ids = member.external_ids | {"hubspot": "7"}
+
+    Items keep the order they were given in (values sort their keys).
+    :mod:`spe_core.codec` stores it as a mapping.
+    """
+
+    __slots__ = ("_hash", "_items")
+
+    _items: dict[K, V_co]
+    _hash: int | None
+
+    def __init__(self, items: Mapping[K, V_co] | Iterable[tuple[K, V_co]] = ()) -> None:
+        object.__setattr__(self, "_items", dict(items))
+        object.__setattr__(self, "_hash", None)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"FrozenMap is read-only (cannot set {name!r})")
+
+    def __getitem__(self, key: K) -> V_co:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[K]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
+    def __hash__(self) -> int:
+        if self._hash is None:
+            object.__setattr__(self, "_hash", hash(frozenset(self._items.items())))
+        return self._hash  # type: ignore[return-value]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Mapping):
+            return self._items == dict(other.items())
+        return NotImplemented
+
+    def __or__(self, other: Mapping[K, Any]) -> FrozenMap[K, Any]:
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        return FrozenMap({**self._items, **other})
+
+    def __repr__(self) -> str:
+        return f"FrozenMap({self._items!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (FrozenMap, (self._items,))
+
+
+EMPTY_MAP: FrozenMap[Any, Any] = FrozenMap()
+
+
 def external_ids(
     values: Mapping[str, str] | Iterable[tuple[str, str]] | None,
-) -> tuple[tuple[str, str], ...]:
-    """Normalise external ids (CRM name -> record id) into sorted pairs.
+) -> FrozenMap[str, str]:
+    """Normalise external ids (CRM name -> record id) into a :class:`FrozenMap`, by CRM name.
 
     CRM names and record ids follow the id rule (:data:`ID_RULE`); whole-number
     record ids are turned into strings.
     """
-    if values is None or values == ():
-        return ()
     if (
-        type(values) is tuple
-        and all(type(p) is tuple and len(p) == 2 and _is_id(p[0]) and _is_id(p[1]) for p in values)
-        and all(a[0] < b[0] for a, b in itertools.pairwise(values))
+        type(values) is FrozenMap
+        and all(type(v) is str and _is_id(k) and _is_id(v) for k, v in values.items())
+        and all(a < b for a, b in itertools.pairwise(values))
     ):
-        return values  # already normalised: sorted, one id per CRM
+        return values  # already normalised: ids, sorted by CRM name
+    if values is None or values == () or values == {}:
+        return EMPTY_MAP
     if isinstance(values, Mapping):
         pairs: tuple[Any, ...] = tuple(values.items())
     else:
@@ -712,7 +781,22 @@ def external_ids(
             f"external_ids name the same CRM twice: {shown(out)}.",
             "give at most one record id per CRM.",
         )
-    return out
+    return FrozenMap(out)
+
+
+def check_stamped(value: Opportunity | Task) -> None:
+    """Refuse to store a new opportunity or task whose time the engine has not stamped.
+
+    ``Opportunity.queued_at`` and ``Task.created_at`` may be None only on input:
+    the engine stamps its clock's ``now`` before it stores the value.
+    """
+    name = "queued_at" if isinstance(value, Opportunity) else "created_at"
+    if getattr(value, name) is None:
+        raise InvalidValue(
+            f"{type(value).__name__} {value.id!r} has no {name}, so it cannot be stored.",
+            f"hand new values to the engine (it stamps {name} with its clock's now), or "
+            f"give {name}.",
+        )
 
 
 def check_enum(
@@ -925,7 +1009,9 @@ class Member:
     coordinator_id: str | None = attrs.field(default=None, validator=optional_id_field)
     holiday_country: str | None = None
     holiday_subdivision: str | None = None
-    external_ids: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=external_ids)
+    external_ids: FrozenMap[str, str] = attrs.field(default=EMPTY_MAP, converter=external_ids)
+    version: ClassVar[int] = 2
+    """Schema version 2: ``external_ids`` is stored as a mapping (version 1: pairs)."""
 
     def __attrs_post_init__(self) -> None:
         if self.holiday_country is not None or self.holiday_subdivision is not None:
@@ -938,7 +1024,7 @@ class Member:
 
     def external_id(self, crm: str) -> str | None:
         """This member's record id in ``crm`` (e.g. ``"salesforce"``), if known."""
-        return dict(self.external_ids).get(crm)
+        return self.external_ids.get(crm)
 
 
 # --- opportunities ------------------------------------------------------------------
@@ -981,14 +1067,18 @@ class Opportunity:
 
     id: str = attrs.field(validator=id_field)
     account_id: str = attrs.field(validator=id_field)
-    queued_at: datetime = attrs.field(validator=aware_field)
+    queued_at: datetime | None = attrs.field(default=None, validator=aware_field)
+    """When it entered the flow. None only on input: the engine stamps its clock's
+    ``now`` when it is handed an opportunity without one (every stored one has it)."""
     source_campaign: str | None = attrs.field(default=None, validator=optional_id_field)
     tier: int = attrs.field(default=0)
     score: float = attrs.field(default=0.0, converter=_score)
     required_skills: frozenset[str] = attrs.field(factory=frozenset, converter=_required_skills)
     not_before: datetime | None = attrs.field(default=None, validator=aware_field)
     expires_at: datetime | None = attrs.field(default=None, validator=aware_field)
-    external_ids: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=external_ids)
+    external_ids: FrozenMap[str, str] = attrs.field(default=EMPTY_MAP, converter=external_ids)
+    version: ClassVar[int] = 2
+    """Schema version 2: ``external_ids`` is stored as a mapping (version 1: pairs)."""
     # state in the flow
     status: OpportunityStatus = attrs.field(
         default=OpportunityStatus.BACKLOG, converter=_opportunity_status
@@ -1012,11 +1102,11 @@ class Opportunity:
             )
 
     def __attrs_post_init__(self) -> None:
-        times(
-            self,
-            "queued_at",
-            optional=("not_before", "expires_at", "released_at", "lease_expires_at", "resolved_at"),
-        )
+        later = ("not_before", "expires_at", "released_at", "lease_expires_at", "resolved_at")
+        if self.status is OpportunityStatus.BACKLOG:  # new: the engine may stamp queued_at
+            times(self, optional=("queued_at", *later))
+        else:
+            times(self, "queued_at", optional=later)
         released = self.status is OpportunityStatus.RELEASED
         if released != (self.owner_id is not None) and self.status is not (
             OpportunityStatus.RESOLVED
@@ -1045,7 +1135,7 @@ class Opportunity:
 
     def external_id(self, crm: str) -> str | None:
         """This opportunity's record id in ``crm``, if known."""
-        return dict(self.external_ids).get(crm)
+        return self.external_ids.get(crm)
 
 
 # --- tasks (routing) ----------------------------------------------------------------
@@ -1131,12 +1221,16 @@ class Task:
     id: str = attrs.field(validator=id_field)
     kind: str = attrs.field(validator=id_field)
     account_id: str = attrs.field(validator=id_field)
-    created_at: datetime = attrs.field(validator=aware_field)
+    created_at: datetime | None = attrs.field(default=None, validator=aware_field)
+    """When the work arose. None only on input: the engine stamps its clock's ``now``
+    when it is handed a task without one (every stored one has it)."""
     opportunity_id: str | None = attrs.field(default=None, validator=optional_id_field)
     priority: int = attrs.field(default=3, validator=_priority)
     due_at: datetime | None = attrs.field(default=None, validator=aware_field)
     required_skills: frozenset[str] = attrs.field(factory=frozenset, converter=_required_skills)
-    external_ids: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=external_ids)
+    external_ids: FrozenMap[str, str] = attrs.field(default=EMPTY_MAP, converter=external_ids)
+    version: ClassVar[int] = 2
+    """Schema version 2: ``external_ids`` is stored as a mapping (version 1: pairs)."""
     # routing state
     status: TaskStatus = attrs.field(default=TaskStatus.UNASSIGNED, converter=_task_status)
     queue_role: Role | None = attrs.field(default=None, converter=_queue_role)
@@ -1153,18 +1247,11 @@ class Task:
     """The task's share of its assignee's load (set from its route when routed)."""
 
     def __attrs_post_init__(self) -> None:
-        times(
-            self,
-            "created_at",
-            optional=(
-                "due_at",
-                "assigned_at",
-                "accept_by",
-                "complete_by",
-                "accepted_at",
-                "completed_at",
-            ),
-        )
+        later = ("due_at", "assigned_at", "accept_by", "complete_by", "accepted_at", "completed_at")
+        if self.status is TaskStatus.UNASSIGNED:  # new: the engine may stamp created_at
+            times(self, optional=("created_at", *later))
+        else:
+            times(self, "created_at", optional=later)
         holding = self.status in OPEN_TASK_STATUSES
         if holding != (self.assignee_id is not None) and self.status is not (TaskStatus.COMPLETED):
             raise InvalidValue(
@@ -1181,7 +1268,7 @@ class Task:
 
     def external_id(self, crm: str) -> str | None:
         """This task's record id in ``crm``, if known."""
-        return dict(self.external_ids).get(crm)
+        return self.external_ids.get(crm)
 
 
 # --- calendar (appointments and busy time) ------------------------------------------
@@ -1268,7 +1355,9 @@ class AppointmentRequest:
     windows: tuple[TimeWindow, ...] = attrs.field(default=(), converter=_windows)
     required_skills: frozenset[str] = attrs.field(factory=frozenset, converter=_required_skills)
     opportunity_id: str | None = attrs.field(default=None, validator=optional_id_field)
-    external_ids: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=external_ids)
+    external_ids: FrozenMap[str, str] = attrs.field(default=EMPTY_MAP, converter=external_ids)
+    version: ClassVar[int] = 2
+    """Schema version 2: ``external_ids`` is stored as a mapping (version 1: pairs)."""
 
     def __attrs_post_init__(self) -> None:
         times(self, "earliest", "deadline")
@@ -1294,7 +1383,7 @@ class AppointmentRequest:
 
     def external_id(self, crm: str) -> str | None:
         """This request's record id in ``crm``, if known."""
-        return dict(self.external_ids).get(crm)
+        return self.external_ids.get(crm)
 
 
 @attrs.frozen(field_transformer=utc_fields)
@@ -1312,7 +1401,9 @@ class Booking:
     by: str = attrs.field(validator=id_field)
     booked_at: datetime = attrs.field(validator=aware_field)
     status: BookingStatus = attrs.field(default=BookingStatus.BOOKED, converter=_booking_status)
-    external_ids: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=external_ids)
+    external_ids: FrozenMap[str, str] = attrs.field(default=EMPTY_MAP, converter=external_ids)
+    version: ClassVar[int] = 2
+    """Schema version 2: ``external_ids`` is stored as a mapping (version 1: pairs)."""
 
     def __attrs_post_init__(self) -> None:
         times(self, "start", "booked_at")
@@ -1344,7 +1435,7 @@ class Booking:
 
     def external_id(self, crm: str) -> str | None:
         """This booking's event id in ``crm``, if known."""
-        return dict(self.external_ids).get(crm)
+        return self.external_ids.get(crm)
 
 
 @attrs.frozen(field_transformer=utc_fields)

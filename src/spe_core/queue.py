@@ -470,7 +470,7 @@ def enter_queue(
         opportunity,
         status=OpportunityStatus.QUEUED,
         score=score,
-        queued_at=now if from_backlog else opportunity.queued_at,
+        queued_at=now if from_backlog or opportunity.queued_at is None else opportunity.queued_at,
         owner_id=None,
         released_at=None,
         lease_expires_at=None,
@@ -602,20 +602,22 @@ def is_stale(opportunity: Opportunity, now: datetime, policy: QueuePolicy) -> bo
     return (
         policy.stale_age is not None
         and opportunity.status is OpportunityStatus.QUEUED
+        and opportunity.queued_at is not None
         and now - opportunity.queued_at >= policy.stale_age
     )
 
 
 def retire_stale(opportunity: Opportunity, now: datetime, policy: QueuePolicy) -> Transition:
     """Send a stale queued opportunity back to nurture."""
-    if not is_stale(opportunity, now, policy):
+    queued_at = opportunity.queued_at
+    if queued_at is None or not is_stale(opportunity, now, policy):
         raise WrongState(
             f"opportunity {opportunity.id!r} is not stale at {now.isoformat()}.",
             "retire stale opportunities through Engine.retire_stale.",
         )
     return Transition(
         attrs.evolve(opportunity, status=OpportunityStatus.NURTURE),
-        OpportunityStale(at=now, opportunity_id=opportunity.id, queued_at=opportunity.queued_at),
+        OpportunityStale(at=now, opportunity_id=opportunity.id, queued_at=queued_at),
     )
 
 

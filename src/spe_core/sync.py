@@ -106,7 +106,7 @@ E = TypeVar("E", bound=Event)
 
 def _digest(record: SourceRecord) -> str:
     """A stable digest of a record's content (the same in every process)."""
-    return hashlib.blake2b(repr(record.fields).encode(), digest_size=12).hexdigest()
+    return hashlib.blake2b(repr(tuple(record.fields.items())).encode(), digest_size=12).hexdigest()
 
 
 Progress = Callable[[str, int, int | None], None]
@@ -595,7 +595,7 @@ class SyncEngine:
 
     def _quarantine_in(self, u: UnitOfWork, record: SourceRecord, reason: str) -> None:
         """Quarantine one inbound record within the unit of work ``u``."""
-        raw = codec.dumps({str(k): str(v) for k, v in record.fields})
+        raw = codec.dumps({str(k): str(v) for k, v in record.fields.items()})
         u.tx.quarantine_put(
             Quarantined(self.crm, "inbound", record.stream, record.crm_id, reason, u.now, raw)
         )
@@ -620,7 +620,7 @@ class SyncEngine:
             report.ignore(_not_a("Member"), len(mapped) - len(values))
             members = [inbound.value for inbound in values]
             supplies = {inbound.value.id: inbound.supplies for inbound in values}
-            changed = self.engine.upsert_members(members, supplies=supplies)
+            changed = len(self.engine.upsert_members(members, supplies=supplies))
             report.applied += changed
             report.unchanged += len(members) - changed
             return set()
@@ -758,7 +758,7 @@ class SyncEngine:
                 else:
                     report.ignore(decision.reason or "not SPE's to track")
             if new:
-                added = engine.add_to_backlog(new)
+                added = len(engine.add_to_backlog(new))
                 report.applied += added
                 report.unchanged += len(new) - added
         return quarantined

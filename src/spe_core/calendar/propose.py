@@ -379,6 +379,7 @@ def propose(
                         fit.added,
                         day.in_person,
                         week,
+                        request,
                     )
                     key = (
                         _tie(fit.added, rules),

@@ -15,6 +15,7 @@ from spe_core.model import (
     AppointmentRequest,
     Booking,
     Busy,
+    FrozenMap,
     Location,
     Member,
     Role,
@@ -170,7 +171,10 @@ class Violation:
 
 @attrs.frozen
 class Slot:
-    """A place in a member's calendar where a request fits, as :func:`propose` offers it."""
+    """A place in a member's calendar where a request fits, as :func:`propose` offers it.
+
+    A slot carries its request, so ``engine.book(slot, by="cy")`` books it as offered.
+    """
 
     member_id: str
     start: datetime
@@ -181,11 +185,19 @@ class Slot:
     """In-person meetings the member already has that local day."""
     week_meetings: int
     """In-person meetings the member already has that local ISO week."""
+    request: AppointmentRequest | None = attrs.field(default=None, repr=False)
+    """The request this slot was proposed for (None for a slot made by hand)."""
 
 
 @attrs.frozen
 class Proposal:
-    """Ranked slots for one request, and the members left out with the reason."""
+    """Ranked slots for one request, and the members left out with the reason.
+
+    ``excluded`` holds a (member id, reason) pair for every member considered
+    and left out (not eligible, busy time not fresh, or no room);
+    :attr:`reasons` gives them as a mapping and :attr:`reason` says in one
+    sentence why there is no slot at all.
+    """
 
     request: AppointmentRequest
     slots: tuple[Slot, ...]
@@ -195,6 +207,25 @@ class Proposal:
     def best(self) -> Slot | None:
         """The best-ranked slot, or None."""
         return self.slots[0] if self.slots else None
+
+    @property
+    def reasons(self) -> FrozenMap[str, str]:
+        """Why each member left out was left out: member id -> reason."""
+        return FrozenMap(self.excluded)
+
+    @property
+    def reason(self) -> str | None:
+        """None when there is a slot; else why nobody fits, member by member."""
+        if self.slots:
+            return None
+        if not self.excluded:
+            return (
+                f"no member was considered for {self.request.id!r}: the team has no active "
+                "field or inside salesperson."
+            )
+        return f"nobody fits {self.request.id!r}: " + " ".join(
+            f"{member}: {why}" for member, why in self.excluded
+        )
 
 
 @attrs.frozen

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from spe_core import calendar, model, routing
 from spe_core.clock import Clock, SystemClock
 from spe_core.engine.unit import UnitOfWork, UnitRunner
-from spe_core.errors import InvalidValue, UnknownMember, UnknownOpportunity
+from spe_core.errors import InvalidValue, StoreError, UnknownMember, UnknownOpportunity
 from spe_core.events import Recorded
 from spe_core.model import Member, Opportunity
 from spe_core.plugins import Plugins
@@ -50,6 +50,7 @@ class EngineBase:
         self.clock: Clock = clock or SystemClock()
         self.plugins = plugins or Plugins.create()
         self._units = UnitRunner(store, self._now, self._notify)
+        self._closed = False
 
     def unit(self) -> AbstractContextManager[UnitOfWork]:
         """Open a unit of work (or join the one open in this thread).
@@ -62,6 +63,11 @@ class EngineBase:
                 engine.withdraw("opp-1", "closed in the CRM")
                 engine.add_to_backlog([replacement])
         """
+        if self._closed:
+            raise StoreError(
+                "this engine is closed (its store was closed).",
+                "open a new store and engine, or close the engine only when done with it.",
+            )
         return self._units.open()
 
     def _notify(self, recorded: Sequence[Recorded]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime, time, timedelta
+from typing import overload
 
 import attrs
 
@@ -212,20 +213,51 @@ class CalendarPart(EngineBase):
                 "ask propose() for a slot that fits, or choose another time or member.",
             )
 
+    @overload
+    def book(self, request: calendar.Slot, *, by: str) -> Booking: ...
+
+    @overload
     def book(
         self, request: AppointmentRequest, member_id: str, start: datetime, *, by: str
+    ) -> Booking: ...
+
+    def book(
+        self,
+        request: AppointmentRequest | calendar.Slot,
+        member_id: str | None = None,
+        start: datetime | None = None,
+        *,
+        by: str,
     ) -> Booking:
         """Book ``request`` in ``member_id``'s calendar at ``start``, on behalf of ``by``.
+
+        Or book a slot :meth:`propose` offered as it is: ``engine.book(slot, by="cy")``
+        (the slot carries its request, member and start).
 
         Re-validated inside the store transaction that writes it, with the
         member's row locked (PostgreSQL) or the writer lock held (SQLite), so
         two coordinators can never double-book a slot: the second one gets a
         :class:`~spe_core.errors.RuleViolation` naming the clash.
         """
+        if isinstance(request, calendar.Slot):
+            slot = request
+            if slot.request is None:
+                raise InvalidValue(
+                    f"the slot for {slot.member_id} at {slot.start.isoformat()} carries no "
+                    "request.",
+                    "book a slot from propose(), or pass the request, member id and start.",
+                )
+            if member_id is not None or start is not None:
+                raise InvalidValue(
+                    "book(slot, ...) was also given a member_id or start.",
+                    "pass the slot alone (book(slot, by=...)), or the request, member id and "
+                    "start.",
+                )
+            request, member_id, start = slot.request, slot.member_id, slot.start
         model.check_instance(request, AppointmentRequest, "request")
-        model.check_id(member_id, "member_id")
+        member_id = model.check_id(member_id, "member_id")
         model.check_id(by, "by")
-        model.check_time(start, "start")
+        start = model.check_time(start, "start")
         aware(start, "start")
         with self.unit() as u:
             tx, now = u.tx, u.now

@@ -84,28 +84,40 @@ class QueuePart(EngineBase):
                 "use a new id; the queue never holds an opportunity twice.",
             )
 
-    def add_to_backlog(self, opportunities: Iterable[Opportunity]) -> int:
-        """Promotions' produced opportunities wait in the backlog for replenishment."""
+    def add_to_backlog(self, opportunities: Iterable[Opportunity]) -> list[Opportunity]:
+        """Promotions' produced opportunities wait in the backlog for replenishment.
+
+        Returns the opportunities added, as stored. An opportunity without
+        ``queued_at`` is stamped with the engine clock's ``now``.
+        """
         opportunities = model.check_items(opportunities, Opportunity, "opportunities")
         order = self.policy.order
-        added = 0
+        added: list[Opportunity] = []
         with self.unit() as u:
             for opp in opportunities:
                 self._check_new(u, opp)
-                backlog = attrs.evolve(opp, status=OpportunityStatus.BACKLOG)
+                backlog = attrs.evolve(
+                    opp, status=OpportunityStatus.BACKLOG, queued_at=opp.queued_at or u.now
+                )
                 u.tx.put_opportunity(backlog, queue.rank_key(backlog, order))
                 u.record(OpportunityBacklogged(at=u.now, opportunity=backlog))
-                added += 1
+                added.append(backlog)
         return added
 
     def enqueue(self, opportunities: Iterable[Opportunity]) -> list[Opportunity]:
-        """Put opportunities straight into the queue (scored by the plugins now)."""
+        """Put opportunities straight into the queue (scored by the plugins now).
+
+        Returns the opportunities queued, as stored. An opportunity without
+        ``queued_at`` is stamped with the engine clock's ``now``.
+        """
         opportunities = model.check_items(opportunities, Opportunity, "opportunities")
         queued: list[Opportunity] = []
         order = self.policy.order
         with self.unit() as u:
             for opp in opportunities:
                 self._check_new(u, opp)
+                if opp.queued_at is None:  # stamped before the scoring plugins see it
+                    opp = attrs.evolve(opp, queued_at=u.now)
                 step = queue.enter_queue(
                     opp, u.now, self.plugins.score(opp, u.now), from_backlog=False
                 )

@@ -132,7 +132,11 @@ class RoutingPart(EngineBase):
             state.add(task.assignee_id, -1, -task.weight)
 
     def route_tasks(self, tasks: Iterable[Task]) -> list[Task]:
-        """Route new tasks (one transaction): assigned, or queued in their role with the reason."""
+        """Route new tasks (one transaction): assigned, or queued in their role with the reason.
+
+        Returns the tasks as stored. A task without ``created_at`` is stamped
+        with the engine clock's ``now``.
+        """
         tasks = model.check_items(tasks, Task, "tasks")
         out: list[Task] = []
         with self.unit() as u:
@@ -143,6 +147,8 @@ class RoutingPart(EngineBase):
                     raise InvalidValue(
                         f"task {task.id!r} is already known.", "give every task a new id."
                     )
+                if task.created_at is None:  # the engine's clock stamps new work
+                    task = attrs.evolve(task, created_at=now)
                 routed, strategy, count = self._route_one(tx, state, task, now)
                 tx.put_task(routed)
                 event: Event = (

@@ -21,8 +21,9 @@ class TeamPart(EngineBase):
         members: Iterable[Member],
         *,
         supplies: Mapping[str, frozenset[str] | None] | None = None,
-    ) -> int:
-        """Add or update members; returns how many changed.
+    ) -> list[Member]:
+        """Add or update members; returns the members that changed, as stored
+        (unchanged ones are left out: ``len()`` of it is how many changed).
 
         ``supplies`` (member id -> attribute names) says which attributes a
         member's values hold (a CRM record holds some); the others keep their
@@ -34,7 +35,7 @@ class TeamPart(EngineBase):
         members = model.check_items(members, Member, "members")
         model.check_supplies(supplies)
         supplies = supplies or {}
-        changed = 0
+        changed: list[Member] = []
         with self.unit() as u:
             tx = u.tx
             for incoming in members:
@@ -51,13 +52,13 @@ class TeamPart(EngineBase):
                 if stored != member:
                     tx.put_member(member)
                     u.record(MemberUpserted(at=u.now, member=member))
-                    changed += 1
+                    changed.append(member)
         return changed
 
-    def apply_member_settings(self) -> int:
+    def apply_member_settings(self) -> list[Member]:
         """Apply ``member_settings`` to the stored members they name (e.g. members a
-        CRM sync brought in before the settings were written); returns how many
-        changed. Settings for members not stored yet wait for them."""
+        CRM sync brought in before the settings were written); returns the members
+        that changed. Settings for members not stored yet wait for them."""
         with self.unit() as u:
             known = [m for m in u.tx.members() if m.id in self.member_settings]
             return self.upsert_members(known, supplies={m.id: frozenset() for m in known})

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Any
 
+from spe_core import model
 from spe_core.errors import StoreError
 from spe_core.events import Event, Recorded
 from spe_core.model import (
@@ -156,6 +157,7 @@ class _MemoryTransaction:
         return self.s.opps.get(opportunity_id)
 
     def put_opportunity(self, opportunity: Opportunity, rank: bytes | None = None) -> None:
+        model.check_stamped(opportunity)
         s = self.s
         oid = opportunity.id
         old = s.opps.get(oid)
@@ -251,7 +253,9 @@ class _MemoryTransaction:
         found = [
             o
             for o in self.s.opps.values()
-            if o.status is OpportunityStatus.QUEUED and o.queued_at <= cutoff
+            if o.status is OpportunityStatus.QUEUED
+            and o.queued_at is not None
+            and o.queued_at <= cutoff
         ]
         found.sort(key=lambda o: (o.queued_at, o.id))
         yield from found
@@ -277,6 +281,7 @@ class _MemoryTransaction:
         return self.s.tasks.get(task_id)
 
     def put_task(self, task: Task) -> None:
+        model.check_stamped(task)
         old = self.s.tasks.get(task.id)
         self._set(self.s.tasks, task.id, task)
         before = old.assignee_id if old is not None and old.is_open else None

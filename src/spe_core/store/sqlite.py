@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from spe_core import codec
+from spe_core import codec, model
 from spe_core.errors import StoreError
 from spe_core.events import Event, Recorded
 from spe_core.model import Booking, Busy, Member, Opportunity, OpportunityStatus, Task
@@ -315,6 +315,7 @@ class _SQLiteTransaction:
         return None if row is None else codec.loads(str(row[0]))
 
     def put_opportunity(self, opportunity: Opportunity, rank: bytes | None = None) -> None:
+        model.check_stamped(opportunity)
         o = opportunity
         owner = o.owner_id if o.status is OpportunityStatus.RELEASED else None
         values = (
@@ -432,6 +433,7 @@ class _SQLiteTransaction:
         return None if row is None else codec.loads(str(row[0]))
 
     def put_task(self, task: Task) -> None:
+        model.check_stamped(task)
         t = task
         self.conn.execute(
             "INSERT INTO tasks (id, status, assignee_id, queue_role, priority, created_at, "

@@ -66,7 +66,7 @@ def _answer(call: Callable[[], Any]) -> Any:
     except SpeError as exc:
         return ("error", type(exc).__name__)
     if isinstance(value, list):
-        return [(t.id, t.status.value, t.assignee_id) for t in value]
+        return [(t.id, t.status.value, t.assignee_id) if isinstance(t, Task) else t for t in value]
     if isinstance(value, Task):
         return (value.id, value.status.value, value.assignee_id)
     return value

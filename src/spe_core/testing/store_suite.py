@@ -162,7 +162,7 @@ class StoreConformance:
             ]
             before = [o.id for o in tx.iter_queued_before(T0 + timedelta(minutes=1))]
         assert before == sorted(
-            (o.id for o in expiring if o.queued_at <= T0 + timedelta(minutes=1)),
+            (o.id for o in expiring if o.queued_at and o.queued_at <= T0 + timedelta(minutes=1)),
             key=lambda i: (next(o.queued_at for o in expiring if o.id == i), i),
         )
 
