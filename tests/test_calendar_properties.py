@@ -11,7 +11,7 @@ from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from spe_core import calendar as cal
@@ -109,6 +109,28 @@ TRAVEL = cal.great_circle_travel(RULES)
 
 @settings(max_examples=60)
 @given(team=teams(), reqs=requests())
+@example(  # a request whose deadline lies in the next week: two weekly caps, not one
+    team=[
+        cal.MemberCalendar(
+            Member(
+                "f0", "F0", "field_sales", time_zone="Europe/Berlin", home_base=Location(48.0, 11.5)
+            ),
+            busy_read_at=NOW,
+        )
+    ],
+    reqs=[
+        AppointmentRequest(
+            f"r{i}",
+            "a",
+            timedelta(minutes=30),
+            "in_person",
+            MONDAY,
+            MONDAY + timedelta(days=8),
+            location=Location(48.0, 11.0),
+        )
+        for i in range(12)
+    ],
+)
 def test_every_plan_passes_validate_and_respects_caps(
     team: list[cal.MemberCalendar], reqs: list[AppointmentRequest]
 ) -> None:
@@ -121,7 +143,10 @@ def test_every_plan_passes_validate_and_respects_caps(
         _travel_fits(c.member, [b for b in mine if b.in_person])
         per_day = Counter(cal.local_day(c.member, b.start) for b in mine if b.in_person)
         assert all(n <= RULES.meetings_per_day for n in per_day.values())
-        assert sum(1 for b in mine if b.in_person) <= RULES.meetings_per_week
+        per_week = Counter(
+            cal.local_day(c.member, b.start).isocalendar()[:2] for b in mine if b.in_person
+        )
+        assert all(n <= RULES.meetings_per_week for n in per_week.values())
 
 
 @settings(max_examples=60)
