@@ -115,20 +115,17 @@ print(json.dumps({"names": plugins.names(), "first": engine.pull("ana").released
     assert result["first"] == "ref"
 
 
-@pytest.mark.slow
-def test_csv_adapter_package_passes_the_contract_suite(tmp_path: Path) -> None:
-    install("csv_adapter", tmp_path / "site")
+def _run_example_tests(
+    name: str, tmp_path: Path, *flags: str
+) -> subprocess.CompletedProcess[str]:
+    """Install the example package ``name`` and run its own tests against the spe-sdk
+    under test (its entry point registered); fails with their output if they fail."""
+    install(name, tmp_path / "site")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), str(SRC)])}
+    env.pop("SPE_BLOCK_PLUGINS", None)
+    tests = str(EXAMPLES / name / "tests")
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            str(EXAMPLES / "csv_adapter" / "tests"),
-        ],
+        [sys.executable, "-m", "pytest", *flags, "-p", "no:cacheprovider", tests],
         env=env,
         capture_output=True,
         text=True,
@@ -136,6 +133,12 @@ def test_csv_adapter_package_passes_the_contract_suite(tmp_path: Path) -> None:
         timeout=300,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    return proc
+
+
+@pytest.mark.slow
+def test_csv_adapter_package_passes_the_contract_suite(tmp_path: Path) -> None:
+    proc = _run_example_tests("csv_adapter", tmp_path, "-q")
     assert " passed" in proc.stdout
 
 
@@ -145,27 +148,7 @@ def test_pipedrive_like_adapter_written_from_the_guide_passes_the_contract_suite
 ) -> None:
     """The second example adapter, written from docs/adapters.md alone, installs, registers
     through its entry point and passes every case of the suite, optional ones included."""
-    install("pipedrive_like_adapter", tmp_path / "site")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), str(SRC)])}
-    env.pop("SPE_BLOCK_PLUGINS", None)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-v",
-            "-rs",
-            "-p",
-            "no:cacheprovider",
-            str(EXAMPLES / "pipedrive_like_adapter" / "tests"),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    proc = _run_example_tests("pipedrive_like_adapter", tmp_path, "-v", "-rs")
     assert " passed" in proc.stdout
     assert "skipped" not in proc.stdout, proc.stdout[-3000:]  # every contract case ran
     for case in (
