@@ -54,6 +54,8 @@ def spe_score_opportunity(opportunity: Opportunity, now: datetime) -> float | No
     (higher is pulled first within a tier), or ``None`` to leave the decision
     to the next plugin. The built-in default returns ``opportunity.score``
     unchanged. Must be pure and fast: it runs inside the store transaction.
+    ``opportunity.queued_at`` is always set here (the engine stamps it first);
+    its type admits None only because callers may leave it out on input.
     """
 
 

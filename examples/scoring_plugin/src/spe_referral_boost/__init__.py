@@ -20,5 +20,7 @@ def spe_score_opportunity(opportunity: Opportunity, now: datetime) -> float | No
     if boost is None:
         return None
     # fresher opportunities score a little higher: a point lost per day of age
-    age_days = max(0.0, (now - opportunity.queued_at).total_seconds() / 86_400)
+    # (the engine stamps queued_at before scoring; `or now` only narrows the type)
+    queued_at = opportunity.queued_at or now
+    age_days = max(0.0, (now - queued_at).total_seconds() / 86_400)
     return opportunity.score + boost - age_days
