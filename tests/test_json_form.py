@@ -102,7 +102,7 @@ tasks = st.builds(
     ids,
     ids,
     instants,
-    priority=st.integers(1, 5),
+    priority=st.integers(1, 4),
     due_at=st.none() | instants,
     required_skills=skills,
     external_ids=crm_ids,
