@@ -725,10 +725,7 @@ class SyncEngine:
             tx = u.tx
             new: list[Opportunity] = []
             for oid, (record, inbound) in seen.items():
-                known = tx.get_opportunity(oid)
-                if known is None:
-                    u.lock("opportunity:" + oid)
-                    known = tx.get_opportunity(oid)
+                known = u.get_or_lock("opportunity", oid, tx.get_opportunity)
                 decision, owner = self._decide(tx, known, inbound)
                 action = decision.action
                 if action is Action.ADD:
@@ -964,10 +961,8 @@ def _apply_task(sync: SyncEngine, inbound: Inbound) -> bool:
     if not isinstance(task, Task):
         return False
     with sync.engine.unit() as u:
-        if u.tx.get_task(task.id) is not None:
-            return False
-        u.lock("task:" + task.id)  # a webhook may be routing the same task right now
-        if u.tx.get_task(task.id) is not None:
+        # a webhook may be routing the same task right now: the second finds it stored
+        if u.get_or_lock("task", task.id, u.tx.get_task) is not None:
             return False
         sync.engine.route_task(task)
     return True

@@ -95,13 +95,3 @@ class EngineBase:
         if opp is None:
             raise UnknownOpportunity(opportunity_id)
         return opp
-
-    @staticmethod
-    def _locked_opportunity(tx: Transaction, opportunity_id: str) -> Opportunity | None:
-        """The stored opportunity, or None with its id locked until the transaction ends
-        (so two units creating it at once run one after the other)."""
-        opp = tx.get_opportunity(opportunity_id)
-        if opp is None:
-            tx.lock("opportunity:" + opportunity_id)
-            opp = tx.get_opportunity(opportunity_id)
-        return opp

@@ -77,7 +77,7 @@ class QueuePart(EngineBase):
     # --- filling the queue ------------------------------------------------------------
 
     def _check_new(self, u: UnitOfWork, opp: Opportunity) -> None:
-        existing = self._locked_opportunity(u.tx, opp.id)
+        existing = u.get_or_lock("opportunity", opp.id, u.tx.get_opportunity)
         if existing is not None:
             raise InvalidValue(
                 f"opportunity {opp.id!r} is already known ({existing.status.value}).",

@@ -10,7 +10,6 @@ import attrs
 
 from spe_core import model, routing, worktime
 from spe_core.engine.base import EngineBase
-from spe_core.engine.unit import UnitOfWork
 from spe_core.errors import InvalidValue, NotFound, RuleViolation, WrongState
 from spe_core.events import (
     Event,
@@ -68,12 +67,6 @@ class _RoutingState:
 
 class RoutingPart(EngineBase):
     """Routing tasks, and the assignee's accept, decline and complete."""
-
-    @staticmethod
-    def _lock_new_task(u: UnitOfWork, task_id: str) -> bool:
-        """Lock a task id not stored yet; True if another unit stored it meanwhile."""
-        u.lock("task:" + task_id)
-        return u.tx.get_task(task_id) is not None
 
     def _routing_state(self, tx: Transaction, now: datetime) -> _RoutingState:
         return _RoutingState(tx.members(), tx.open_task_loads(), {}, now)
@@ -143,7 +136,7 @@ class RoutingPart(EngineBase):
             tx, now = u.tx, u.now
             state = self._routing_state(tx, now)
             for task in tasks:
-                if tx.get_task(task.id) is not None or self._lock_new_task(u, task.id):
+                if u.get_or_lock("task", task.id, tx.get_task) is not None:
                     raise InvalidValue(
                         f"task {task.id!r} is already known.", "give every task a new id."
                     )

@@ -39,10 +39,7 @@ class TeamPart(EngineBase):
         with self.unit() as u:
             tx = u.tx
             for incoming in members:
-                stored = tx.get_member(incoming.id)
-                if stored is None:
-                    u.lock("member:" + incoming.id)
-                    stored = tx.get_member(incoming.id)
+                stored = u.get_or_lock("member", incoming.id, tx.get_member)
                 member = merge_member(
                     stored,
                     incoming,

@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from typing import TypeVar
 
 import attrs
 
@@ -30,6 +31,8 @@ from spe_core.events import Event, Recorded
 from spe_core.store.base import Store, Transaction
 
 __all__ = ["UnitOfWork", "UnitRunner"]
+
+T = TypeVar("T")
 
 
 @attrs.define
@@ -45,6 +48,8 @@ class UnitOfWork:
     """The events recorded so far, with their log positions."""
     failed: bool = False
     """True once a nested operation raised: the unit will not commit."""
+    locks: set[str] = attrs.Factory(set)
+    """The names this unit holds locks on."""
 
     def record(self, *events: Event) -> list[Recorded]:
         """Append ``events`` to the log in this unit's transaction; returns them as
@@ -54,10 +59,25 @@ class UnitOfWork:
         self.recorded.extend(done)
         return done
 
-    def lock(self, name: str) -> None:
+    def lock(self, name: str) -> bool:
         """Serialise with every other unit locking ``name`` until this one ends (used
-        before creating a record that another process may be creating at once)."""
+        before creating a record that another process may be creating at once).
+        Returns False when this unit holds the lock already."""
+        if name in self.locks:
+            return False
         self.tx.lock(name)
+        self.locks.add(name)
+        return True
+
+    def get_or_lock(self, kind: str, key: str, get: Callable[[str], T | None]) -> T | None:
+        """The stored ``kind`` record ``key`` (read with ``get``), or None with
+        ``kind:key`` locked until the unit ends: a unit creating the same record at
+        the same moment waits, then finds it stored. A record this unit locked
+        already is not read twice."""
+        found = get(key)
+        if found is None and self.lock(f"{kind}:{key}"):
+            found = get(key)
+        return found
 
 
 class UnitRunner:
