@@ -25,6 +25,9 @@ from spe_core.model import FrozenMap, aware_field, check_items, shown
 
 __all__ = [
     "Adapter",
+    "CheckResult",
+    "CheckStatus",
+    "Checkable",
     "Change",
     "ChangeKind",
     "Inbound",
@@ -189,4 +192,54 @@ class Adapter(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+        ...
+
+
+class CheckStatus(enum.StrEnum):
+    """The outcome of one part of an adapter's :meth:`Checkable.check`."""
+
+    OK = "ok"
+    PROBLEM = "problem"
+    NOT_CHECKED = "not checked"
+    """The part could not be checked (an earlier part failed, e.g. the login):
+    never reported as success."""
+
+
+@attrs.frozen
+class CheckResult:
+    """One part of a CRM connection check, with the fix when it is a problem.
+
+    ``part`` names what was checked, e.g. ``"login"``, ``"time zone"``,
+    ``"field Opportunity.SPE_Status__c"``, ``"scope crm.objects.deals.write"``,
+    ``"API usage"``; ``detail`` says what was found, in one line.
+    """
+
+    part: str
+    status: CheckStatus = attrs.field(converter=CheckStatus)
+    detail: str
+    fix: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True only for a part that was checked and found right."""
+        return self.status is CheckStatus.OK
+
+
+@runtime_checkable
+class Checkable(Protocol):
+    """An adapter that can check its connection and mapping against the real CRM.
+
+    ``spe check`` calls it; an adapter without it is reported as "not checked".
+    """
+
+    def check(self) -> Sequence[CheckResult]:
+        """Log in, read what the mapping needs (fields, types, scopes, time zone) and
+        return one result per part checked, in order.
+
+        Never raises for a problem it can describe: a refused login, an unreachable
+        host, a bad certificate or a missing field each become a ``PROBLEM`` result
+        with its fix (``CrmUnreachable``, ``AuthenticationFailed`` and
+        ``CertificateProblem`` from :mod:`spe_core.errors` say which), and the parts
+        that could not be reached after it are ``NOT_CHECKED``.
+        """
         ...

@@ -7,10 +7,16 @@ handle them all. Messages never contain secrets: values that may be secret
 
 from __future__ import annotations
 
+from datetime import datetime
+
 __all__ = [
     "AdapterError",
+    "AuthenticationFailed",
+    "BatchRejected",
+    "CertificateProblem",
     "ConfigError",
     "CrmError",
+    "CrmUnreachable",
     "MappingError",
     "TransientError",
     "InvalidValue",
@@ -19,6 +25,7 @@ __all__ = [
     "RuleViolation",
     "SpeError",
     "StoreError",
+    "TryLater",
     "UnknownMember",
     "UnknownOpportunity",
     "WrongOwner",
@@ -131,4 +138,54 @@ class TransientError(CrmError):
         self, problem: str, fix: str | None = None, *, retry_after: float | None = None
     ) -> None:
         self.retry_after = retry_after
+        super().__init__(problem, fix)
+
+
+class CrmUnreachable(TransientError):
+    """The CRM could not be reached: the connection was refused, the host name did
+    not resolve, or connecting timed out.
+
+    Transient for a long-running sync (the CRM may come back), but an interactive
+    command fails at once instead of retrying for minutes: ``spe`` commands and
+    ``check()`` treat it as a reason to stop and show the fix.
+    """
+
+
+class AuthenticationFailed(AdapterError):
+    """The CRM refused the credentials (HTTP 401, ``invalid_grant``, an expired or
+    revoked token). Retrying cannot help; the fix names the setting to correct."""
+
+
+class CertificateProblem(AdapterError):
+    """The TLS certificate of the CRM (or of a proxy in between) could not be
+    verified. Retrying cannot help; point ``ca_bundle`` at the right CA file."""
+
+
+class BatchRejected(AdapterError):
+    """The CRM refused a whole batch because at least one of its inputs is invalid,
+    writing nothing (HubSpot batch update/upsert, a Salesforce collection request
+    with a request-level error).
+
+    The sync engine answers by splitting the batch until the bad inputs stand
+    alone; each is then a permanent failure of its own and the rest are written.
+    ``detail`` is the CRM's own message for the batch.
+    """
+
+    def __init__(self, problem: str, fix: str | None = None, *, detail: str = "") -> None:
+        self.detail = detail
+        super().__init__(problem, fix)
+
+
+class TryLater(CrmError):
+    """The CRM will refuse calls for longer than a run should wait (a daily API
+    limit), so the run stops now, nothing lost, and should be started again after
+    ``until`` (an aware datetime, when the CRM's reset time is known).
+
+    ``spe`` commands exit with code 75 (``EX_TEMPFAIL``) on it.
+    """
+
+    def __init__(
+        self, problem: str, fix: str | None = None, *, until: datetime | None = None
+    ) -> None:
+        self.until = until
         super().__init__(problem, fix)
