@@ -352,7 +352,8 @@ class TaskEvent(Event):
 @event_type
 @attrs.frozen(kw_only=True)
 class TaskRouted(TaskEvent):
-    """A task was assigned to a member (``candidates`` were eligible)."""
+    """A task was assigned to a member; ``candidates`` eligible members were offered to
+    the chooser (the best by the route's strategy, at most ``TOP_K`` + 1)."""
 
     kind: ClassVar[str] = "task.routed"
     strategy: str

@@ -484,10 +484,16 @@ class Fairness:
 
     def after(self, chosen: Member, candidates: Sequence[Candidate]) -> Fairness:
         """The counts once ``chosen`` took a task among ``candidates``."""
+        others = (c.served for c in candidates if c.member.id != chosen.id)
+        return self.lifted(chosen, min(others, default=None))
+
+    def lifted(self, chosen: Member, lowest_other: float | None) -> Fairness:
+        """The counts once ``chosen`` took a task, ``lowest_other`` being the smallest
+        count among the other members it was chosen from (None: nobody else)."""
         counts = dict(self.counts)
         mine = counts[chosen.id] = self.count(chosen.id) + 1.0 / chosen.weight
         # counts below the floor read as the floor (count()), so only the floor moves
-        others = min((c.served for c in candidates if c.member.id != chosen.id), default=mine)
+        others = mine if lowest_other is None else lowest_other
         return Fairness(counts, max(self.floor, min(others, mine)))
 
     def dumps(self) -> str:
