@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from spe_core import Engine, QueuePolicy, charts
 from spe_core.errors import SpeError
-from spe_core.events import OpportunityReleased
+from spe_core.events import OpportunityReleased, Recorded, RecordQuarantined
 from spe_core.flow import ProcessMap
 from spe_core.model import Member, Opportunity
 from spe_core.plugins import Plugins
@@ -50,6 +50,27 @@ def _demo(days: int, backlog: int) -> MemoryStore:
         if day:
             clock.advance(hours=15)  # 17:00 -> 08:00 the next morning
         run_day(engine, clock, rng)
+    if days > 1:  # and in-person meetings for the field salespeople later in the week
+        from spe_core.calendar import CalendarRules
+        from spe_core.model import AppointmentRequest
+
+        engine.calendar_rules = CalendarRules(busy_max_age=None)
+        field = {m.id: m for m in engine.members() if m.role.value == "field_sales"}
+        day = clock.now().replace(hour=8, minute=0) + timedelta(days=1)
+        for n, (member_id, hour) in enumerate(
+            [("fs-ivan", 0), ("fs-ivan", 2), ("fs-ivan", 5), ("fs-jade", 1), ("fs-jade", 4)]
+        ):
+            member = field[member_id]
+            request = AppointmentRequest(
+                f"meet-{n}",
+                f"acct-{n}",
+                timedelta(hours=1),
+                "in_person",
+                day,
+                day + timedelta(days=3),
+                location=member.home_base,
+            )
+            engine.book(request, member_id, day + timedelta(hours=hour), by=member.coordinator_id)
     return store
 
 
@@ -250,14 +271,39 @@ def _overflows(page: Path, out: Path) -> list[str]:
 
 @pytest.mark.slow
 def test_report_in_a_real_browser(two_days: MemoryStore, tmp_path: Path) -> None:
-    page = write_report(two_days.events(), tmp_path / "report.html")
+    page = write_report(_with_quarantines(two_days), tmp_path / "report.html")
     dom, log = _open(page, tmp_path)
     assert _console_errors(log) == []
     for name in CHARTS:
-        assert f'data-chart="{name}"' in dom, f"chart {name} was not drawn"
+        assert re.search(f'<svg[^>]*data-chart="{name}"', dom), f"chart {name} was not drawn"
     assert dom.count("<polyline") >= 2  # the fever chart's level and target lines
     assert not _png_is_blank(tmp_path / "shot.png")
     assert _overflows(page, tmp_path) == []
+
+
+def _with_quarantines(store: MemoryStore) -> list[Recorded]:
+    """The store's events and records a sync quarantined, with long keys and reasons."""
+    events = list(store.events())
+    at = events[-1].event.at
+    reasons = [
+        "Amount: 'twelve thousand' is not a number; fix the value in the CRM and sync again",
+        "StageName 'Closed Won - Paid In Full And Delivered' is not mapped to a phase",
+    ]
+    for n in range(6):
+        events.append(
+            Recorded(
+                len(events) + 1,
+                RecordQuarantined(
+                    at=at,
+                    crm="salesforce",
+                    direction="inbound",
+                    stream=("opportunities", "members", "tasks")[n % 3],
+                    key=f"006{n:015d}AAA",
+                    reason=reasons[n % 2],
+                ),
+            )
+        )
+    return events
 
 
 @pytest.mark.slow
@@ -413,6 +459,8 @@ def test_axis_labels_read_plainly() -> None:
         labels = set(_texts(svg))
         assert expected <= labels, labels
         assert not any(re.search(r"\de[+-]\d|\d\.\d\d", t) for t in labels), labels
+    counts = ET.fromstring(charts.bars("q", "t", ["tasks"], [("n", [2.0])], integer=True))
+    assert set(_texts(counts)) >= {"0", "1", "2"} and "0.5" not in _texts(counts)
     assert charts.number(1090) == "1,090"
     assert charts.number(6519.4) == "6,519"
     assert charts.number(13.25) == "13.2"

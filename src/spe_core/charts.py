@@ -369,9 +369,11 @@ def bars(
     labels: Sequence[str],
     series: Sequence[tuple[str, Sequence[float]]],
     target: float | None = None,
+    integer: bool = False,
 ) -> str:
     """Horizontal bars, one row per label (one bar per series), names on the left,
-    each bar's value at its end, with an optional target line."""
+    each bar's value at its end, with an optional target line (``integer``: counts,
+    so whole-number ticks)."""
     if not labels or not series:
         return empty(name, title, "nothing recorded yet")
     label_w = min(220.0, max(text_width(label, 11) for label in labels))
@@ -379,7 +381,7 @@ def bars(
     value_w = 8 + max(text_width(number(v), 10) for _, values in series for v in values)
     plot_w = W - left - RIGHT - value_w
     peak = max((v for _, values in series for v in values), default=0.0)
-    ticks = nice_ticks(max(peak, target or 0.0, 1e-9) if peak or target else 1.0)
+    ticks = nice_ticks(max(peak, target or 0.0), integer=integer)
     xmax = ticks[-1]
     step = ticks[1] - ticks[0] if len(ticks) > 1 else 1.0
     bar_h = 16

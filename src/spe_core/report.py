@@ -287,7 +287,13 @@ def render(
         )
     sections.append(
         _panel(
-            charts.bars("pulls", pulls_title, [inside[m] for m in order], [("pulls", pulls)])
+            charts.bars(
+                "pulls",
+                pulls_title,
+                [inside[m] for m in order],
+                [("pulls", pulls)],
+                integer=not history.enough,
+            )
             if order
             else charts.empty("pulls", "Pulls", "nobody has pulled from the queue yet"),
             pulls_note,
@@ -345,6 +351,7 @@ def render(
                 "Quarantined sync records by stream",
                 streams,
                 [("records", [float(by_stream[s]) for s in streams])],
+                integer=True,
             )
             if by_stream
             else charts.empty("quarantine", "Quarantined sync records", "no quarantined records"),
@@ -388,9 +395,7 @@ def render(
             f"UTC ({duration(period(data.flow).total_seconds())})"
         )
     notice = (
-        ""
-        if history.enough
-        else f'<p class="notice">{escape(history.message.capitalize())}.</p>'
+        "" if history.enough else f'<p class="notice">{escape(history.message.capitalize())}.</p>'
     )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>
