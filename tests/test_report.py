@@ -313,6 +313,38 @@ def test_short_history_report_fits_too(fresh_store: MemoryStore, tmp_path: Path)
 
 
 @pytest.mark.slow
+def test_long_names_and_a_long_process_map_fit_in_a_browser(
+    two_days: MemoryStore, tmp_path: Path
+) -> None:
+    from spe_core.flow import Phase
+
+    pmap = ProcessMap(
+        tuple(
+            Phase(
+                f"phase_{k}_with_an_unusually_long_name",
+                "inside_sales",
+                "Qualify every inbound opportunity within one working day, or hand it "
+                "back with the reason written down for Promotions",
+                ("cycle time",),
+                (f"Stage {k} - Proposal/Price Quote Negotiation", f"Stage {k}b"),
+            )
+            for k in range(6)
+        )
+    )
+    long_names = [
+        Member(m.id, "Maximilian Alexander von Hohenzollern-Sigmaringen", m.role)
+        for m in demo_team()
+        if m.id in ("is-ana", "is-ben")
+    ] + [Member("fs-ivan", "Ivan Petrov-Wędrowski-Øygarden", "field_sales")]
+    page = write_report(
+        _with_quarantines(two_days), tmp_path / "long.html", members=long_names, process=pmap
+    )
+    html = page.read_text(encoding="utf-8")
+    assert "Maximilian Alexander von Hohenzollern-Sigmaringen (is-ana)" in html
+    assert _overflows(page, tmp_path) == []
+
+
+@pytest.mark.slow
 def test_the_browser_check_would_see_a_broken_page(tmp_path: Path) -> None:
     page = tmp_path / "broken.html"
     page.write_text("<!DOCTYPE html><html><body><script>undefinedThing();</script></body></html>")
@@ -590,3 +622,107 @@ def test_a_report_to_a_missing_folder_says_so(tmp_path: Path) -> None:
     with pytest.raises(SpeError, match="does not exist") as caught:
         write_report([], tmp_path / "missing" / "r.html")
     assert caught.value.fix and "create the folder" in caught.value.fix
+
+
+# --- layout, checked on the estimate the charts lay text out with ------------------------------
+
+SVG = "{http://www.w3.org/2000/svg}"
+NAMES = st.text(
+    st.characters(categories=("L", "N", "P", "Zs"), max_codepoint=0x2FFF), min_size=1, max_size=70
+)
+
+
+def _text_boxes(svg: ET.Element) -> list[tuple[str, float, float]]:
+    """(text, left, right) of every text, from its anchor and estimated width."""
+    from spe_core.charts import text_width
+
+    out = []
+    for text in svg.iter(f"{SVG}text"):
+        line = text.text or ""
+        width = text_width(
+            line, float(text.get("font-size", "10")), text.get("font-weight") == "bold"
+        )
+        x = float(text.get("x", "0"))
+        anchor = text.get("text-anchor", "start")
+        left = x - width if anchor == "end" else x - width / 2 if anchor == "middle" else x
+        out.append((line, left, left + width))
+    return out
+
+
+def _assert_inside(svg: ET.Element) -> None:
+    width = float(svg.get("width", "0"))
+    assert width <= 800, "wider than the report's column at a 1000 px window"
+    for line, left, right in _text_boxes(svg):
+        assert left >= 0 and right <= width, f"{line!r} runs out of the chart: {left}..{right}"
+
+
+@given(
+    st.lists(NAMES, min_size=1, max_size=12),
+    st.lists(st.floats(0, 1e7, allow_nan=False), min_size=12, max_size=12),
+    st.none() | st.floats(0, 1e7, allow_nan=False),
+)
+def test_bar_charts_keep_any_names_and_values_inside(
+    names: list[str], values: list[float], target: float | None
+) -> None:
+    _assert_inside(
+        ET.fromstring(
+            charts.bars(
+                "b", "Pulls per inside salesperson", names, [("n", values[: len(names)])], target
+            )
+        )
+    )
+
+
+@given(
+    st.lists(st.sampled_from(["Mon 07:00", "Tue 13:00", "Wed 05 Jan"]), min_size=1, max_size=90),
+    st.floats(0, 1e6, allow_nan=False),
+)
+def test_time_charts_keep_their_labels_inside(labels: list[str], peak: float) -> None:
+    n = len(labels)
+    level = [peak * (k % 3) / 2 for k in range(n)]
+    _assert_inside(ET.fromstring(charts.fever("f", "t", labels, level, [peak] * n, 0.33, 0.67)))
+    flow = [("backlog", level), ("queued", [peak] * n)]
+    _assert_inside(ET.fromstring(charts.stacked_area("s", "t", labels, flow)))
+
+
+@given(
+    st.lists(
+        st.tuples(NAMES, NAMES, st.lists(NAMES, max_size=4)),
+        min_size=1,
+        max_size=7,
+        unique_by=lambda p: p[0],
+    )
+)
+def test_any_process_map_keeps_its_text_in_its_boxes(
+    phases: list[tuple[str, str, list[str]]],
+) -> None:
+    from spe_core.flow import Phase
+
+    stages = [s for _, _, ss in phases for s in ss]
+    if len(set(stages)) != len(stages):
+        return  # a stage on two phases is refused by ProcessMap
+    pmap = ProcessMap(
+        tuple(Phase(name, "inside_sales", goal, ("m",), ss) for name, goal, ss in phases)
+    )
+    svg = ET.fromstring(charts.process_map(pmap))
+    _assert_inside(svg)
+    for group in svg.iter(f"{SVG}g"):
+        rect = group.find(f"{SVG}rect")
+        assert rect is not None
+        right = float(rect.get("x", "0")) + float(rect.get("width", "0"))
+        for line, left, end in _text_boxes(group):
+            assert float(rect.get("x", "0")) <= left and end <= right, line
+
+
+def test_a_process_map_with_its_own_phases_is_measured_and_drawn(two_days: MemoryStore) -> None:
+    from spe_core.flow import Phase
+
+    pmap = ProcessMap(
+        (
+            Phase("calling", "inside_sales", "Reach the customer", ("conversion",)),
+            Phase("visiting", "field_sales", "Meet the customer", ("cycle time",)),
+        )
+    )
+    html = render(collect(two_days.events(), process=pmap))  # it raised KeyError
+    texts = _texts(_svg(html, "process-map"))
+    assert "Calling" in texts and "Visiting" in texts

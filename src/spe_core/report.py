@@ -87,6 +87,7 @@ class ReportData:
     """Member id -> name, from the members recorded in the log (the latest wins)."""
     events: int = 0
     flow: FlowReport | None = None
+    process: ProcessMap = attrs.Factory(ProcessMap)
 
 
 def _state_of(event: Event) -> tuple[str, str] | None:
@@ -105,11 +106,16 @@ def _state_of(event: Event) -> tuple[str, str] | None:
     return None
 
 
-def collect(events: Iterable[Recorded], policy: QueuePolicy | None = None) -> ReportData:
-    """Stream the events once; memory grows with open opportunities, not the log."""
+def collect(
+    events: Iterable[Recorded],
+    policy: QueuePolicy | None = None,
+    process: ProcessMap | None = None,
+) -> ReportData:
+    """Stream the events once; memory grows with open opportunities, not the log.
+    ``process`` is the process map (``[flow]`` in spe.toml; default: the four phases)."""
     policy = policy or QueuePolicy()
-    data = ReportData()
-    flow = FlowMetrics(policy=policy)
+    data = ReportData(process=process or ProcessMap())
+    flow = FlowMetrics(data.process, policy)
     status: dict[str, str] = {}
     counts: Counter[str] = Counter()
     target = policy.target
@@ -387,7 +393,7 @@ def render(
         )
     else:
         outcomes = '<p class="empty"><b>Outcomes:</b> no opportunity resolved yet</p>'
-    flow_html = _flow_section(data.flow, policy, history) if data.flow else ""
+    flow_html = _flow_section(data.flow, data.process, policy, history) if data.flow else ""
     span = ""
     if data.flow and data.flow.start and data.flow.end:
         span = (
@@ -423,7 +429,9 @@ dl.glossary dd {{ margin: 0 0 4px 160px; }}
 """
 
 
-def _flow_section(flow: FlowReport, policy: QueuePolicy, history: HistoryVerdict) -> str:
+def _flow_section(
+    flow: FlowReport, process: ProcessMap, policy: QueuePolicy, history: HistoryVerdict
+) -> str:
     """The process map with its figures, the phase table, its glossary and the buffer
     recommendation (rates and advice only with enough history)."""
     rates = history.enough
@@ -456,7 +464,7 @@ def _flow_section(flow: FlowReport, policy: QueuePolicy, history: HistoryVerdict
         advice = f"{escape(history.message)}."
     hit = "-" if flow.hit_rate is None else f"{100 * flow.hit_rate:.0f}%"
     return (
-        f'<section class="chart">{charts.process_map(ProcessMap(), flow)}'
+        f'<section class="chart">{charts.process_map(process, flow)}'
         '<p class="note">The phases an opportunity goes through, who owns each, and its '
         "figures over the period.</p></section>"
         "<h2>Phases</h2><table><tr><th>phase</th><th>in</th><th>out</th><th>WIP</th>"
@@ -477,14 +485,17 @@ def write_report(
     path: str | Path,
     policy: QueuePolicy | None = None,
     members: Iterable[Member] | None = None,
+    process: ProcessMap | None = None,
 ) -> Path:
     """Collect, render and write the report; returns its path. ``members`` (e.g. the
-    store's) name people; by default the members recorded in the log do."""
+    store's) name people; by default the members recorded in the log do. ``process``:
+    the process map (default: the four phases)."""
     target = Path(path)
     if not target.parent.is_dir():
         raise InvalidValue(
             f"cannot write the report to {target}: the folder {target.parent} does not exist.",
             "create the folder first, or give a path in an existing folder.",
         )
-    target.write_text(render(collect(events, policy), policy, members=members), encoding="utf-8")
+    page = render(collect(events, policy, process), policy, members=members)
+    target.write_text(page, encoding="utf-8")
     return target
