@@ -567,6 +567,16 @@ def test_the_history_rule_refuses_nonsense() -> None:
         enough_history(timedelta(hours=1), timedelta(0))
 
 
+def test_one_hour_of_events_is_told_in_numbers_not_drawn(fresh_store: MemoryStore) -> None:
+    html = render(collect(fresh_store.events()))
+    fever = re.search(r'<p class="empty" data-chart="fever">(.*?)</p>', html)
+    assert fever and re.search(
+        r"\d+ queued against a target of 100 \((red|yellow|green) zone\)", fever[1]
+    )
+    flow = re.search(r'<p class="empty" data-chart="flow">(.*?)</p>', html)
+    assert flow and "200 backlog, 60 queued, 0 released, 40 resolved" in flow[1]
+
+
 def test_minutes_of_history_show_no_rates_and_no_buffer_advice(
     fresh_store: MemoryStore, two_days: MemoryStore
 ) -> None:

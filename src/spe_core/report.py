@@ -62,7 +62,7 @@ from spe_core.flow import (
     recommend_buffer,
 )
 from spe_core.model import Member
-from spe_core.queue import QueuePolicy
+from spe_core.queue import QueuePolicy, buffer_zone
 
 __all__ = ["ReportData", "collect", "people", "render", "write_report"]
 
@@ -249,28 +249,45 @@ def render(
     by_day = len(data.hours) > 72
     labels = [p.strftime("%a %d %b") if by_day else p.strftime("%a %H:00") for p in points]
     unit = "day" if by_day else "hour"
+    fever_title = f"Queue level against its target, by {unit} (UTC)"
+    flow_title = f"Cumulative flow: opportunities in each state, by {unit} (UTC)"
+    if len(points) == 1:  # one hour of events: a number says more than a chart
+        (p,) = points
+        zone = buffer_zone(data.level[p], data.target[p], policy).value
+        fever_chart = charts.empty(
+            "fever",
+            "Queue level",
+            f"{data.level[p]:,} queued against a target of {data.target[p]:,} ({zone} zone); "
+            "the chart needs a second hour of events",
+        )
+        in_states = ", ".join(f"{data.states[p][s]:,} {s}" for s in STATES)
+        flow_chart = charts.empty(
+            "flow",
+            "Opportunities in each state",
+            f"{in_states}; the chart needs a second hour of events",
+        )
+    else:
+        fever_chart = charts.fever(
+            "fever",
+            fever_title,
+            labels,
+            [data.level[p] for p in points],
+            [data.target[p] for p in points],
+            policy.red_below,
+            policy.green_above,
+        )
+        flow_chart = charts.stacked_area(
+            "flow", flow_title, labels, [(s, [data.states[p][s] for p in points]) for s in STATES]
+        )
     sections = [
         _panel(
-            charts.fever(
-                "fever",
-                f"Queue level against its target, by {unit} (UTC)",
-                labels,
-                [data.level[p] for p in points],
-                [data.target[p] for p in points],
-                policy.red_below,
-                policy.green_above,
-            ),
+            fever_chart,
             "Fever chart: the blue line is how many opportunities wait in the queue, the "
             "dashed line its target. Green: plenty to pull; yellow: watch; red: inside "
             "sales may run dry, Promotions should add opportunities.",
         ),
         _panel(
-            charts.stacked_area(
-                "flow",
-                f"Cumulative flow: opportunities in each state, by {unit} (UTC)",
-                labels,
-                [(s, [data.states[p][s] for p in points]) for s in STATES],
-            ),
+            flow_chart,
             "Each band is how many opportunities were in that state; a band that keeps "
             "widening shows where work piles up.",
         ),
