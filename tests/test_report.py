@@ -558,6 +558,24 @@ def test_rates_need_one_working_day_of_history(span: timedelta, minimum: timedel
     assert enough_history(span).enough == (span >= ONE_WORKING_DAY == timedelta(hours=8))
 
 
+@given(
+    st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=30)),
+    st.floats(0, 1),
+    st.floats(0, 1),
+)
+def test_buffer_advice_waits_for_a_working_day(span: timedelta, red: float, green: float) -> None:
+    from spe_core.flow import ONE_WORKING_DAY, recommend_buffer
+
+    policy = QueuePolicy(target=60)
+    share = {"red": red, "yellow": max(0.0, 1 - red - green), "green": green}
+    advice = recommend_buffer(share, policy, history=span)
+    if span < ONE_WORKING_DAY:
+        assert (advice.action, advice.recommended_target) == ("keep", 60)
+        assert advice.evidence.startswith("not enough history yet")
+    else:
+        assert advice == recommend_buffer(share, policy)
+
+
 def test_the_history_rule_refuses_nonsense() -> None:
     from spe_core.flow import enough_history
 

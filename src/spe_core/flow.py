@@ -57,6 +57,7 @@ __all__ = [
     "ProcessMap",
     "duration",
     "enough_history",
+    "period",
     "recommend_buffer",
 ]
 
@@ -582,11 +583,18 @@ def recommend_buffer(
     *,
     red_limit: float = 0.25,
     green_limit: float = 0.75,
+    history: timedelta | None = None,
 ) -> BufferRecommendation:
     """Raise the target by a third when the queue sat in red for more than ``red_limit``
-    of the time, lower it by a third when it sat in green for more than ``green_limit``."""
-    red, green = zone_share.get("red", 0.0), zone_share.get("green", 0.0)
+    of the time, lower it by a third when it sat in green for more than ``green_limit``.
+    Given the ``history`` the shares come from (e.g. ``period(report)``), keep the
+    target while it is shorter than one working day (:func:`enough_history`)."""
     target = policy.target
+    if history is not None:
+        verdict = enough_history(history)
+        if not verdict.enough:
+            return BufferRecommendation("keep", target, target, verdict.message)
+    red, green = zone_share.get("red", 0.0), zone_share.get("green", 0.0)
     evidence = (
         f"red {100 * red:.0f}% / yellow {100 * zone_share.get('yellow', 0.0):.0f}% / "
         f"green {100 * green:.0f}% of the time"

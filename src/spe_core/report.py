@@ -472,7 +472,7 @@ def _flow_section(
         if rates or term not in ("out/day", "Little's law gap")
     )
     if rates:
-        rec = recommend_buffer(flow.zone_share, policy)
+        rec = recommend_buffer(flow.zone_share, policy, history=period(flow))
         advice = (
             f"{escape(rec.action)} the target ({rec.current_target:,} &rarr; "
             f"{rec.recommended_target:,}): {escape(rec.evidence)}."
