@@ -66,7 +66,7 @@ from spe_core.errors import (
     WrongState,
 )
 from spe_core.events import Event, Recorded
-from spe_core.flow import FlowMetrics, FlowReport, ProcessMap
+from spe_core.flow import FlowMetrics, FlowReport, HistoryVerdict, ProcessMap
 from spe_core.hookspecs import hookimpl
 from spe_core.model import (
     Absence,
@@ -126,6 +126,7 @@ __all__ = [
     "FlowMetrics",
     "FlowReport",
     "FrozenMap",
+    "HistoryVerdict",
     "Inbound",
     "InvalidValue",
     "Location",
