@@ -170,6 +170,12 @@ class Org:
             self.sessions: set[str] = set()
             self.credentials: dict[str, str] = {}
             self.jwt_keys: dict[str, str] = {}
+            # the OAuth flows' org settings: client-credentials apps (consumer key ->
+            # (secret, Run As username)), whether the org is a sandbox (JWT audience
+            # test.salesforce.com) and its Experience Cloud site URLs (also audiences)
+            self.client_apps: dict[str, tuple[str, str | None]] = {}
+            self.sandbox = False
+            self.community_urls: set[str] = set()
             self.cursors: dict[str, list[dict[str, Any]]] = {}
             self.api_used = 0
             self._ids = itertools.count(1)
@@ -194,6 +200,11 @@ class Org:
     def add_jwt_app(self, consumer_key: str, public_key_pem: str) -> None:
         """Register a connected app's certificate key for the JWT bearer flow."""
         self.jwt_keys[consumer_key] = public_key_pem
+
+    def add_client_app(self, consumer_key: str, secret: str, run_as: str | None) -> None:
+        """Register a connected app with the client credentials flow enabled, running as
+        the user ``run_as`` (None: no Run As user chosen, so the flow is refused)."""
+        self.client_apps[consumer_key] = (secret, run_as)
 
     def new_session(self) -> str:
         """A new access token."""
