@@ -234,10 +234,8 @@ def test_check_reports_every_part_ok_on_a_healthy_org(sf: EmulatorServer) -> Non
         "object Event",
         "API usage",
     ]
-    left = sf.org.daily_api_limit - sf.org.api_used
-    assert by_part["API usage"].detail == f"{left} of {sf.org.daily_api_limit} daily API " + (
-        "requests left"
-    )
+    usage = re.fullmatch(r"(\d+) of 100000 daily API requests left", by_part["API usage"].detail)
+    assert usage and 100_000 - sf.org.api_used <= int(usage.group(1)) < 100_000
 
 
 def test_check_names_each_field_problem_with_its_fix(sf: EmulatorServer) -> None:
@@ -274,6 +272,17 @@ def test_check_with_a_wrong_password_checks_nothing_else(
     assert SECRET not in str(results)
     assert [r.status for r in results[1:]] == [CheckStatus.NOT_CHECKED] * 5
     assert not any(r.ok for r in results)
+
+
+def test_check_proves_a_session_login_by_using_it(
+    sf: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SF_SESSION_ID", "00Dexpired-session")
+    adapter = adapter_for(sf, auth="session", instance_url=sf.url)
+    results = adapter.check()
+    assert results[0].status is CheckStatus.PROBLEM and "HTTP 401" in results[0].detail
+    assert {r.status for r in results[1:]} == {CheckStatus.NOT_CHECKED}
+    assert "00Dexpired-session" not in str(results)
 
 
 def test_check_against_a_dead_port_or_an_unknown_certificate(sf: EmulatorServer) -> None:

@@ -62,6 +62,8 @@ from spe_core.errors import (
     AdapterError,
     AuthenticationFailed,
     BatchRejected,
+    CertificateProblem,
+    ConfigError,
     MappingError,
     SpeError,
     TransientError,
@@ -399,8 +401,12 @@ class SalesforceAdapter:
 
         try:
             self._connect()
-        except SpeError as exc:  # refused credentials, no answer, a missing variable
-            return stop(exc, "login")
+            # the first call proves the session (a session id is not checked until used)
+            limits: Any = self._call(self.sf.limits)
+        except (TransientError, AuthenticationFailed, CertificateProblem, ConfigError) as exc:
+            return stop(exc, "login")  # refused credentials, no answer, a missing variable
+        except AdapterError as exc:  # logged in, but /limits is not readable
+            limits = exc
         results.append(
             CheckResult(
                 "login",
@@ -425,11 +431,17 @@ class SalesforceAdapter:
                 )
                 continue
             results.extend(_check_fields(obj, fields, describe))
-        try:
-            limits = self._call(lambda: self.sf.limits())
-        except SpeError as exc:
-            return stop(exc, "API usage")
-        results.append(self._usage_result(limits))
+        if isinstance(limits, AdapterError):
+            results.append(
+                CheckResult(
+                    "API usage",
+                    CheckStatus.PROBLEM,
+                    f"Salesforce's /limits could not be read: {limits.problem}",
+                    "give the integration user the View Setup and Configuration permission.",
+                )
+            )
+        else:
+            results.append(self._usage_result(limits))
         return results
 
     def _describe(self, obj: str) -> Any:
