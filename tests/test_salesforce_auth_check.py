@@ -4,6 +4,7 @@ simple-salesforce client over real HTTPS against the emulator."""
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import time
@@ -389,3 +390,33 @@ def test_a_task_deleted_in_salesforce_cancels_the_routed_spe_task(sf: EmulatorSe
     clock.advance(minutes=10)
     again = sync.run()
     assert again.applied == 0 and again.written == 0
+
+
+def test_spe_check_shows_every_part_and_no_success_it_did_not_check(
+    sf: EmulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from spe_core import cli
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "spe.toml").write_text(
+        f'[adapter]\nname = "salesforce"\n[adapter.salesforce]\nlogin_url = "{sf.url}"\n'
+        f'ca_bundle = "{sf.ca_path}"\n'
+    )
+
+    def rows() -> tuple[int, dict[str, dict[str, Any]]]:
+        result = CliRunner().invoke(cli.app, ["check", "--json"])
+        found = {r["check"]: r for r in json.loads(result.stdout) if r["check"].startswith("crm")}
+        return result.exit_code, found
+
+    code, found = rows()
+    assert code == 0, found
+    assert {"crm login", "crm object Lead", "crm API usage"} <= set(found)
+    assert all(r["ok"] for r in found.values())
+    monkeypatch.setenv("SF_PASSWORD", "wrong")
+    code, found = rows()
+    assert code == 2
+    assert not found["crm login"]["ok"] and found["crm login"]["fix"]
+    assert not any(r["ok"] for name, r in found.items() if name not in ("crm", "crm login"))
+    assert found["crm object Lead"]["detail"].startswith("not checked")
