@@ -420,3 +420,23 @@ def test_spe_check_shows_every_part_and_no_success_it_did_not_check(
     assert not found["crm login"]["ok"] and found["crm login"]["fix"]
     assert not any(r["ok"] for name, r in found.items() if name not in ("crm", "crm login"))
     assert found["crm object Lead"]["detail"].startswith("not checked")
+
+
+@pytest.mark.parametrize("auth", ["password", "client_credentials"])
+def test_a_session_that_timed_out_is_renewed_with_the_same_credentials(
+    sf: EmulatorServer, auth: str
+) -> None:
+    clock: FakeClock = sf.clock  # type: ignore[attr-defined]
+    add_user(sf, "Ana Ruiz", "inside_sales")
+    sf.org.add_client_app(APP, "app-secret", USER)
+    sf.org.session_timeout = timedelta(hours=2)
+    adapter = adapter_for(sf, auth=auth)
+    assert [len(p) for p in adapter.read("members", None)] == [1]
+    clock.advance(minutes=90)  # activity keeps the session alive
+    assert [len(p) for p in adapter.read("members", None)] == [1]
+    assert sf.requests.counts()["token"] == 1
+    clock.advance(hours=2)  # idle past the org's timeout
+    lead = sf.org.create("Lead", {"LastName": "A", "Company": "A"})
+    (result,) = adapter.write([Change("opportunity", "k1", {"status": "queued"}, lead)])
+    assert result.ok and sf.requests.counts()["token"] == 2
+    assert adapter.check()[0].ok

@@ -160,7 +160,7 @@ class EmulatorApp:
         fault = self.org.faults.draw(write=endpoint.startswith("collection"))
         if self.org.faults.latency:
             time.sleep(self.org.faults.latency)
-        if fault == 401 or token not in self.org.sessions:
+        if fault == 401 or not self.org.session_valid(token):
             return _error(401, "INVALID_SESSION_ID", "Session expired or invalid")
         with self.org.lock:
             self.org.api_used += 1
