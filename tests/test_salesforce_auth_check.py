@@ -171,6 +171,19 @@ def test_jwt_login_through_a_my_domain_names_login_salesforce_com(
         data={"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": expired},
     )
     assert late.json()["error_description"] == "expired authorization code"
+    as_simple_salesforce_sends_it = jwt.encode(  # exp as a numeric string
+        {"iss": APP, "sub": USER, "aud": claims["aud"], "exp": f"{time.time() + 180:.0f}"},
+        app_key,
+        algorithm="RS256",
+    )
+    taken = http.post(
+        f"{sf.url}/services/oauth2/token",
+        data={
+            "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+            "assertion": as_simple_salesforce_sends_it,
+        },
+    )
+    assert taken.status_code == 200 and taken.json()["access_token"]
 
 
 def test_a_sandbox_needs_test_salesforce_com_and_a_site_its_own_url(

@@ -251,14 +251,20 @@ class EmulatorApp:
                 key,
                 algorithms=["RS256"],
                 audience=audiences,
-                options={"require": ["exp", "aud", "sub", "iss"]},
+                # exp is checked below: Salesforce also takes it as a numeric string, the
+                # form simple-salesforce's own JWT login sends
+                options={"require": ["exp", "aud", "sub", "iss"], "verify_exp": False},
             )
-        except jwt.ExpiredSignatureError:
-            return "invalid_grant", "expired authorization code"
         except jwt.InvalidAudienceError:
             return "invalid_grant", "audience is invalid"
         except jwt.PyJWTError:
             return "invalid_grant", "invalid assertion"
+        try:
+            expires = float(claims["exp"])
+        except (TypeError, ValueError):
+            return "invalid_grant", "invalid assertion"
+        if expires <= time.time():
+            return "invalid_grant", "expired authorization code"
         if str(claims.get("sub")) not in self.org.credentials:
             return "invalid_grant", "user hasn't approved this consumer"
         return None
