@@ -248,6 +248,10 @@ def test_check_reports_every_part_ok_on_a_healthy_org(sf: EmulatorServer) -> Non
         "object Event",
         "API usage",
     ]
+    opportunities = adapter_for(sf, fields=FieldMap(queued_object="Opportunity")).check()
+    assert all(r.ok for r in opportunities) and "object Opportunity" in {
+        r.part for r in opportunities
+    }
     usage = re.fullmatch(r"(\d+) of 100000 daily API requests left", by_part["API usage"].detail)
     assert usage and 100_000 - sf.org.api_used <= int(usage.group(1)) < 100_000
 
