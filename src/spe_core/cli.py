@@ -25,6 +25,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from spe_core import config as config_module
+from spe_core.adapter import CheckResult
 from spe_core.codec import encode
 from spe_core.engine import Engine
 from spe_core.errors import ConfigError, CrmError, InvalidValue, SpeError, StoreError
@@ -236,20 +237,28 @@ def check(config: ConfigOption = Path("spe.toml"), as_json: JsonOption = False) 
         for problem in _team_problems(cfg, state.get("members", [])):
             results.append({"check": "team", "ok": True, "detail": "warning: " + problem})
         if cfg.adapter:
+            parts: list[CheckResult] = []
 
             def crm() -> str:
                 adapter = _build_adapter(cfg)
                 try:
-                    problems: list[str] = list(adapter.check()) if hasattr(adapter, "check") else []
+                    problems: list[Any] = list(adapter.check()) if hasattr(adapter, "check") else []
                 finally:
                     adapter.close()
+                if problems and all(isinstance(p, CheckResult) for p in problems):
+                    parts.extend(problems)  # a Checkable adapter: one row per part, below
+                    return f"{cfg.adapter}: {len(problems)} parts checked"
                 if problems:
                     raise ConfigError(
-                        "; ".join(problems), "create the missing fields or change the mapping."
+                        "; ".join(map(str, problems)),
+                        "create the missing fields or change the mapping.",
                     )
                 return f"{cfg.adapter}: connected, every mapped field exists"
 
             step("crm", crm)
+            for part in parts:  # a part not checked is never shown as ok
+                row = {"check": f"crm {part.part}", "ok": part.ok, "detail": part.detail}
+                results.append(row if part.fix is None else {**row, "fix": part.fix})
             results.extend(_sync_problems(cfg))
     ok = all(r["ok"] for r in results)
 

@@ -41,7 +41,7 @@ from typing import Any, Literal, TypeVar
 
 import attrs
 
-from spe_core import codec
+from spe_core import codec, routing
 from spe_core.adapter import (
     Adapter,
     Change,
@@ -79,6 +79,7 @@ from spe_core.events import (
     SyncCompleted,
     SyncConflict,
     TaskAccepted,
+    TaskCancelled,
     TaskCompleted,
     TaskDeclined,
     TaskEscalated,
@@ -367,6 +368,12 @@ def _task(event: TaskEvent, tx: Transaction, crm: str) -> Change | None:
     return Change(ChangeKind.TASK, task.id, values, task.external_id(crm))
 
 
+def _task_cancelled(event: TaskCancelled, tx: Transaction, crm: str) -> Change | None:
+    """A task cancelled in SPE is written as cancelled; one cancelled because its record
+    was deleted in this CRM is not written back (the record is gone)."""
+    return None if event.crm == crm else _task(event, tx, crm)
+
+
 def _booking(event: AppointmentEvent, tx: Transaction, crm: str) -> Change | None:
     """A booking becomes (or updates, or frees) an event in the member's CRM calendar."""
     booking = event.booking
@@ -401,6 +408,7 @@ OUTBOUND: dict[str, OutboundRule] = {
     TaskCompleted.kind: _typed(TaskEvent, _task),
     TaskReassigned.kind: _typed(TaskEvent, _task),
     TaskEscalated.kind: _typed(TaskEvent, _task),
+    TaskCancelled.kind: _typed(TaskCancelled, _task_cancelled),
     AppointmentBooked.kind: _typed(AppointmentEvent, _booking),
     AppointmentRescheduled.kind: _typed(AppointmentEvent, _booking),
     AppointmentCancelled.kind: _typed(AppointmentEvent, _booking),
@@ -1076,13 +1084,24 @@ def _duration(seconds: float) -> str:
 
 
 def _apply_task(sync: SyncEngine, inbound: Inbound) -> bool:
-    """A task created in the CRM for SPE: route it (once; later edits are SPE's to make)."""
+    """A task created in the CRM for SPE: route it (once; later edits are SPE's to make).
+
+    A task deleted in the CRM (``inbound.deleted``, read from its recycle bin) cancels
+    the routed SPE task if it is still queued or open; one SPE never routed is not
+    routed, and a completed or cancelled one stays as it is.
+    """
     task = inbound.value
     if not isinstance(task, Task):
         return False
     with sync.engine.unit() as u:
         # a webhook may be routing the same task right now: the second finds it stored
-        if u.get_or_lock("task", task.id, u.tx.get_task) is not None:
+        known = u.get_or_lock("task", task.id, u.tx.get_task)
+        if inbound.deleted:
+            if known is None or known.status not in routing.CANCELLABLE:
+                return False
+            sync.engine.cancel_task(known.id, f"deleted in {sync.crm}", crm=sync.crm)
+            return True
+        if known is not None:
             return False
         sync.engine.route_task(task)
     return True

@@ -15,6 +15,7 @@ from spe_core.errors import InvalidValue, NotFound, RuleViolation, WrongState
 from spe_core.events import (
     Event,
     TaskAccepted,
+    TaskCancelled,
     TaskCompleted,
     TaskDeclined,
     TaskEscalated,
@@ -293,6 +294,27 @@ class RoutingPart(EngineBase):
             new, _, _ = self._route_one(tx, state, task, now)
             state.save(tx)
             return new, TaskDeclined(at=now, task=new, member_id=member_id, reason=reason)
+
+        return self._task_op(task_id, op)
+
+    def cancel_task(self, task_id: str, reason: str, *, crm: str | None = None) -> Task:
+        """Cancel a queued, assigned or accepted task whose work was withdrawn (event
+        ``task.cancelled``): it leaves its assignee's load and its role's queue.
+
+        ``crm``: the CRM whose record of the task was deleted (the sync passes it;
+        None when the task is cancelled in SPE, so the CRM is told). A completed or
+        already cancelled task raises :class:`~spe_core.errors.WrongState`.
+        """
+        model.check_id(task_id, "task_id")
+        model.check_text(reason, "reason")
+        if crm is not None:
+            model.check_id(crm, "crm")
+
+        def op(tx: Transaction, task: Task, now: datetime) -> tuple[Task, Event]:
+            new = routing.cancel(task)
+            return new, TaskCancelled(
+                at=now, task=new, from_member_id=task.assignee_id, reason=reason, crm=crm
+            )
 
         return self._task_op(task_id, op)
 

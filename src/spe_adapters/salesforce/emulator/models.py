@@ -14,7 +14,7 @@ import secrets
 import string
 import threading
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
@@ -168,8 +168,20 @@ class Org:
             self.deleted: dict[str, dict[str, dict[str, Any]]] = {o: {} for o in FIELD_TYPES}
             self.by_external: dict[tuple[str, str, str], str] = {}
             self.sessions: set[str] = set()
+            # Salesforce Help, "Set Session Security" / "Session Settings": a session
+            # times out after the org's (or connected app's) Timeout Value of inactivity
+            # (15 minutes to 24 hours, 2 hours by default); the REST API then answers 401
+            # INVALID_SESSION_ID. None here: sessions end only by expire_sessions().
+            self.session_timeout: timedelta | None = None
+            self._session_used: dict[str, datetime] = {}
             self.credentials: dict[str, str] = {}
             self.jwt_keys: dict[str, str] = {}
+            # the OAuth flows' org settings: client-credentials apps (consumer key ->
+            # (secret, Run As username)), whether the org is a sandbox (JWT audience
+            # test.salesforce.com) and its Experience Cloud site URLs (also audiences)
+            self.client_apps: dict[str, tuple[str, str | None]] = {}
+            self.sandbox = False
+            self.community_urls: set[str] = set()
             self.cursors: dict[str, list[dict[str, Any]]] = {}
             self.api_used = 0
             self._ids = itertools.count(1)
@@ -195,11 +207,30 @@ class Org:
         """Register a connected app's certificate key for the JWT bearer flow."""
         self.jwt_keys[consumer_key] = public_key_pem
 
+    def add_client_app(self, consumer_key: str, secret: str, run_as: str | None) -> None:
+        """Register a connected app with the client credentials flow enabled, running as
+        the user ``run_as`` (None: no Run As user chosen, so the flow is refused)."""
+        self.client_apps[consumer_key] = (secret, run_as)
+
     def new_session(self) -> str:
         """A new access token."""
         token = "00D" + secrets.token_hex(20)
         self.sessions.add(token)
+        self._session_used[token] = self.clock()
         return token
+
+    def session_valid(self, token: str) -> bool:
+        """Whether ``token`` is a live session (using it resets its inactivity timeout)."""
+        with self.lock:
+            if token not in self.sessions:
+                return False
+            now = self.clock()
+            last = self._session_used.get(token, now)
+            if self.session_timeout is not None and now - last >= self.session_timeout:
+                self.sessions.discard(token)
+                return False
+            self._session_used[token] = now
+            return True
 
     def expire_sessions(self) -> None:
         """Invalidate every access token (as a session timeout would)."""
