@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from typing import Any, Self
 
@@ -65,7 +66,7 @@ class KitServer:
         """The port served."""
         if self._server is None:
             raise RuntimeError("the emulator is not running: call start() first.")
-        return int(self._server.server_port)
+        return int(self._server.server_address[1])
 
     @property
     def url(self) -> str:
@@ -82,9 +83,22 @@ class KitServer:
         Raises :class:`OSError` when the port is taken."""
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         context = self.ca.server_context() if self.ca is not None else None
-        self._server = make_server(
-            "127.0.0.1", self._port, self.app, threaded=True, ssl_context=context
-        )
+        # Bind here, so a taken port raises OSError (werkzeug would print and exit).
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind(("127.0.0.1", self._port))
+            listener.listen(128)
+            self._server = make_server(
+                "127.0.0.1",
+                self._port,
+                self.app,
+                threaded=True,
+                ssl_context=context,
+                fd=listener.fileno(),
+            )
+        finally:
+            listener.close()  # the server holds its own duplicate of the socket
         self._thread = threading.Thread(
             target=self._server.serve_forever, daemon=True, name=self._name
         )
