@@ -26,6 +26,7 @@ def _env(tmp_path: Path) -> dict[str, str]:
         if not k.startswith(("SF_", "HUBSPOT_", "SPE_")) and k not in ("REQUESTS_CA_BUNDLE",)
     }
     env.update(PYTHONPATH=str(SRC), XDG_STATE_HOME=str(tmp_path / "xdg"), COLUMNS="160")
+    env.pop("PYTHONUNBUFFERED", None)  # the emulator must flush its lines itself
     return env
 
 

@@ -80,8 +80,10 @@ def start_on_port(
     return server
 
 
-def serve(server: KitServer) -> int:
-    """Serve until Ctrl-C or SIGTERM, then stop the server; returns the exit code 0."""
+def serve(server: KitServer, ready: str) -> int:
+    """Say ``ready``, then serve until Ctrl-C or SIGTERM and stop the server; returns the
+    exit code 0. SIGTERM is handled before ``ready`` is said, so a caller that stops the
+    emulator as soon as it reads that line stops it cleanly."""
     stop = threading.Event()
 
     def handler(signum: int, frame: Any) -> None:
@@ -91,6 +93,7 @@ def serve(server: KitServer) -> int:
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, handler)
     try:
+        say(ready)
         while not stop.wait(0.5):
             pass
     except KeyboardInterrupt:

@@ -103,8 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     say(exports.rstrip("\n"))
     say("")
     say(f"# both are also in {toml_file} and {env_file} (source it)")
-    say("ready; Ctrl-C stops it. Records are not kept: each start seeds the same demo data.")
-    return kit_run.serve(server)
+    say("Records are not kept: each start seeds the same demo data.")
+    return kit_run.serve(server, "ready; Ctrl-C stops it.")
 
 
 if __name__ == "__main__":
