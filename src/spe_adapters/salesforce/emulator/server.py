@@ -104,8 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     say(f"HTTPS, demo data of seed {args.seed}; state in {state.directory}")
     say(f"(CA {server.ca_path}, credentials and port kept across restarts; --reset for new ones)")
     say("")
-    say("# spe.toml: paste into a new spe.toml (in one from `spe init`, set name under")
-    say("# its [adapter] table instead of pasting the first two lines):")
+    say("# spe.toml: paste into a new spe.toml (into one from `spe init`, set its")
+    say("# [adapter] name instead of pasting the first two lines):")
     for line in block.splitlines():
         say(line)
     say("")
