@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -309,19 +310,26 @@ def test_contacts_carry_lastmodifieddate(hs: EmulatorServer, http: requests.Sess
     assert "does not exist" in bad.json()["errors"][0]["message"]
 
 
-def test_spe_emulator_hubspot_serves_a_seeded_portal() -> None:
+def test_spe_emulator_hubspot_serves_a_seeded_portal(tmp_path: Path) -> None:
     import subprocess
     import sys
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "spe_adapters.hubspot.emulator", "--port", "0", "--seed", "3"],
+        [
+            *(sys.executable, "-m", "spe_adapters.hubspot.emulator", "--port", "0"),
+            *("--seed", "3", "--state-dir", str(tmp_path)),
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
         assert proc.stdout is not None
         url = proc.stdout.readline().split(" at ")[1].strip()
-        token = proc.stdout.readline().split("HUBSPOT_ACCESS_TOKEN=")[1].strip()
+        line = ""
+        while "HUBSPOT_ACCESS_TOKEN=" not in line:
+            line = proc.stdout.readline()
+            assert line, "the emulator printed no token"
+        token = line.split("HUBSPOT_ACCESS_TOKEN=")[1].strip()
         session = requests.Session()
         session.trust_env = False
         reply = session.post(

@@ -836,16 +836,34 @@ def report(
 @app.command()
 def emulator(
     crm: Annotated[str, typer.Argument(help="salesforce or hubspot")],
-    port: Annotated[int, typer.Option(help="port to listen on (0: any free port)")] = 0,
+    port: Annotated[
+        int | None,
+        typer.Option(help="port to listen on (default: the last start's, else a free one)"),
+    ] = None,
     seed: Annotated[int, typer.Option(help="seed of the demo org")] = 7,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="where its CA, credentials and port are kept "
+            "(default ~/.local/state/spe/emulator/CRM)"
+        ),
+    ] = None,
+    reset: Annotated[
+        bool, typer.Option("--reset", help="new credentials, CA and port (the old block stops)")
+    ] = False,
 ) -> None:
-    """Run a local CRM emulator seeded with a demo org, until Ctrl-C."""
+    """Run a local CRM emulator seeded with a demo org, until Ctrl-C; it prints the spe.toml
+    block and the exports that point spe at it, valid across restarts."""
     import importlib
 
     if crm not in ("salesforce", "hubspot"):
         _fail(InvalidValue(f"there is no {crm!r} emulator.", "use salesforce or hubspot."))
     module = importlib.import_module(f"spe_adapters.{crm}.emulator.server")
-    code = module.main(["--port", str(port), "--seed", str(seed)])
+    args = ["--seed", str(seed)]
+    args += ["--port", str(port)] if port is not None else []
+    args += ["--state-dir", str(state_dir)] if state_dir is not None else []
+    args += ["--reset"] if reset else []
+    code = module.main(args)
     raise typer.Exit(int(code or 0))
 
 

@@ -19,6 +19,8 @@ from typing import Any
 
 import attrs
 
+from spe_adapters.emulator_kit.faults import Faults as KitFaults
+
 __all__ = [
     "LAST_MODIFIED",
     "OBJECT_TYPES",
@@ -178,39 +180,27 @@ class RecordError(Exception):
 
 
 @attrs.define
-class Faults:
-    """Faults to inject, programmable from Python or ``POST /__emulator/faults``.
+class Faults(KitFaults):
+    """Faults to inject (the kit's, see :class:`spe_adapters.emulator_kit.Faults`), plus
+    ``daily_limit_hit``: every request answers 429 with the DAILY policy.
 
-    ``next_statuses``: the next API requests fail with these HTTP statuses
-    (429 = the ten-secondly rolling limit, 5xx); ``write_statuses`` the same
-    for batch writes only; ``rate`` with ``rate_status``: that share of API
-    requests fails (seeded); ``daily_limit_hit``: every request answers 429
-    with the DAILY policy; ``failing_records``: record ids or ``spe_key``
-    values whose writes fail inside an otherwise fine batch (value: the error
-    category, e.g. ``VALIDATION_ERROR``); ``latency``: seconds added to every
-    API reply.
+    Statuses: 429 = the ten-secondly rolling limit, 5xx; ``failing_records``: record
+    ids or ``spe_key`` values whose writes fail inside an otherwise fine batch (value:
+    the error category, e.g. ``VALIDATION_ERROR``).
     """
 
-    next_statuses: list[int] = attrs.Factory(list)
-    write_statuses: list[int] = attrs.Factory(list)
-    rate: float = 0.0
-    rate_status: int = 503
     daily_limit_hit: bool = False
-    failing_records: dict[str, str] = attrs.Factory(dict)
-    latency: float = 0.0
-    rng: random.Random = attrs.Factory(lambda: random.Random(7))
 
     def draw(self, write: bool = False) -> int | None:
         """The status this request must fail with, or None."""
         if self.daily_limit_hit:
             return 429
-        if write and self.write_statuses:
-            return self.write_statuses.pop(0)
-        if self.next_statuses:
-            return self.next_statuses.pop(0)
-        if self.rate and self.rng.random() < self.rate:
-            return self.rate_status
-        return None
+        return super().draw(write)
+
+    def configure(self, body: Mapping[str, Any]) -> None:
+        """The kit's settings, and ``daily_limit_hit``."""
+        super().configure(body)
+        self.daily_limit_hit = bool(body.get("daily_limit_hit", False))
 
 
 class Portal:

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import functools
 import json
-import threading
-import time
 import uuid
-from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-import attrs
-from werkzeug.exceptions import HTTPException, NotFound
+from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from spe_adapters.emulator_kit import KitApp, RequestLog, RollingWindow
 from spe_adapters.hubspot.emulator.models import (
     CREATED,
     LAST_MODIFIED,
@@ -59,48 +56,10 @@ URLS = Map(
         Rule(f"{_O}/batch/upsert", endpoint="batch_upsert", methods=["POST"]),
         Rule(f"{_O}/<record_id>", endpoint="get_one", methods=["GET"]),
         Rule(f"{_O}/<record_id>", endpoint="archive", methods=["DELETE"]),
-        Rule("/__emulator/reset", endpoint="admin_reset", methods=["POST"]),
-        Rule("/__emulator/seed", endpoint="admin_seed", methods=["POST"]),
-        Rule("/__emulator/faults", endpoint="admin_faults", methods=["POST"]),
-        Rule("/__emulator/requests", endpoint="admin_requests", methods=["GET"]),
     ],
     strict_slashes=False,
 )
 WRITES = {"batch_create", "batch_update", "batch_upsert"}
-
-
-@attrs.frozen
-class LoggedRequest:
-    """One request the emulator served."""
-
-    method: str
-    path: str
-    endpoint: str
-    status: int
-    at: float
-
-
-@attrs.define
-class RequestLog:
-    """Every request served, for call counting."""
-
-    entries: list[LoggedRequest] = attrs.Factory(list)
-    lock: threading.Lock = attrs.Factory(threading.Lock)
-
-    def add(self, entry: LoggedRequest) -> None:
-        """Record one request."""
-        with self.lock:
-            self.entries.append(entry)
-
-    def counts(self) -> Counter[str]:
-        """Requests per endpoint (``search``, ``batch_upsert``, ``owners``, ...)."""
-        with self.lock:
-            return Counter(e.endpoint for e in self.entries)
-
-    def reset_counts(self) -> None:
-        """Forget the requests served so far."""
-        with self.lock:
-            self.entries.clear()
 
 
 class SearchError(Exception):
@@ -249,33 +208,28 @@ def compile_search(
 # --- the application -----------------------------------------------------------------------
 
 
-class EmulatorApp:
-    """The WSGI application behind the emulator's server."""
+class EmulatorApp(KitApp):
+    """The WSGI application behind the emulator's server (on the emulator kit: request
+    log, faults and the ``/__emulator/`` admin routes are the kit's)."""
+
+    urls = URLS
 
     def __init__(self, portal: Portal) -> None:
+        super().__init__(portal)
         self.portal = portal
-        self.log = RequestLog()
-        self._window: list[float] = []
+        self._window = RollingWindow(portal.ten_second_limit, 10.0)
 
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        request = Request(environ)
-        endpoint = "unknown"
-        try:
-            endpoint, args = URLS.bind_to_environ(environ).match()
-            response = self.dispatch(request, str(endpoint), dict(args))
-        except NotFound:
-            response = _error(404, "OBJECT_NOT_FOUND", "resource not found")
-        except HTTPException as exc:
-            response = _error(exc.code or 400, "VALIDATION_ERROR", exc.description or "")
-        self.log.add(
-            LoggedRequest(request.method, request.path, endpoint, response.status_code, time.time())
-        )
-        return response(environ, start_response)
+    def not_found(self, request: Request) -> Response:
+        return _error(404, "OBJECT_NOT_FOUND", "resource not found")
+
+    def http_error(self, exc: HTTPException) -> Response:
+        return _error(exc.code or 400, "VALIDATION_ERROR", exc.description or "")
+
+    def seed(self, options: dict[str, Any]) -> Any:
+        return self.portal.seed(int(options.get("seed", 7)), deals=int(options.get("deals", 300)))
 
     def _limit_headers(self) -> dict[str, str]:
         portal = self.portal
-        now = time.monotonic()
-        self._window = [t for t in self._window if now - t < 10.0]
         return {
             "X-HubSpot-RateLimit-Daily": str(portal.daily_limit),
             "X-HubSpot-RateLimit-Daily-Remaining": str(
@@ -283,9 +237,7 @@ class EmulatorApp:
             ),
             "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
             "X-HubSpot-RateLimit-Max": str(portal.ten_second_limit),
-            "X-HubSpot-RateLimit-Remaining": str(
-                max(0, portal.ten_second_limit - len(self._window))
-            ),
+            "X-HubSpot-RateLimit-Remaining": str(self._window.remaining()),
         }
 
     def _rate_limited(self, daily: bool) -> Response:
@@ -308,9 +260,6 @@ class EmulatorApp:
         )
 
     def dispatch(self, request: Request, endpoint: str, args: dict[str, Any]) -> Response:
-        if endpoint.startswith("admin_"):
-            result: Response = getattr(self, endpoint)(request, **args)
-            return result
         portal = self.portal
         token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         if token not in portal.tokens:
@@ -327,11 +276,10 @@ class EmulatorApp:
                 400, "OBJECT_NOT_FOUND", f"Unable to infer object type from: {object_type}"
             )
         fault = portal.faults.draw(write=endpoint in WRITES)
-        if portal.faults.latency:
-            time.sleep(portal.faults.latency)
+        portal.faults.delay()
         with portal.lock:
             portal.api_used += 1
-            self._window.append(time.monotonic())
+            self._window.hit()
         if fault == 429:
             return self._rate_limited(daily=portal.faults.daily_limit_hit)
         if fault is not None:
@@ -356,39 +304,6 @@ class EmulatorApp:
         if not isinstance(body, dict):
             raise _BadRequest("VALIDATION_ERROR", "Invalid input JSON: expected an object")
         return body
-
-    # --- admin -----------------------------------------------------------------------------
-
-    def admin_reset(self, request: Request) -> Response:
-        self.portal.reset()
-        self.log.reset_counts()
-        return _json({"reset": True})
-
-    def admin_seed(self, request: Request) -> Response:
-        body = self._body(request)
-        return _json(self.portal.seed(int(body.get("seed", 7)), deals=int(body.get("deals", 300))))
-
-    def admin_faults(self, request: Request) -> Response:
-        body = self._body(request)
-        faults = self.portal.faults
-        faults.next_statuses = [int(s) for s in body.get("next_statuses", [])]
-        faults.write_statuses = [int(s) for s in body.get("write_statuses", [])]
-        faults.rate = float(body.get("rate", 0.0))
-        faults.rate_status = int(body.get("rate_status", 503))
-        faults.daily_limit_hit = bool(body.get("daily_limit_hit", False))
-        faults.failing_records = {
-            str(k): str(v) for k, v in body.get("failing_records", {}).items()
-        }
-        faults.latency = float(body.get("latency", 0.0))
-        return _json({"faults": "set"})
-
-    def admin_requests(self, request: Request) -> Response:
-        return _json(
-            {
-                "counts": dict(self.log.counts()),
-                "requests": [attrs.asdict(e) for e in self.log.entries[-1000:]],
-            }
-        )
 
     # --- owners ----------------------------------------------------------------------------
 
@@ -559,10 +474,10 @@ class EmulatorApp:
         }
 
     def _failing(self, *keys: str | None) -> None:
-        for key in keys:
-            category = self.portal.faults.failing_records.get(str(key)) if key else None
-            if category:
-                raise RecordError(category, f"record {key} was rejected ({category})")
+        failing = self.portal.faults.record_fault(*keys)
+        if failing:
+            key, category = failing
+            raise RecordError(category, f"record {key} was rejected ({category})")
 
     def batch_read(self, request: Request, object_type: str) -> Response:
         started = self.portal.clock()

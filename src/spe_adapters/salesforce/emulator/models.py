@@ -17,7 +17,10 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import attrs
+# Faults: the emulator kit's. Statuses drawn mean 503/500 (SERVER_UNAVAILABLE), 403
+# (REQUEST_LIMIT_EXCEEDED), 401 (INVALID_SESSION_ID); failing_records maps record Ids or
+# external-id values to the statusCode their write fails with.
+from spe_adapters.emulator_kit.faults import Faults
 
 __all__ = ["FIELD_TYPES", "Faults", "Org", "RecordError", "salesforce_time"]
 
@@ -114,38 +117,6 @@ class RecordError(Exception):
     def as_dict(self) -> dict[str, Any]:
         """Salesforce's per-record error shape."""
         return {"statusCode": self.code, "message": self.message, "fields": self.fields}
-
-
-@attrs.define
-class Faults:
-    """Faults to inject, programmable from Python or ``POST /__emulator/faults``.
-
-    ``next_statuses``: the next requests fail with these HTTP statuses (503,
-    500, 403 = REQUEST_LIMIT_EXCEEDED, 401 = INVALID_SESSION_ID); ``rate`` with
-    ``rate_status``: that share of API requests fails (seeded);
-    ``failing_records``: record Ids or external-id values whose writes fail
-    inside an otherwise fine collection (value: the statusCode);
-    ``latency``: seconds added to every API reply.
-    """
-
-    next_statuses: list[int] = attrs.Factory(list)
-    write_statuses: list[int] = attrs.Factory(list)
-    """Like ``next_statuses``, for the next write calls (collections) only."""
-    rate: float = 0.0
-    rate_status: int = 503
-    failing_records: dict[str, str] = attrs.Factory(dict)
-    latency: float = 0.0
-    rng: random.Random = attrs.Factory(lambda: random.Random(7))
-
-    def draw(self, write: bool = False) -> int | None:
-        """The status this request must fail with, or None."""
-        if write and self.write_statuses:
-            return self.write_statuses.pop(0)
-        if self.next_statuses:
-            return self.next_statuses.pop(0)
-        if self.rate and self.rng.random() < self.rate:
-            return self.rate_status
-        return None
 
 
 class Org:

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import functools
 import json
-import threading
 import time
-from collections import Counter
 from datetime import date, datetime
 from typing import Any
 
-import attrs
-from werkzeug.exceptions import HTTPException, NotFound
+from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from spe_adapters.emulator_kit import KitApp, RequestLog
 from spe_adapters.salesforce.emulator import soql
 from spe_adapters.salesforce.emulator.models import (
     FIELD_TYPES,
@@ -65,46 +63,8 @@ URLS = Map(
             endpoint="collection_upsert",
             methods=["PATCH"],
         ),
-        Rule("/__emulator/reset", endpoint="admin_reset", methods=["POST"]),
-        Rule("/__emulator/seed", endpoint="admin_seed", methods=["POST"]),
-        Rule("/__emulator/faults", endpoint="admin_faults", methods=["POST"]),
-        Rule("/__emulator/requests", endpoint="admin_requests", methods=["GET"]),
     ]
 )
-
-
-@attrs.frozen
-class LoggedRequest:
-    """One request the emulator served."""
-
-    method: str
-    path: str
-    endpoint: str
-    status: int
-    at: float
-
-
-@attrs.define
-class RequestLog:
-    """Every request served, for call counting and replay."""
-
-    entries: list[LoggedRequest] = attrs.Factory(list)
-    lock: threading.Lock = attrs.Factory(threading.Lock)
-
-    def add(self, entry: LoggedRequest) -> None:
-        """Record one request."""
-        with self.lock:
-            self.entries.append(entry)
-
-    def counts(self) -> Counter[str]:
-        """Requests per endpoint (``query``, ``collection``, ...)."""
-        with self.lock:
-            return Counter(e.endpoint for e in self.entries)
-
-    def reset_counts(self) -> None:
-        """Forget the requests served so far."""
-        with self.lock:
-            self.entries.clear()
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -127,39 +87,41 @@ def _out(value: Any) -> Any:
     return value
 
 
-class EmulatorApp:
-    """The WSGI application behind the emulator's server."""
+class EmulatorApp(KitApp):
+    """The WSGI application behind the emulator's server (on the emulator kit: request
+    log, faults and the ``/__emulator/`` admin routes are the kit's)."""
+
+    urls = URLS
 
     def __init__(self, org: Org) -> None:
+        super().__init__(org)
         self.org = org
-        self.log = RequestLog()
 
     # --- plumbing ------------------------------------------------------------------------
 
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        request = Request(environ)
-        endpoint = "unknown"
-        try:
-            endpoint, args = URLS.bind_to_environ(environ).match()
-            response = self.dispatch(request, str(endpoint), dict(args))
-        except NotFound:
-            response = _error(404, "NOT_FOUND", "The requested resource does not exist")
-        except HTTPException as exc:
-            response = _error(exc.code or 400, "METHOD_NOT_ALLOWED", exc.description or "")
-        self.log.add(
-            LoggedRequest(request.method, request.path, endpoint, response.status_code, time.time())
-        )
-        return response(environ, start_response)
+    def not_found(self, request: Request) -> Response:
+        return _error(404, "NOT_FOUND", "The requested resource does not exist")
+
+    def http_error(self, exc: HTTPException) -> Response:
+        return _error(exc.code or 400, "METHOD_NOT_ALLOWED", exc.description or "")
+
+    def seed(self, options: dict[str, Any]) -> Any:
+        return self.org.seed(int(options.get("seed", 7)), leads=int(options.get("leads", 300)))
+
+    def set_faults(self, options: dict[str, Any]) -> None:
+        """The kit's fault settings, and ``expire_sessions``: every access token expires."""
+        super().set_faults(options)
+        if options.get("expire_sessions"):
+            self.org.expire_sessions()
 
     def dispatch(self, request: Request, endpoint: str, args: dict[str, Any]) -> Response:
-        if endpoint.startswith("admin_") or endpoint in ("token", "versions"):
+        if endpoint in ("token", "versions"):
             handler = getattr(self, endpoint)
             result: Response = handler(request, **args)
             return result
         token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         fault = self.org.faults.draw(write=endpoint.startswith("collection"))
-        if self.org.faults.latency:
-            time.sleep(self.org.faults.latency)
+        self.org.faults.delay()
         if fault == 401 or not self.org.session_valid(token):
             return _error(401, "INVALID_SESSION_ID", "Session expired or invalid")
         with self.org.lock:
@@ -180,7 +142,7 @@ class EmulatorApp:
         except json.JSONDecodeError as exc:
             raise _BadRequest("JSON_PARSER_ERROR", f"Unexpected character: {exc.msg}") from None
 
-    # --- auth, admin ------------------------------------------------------------------------
+    # --- auth ------------------------------------------------------------------------------
 
     # OAuth token endpoint, /services/oauth2/token. Rules from Salesforce Help:
     # "OAuth 2.0 Username-Password Flow for Special Scenarios", "OAuth 2.0 JWT Bearer
@@ -291,38 +253,6 @@ class EmulatorApp:
         if app[1] is None or app[1] not in self.org.credentials:
             return "invalid_grant", "no client credentials user enabled"
         return None
-
-    def admin_reset(self, request: Request) -> Response:
-        self.org.reset()
-        self.log.reset_counts()
-        return _json({"reset": True})
-
-    def admin_seed(self, request: Request) -> Response:
-        body = self._body(request) or {}
-        return _json(self.org.seed(int(body.get("seed", 7)), leads=int(body.get("leads", 300))))
-
-    def admin_faults(self, request: Request) -> Response:
-        body = self._body(request) or {}
-        faults = self.org.faults
-        faults.next_statuses = [int(s) for s in body.get("next_statuses", [])]
-        faults.write_statuses = [int(s) for s in body.get("write_statuses", [])]
-        faults.rate = float(body.get("rate", 0.0))
-        faults.rate_status = int(body.get("rate_status", 503))
-        faults.failing_records = {
-            str(k): str(v) for k, v in body.get("failing_records", {}).items()
-        }
-        faults.latency = float(body.get("latency", 0.0))
-        if body.get("expire_sessions"):
-            self.org.expire_sessions()
-        return _json({"faults": "set"})
-
-    def admin_requests(self, request: Request) -> Response:
-        return _json(
-            {
-                "counts": dict(self.log.counts()),
-                "requests": [attrs.asdict(e) for e in self.log.entries[-1000:]],
-            }
-        )
 
     # --- the REST API ------------------------------------------------------------------------
 
@@ -529,18 +459,17 @@ class EmulatorApp:
         return None
 
     def _fail_record(self, record: dict[str, Any], field: str | None = None) -> None:
-        keys = [str(record.get("Id") or "")]
-        if field:
-            keys.append(str(record.get(field) or ""))
-        for key in keys:
-            code = self.org.faults.failing_records.get(key)
-            if key and code:
-                raise RecordError(
-                    code,
-                    "unable to obtain exclusive access to this record"
-                    if code == "UNABLE_TO_LOCK_ROW"
-                    else "record rejected",
-                )
+        failing = self.org.faults.record_fault(
+            record.get("Id"), record.get(field) if field else None
+        )
+        if failing:
+            code = failing[1]
+            raise RecordError(
+                code,
+                "unable to obtain exclusive access to this record"
+                if code == "UNABLE_TO_LOCK_ROW"
+                else "record rejected",
+            )
 
     def collection(self, request: Request) -> Response:
         try:
