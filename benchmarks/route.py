@@ -14,12 +14,13 @@ store transactions of 1,000 tasks. Run:
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+from _verdict import finish
 
 from spe_core.engine import Engine
 from spe_core.model import Member, Task, TaskKind
@@ -90,12 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         "memory_tasks_per_s": round(1 / mem),
         "sqlite_tasks_per_s": round(1 / sq),
     }
-    print(
-        json.dumps(
-            {"benchmark": "route", "figures": figures, "targets": {"memory_vs_baseline": "<= 3.0"}}
-        )
-    )
-    return 0
+    return finish("route", figures, {"memory_vs_baseline": "<= 3.0"}, quick=args.quick)
 
 
 if __name__ == "__main__":
