@@ -168,7 +168,9 @@ def test_errors_auth_and_rate_limits(hs: EmulatorServer, http: requests.Session)
     assert counts["owners"] == 5  # every request counts, refused ones too
 
 
-def test_batch_limits_and_all_or_nothing_updates(hs: EmulatorServer, http: requests.Session) -> None:
+def test_batch_limits_and_all_or_nothing_updates(
+    hs: EmulatorServer, http: requests.Session
+) -> None:
     base = f"{hs.url}/crm/v3/objects/deals/batch"
     too_many = [{"id": str(i), "idProperty": "spe_key", "properties": {}} for i in range(101)]
     reply = http.post(f"{base}/upsert", json={"inputs": too_many})
