@@ -340,3 +340,19 @@ def test_a_refused_batch_names_the_crm_message_and_401_is_authentication(
     monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", "pat-revoked")
     with pytest.raises(AuthenticationFailed, match="401"):
         adapter.write([Change("opportunity", "a", {"status": "won"}, a)])
+
+
+def test_write_faults_can_be_set_over_http(hs: EmulatorServer) -> None:
+    import requests
+
+    plain = requests.Session()
+    plain.trust_env = False
+    plain.post(
+        f"{hs.url}/__emulator/faults",
+        json={"results_seed": 4, "omit_from_replies": ["k1"], "processing_replies": 2},
+    )
+    faults = hs.portal.faults
+    assert faults.omit_from_replies == {"k1"} and faults.processing_replies == 2
+    assert faults.shuffle_results and faults.order_rng.random() == random.Random(4).random()
+    plain.post(f"{hs.url}/__emulator/faults", json={"shuffle_results": False})
+    assert not hs.portal.faults.shuffle_results
