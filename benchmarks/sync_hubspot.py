@@ -119,10 +119,11 @@ def run(n: int, poisoned_share: float) -> dict[str, Any]:
         for crm_id in poisoned:
             hs.portal.faults.failing_records[crm_id] = "VALIDATION_ERROR"
         hs.requests.reset_counts()
+        http_before = adapter.http_seconds  # the unmeasured run's HTTP time is not counted
         start = time.perf_counter()
         outbound = sync.run()
         outbound_time = time.perf_counter() - start
-        http_out = adapter.http_seconds - http_in
+        http_out = adapter.http_seconds - http_before
         calls_out = hs.requests.counts()
         assert outbound.written == n - len(poisoned), outbound.as_dict()
         assert outbound.quarantined == len(poisoned), outbound.as_dict()
@@ -135,7 +136,7 @@ def run(n: int, poisoned_share: float) -> dict[str, Any]:
         "outbound_time": outbound_time,
         "http_in": http_in,
         "http_out": http_out,
-        "http": adapter.http_seconds,
+        "http": http_in + http_out,
     }
 
 
