@@ -356,3 +356,19 @@ def test_write_faults_can_be_set_over_http(hs: EmulatorServer) -> None:
     assert faults.shuffle_results and faults.order_rng.random() == random.Random(4).random()
     plain.post(f"{hs.url}/__emulator/faults", json={"shuffle_results": False})
     assert not hs.portal.faults.shuffle_results
+
+
+def test_bookings_are_upserted_by_key_one_call_each_time(hs: EmulatorServer) -> None:
+    """The sync links only opportunities to their records: a booking's every change comes
+    without a record id, and is one upsert by spe_key (never a create that conflicts)."""
+    owner = hs.portal.add_owner("Fay", "Field", "fay@acme.example")
+    adapter = _adapter(hs)
+    start = datetime(2026, 1, 7, 9, tzinfo=UTC)
+    for status in ("booked", "cancelled"):
+        change = Change("booking", "b1", {"status": status, "owner": owner, "start": start})
+        (result,) = adapter.write([change])
+        assert result.ok
+    (meeting,) = hs.portal.all("meetings")
+    assert meeting["hs_meeting_outcome"] == "CANCELED" and meeting["spe_key"] == "b1"
+    assert hs.requests.counts()["batch_upsert"] == 2
+    assert hs.requests.counts()["batch_create"] == 0

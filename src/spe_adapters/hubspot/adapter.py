@@ -10,7 +10,9 @@
   instant with a higher id): any volume is read, none twice. Search calls
   keep to a per-second budget.
 - Writes: batch update by record id for records HubSpot already has; batch
-  create for records SPE created, every input carrying an
+  upsert by ``spe_key`` for SPE's tasks and bookings (the sync links only
+  opportunities to their records, so these come without an id every time);
+  batch create for opportunities SPE created, every input carrying an
   ``objectWriteTraceId`` (its SPE key) so that HubSpot answers each input on
   its own (207 multi-status); an input whose unique ``spe_key`` a record
   already holds (a write before a crash, a reply that never arrived) is
@@ -447,7 +449,10 @@ class HubSpotAdapter:
 
     def write(self, changes: Sequence[Change]) -> Sequence[WriteResult]:
         """Write up to 100 changes: batch update by id for records HubSpot has, batch
-        create (with ``objectWriteTraceId``) for the others; one result per change, in order.
+        create (with ``objectWriteTraceId``) for new opportunities, batch upsert by the
+        key for tasks and bookings without an id (the sync engine links only
+        opportunities to the records created for them, so each later change of an SPE
+        task or booking comes without one); one result per change, in order.
 
         HubSpot refuses a whole batch update or upsert for one invalid input: that is
         :class:`~spe_core.errors.BatchRejected`, and the sync engine splits the batch and
@@ -473,7 +478,10 @@ class HubSpotAdapter:
         for kind, group in updates.items():
             results.update(self._update(self._object_for(kind), group))
         for kind, group in creates.items():
-            results.update(self._create(self._object_for(kind), group))
+            if kind is ChangeKind.OPPORTUNITY:
+                results.update(self._create(self._object_for(kind), group))
+            else:  # the sync links only opportunities: a task or booking may exist already
+                results.update(self._upsert(self._object_for(kind), group))
         return [results[i] for i in range(len(changes))]
 
     def _properties(self, change: Change) -> dict[str, str]:
