@@ -23,6 +23,8 @@ from hubspot.crm.objects import (
     SimplePublicObjectInput,
     SimplePublicObjectInputForCreate,
 )
+from hypothesis import given
+from hypothesis import strategies as st
 from urllib3.util.retry import Retry
 
 from spe_adapters.hubspot.adapter import HubSpotAdapter
@@ -372,3 +374,30 @@ def test_bookings_are_upserted_by_key_one_call_each_time(hs: EmulatorServer) -> 
     assert meeting["hs_meeting_outcome"] == "CANCELED" and meeting["spe_key"] == "b1"
     assert hs.requests.counts()["batch_upsert"] == 2
     assert hs.requests.counts()["batch_create"] == 0
+
+
+@given(
+    order=st.permutations(range(12)),
+    left_out=st.sets(st.integers(0, 11)),
+    stray=st.booleans(),
+)
+def test_any_reply_order_links_each_input_to_its_own_record_or_retries_it(
+    order: list[int], left_out: set[int], stray: bool
+) -> None:
+    """Property: whatever the order of a batch reply's results, whichever it leaves out,
+    and a result no input asked for, each input gets its own record or a retryable
+    failure, never another input's record."""
+    from spe_adapters.hubspot.adapter import _result, _results
+
+    changes = [Change("opportunity", f"k{i}", {"status": "won"}, str(1000 + i)) for i in range(12)]
+    results = [{"id": str(1000 + i), "properties": {}} for i in order if i not in left_out]
+    if stray:
+        results.insert(0, {"id": "999999", "properties": {}})
+    reply = {"status": "COMPLETE", "results": results}
+    done = {str(r["id"]): str(r["id"]) for r in _results(reply)}
+    for i, change in enumerate(changes):
+        result = _result(change, str(change.crm_id), done, {}, reply)
+        if i in left_out:
+            assert not result.ok and result.retryable
+        else:
+            assert result.ok and result.crm_id == change.crm_id
