@@ -223,6 +223,15 @@ class Faults:
     omit_from_replies: set[str] = attrs.Factory(set)
     processing_replies: int = 0
 
+    def configure_replies(self, body: Mapping[str, Any]) -> None:
+        """The batch-reply settings from ``POST /__emulator/faults``: ``shuffle_results``
+        (default true), ``results_seed``, ``omit_from_replies``, ``processing_replies``."""
+        self.shuffle_results = bool(body.get("shuffle_results", True))
+        if "results_seed" in body:
+            self.order_rng = random.Random(int(body["results_seed"]))
+        self.omit_from_replies = {str(k) for k in body.get("omit_from_replies", [])}
+        self.processing_replies = int(body.get("processing_replies", 0))
+
     def draw(self, write: bool = False) -> int | None:
         """The status this request must fail with, or None."""
         if self.daily_limit_hit:

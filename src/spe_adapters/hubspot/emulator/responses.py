@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import random
 import threading
 import time
 import uuid
@@ -392,11 +391,7 @@ class EmulatorApp:
             str(k): str(v) for k, v in body.get("failing_records", {}).items()
         }
         faults.latency = float(body.get("latency", 0.0))
-        faults.shuffle_results = bool(body.get("shuffle_results", True))
-        if "results_seed" in body:
-            faults.order_rng = random.Random(int(body["results_seed"]))
-        faults.omit_from_replies = {str(k) for k in body.get("omit_from_replies", [])}
-        faults.processing_replies = int(body.get("processing_replies", 0))
+        faults.configure_replies(body)
         return _json({"faults": "set"})
 
     def admin_requests(self, request: Request) -> Response:
