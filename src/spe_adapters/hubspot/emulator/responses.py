@@ -18,6 +18,7 @@ from spe_adapters.hubspot.emulator.models import (
     CREATED,
     LAST_MODIFIED,
     PROPERTIES,
+    UNIQUE_PROPERTIES,
     Portal,
     RecordError,
     epoch_ms,
@@ -49,17 +50,27 @@ URLS = Map(
         Rule("/crm/v3/owners/", endpoint="owners", methods=["GET"]),
         Rule("/crm/v3/owners/<owner_id>", endpoint="owner", methods=["GET"]),
         Rule(_O, endpoint="get_page", methods=["GET"]),
+        Rule(_O, endpoint="create_one", methods=["POST"]),
         Rule(f"{_O}/search", endpoint="search", methods=["POST"]),
         Rule(f"{_O}/batch/read", endpoint="batch_read", methods=["POST"]),
         Rule(f"{_O}/batch/create", endpoint="batch_create", methods=["POST"]),
         Rule(f"{_O}/batch/update", endpoint="batch_update", methods=["POST"]),
         Rule(f"{_O}/batch/upsert", endpoint="batch_upsert", methods=["POST"]),
+        Rule(f"{_O}/batch/archive", endpoint="batch_archive", methods=["POST"]),
         Rule(f"{_O}/<record_id>", endpoint="get_one", methods=["GET"]),
         Rule(f"{_O}/<record_id>", endpoint="archive", methods=["DELETE"]),
+        Rule(f"{_O}/<record_id>", endpoint="update_one", methods=["PATCH"]),
     ],
     strict_slashes=False,
 )
-WRITES = {"batch_create", "batch_update", "batch_upsert"}
+WRITES = {
+    "batch_create",
+    "batch_update",
+    "batch_upsert",
+    "batch_archive",
+    "create_one",
+    "update_one",
+}
 
 
 class SearchError(Exception):
@@ -430,6 +441,30 @@ class EmulatorApp(KitApp):
         return _json(reply)
 
     # --- batch -----------------------------------------------------------------------------
+    #
+    # The write rules, from HubSpot's documents:
+    # - Batch update and upsert are all-or-nothing: one invalid input fails the whole batch
+    #   with HubSpot's error body and nothing is written. Multi-status (207) partial results
+    #   exist only for the batch *create* endpoints, and only when every input carries an
+    #   ``objectWriteTraceId``: "207 Multi-Status: Returned when there are different statuses
+    #   (e.g., errors and successes), which occurs when you've enabled multi-status error
+    #   handling for the object API batch create endpoints" and "For the object APIs' batch
+    #   create endpoints, you can enable multi status responses that include partial
+    #   failures ... include a unique objectWriteTraceId value for each input"; each error
+    #   names its input in ``context.objectWriteTraceId`` and each result echoes its
+    #   ``objectWriteTraceId`` (HubSpot, "Error handling", Multi-status errors,
+    #   https://developers.hubspot.com/docs/api-reference/error-handling).
+    # - Results come in no promised order: the batch reference pages promise none, and
+    #   HubSpot's SDK maintainers answered a request for input order with "There is no way
+    #   to do it. The issue on API side we can't fix it" (HubSpot/hubspot-api-nodejs#190,
+    #   "Batch Create results should be in the same order as the inputs"). So results are
+    #   shuffled unless ``faults.shuffle_results`` is off.
+    # - A batch reply's ``status`` is one of PENDING, PROCESSING, CANCELED, COMPLETE (the
+    #   BatchResponseSimplePublicObject schema of the CRM objects API): a reply can say
+    #   PROCESSING without results (``faults.processing_replies``).
+    # - Batch archive answers 204 with no body ("Archive a batch of objects by ID": "This
+    #   response has no body data", https://developers.hubspot.com/docs/api-reference/
+    #   latest/crm/objects/custom-objects/batch/delete-custom-objects).
 
     def _inputs(self, request: Request) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         body = self._body(request)
@@ -445,14 +480,24 @@ class EmulatorApp(KitApp):
 
     def _batch_reply(
         self,
-        results: list[dict[str, Any]],
+        results: list[tuple[set[str], dict[str, Any]]],
         errors: list[dict[str, Any]],
         ok_status: int,
         started: datetime,
     ) -> Response:
+        """A batch reply: results (each with the names that identify its input, for the
+        ``omit_from_replies`` fault) in no particular order, and the 207's errors."""
+        faults = self.portal.faults
+        status = "COMPLETE"
+        shown = [r for names, r in results if not names & faults.omit_from_replies]
+        if faults.processing_replies > 0:
+            faults.processing_replies -= 1
+            status, shown, errors = "PROCESSING", [], []
+        if faults.shuffle_results:
+            faults.order_rng.shuffle(shown)
         body: dict[str, Any] = {
-            "status": "COMPLETE",
-            "results": results,
+            "status": status,
+            "results": shown,
             "startedAt": hubspot_time(started),
             "completedAt": hubspot_time(self.portal.clock()),
         }
@@ -463,21 +508,41 @@ class EmulatorApp(KitApp):
         return _json(body, ok_status)
 
     @staticmethod
-    def _input_error(exc: RecordError, ident: str | None) -> dict[str, Any]:
+    def _input_error(exc: RecordError, context: dict[str, list[str]]) -> dict[str, Any]:
         return {
             "status": "error",
             "category": exc.category,
             "message": exc.message,
-            "context": {"ids": [ident]} if ident else {},
+            "context": context,
             "errors": [],
             "links": {},
         }
+
+    @staticmethod
+    def _refused(exc: RecordError) -> Response:
+        """The whole batch refused for one input: HubSpot's error body, nothing written."""
+        status = exc.status if exc.status in (400, 404, 409) else 400
+        return _error(status, exc.category, exc.message)
 
     def _failing(self, *keys: str | None) -> None:
         failing = self.portal.faults.record_fault(*keys)
         if failing:
             key, category = failing
             raise RecordError(category, f"record {key} was rejected ({category})")
+
+    @staticmethod
+    def _unique_once(seen: set[tuple[str, str]], object_type: str, props: dict[str, Any]) -> None:
+        """Two inputs of one batch may not claim the same unique value."""
+        for name in UNIQUE_PROPERTIES:
+            value = props.get(name)
+            if value:
+                if (name, str(value)) in seen:
+                    raise RecordError(
+                        "CONFLICT",
+                        f"Duplicate {name} {value} in batch input for {object_type}",
+                        409,
+                    )
+                seen.add((name, str(value)))
 
     def batch_read(self, request: Request, object_type: str) -> Response:
         started = self.portal.clock()
@@ -516,7 +581,17 @@ class EmulatorApp(KitApp):
                     "links": {},
                 }
             )
-        return self._batch_reply(results, errors, 200, started)
+        body_out: dict[str, Any] = {
+            "status": "COMPLETE",
+            "results": results,
+            "startedAt": hubspot_time(started),
+            "completedAt": hubspot_time(self.portal.clock()),
+        }
+        if errors:
+            body_out["numErrors"] = len(errors)
+            body_out["errors"] = errors
+            return _json(body_out, 207)
+        return _json(body_out, 200)
 
     def archive(self, request: Request, object_type: str, record_id: str) -> Response:
         try:
@@ -525,20 +600,90 @@ class EmulatorApp(KitApp):
             return _error(exc.status, exc.category, exc.message)
         return Response(status=204)
 
+    def batch_archive(self, request: Request, object_type: str) -> Response:
+        """Move the named records to the recycling bin; 204, no body (see above)."""
+        _, inputs = self._inputs(request)
+        with self.portal.lock:
+            for item in inputs:
+                ident = str(item.get("id") or "")
+                if ident in self.portal.objects[object_type]:
+                    self.portal.archive(object_type, ident)
+        return Response(status=204)
+
+    def _create_json(self, object_type: str, record_id: str, sent: list[str]) -> dict[str, Any]:
+        record = self.portal.objects[object_type][record_id]
+        return self._record_json(object_type, record, sent)
+
+    def create_one(self, request: Request, object_type: str) -> Response:
+        """``POST /crm/v3/objects/{objectType}``: one record, 201 with it; an invalid input
+        is a 400 (409 for a taken unique value) with HubSpot's error body (HubSpot, "CRM
+        objects: Create", https://developers.hubspot.com/docs/api-reference/legacy/crm/
+        objects/objects/create-object)."""
+        props = self._body(request).get("properties") or {}
+        with self.portal.lock:
+            try:
+                self._failing(props.get("spe_key"))
+                props = self.portal.api_properties(object_type, props)
+                self.portal.check_write(object_type, props, None)
+                record_id = self.portal.create(object_type, props)
+            except RecordError as exc:
+                return self._refused(exc)
+            return _json(self._create_json(object_type, record_id, list(props)), 201)
+
+    def update_one(self, request: Request, object_type: str, record_id: str) -> Response:
+        """``PATCH /crm/v3/objects/{objectType}/{objectId}`` (``idProperty`` names a unique
+        property instead of the id): 200 with the record, 404 when there is none (HubSpot,
+        "CRM objects: Update", https://developers.hubspot.com/docs/api-reference/legacy/
+        crm/objects/objects/update-object)."""
+        props = self._body(request).get("properties") or {}
+        id_property = request.args.get("idProperty", "hs_object_id")
+        with self.portal.lock:
+            found = self.portal.find(object_type, id_property, record_id)
+            if found is None:
+                return _error(
+                    404, "OBJECT_NOT_FOUND", "Object not found.  objectId are usually numeric."
+                )
+            try:
+                self._failing(found, props.get("spe_key"))
+                self.portal.update(object_type, found, props)
+            except RecordError as exc:
+                return self._refused(exc)
+            return _json(self._create_json(object_type, found, list(props)))
+
     def batch_create(self, request: Request, object_type: str) -> Response:
         started = self.portal.clock()
         _, inputs = self._inputs(request)
-        results, errors = [], []
+        traces = [str(i.get("objectWriteTraceId") or "") for i in inputs]
+        multi_status = bool(inputs) and all(traces)
+        results: list[tuple[set[str], dict[str, Any]]] = []
+        errors = []
         with self.portal.lock:
-            for item in inputs:
-                props = item.get("properties") or {}
+            if not multi_status:  # all or nothing: validate every input, then write
+                seen: set[tuple[str, str]] = set()
+                try:
+                    for item in inputs:
+                        props = self.portal.api_properties(
+                            object_type, item.get("properties") or {}
+                        )
+                        self._failing(props.get("spe_key"))
+                        self.portal.check_write(object_type, props, None)
+                        self._unique_once(seen, object_type, props)
+                except RecordError as exc:
+                    return self._refused(exc)
+            for item, trace in zip(inputs, traces, strict=True):
+                props = self.portal.api_properties(object_type, item.get("properties") or {})
                 try:
                     self._failing(props.get("spe_key"))
+                    self.portal.check_write(object_type, props, None)
                     record_id = self.portal.create(object_type, props)
-                    record = self.portal.objects[object_type][record_id]
-                    results.append(self._record_json(object_type, record, list(props)))
-                except RecordError as exc:
-                    errors.append(self._input_error(exc, props.get("spe_key")))
+                except RecordError as exc:  # only with trace ids on every input
+                    errors.append(self._input_error(exc, {"objectWriteTraceId": [trace]}))
+                    continue
+                out = self._create_json(object_type, record_id, list(props))
+                if trace:
+                    out["objectWriteTraceId"] = trace
+                names = {record_id, trace, str(props.get("spe_key") or "")} - {""}
+                results.append((names, out))
         return self._batch_reply(results, errors, 201, started)
 
     def batch_update(self, request: Request, object_type: str) -> Response:
@@ -550,12 +695,14 @@ class EmulatorApp(KitApp):
             raise _BadRequest(
                 "VALIDATION_ERROR", f"Duplicate IDs found in batch input: {duplicates}"
             )
-        results, errors = [], []
+        results: list[tuple[set[str], dict[str, Any]]] = []
         with self.portal.lock:
-            for item in inputs:
-                props = item.get("properties") or {}
-                ident = str(item.get("id") or "")
-                try:
+            planned: list[tuple[str, dict[str, Any]]] = []
+            seen: set[tuple[str, str]] = set()
+            try:  # all or nothing: validate every input, then write
+                for item in inputs:
+                    props = item.get("properties") or {}
+                    ident = str(item.get("id") or "")
                     self._failing(ident, props.get("spe_key"))
                     id_property = str(item.get("idProperty") or "hs_object_id")
                     found = self.portal.find(object_type, id_property, ident)
@@ -563,36 +710,62 @@ class EmulatorApp(KitApp):
                         raise RecordError(
                             "OBJECT_NOT_FOUND", f"Object not found. objectId {ident} is not valid."
                         )
-                    self.portal.update(object_type, found, props)
-                    record = self.portal.objects[object_type][found]
-                    results.append(self._record_json(object_type, record, list(props)))
-                except RecordError as exc:
-                    errors.append(self._input_error(exc, ident))
-        return self._batch_reply(results, errors, 200, started)
+                    self.portal.check_write(object_type, props, found)
+                    self._unique_once(seen, object_type, props)
+                    planned.append((found, props))
+            except RecordError as exc:
+                return self._refused(exc)
+            for found, props in planned:
+                self.portal.update(object_type, found, props)
+                out = self._create_json(object_type, found, list(props))
+                names = {found, str(props.get("spe_key") or "")} - {""}
+                results.append((names, out))
+        return self._batch_reply(results, [], 200, started)
 
     def batch_upsert(self, request: Request, object_type: str) -> Response:
+        """Create or update by a unique ``idProperty``. Results echo the properties the
+        input sent (send the unique property in ``properties`` to have it echoed) and
+        ``new``; as with update, one invalid input fails the whole batch."""
         started = self.portal.clock()
         _, inputs = self._inputs(request)
-        results, errors = [], []
+        results: list[tuple[set[str], dict[str, Any]]] = []
         with self.portal.lock:
-            for item in inputs:
-                props = item.get("properties") or {}
-                ident = str(item.get("id") or "")
-                try:
+            planned: list[tuple[str, str, dict[str, Any]]] = []
+            seen: set[tuple[str, str]] = set()
+            try:  # all or nothing: validate every input, then write
+                for item in inputs:
+                    props = item.get("properties") or {}
+                    ident = str(item.get("id") or "")
                     id_property = str(item.get("idProperty") or "")
                     if not id_property or not ident:
                         raise RecordError(
                             "VALIDATION_ERROR", "each upsert input needs id and idProperty"
                         )
+                    if id_property not in UNIQUE_PROPERTIES:
+                        raise RecordError(
+                            "VALIDATION_ERROR",
+                            f"Unable to perform update/upsert by non-unique {object_type} "
+                            f"property {id_property}",
+                        )
                     self._failing(ident)
-                    record_id, created = self.portal.upsert(object_type, id_property, ident, props)
-                    record = self.portal.objects[object_type][record_id]
-                    out = self._record_json(object_type, record, [*props, id_property])
-                    out["new"] = created
-                    results.append(out)
-                except RecordError as exc:
-                    errors.append(self._input_error(exc, ident))
-        return self._batch_reply(results, errors, 200, started)
+                    existing = self.portal.find(object_type, id_property, ident)
+                    full = {**props, id_property: ident}
+                    if existing is None:
+                        full = self.portal.api_properties(object_type, full)
+                    self.portal.check_write(object_type, full, existing)
+                    self._unique_once(seen, object_type, full)
+                    planned.append((id_property, ident, props))
+            except RecordError as exc:
+                return self._refused(exc)
+            for id_property, ident, props in planned:
+                values = props
+                if self.portal.find(object_type, id_property, ident) is None:
+                    values = self.portal.api_properties(object_type, props)
+                record_id, created = self.portal.upsert(object_type, id_property, ident, values)
+                out = self._create_json(object_type, record_id, list(props))
+                out["new"] = created
+                results.append(({record_id, ident}, out))
+        return self._batch_reply(results, [], 200, started)
 
 
 def _int(value: Any, default: int, name: str) -> int:
