@@ -32,6 +32,7 @@ __all__ = [
     "record_from_change",
     "soql_fields",
     "user_fields",
+    "write_datetime",
 ]
 
 CRM = "salesforce"
@@ -60,6 +61,12 @@ def parse_datetime(value: Any, field: str, record_id: str) -> datetime:
             "Salesforce datetimes carry an offset; check the field type.",
         )
     return parsed
+
+
+def write_datetime(value: datetime) -> str:
+    """A datetime as the REST API takes it: at most milliseconds (REST API Developer Guide,
+    Valid Date and DateTime Formats: ``yyyy-MM-ddTHH:mm:ss.SSS+/-HH:mm``)."""
+    return value.isoformat(timespec="milliseconds")
 
 
 def user_fields(settings: SalesforceSettings) -> list[str]:
@@ -215,7 +222,7 @@ def record_from_change(change: Change, settings: SalesforceSettings) -> dict[str
             record["OwnerId"] = owner
     if "released_at" in values:
         at = values["released_at"]
-        record[f.released_at_field] = None if at is None else at.isoformat()
+        record[f.released_at_field] = None if at is None else write_datetime(at)
     if "account_id" in values:  # an opportunity created in SPE: required fields too
         account = str(values["account_id"])
         record[f.account_field] = account
@@ -343,7 +350,7 @@ def record_from_booking_change(change: Change, settings: SalesforceSettings) -> 
         record["OwnerId"] = values["owner"]
     for name, field in (("start", "StartDateTime"), ("end", "EndDateTime")):
         if values.get(name) is not None:
-            record[field] = values[name].isoformat()
+            record[field] = write_datetime(values[name])
     if values.get("address"):
         record["Location"] = str(values["address"])[:255]
     if values.get("booked_by"):
