@@ -84,6 +84,8 @@ ACCEPTED = [
     ("SELECT Id FROM Lead WHERE IsDeleted = false AND (Rating = 'Hot' OR NOT Rating = null)", ""),
     ("SELECT Id, Owner.Name FROM Lead WHERE Owner.IsActive = true", "parent relationship"),
     ("SELECT Id FROM User WHERE Latitude > -12.5", "a number on a double field"),
+    ("SELECT Id FROM Lead WHERE Id = '00Q5g00000AbCdE'", "a 15-character Id"),
+    ("SELECT Id FROM Lead WHERE OwnerId IN ('005000000000001AAA')", "an 18-character Id"),
 ]
 
 # (query, errorCode, why Salesforce refuses it)
@@ -170,6 +172,11 @@ REJECTED = [
         "INVALID_QUERY_FILTER_OPERATOR",
         "LIKE is for string fields only (Comparison Operators)",
     ),
+    (
+        "SELECT Id FROM Lead WHERE Id = 'not-an-id'",
+        "INVALID_QUERY_FILTER_OPERATOR",
+        "an Id filter takes a 15- or 18-character Id (invalid ID field)",
+    ),
     ("SELECT Nope__c FROM Account", "INVALID_FIELD", "no such field"),
     ("SELECT Id FROM Nope__c", "INVALID_TYPE", "no such object"),
     ("SELECT Id, Boss.Name FROM Lead", "INVALID_FIELD", "no such relationship"),
@@ -234,6 +241,15 @@ def test_date_literal_ranges(literal: str, start: date, end: date) -> None:
     on_datetime = parse(f"SELECT Id FROM Lead WHERE CreatedDate < {literal}")
     before = datetime.combine(start, datetime.min.time(), UTC).replace(microsecond=1)
     assert not on_datetime.matches({"CreatedDate": before}, NOW)
+
+
+def test_an_id_filter_takes_either_form() -> None:
+    full = "00Q5g00000AbCdEEAV"
+    for written in (full, full[:15], full.lower()):
+        query = parse(f"SELECT Id FROM Lead WHERE Id = '{written}'")
+        assert query.where == Compare("Id", "=", full)
+        assert query.matches({"Id": full}, NOW)
+    assert not parse("SELECT Id FROM Lead WHERE Id = '00Q5g00000abcdE'").matches({"Id": full}, NOW)
 
 
 def test_like_escapes_match_literally() -> None:

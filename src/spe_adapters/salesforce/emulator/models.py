@@ -287,6 +287,11 @@ def _deserialize(name: str, kind: str, value: Any) -> Any:
         converted = _parse_write_date(value)
     elif kind == "datetime" and isinstance(value, str):
         converted = parse_write_datetime(value)
+    # values given from Python (Org.create in tests), never from JSON
+    elif isinstance(value, datetime):
+        converted = value if kind == "datetime" and value.tzinfo is not None else None
+    elif isinstance(value, date):
+        converted = value if kind == "date" else None
     if converted is None:
         raise RequestError(
             "JSON_PARSER_ERROR",

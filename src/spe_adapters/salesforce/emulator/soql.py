@@ -22,6 +22,8 @@ from typing import Any
 
 import attrs
 
+from spe_adapters.salesforce.emulator.models import REFERENCES, id18, schema
+
 __all__ = [
     "And",
     "Compare",
@@ -499,8 +501,6 @@ _NUMBER = frozenset({"double", "int", "currency", "percent"})
 
 
 def _default_schema() -> tuple[Mapping[str, Mapping[str, str]], Mapping[str, tuple[str, str]]]:
-    from spe_adapters.salesforce.emulator.models import REFERENCES, schema
-
     return schema(), REFERENCES
 
 
@@ -704,6 +704,13 @@ class _Parser:
         else:
             raise SoqlError(f"unexpected token: {token[1]!r}; expected a value")
         self.check_type(name, kind, value, quoted=token[0] == "string")
+        if kind in ("id", "reference") and isinstance(value, str):
+            # an Id filter takes the 15- or the 18-character form; anything else is refused
+            # ("invalid ID field"), as Salesforce does
+            full = id18(value)
+            if full is None:
+                raise SoqlError(f"invalid ID field: {value}", "INVALID_QUERY_FILTER_OPERATOR")
+            value = full
         return value
 
     def check_type(self, name: str, kind: str, value: Any, quoted: bool) -> None:
