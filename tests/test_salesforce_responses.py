@@ -319,3 +319,41 @@ def test_limits_and_the_limit_header(sf: Salesforce, server: EmulatorServer) -> 
     assert limits["DailyApiRequests"]["Max"] == server.org.daily_api_limit
     usage = sf.api_usage["api-usage"]
     assert usage.total == server.org.daily_api_limit and usage.used >= 1
+
+
+def test_collection_records_must_say_their_type_and_their_id(sf: Salesforce) -> None:
+    with pytest.raises(SalesforceMalformedRequest) as untyped:
+        sf.restful("composite/sobjects", method="POST", json={"records": [{"LastName": "A"}]})
+    assert errors(untyped)[0]["errorCode"] == "INVALID_TYPE"
+    record_id = lead(sf)
+    typed = {"type": "Lead"}
+    inserted = sf.restful(
+        "composite/sobjects",
+        method="POST",
+        json={"records": [{"attributes": typed, "Id": record_id, "LastName": "A", "Company": "B"}]},
+    )
+    assert inserted[0]["errors"][0]["statusCode"] == "INVALID_FIELD"
+    updated = sf.restful(
+        "composite/sobjects",
+        method="PATCH",
+        json={
+            "records": [
+                {"attributes": typed, "Rating": "Hot"},
+                {"attributes": typed, "id": record_id[:15], "Rating": "Warm"},
+            ]
+        },
+    )
+    assert updated[0]["errors"][0]["statusCode"] == "MISSING_ARGUMENT"
+    assert updated[1] == {"id": record_id, "success": True, "errors": []}
+
+
+def test_global_describe_and_a_deleted_record(sf: Salesforce) -> None:
+    described = sf.describe()
+    names = {o["name"]: o for o in described["sobjects"]}
+    assert names["Lead"]["keyPrefix"] == "00Q"
+    assert names["Lead"]["urls"]["describe"] == "/services/data/v59.0/sobjects/Lead/describe"
+    record_id = lead(sf)
+    sf.Lead.delete(record_id)
+    with pytest.raises(SalesforceResourceNotFound) as info:
+        sf.Lead.get(record_id)
+    assert errors(info)[0]["errorCode"] == "ENTITY_IS_DELETED"

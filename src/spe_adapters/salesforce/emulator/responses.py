@@ -51,6 +51,8 @@ URLS = Map(
         Rule("/services/data/v<version>/queryAll", endpoint="query_all", methods=["GET"]),
         Rule("/services/data/v<version>/queryAll/", endpoint="query_all", methods=["GET"]),
         Rule("/services/data/v<version>/queryAll/<cursor>", endpoint="query_more", methods=["GET"]),
+        Rule("/services/data/v<version>/sobjects", endpoint="global_describe", methods=["GET"]),
+        Rule("/services/data/v<version>/sobjects/", endpoint="global_describe", methods=["GET"]),
         Rule(
             "/services/data/v<version>/sobjects/<sobject>/describe",
             endpoint="describe",
@@ -408,6 +410,36 @@ class EmulatorApp:
         return _json(dict(sorted(body.items())))
 
     @_api
+    def global_describe(self, request: Request) -> Response:
+        """REST API Developer Guide, Describe Global: the objects and their basic metadata."""
+        version = _version(request)
+        return _json(
+            {
+                "encoding": "UTF-8",
+                "maxBatchSize": 200,
+                "sobjects": [
+                    {
+                        "name": name,
+                        "label": LABELS[name][0],
+                        "labelPlural": LABELS[name][1],
+                        "keyPrefix": PREFIXES[name],
+                        "custom": False,
+                        "createable": True,
+                        "updateable": True,
+                        "deletable": True,
+                        "queryable": True,
+                        "urls": {
+                            "sobject": f"/services/data/{version}/sobjects/{name}",
+                            "describe": f"/services/data/{version}/sobjects/{name}/describe",
+                            "rowTemplate": f"/services/data/{version}/sobjects/{name}/{{ID}}",
+                        },
+                    }
+                    for name in FIELD_TYPES
+                ],
+            }
+        )
+
+    @_api
     def describe(self, request: Request, sobject: str) -> Response:
         """REST API Developer Guide, sObject Describe: the object's metadata and every
         field's (SOAP API Developer Guide, DescribeSObjectResult and Field)."""
@@ -608,6 +640,17 @@ class EmulatorApp:
         if request.method == "GET":
             record = self.org.get(name, full_id or record_id)
             if record is None:
+                if full_id is not None and full_id in self.org.deleted[name]:
+                    return _json(
+                        [
+                            {
+                                "message": "entity is deleted",
+                                "errorCode": "ENTITY_IS_DELETED",
+                                "fields": [],
+                            }
+                        ],
+                        404,
+                    )
                 return _error(404, "NOT_FOUND", "The requested resource does not exist")
             wanted = request.args.get("fields")
             if wanted:
@@ -734,9 +777,13 @@ class EmulatorApp:
         the whole request with 400 (the request is not well formed), before any record is
         written; per-record results are for records that are well formed."""
         for record in records:
-            name = sobject or canonical_object(
-                str((record.get("attributes") or {}).get("type", ""))
-            )
+            attributes = record.get("attributes")
+            written = attributes.get("type") if isinstance(attributes, dict) else None
+            if sobject is None and not written:
+                # "Each object must contain an attributes map. The map must contain a value
+                # for type."
+                raise _BadRequest("INVALID_TYPE", "Must send a concrete entity type.")
+            name = sobject or canonical_object(str(written))
             if name is not None:
                 self.org.validate(name, record)
 
@@ -751,18 +798,28 @@ class EmulatorApp:
             for record in records:
                 written = str((record.get("attributes") or {}).get("type", ""))
                 sobject = canonical_object(written) or written
+                given = next((v for k, v in record.items() if k.lower() == "id"), None)
                 try:
                     self._fail_record(record)
                     if request.method == "POST":
+                        # Create Records Using sObject Collections: "don't set the id field"
+                        if given is not None:
+                            raise RecordError(
+                                "INVALID_FIELD", "cannot specify Id in an insert call", ["Id"]
+                            )
                         record_id = self.org.create(sobject, record)
                         results.append(
                             {"id": record_id, "success": True, "errors": [], "_created": True}
                         )
                     else:
+                        # Update Records Using sObject Collections: "Each object must
+                        # contain an id field with a valid ID value."
+                        if given is None:
+                            raise RecordError(
+                                "MISSING_ARGUMENT", "Id not specified in an update call", ["Id"]
+                            )
                         record_id = (
-                            self.org.resolve_id(sobject, record.get("Id"))
-                            if (sobject in FIELD_TYPES)
-                            else ""
+                            self.org.resolve_id(sobject, given) if sobject in FIELD_TYPES else ""
                         )
                         self.org.update(sobject, record_id, record)
                         results.append({"id": record_id, "success": True, "errors": []})
