@@ -76,7 +76,7 @@ URLS = Map(
         ),
         Rule(
             "/services/data/v<version>/composite/sobjects/<sobject>",
-            endpoint="collection_retrieve",
+            endpoint="retrieve_records",
             methods=["GET", "POST"],
         ),
         Rule(
@@ -703,7 +703,7 @@ class EmulatorApp:
         return Response(status=204)
 
     @_api
-    def collection_retrieve(self, request: Request, sobject: str) -> Response:
+    def retrieve_records(self, request: Request, sobject: str) -> Response:
         """REST API Developer Guide, Get Records Using sObject Collections: ``ids`` and
         ``fields`` (both required) in the query string (GET) or the body (POST); the
         records in the order of the Ids, null for an Id that names no record."""
