@@ -357,3 +357,19 @@ def test_global_describe_and_a_deleted_record(sf: Salesforce) -> None:
     with pytest.raises(SalesforceResourceNotFound) as info:
         sf.Lead.get(record_id)
     assert errors(info)[0]["errorCode"] == "ENTITY_IS_DELETED"
+
+
+def test_upsert_and_get_by_external_id(sf: Salesforce) -> None:
+    created = sf.Lead.upsert("SPE_Key__c/k-1", {"LastName": "A", "Company": "B"})
+    assert created == 201
+    record = sf.Lead.get_by_custom_id("SPE_Key__c", "k-1")
+    assert (record["LastName"], record["Rating"]) == ("A", None)
+    assert sf.Lead.upsert("spe_key__c/k-1", {"Rating": "Hot"}) == 200
+    assert sf.Lead.get_by_custom_id("SPE_Key__c", "k-1")["Rating"] == "Hot"
+    assert sf.query("SELECT COUNT() FROM Lead")["totalSize"] == 1
+    with pytest.raises(SalesforceResourceNotFound) as info:
+        sf.Lead.upsert("LastName/A", {"Rating": "Hot"})
+    assert errors(info)[0]["errorCode"] == "NOT_FOUND"
+    with pytest.raises(SalesforceMalformedRequest) as bad:
+        sf.Lead.upsert("SPE_Key__c/k-2", {"LastName": "A"})
+    assert errors(bad)[0]["errorCode"] == "REQUIRED_FIELD_MISSING"

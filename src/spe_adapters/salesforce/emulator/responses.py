@@ -70,6 +70,11 @@ URLS = Map(
             methods=["GET", "PATCH", "DELETE"],
         ),
         Rule(
+            "/services/data/v<version>/sobjects/<sobject>/<field>/<path:value>",
+            endpoint="by_external_id",
+            methods=["GET", "PATCH"],
+        ),
+        Rule(
             "/services/data/v<version>/composite/sobjects",
             endpoint="collection",
             methods=["POST", "PATCH"],
@@ -701,6 +706,48 @@ class EmulatorApp:
                     [{"message": exc.message, "errorCode": exc.code, "fields": exc.fields}], 400
                 )
         return Response(status=204)
+
+    @_api
+    def by_external_id(self, request: Request, sobject: str, field: str, value: str) -> Response:
+        """REST API Developer Guide, sObject Rows by External ID and Insert or Update (Upsert)
+        a Record Using an External ID: GET the record; PATCH creates it (201) or updates it
+        (200), answering ``{"id", "success", "errors", "created"}``."""
+        name = canonical_object(sobject)
+        key = canonical_field(name, field) if name is not None else None
+        if name is None or key not in EXTERNAL_IDS:
+            return _error(
+                404,
+                "NOT_FOUND",
+                f"Provided external ID field does not exist or is not accessible: {field}",
+            )
+        if request.method == "GET":
+            record_id = self.org.by_external.get((name, key, value))
+            record = self.org.get(name, record_id) if record_id else None
+            if record is None:
+                return _error(404, "NOT_FOUND", "The requested resource does not exist")
+            fields = [*FIELD_TYPES[name], *SYSTEM_FIELDS]
+            return _json(self._record_json(name, record, fields, _version(request)))
+        body = self._body(request)
+        if not isinstance(body, dict):
+            raise _BadRequest("JSON_PARSER_ERROR", "the body must be a JSON object")
+        values = self.org.validate(name, body)
+        if key in values and values[key] != value:
+            raise _BadRequest(
+                "INVALID_FIELD", f"The external ID field {key} in the body doesn't match the URL"
+            )
+        values.pop(key, None)
+        try:
+            record_id, created = self.org.upsert(name, key, value, values)
+        except RequestError:
+            raise
+        except RecordError as exc:
+            return _json(
+                [{"message": exc.message, "errorCode": exc.code, "fields": exc.fields}], 400
+            )
+        return _json(
+            {"id": record_id, "success": True, "errors": [], "created": created},
+            201 if created else 200,
+        )
 
     @_api
     def retrieve_records(self, request: Request, sobject: str) -> Response:
