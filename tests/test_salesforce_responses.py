@@ -77,7 +77,8 @@ def test_describe_is_shaped_as_documented(sf: Salesforce) -> None:
     assert fields["SystemModstamp"]["type"] == "datetime"
     assert not fields["SystemModstamp"]["updateable"]
     assert fields["SPE_Key__c"]["externalId"] and fields["SPE_Key__c"]["custom"]
-    assert fields["LastName"]["length"] == 255 and not fields["LastName"]["nillable"]
+    assert fields["LastName"]["length"] == 80 and not fields["LastName"]["nillable"]
+    assert fields["Company"]["length"] == 255 and fields["SPE_Key__c"]["length"] == 80
     assert fields["OwnerId"]["referenceTo"] == ["User"]
     account = client_for_version(sf, "57.0").Account.describe()
     assert account["urls"]["sobject"] == "/services/data/v57.0/sobjects/Account"
@@ -373,3 +374,35 @@ def test_upsert_and_get_by_external_id(sf: Salesforce) -> None:
     with pytest.raises(SalesforceMalformedRequest) as bad:
         sf.Lead.upsert("SPE_Key__c/k-2", {"LastName": "A"})
     assert errors(bad)[0]["errorCode"] == "REQUIRED_FIELD_MISSING"
+
+
+def test_external_ids_are_unique_ignoring_case_and_text_has_a_length(sf: Salesforce) -> None:
+    first = sf.restful(
+        "composite/sobjects/Lead/SPE_Key__c",
+        method="PATCH",
+        json={
+            "records": [
+                {
+                    "attributes": {"type": "Lead"},
+                    "SPE_Key__c": "Key-1",
+                    "LastName": "A",
+                    "Company": "B",
+                },
+                {"attributes": {"type": "Lead"}, "SPE_Key__c": "key-1", "Rating": "Hot"},
+                {
+                    "attributes": {"type": "Lead"},
+                    "SPE_Key__c": "k" * 81,
+                    "LastName": "A",
+                    "Company": "B",
+                },
+            ]
+        },
+    )
+    assert first[0]["created"] and first[1] == {
+        "id": first[0]["id"],
+        "success": True,
+        "errors": [],
+        "created": False,
+    }  # upserts match the unique key without regard to case
+    assert first[2]["errors"][0]["statusCode"] == "STRING_TOO_LONG"
+    assert first[2]["errors"][0]["fields"] == ["SPE_Key__c"]

@@ -135,6 +135,15 @@ REFERENCES = {
 # lengths of text fields (SOAP API Developer Guide, Field Types: string has a length)
 TEXT_LENGTHS = {"string": 255, "picklist": 255, "textarea": 32000, "id": 18, "reference": 18}
 TEXT_TYPES = frozenset({"id", "reference", "string", "picklist", "textarea"})
+# field lengths that differ from the type's (Object Reference for Salesforce: Lead.LastName
+# and User.Username are 80, Opportunity.Name 120; SPE_Key__c is Text(80) as docs/salesforce.md
+# tells admins to create it)
+FIELD_LENGTHS = {
+    ("Lead", "LastName"): 80,
+    ("User", "Username"): 80,
+    ("Opportunity", "Name"): 120,
+    **{(o, "SPE_Key__c"): 80 for o in ("Lead", "Opportunity", "Task", "Event")},
+}
 
 
 def schema() -> dict[str, dict[str, str]]:
@@ -248,6 +257,13 @@ class RecordError(Exception):
     def as_dict(self) -> dict[str, Any]:
         """Salesforce's per-record error shape."""
         return {"statusCode": self.code, "message": self.message, "fields": self.fields}
+
+
+def _unique_key(value: Any) -> str:
+    """An external-id value as its unique index holds it: a Unique text field treats "ABC"
+    and "abc" as duplicates unless it is marked case-sensitive (Salesforce Help, Custom Field
+    Attributes), and upserts match the same way."""
+    return str(value).lower()
 
 
 def _json_kind(value: Any) -> str:
@@ -469,7 +485,7 @@ class Org:
                 raise RecordError(
                     "REQUIRED_FIELD_MISSING", f"Required fields are missing: [{name}]", [name]
                 )
-            limit = TEXT_LENGTHS.get(kind)
+            limit = FIELD_LENGTHS.get((sobject, name), TEXT_LENGTHS.get(kind))
             if isinstance(value, str) and limit is not None and len(value) > limit:
                 # SOAP API Developer Guide, Field Types: string fields have a maximum length;
                 # StatusCode STRING_TOO_LONG
@@ -552,7 +568,7 @@ class Org:
             name = canonical_field(sobject, field) if sobject in FIELD_TYPES else None
             if name not in EXTERNAL_IDS:
                 raise RecordError("INVALID_FIELD", f"{field} is not an external id field")
-            existing = self.by_external.get((sobject, name, str(value)))
+            existing = self.by_external.get((sobject, name, _unique_key(value)))
             if existing is not None:
                 self.update(sobject, existing, fields)
                 return existing, False
@@ -561,18 +577,21 @@ class Org:
     def _index(self, sobject: str, record: dict[str, Any]) -> None:
         for field in EXTERNAL_IDS:
             if record.get(field):
-                self.by_external[(sobject, field, str(record[field]))] = record["Id"]
+                self.by_external[(sobject, field, _unique_key(record[field]))] = record["Id"]
 
     def _unindex(self, sobject: str, record: dict[str, Any]) -> None:
         for field in EXTERNAL_IDS:
             if record.get(field):
-                self.by_external.pop((sobject, field, str(record[field])), None)
+                self.by_external.pop((sobject, field, _unique_key(record[field])), None)
 
     def _check_unique(self, sobject: str, fields: dict[str, Any], own: str | None) -> None:
+        """An external-id field here is unique (Custom Field Attributes: External ID with
+        Unique, case-insensitive: the default); a second record with the value is
+        DUPLICATE_VALUE (SOAP API StatusCode)."""
         for field in EXTERNAL_IDS:
             value = fields.get(field)
             if value:
-                holder = self.by_external.get((sobject, field, str(value)))
+                holder = self.by_external.get((sobject, field, _unique_key(value)))
                 if holder is not None and holder != own:
                     raise RecordError(
                         "DUPLICATE_VALUE",

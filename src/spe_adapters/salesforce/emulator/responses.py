@@ -20,6 +20,7 @@ from werkzeug.wrappers import Request, Response
 from spe_adapters.salesforce.emulator import soql
 from spe_adapters.salesforce.emulator.models import (
     EXTERNAL_IDS,
+    FIELD_LENGTHS,
     FIELD_TYPES,
     LABELS,
     PREFIXES,
@@ -38,6 +39,7 @@ from spe_adapters.salesforce.emulator.models import (
 
 __all__ = ["MAX_COLLECTION", "EmulatorApp", "RequestLog"]
 
+# REST API Developer Guide, sObject Collections: "The list can contain up to 200 objects."
 MAX_COLLECTION = 200
 URLS = Map(
     [
@@ -174,13 +176,15 @@ def _label(name: str) -> str:
     return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", base)
 
 
-def _describe_field(name: str, kind: str, writable: bool, required: bool) -> dict[str, Any]:
+def _describe_field(
+    sobject: str, name: str, kind: str, writable: bool, required: bool
+) -> dict[str, Any]:
     """One field as describe reports it (SOAP API Developer Guide, DescribeSObjectResult
     Field; the types are the SOAP API Field Types: IsDeleted is a boolean, the audit fields
     dateTime). ``nillable`` is false for required fields and for Id and the system fields."""
     system = name in SYSTEM_FIELDS or name == "Id"
     reference = REFERENCES.get(name) if kind == "reference" else None
-    length = TEXT_LENGTHS.get(kind, 0)
+    length = FIELD_LENGTHS.get((sobject, name), TEXT_LENGTHS.get(kind, 0))
     return {
         "name": name,
         "label": "Record ID" if name == "Id" else _label(name),
@@ -452,9 +456,9 @@ class EmulatorApp:
         if name is None:
             return _error(404, "NOT_FOUND", "The requested resource does not exist")
         base = f"/services/data/{_version(request)}/sobjects/{name}"
-        fields = [_describe_field(n, t, w, r) for n, (t, w, r) in FIELD_TYPES[name].items()] + [
-            _describe_field(n, t, False, False) for n, t in SYSTEM_TYPES.items()
-        ]
+        fields = [
+            _describe_field(name, n, t, w, r) for n, (t, w, r) in FIELD_TYPES[name].items()
+        ] + [_describe_field(name, n, t, False, False) for n, t in SYSTEM_TYPES.items()]
         children = [
             {
                 "cascadeDelete": False,
@@ -586,6 +590,8 @@ class EmulatorApp:
         return self._page(request, out, 0)
 
     def _batch_size(self, request: Request) -> int:
+        """REST API Developer Guide, Query Options Header: ``batchSize`` from 200 to 2,000
+        (the default); Salesforce may return more or fewer, the emulator clamps."""
         options = request.headers.get("Sforce-Query-Options", "")
         for part in options.split(","):
             key, _, value = part.partition("=")
@@ -721,7 +727,7 @@ class EmulatorApp:
                 f"Provided external ID field does not exist or is not accessible: {field}",
             )
         if request.method == "GET":
-            record_id = self.org.by_external.get((name, key, value))
+            record_id = self.org.by_external.get((name, key, value.lower()))
             record = self.org.get(name, record_id) if record_id else None
             if record is None:
                 return _error(404, "NOT_FOUND", "The requested resource does not exist")
