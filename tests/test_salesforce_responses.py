@@ -11,11 +11,14 @@ from typing import Any
 
 import pytest
 import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import (
     SalesforceMalformedRequest,
     SalesforceResourceNotFound,
 )
+from simple_salesforce.format import format_soql
 
 from spe_adapters.salesforce.emulator import EmulatorServer
 from spe_core.testing import FakeClock
@@ -406,3 +409,20 @@ def test_external_ids_are_unique_ignoring_case_and_text_has_a_length(sf: Salesfo
     }  # upserts match the unique key without regard to case
     assert first[2]["errors"][0]["statusCode"] == "STRING_TOO_LONG"
     assert first[2]["errors"][0]["fields"] == ["SPE_Key__c"]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(value=st.text(max_size=30) | st.sampled_from(["\\%", "\\", "'", "%_", "\\'", "\\\\%"]))
+def test_hostile_values_round_trip_over_http(sf: Salesforce, value: str) -> None:
+    """Written as JSON, queried with format_soql (=, LIKE with the like spec, IN): the
+    record comes back, with its value unchanged."""
+    value = value or "-"
+    record_id = sf.Lead.create({"LastName": "X", "Company": value})["id"]
+    try:
+        for template in ("Company = {}", "Company LIKE '{:like}'", "Company IN {}"):
+            arg: Any = [value] if "IN" in template else value
+            soql = format_soql(f"SELECT Id, Company FROM Lead WHERE {template}", arg)
+            rows = sf.query(soql)["records"]
+            assert [(r["Id"], r["Company"]) for r in rows] == [(record_id, value)], template
+    finally:
+        sf.Lead.delete(record_id)
