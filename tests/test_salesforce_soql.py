@@ -302,3 +302,16 @@ def test_hostile_values_through_format_soql_never_change_the_structure(
     assert prefix.where == And((Like("Company", (*like_pattern(value), ("any", ""))), tail))
     assert prefix.matches({**record, "Company": value + other + "x"}, NOW)
     assert prefix.referenced == {"Id", "Company", "LastName"}
+
+
+def test_errors_point_at_the_spot_as_salesforce_words_them() -> None:
+    text = "SELECT Id, LastName,\nid FROM Lead"
+    with pytest.raises(SoqlError) as info:
+        parse(text)
+    assert info.value.message_for(text) == (
+        "\nid FROM Lead\n^\nERROR at Row:2:Column:1\nduplicate field selected: Id"
+    )
+    text = "SELECT Id FROM Lead WHERE CreatedDate > 2020-01-01T00:00:00.000Z"
+    with pytest.raises(SoqlError) as info:
+        parse(text)
+    assert "ERROR at Row:1:Column:41\n" in info.value.message_for(text)

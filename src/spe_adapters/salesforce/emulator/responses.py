@@ -564,7 +564,7 @@ class EmulatorApp:
         try:
             parsed = soql.parse(text)
         except soql.SoqlError as exc:
-            return _error(400, exc.code, str(exc))
+            return _error(400, exc.code, exc.message_for(text))
         now = self.org.clock()
         nested = any("." in f for f in parsed.referenced)
         with self.org.lock:

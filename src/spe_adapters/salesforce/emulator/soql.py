@@ -49,6 +49,20 @@ class SoqlError(ValueError):
     def __init__(self, message: str, code: str = "MALFORMED_QUERY") -> None:
         super().__init__(message)
         self.code = code
+        self.offset: int | None = None  # where in the query, when known
+
+    def message_for(self, text: str) -> str:
+        """The message as Salesforce words a query error: the query's line, a caret under
+        the spot, ``ERROR at Row:r:Column:c`` and the problem."""
+        if self.offset is None:
+            return str(self)
+        offset = min(self.offset, len(text))
+        row = text.count("\n", 0, offset) + 1
+        line_start = text.rfind("\n", 0, offset) + 1
+        line_end = text.find("\n", offset)
+        line = text[line_start : None if line_end < 0 else line_end]
+        column = offset - line_start + 1
+        return f"\n{line}\n{' ' * (column - 1)}^\nERROR at Row:{row}:Column:{column}\n{self}"
 
 
 # --- tokens ---------------------------------------------------------------------------------
@@ -219,27 +233,35 @@ def _temporal(text: str) -> Any:
         except ValueError:
             pass
     raise SoqlError(
-        f"line 1: invalid date or dateTime literal {text!r}: use YYYY-MM-DD, or "
+        f"invalid date or dateTime literal {text!r}: use YYYY-MM-DD, or "
         "YYYY-MM-DDThh:mm:ssZ / +hh:mm / -hh:mm, unquoted and without fractional seconds "
         "(SOQL Date Formats)."
     )
 
 
-def _tokens(text: str) -> list[tuple[str, Any]]:
+def _tokens(text: str, starts: list[int] | None = None) -> list[tuple[str, Any]]:
     pos = 0
     out: list[tuple[str, Any]] = []
     text = text.rstrip()
     while pos < len(text):
         match = _TOKEN.match(text, pos)
         if match is None or match.end() == pos:
-            raise SoqlError(f"unexpected character at position {pos}: {text[pos : pos + 10]!r}")
+            error = SoqlError(f"unexpected token: {text[pos : pos + 10].strip()!r}")
+            error.offset = pos + len(text[pos:]) - len(text[pos:].lstrip())
+            raise error
+        if starts is not None:
+            starts.append(match.start() + len(match.group(0)) - len(match.group(0).lstrip()))
         pos = match.end()
         kind = match.lastgroup
         value = match.group(kind or "")
         if kind == "string":
             out.append(("string", value[1:-1]))
         elif kind == "temporal":
-            out.append(("value", _temporal(value)))
+            try:
+                out.append(("value", _temporal(value)))
+            except SoqlError as exc:
+                exc.offset = (starts or [match.start()])[-1]
+                raise
         elif kind == "number":
             out.append(("value", float(value) if "." in value else int(value)))
         elif kind == "op":
@@ -511,8 +533,11 @@ class _Parser:
         schema: Mapping[str, Mapping[str, str]],
         references: Mapping[str, tuple[str, str]],
     ) -> None:
-        self.tokens = _tokens(text)
+        self.starts: list[int] = []
+        self.tokens = _tokens(text, self.starts)
+        self.end = len(text.rstrip())
         self.i = 0
+        self.at = 0  # the token most recently looked at (for error positions)
         self.schema = schema
         self.references = references
         self.referenced: set[str] = set()
@@ -520,12 +545,17 @@ class _Parser:
         self.sobject = ""
 
     def peek(self) -> tuple[str, Any] | None:
+        self.at = self.i
         return self.tokens[self.i] if self.i < len(self.tokens) else None
+
+    def offset(self) -> int:
+        """Where the token most recently looked at starts (the end of the query after it)."""
+        return self.starts[self.at] if self.at < len(self.starts) else self.end
 
     def take(self, kind: str | None = None, value: Any = None) -> tuple[str, Any]:
         token = self.peek()
         if token is None:
-            raise SoqlError(f"unexpected end of query; expected {value or kind or 'more'}")
+            raise SoqlError(f"unexpected token: <EOF> (expected {value or kind or 'more'})")
         if (kind is not None and token[0] != kind) or (value is not None and token[1] != value):
             raise SoqlError(f"unexpected token: {token[1]!r}; expected {value or kind}")
         self.i += 1
@@ -593,12 +623,14 @@ class _Parser:
         try:
             at = next(k for k, t in enumerate(self.tokens) if t == ("kw", "FROM") and k > self.i)
         except StopIteration:
-            raise SoqlError("unexpected end of query; expected FROM") from None
+            raise SoqlError("unexpected token: <EOF> (expected FROM)") from None
         if at + 1 >= len(self.tokens) or self.tokens[at + 1][0] != "ident":
+            self.at = at + 1
             raise SoqlError("unexpected token after FROM; expected an object name")
         written = str(self.tokens[at + 1][1])
         sobject = {o.lower(): o for o in self.schema}.get(written.lower())
         if sobject is None:
+            self.at = at + 1
             raise SoqlError(
                 f"sObject type '{written}' is not supported. If you are attempting to use a "
                 "custom object, be sure to append the '__c' after the entity name.",
@@ -613,13 +645,16 @@ class _Parser:
             count_only = True
         else:
             fields.append(self.field())
+            field_at = [self.at]
             while self.accept("op", ","):
                 fields.append(self.field())
-        duplicate = next((f for k, f in enumerate(fields) if f in fields[:k]), None)
-        if duplicate is not None:
-            # a field may be selected once (SOQL SELECT Syntax; Salesforce answers
-            # "duplicate field selected")
-            raise SoqlError(f"duplicate field selected: {duplicate}")
+                field_at.append(self.at)
+            for k, name in enumerate(fields):
+                if name in fields[:k]:
+                    # a field may be selected once (SOQL SELECT Syntax; Salesforce answers
+                    # "duplicate field selected")
+                    self.at = field_at[k]
+                    raise SoqlError(f"duplicate field selected: {name}")
         self.take("kw", "FROM")
         self.take("ident")
         where = self.condition() if self.accept("kw", "WHERE") else None
@@ -786,4 +821,11 @@ def parse(
         default_schema, default_references = _default_schema()
         schema = default_schema if schema is None else schema
         references = default_references if references is None else references
-    return _Parser(text, schema, references).query()
+    parser = None
+    try:
+        parser = _Parser(text, schema, references)
+        return parser.query()
+    except SoqlError as exc:
+        if exc.offset is None and parser is not None:
+            exc.offset = parser.offset()
+        raise
