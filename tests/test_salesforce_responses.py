@@ -280,12 +280,13 @@ def test_retrieve_multiple_records(sf: Salesforce) -> None:
     unknown = "00Q5g00000ZZZZZ"
     reply = sf.restful(
         "composite/sobjects/Lead",
-        params={"ids": f"{first},{second[:15]},{unknown}", "fields": "Id,Rating"},
+        params={"ids": f"{first},{second[:15]},{unknown},not-an-id", "fields": "Id,Rating"},
     )
     assert [r and (r["Id"], r["Rating"]) for r in reply] == [
         (first, "Hot"),
         (second, None),
         None,
+        None,  # an invalid Id: null (Get Records Using sObject Collections)
     ]
     assert reply[0]["attributes"]["type"] == "Lead"
 
