@@ -122,8 +122,13 @@ def test_records_collections_and_errors(http: requests.Session, server: Emulator
         json={
             "allOrNone": False,
             "records": [
-                first,
-                {"attributes": {"type": "Lead"}, "SPE_Key__c": "k2", "Colour__c": "red"},
+                {
+                    "attributes": {"type": "Lead"},
+                    "SPE_Key__c": "k1",
+                    "LastName": "n",
+                    "Company": "c",
+                },
+                {"attributes": {"type": "Lead"}, "SPE_Key__c": "k2", "LastName": "n"},
             ],
         },
     )
@@ -135,6 +140,8 @@ def test_records_collections_and_errors(http: requests.Session, server: Emulator
         json={"allOrNone": False, "records": [first]},
     ).json()
     assert upsert[0]["success"] and upsert[0]["created"]
+    assert upsert[1]["errors"][0]["statusCode"] == "REQUIRED_FIELD_MISSING"
+    assert "id" not in upsert[1]  # documented failures carry no id
     again = http.patch(
         f"{api}/composite/sobjects/Lead/SPE_Key__c",
         json={
