@@ -54,6 +54,12 @@ __all__ = ["BATCH", "NO_RETRY", "RETRYABLE_CATEGORIES", "Apis", "HubSpotAdapter"
 log = logging.getLogger(__name__)
 
 BATCH = 100
+#: At most this many ids in one ``NOT_IN`` filter of a search continuation; more records
+#: sharing one modification time are read by id on their own.
+TIE_EXCLUDE = 100
+#: HubSpot refuses search request bodies over 3,000 characters
+#: (https://developers.hubspot.com/docs/api/crm/search, Limitations).
+SEARCH_BODY_LIMIT = 3_000
 #: urllib3 must not retry on its own: the sync engine owns retries and backoff.
 NO_RETRY = Retry(total=0, redirect=0, raise_on_redirect=False, raise_on_status=False)
 RETRYABLE_CATEGORIES = frozenset(
@@ -206,53 +212,96 @@ class HubSpotAdapter:
         )
 
     def read(self, stream: str, since: datetime | None) -> Iterator[list[SourceRecord]]:
+        """Pages of ``stream`` modified at or after ``since``, in last-modified order.
+
+        HubSpot's search takes one sort rule, so records sharing one last-modified
+        millisecond come in no defined order, and ``after`` is an offset into a live
+        result (an edit between two pages shifts records past the boundary) capped at
+        10,000. So every page is a new query from a keyset: after a page whose last
+        record was modified at ``M``, the next query asks for records modified after
+        ``M``, or at ``M`` and not among the ids already read at ``M`` (``NOT_IN``). When
+        more records share ``M`` than such a filter can name, the records at ``M`` are
+        read on their own, sorted by ``hs_object_id`` with an ``hs_object_id`` window
+        (``GT`` the last id), before the read moves past ``M``. No offset, no cap, no
+        record skipped or read twice by one read.
+        """
         if stream == "members":
             yield from self._read_owners()
             return
         object_type, modified, properties, base = self._object(stream)
         size = self.settings.search_page_size
-        cap = self.settings.search_result_cap
-        since_filter = (
-            []
-            if since is None
-            else [
-                {
-                    "propertyName": modified,
-                    "operator": "GTE",
-                    "value": str(mapping.epoch_ms(since)),
-                }
-            ]
-        )
-        groups = [{"filters": base + since_filter}]
-        after = 0
-        while True:
-            body = {
-                "filterGroups": groups,
-                "sorts": [
-                    {"propertyName": modified, "direction": "ASCENDING"},
-                    {"propertyName": "hs_object_id", "direction": "ASCENDING"},
-                ],
-                "properties": properties,
-                "limit": size,
-                "after": str(after) if after else None,
+        by_time = [{"propertyName": modified, "direction": "ASCENDING"}]
+        tie_ms: str | None = None  # the modification time of the last page's last record
+        at_last: list[str] = []  # the ids read so far that were modified at tie_ms
+        groups: list[dict[str, Any]] = [
+            {
+                "filters": base
+                + ([] if since is None else [_flt(modified, "GTE", str(mapping.epoch_ms(since)))])
             }
-            page = self._search(object_type, body)
-            records = [self._source(stream, modified, r) for r in page.get("results") or []]
+        ]
+        while True:
+            page = self._search(object_type, _search_body(groups, by_time, properties, size))
+            results = page.get("results") or []
+            records = [self._source(stream, modified, r) for r in results]
             if records:
                 yield records
-            nxt = _next_after(page)
-            if nxt is None or not records:
+            if len(records) < size or len(records) >= _total(page, len(records)):
                 return
-            after = int(nxt)
-            if after + size > cap:  # the next page would cross the cap: a new window
-                last = records[-1]
-                last_ms = str(mapping.epoch_ms(last.modified_at))
-                later = {"propertyName": modified, "operator": "GT", "value": last_ms}
-                same = {"propertyName": modified, "operator": "EQ", "value": last_ms}
-                higher = {"propertyName": "hs_object_id", "operator": "GT", "value": last.crm_id}
-                groups = [{"filters": [*base, later]}, {"filters": [*base, same, higher]}]
-                after = 0
-                log.info("%s: search window full; continuing after record %s", stream, last.crm_id)
+            last_ms = str(mapping.epoch_ms(records[-1].modified_at))
+            if last_ms != tie_ms:
+                tie_ms, at_last = last_ms, []
+            at_last += [r.crm_id for r in records if str(mapping.epoch_ms(r.modified_at)) == tie_ms]
+            later = {"filters": [*base, _flt(modified, "GT", last_ms)]}
+            same = {
+                "filters": [
+                    *base,
+                    _flt(modified, "EQ", last_ms),
+                    {"propertyName": "hs_object_id", "operator": "NOT_IN", "values": at_last},
+                ]
+            }
+            groups = [same, later]
+            body = _search_body(groups, by_time, properties, size)
+            if len(at_last) > TIE_EXCLUDE or len(json.dumps(body)) > SEARCH_BODY_LIMIT:
+                yield from self._read_instant(
+                    stream, object_type, modified, base, properties, last_ms, set(at_last)
+                )
+                groups = [later]
+                tie_ms, at_last = None, []
+
+    def _read_instant(
+        self,
+        stream: str,
+        object_type: str,
+        modified: str,
+        base: list[dict[str, Any]],
+        properties: list[str],
+        at_ms: str,
+        seen: set[str],
+    ) -> Iterator[list[SourceRecord]]:
+        """The records modified at ``at_ms`` not in ``seen``: one sort rule on
+        ``hs_object_id``, each page a window of ids above the last one read."""
+        size = self.settings.search_page_size
+        by_id = [{"propertyName": "hs_object_id", "direction": "ASCENDING"}]
+        last_id: str | None = None
+        log.info(
+            "%s: %d records share one modification time; reading them by id", stream, len(seen)
+        )
+        while True:
+            filters = [*base, _flt(modified, "EQ", at_ms)]
+            if last_id is not None:
+                filters.append(_flt("hs_object_id", "GT", last_id))
+            page = self._search(
+                object_type, _search_body([{"filters": filters}], by_id, properties, size)
+            )
+            results = page.get("results") or []
+            records = [self._source(stream, modified, r) for r in results]
+            fresh = [r for r in records if r.crm_id not in seen]
+            seen.update(r.crm_id for r in fresh)
+            if fresh:
+                yield fresh
+            if len(records) < size or len(records) >= _total(page, len(records)):
+                return
+            last_id = records[-1].crm_id
 
     def _search(self, object_type: str, body: dict[str, Any]) -> dict[str, Any]:
         from hubspot.crm.objects import PublicObjectSearchRequest
@@ -529,6 +578,28 @@ class HubSpotAdapter:
             for api in (apis.search, apis.batch, apis.owners):
                 with contextlib.suppress(AttributeError):
                     api.api_client.rest_client.pool_manager.clear()
+
+
+def _flt(name: str, operator: str, value: str) -> dict[str, Any]:
+    return {"propertyName": name, "operator": operator, "value": value}
+
+
+def _search_body(
+    groups: list[dict[str, Any]], sorts: list[dict[str, Any]], properties: list[str], limit: int
+) -> dict[str, Any]:
+    return {
+        "filterGroups": groups,
+        "sorts": sorts,
+        "properties": properties,
+        "limit": limit,
+        "after": None,
+    }
+
+
+def _total(page: dict[str, Any], default: int) -> int:
+    """How many records the query matched (HubSpot's ``total``), else ``default``."""
+    total = page.get("total")
+    return total if isinstance(total, int) and total >= 0 else default + 1
 
 
 def _next_after(page: dict[str, Any]) -> str | None:
