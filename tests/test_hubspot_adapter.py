@@ -26,8 +26,8 @@ from spe_adapters.hubspot.adapter import NO_RETRY, HubSpotAdapter
 from spe_adapters.hubspot.emulator import EmulatorServer
 from spe_adapters.hubspot.settings import FieldMap, HubSpotSettings
 from spe_core import Engine, OpportunityStatus, QueuePolicy, open_store
-from spe_core.adapter import Change
-from spe_core.errors import AdapterError, ConfigError, TransientError
+from spe_core.adapter import Change, CheckStatus
+from spe_core.errors import AdapterError, ConfigError, CrmUnreachable, TransientError
 from spe_core.model import Role
 from spe_core.plugins import Plugins
 from spe_core.sync import SyncEngine
@@ -415,7 +415,7 @@ def test_connection_failures_are_transient_not_max_retry_error(hs: EmulatorServe
     adapter = HubSpotAdapter(
         HubSpotSettings(host=f"http://127.0.0.1:{port}", team_roles=TEAM_ROLES)
     )
-    with pytest.raises(TransientError, match="did not answer"):
+    with pytest.raises(CrmUnreachable, match="refused the connection"):
         list(adapter.read("opportunities", None))
 
 
@@ -703,9 +703,9 @@ def test_webhook_with_a_bad_signature_is_401_and_applies_nothing(
     cases = {
         "tampered body": (tampered, headers, "does not match"),
         "wrong secret": (body, _signed(body, now, secret="other-secret"), "does not match"),
-        "stale": (body, _signed(body, now - timedelta(minutes=5)), "old"),
-        "future": (body, _signed(body, now + timedelta(seconds=1)), "future"),
-        "unsigned": (body, {"Content-Type": "application/json"}, "no X-HubSpot-Signature-v3"),
+        "stale": (body, _signed(body, now - timedelta(minutes=5, milliseconds=1)), "old"),
+        "future": (body, _signed(body, now + timedelta(seconds=61)), "future"),
+        "unsigned": (body, {"Content-Type": "application/json"}, "neither X-HubSpot-Signature"),
     }
     for name, (payload, hdrs, words) in cases.items():
         reply = handler.handle("POST", HOOK_URI, hdrs, payload)
@@ -713,9 +713,10 @@ def test_webhook_with_a_bad_signature_is_401_and_applies_nothing(
         assert words in reply.body["error"], (name, reply.body)
         assert "fix" in reply.body
     assert applied == []
-    fresh = handler.handle("POST", HOOK_URI, _signed(body, now - timedelta(seconds=299)), body)
-    assert fresh.status == 200
-    assert applied == [("opportunities", ["1001"])]
+    for at in (now - timedelta(minutes=5), now + timedelta(seconds=60)):  # the limits
+        fresh = handler.handle("POST", HOOK_URI, _signed(body, at), body)
+        assert fresh.status == 200, fresh.body
+    assert applied == [("opportunities", ["1001"])] * 2
     assert APP_SECRET not in caplog.text + repr(handler)
     wrong_uri = handler.handle("POST", HOOK_URI + "?x=1", headers, body)
     assert wrong_uri.status == 401
@@ -745,14 +746,17 @@ def test_webhook_handler_as_a_wsgi_app_signs_over_the_decoded_uri() -> None:
 def test_check_reports_missing_properties_and_bad_tokens(
     hs: EmulatorServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert adapter_for(hs).check() == []
+    results = adapter_for(hs).check()
+    assert results and all(r.ok for r in results), [r for r in results if not r.ok]
     broken = adapter_for(hs, fields=FieldMap(score_property="spe_scoring"))
-    (problem,) = broken.check()
-    assert "deals" in problem
-    assert "spe_scoring" in problem
+    (problem,) = [r for r in broken.check() if not r.ok]
+    assert problem.part == "property deals.spe_scoring"
+    assert problem.fix and "create it" in problem.fix
     monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", "pat-wrong")
-    (problem,) = adapter_for(hs).check()
-    assert "401" in problem
+    login, *rest = adapter_for(hs).check()
+    assert (login.part, login.status) == ("login", CheckStatus.PROBLEM)
+    assert "401" in login.detail
+    assert rest and all(r.status is CheckStatus.NOT_CHECKED for r in rest)
 
 
 def _meeting(hs: EmulatorServer, owner: str, title: str, start: datetime, end: datetime) -> str:

@@ -39,15 +39,37 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, NoReturn
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 import urllib3
 from urllib3.util.retry import Retry
 
+from spe_adapters._network import transport_error
 from spe_adapters.hubspot import mapping
 from spe_adapters.hubspot.settings import HubSpotSettings
-from spe_core.adapter import Change, ChangeKind, Inbound, SourceRecord, StreamSpec, WriteResult
-from spe_core.errors import AdapterError, CrmError, MappingError, TransientError
+from spe_core.adapter import (
+    Change,
+    ChangeKind,
+    CheckResult,
+    CheckStatus,
+    Inbound,
+    SourceRecord,
+    StreamSpec,
+    WriteResult,
+)
+from spe_core.errors import (
+    AdapterError,
+    AuthenticationFailed,
+    CertificateProblem,
+    ConfigError,
+    CrmError,
+    CrmUnreachable,
+    MappingError,
+    SpeError,
+    TransientError,
+)
+from spe_core.model import Opportunity
 
 __all__ = ["BATCH", "NO_RETRY", "RETRYABLE_CATEGORIES", "Apis", "HubSpotAdapter", "translate"]
 
@@ -88,10 +110,13 @@ class HubSpotAdapter:
         *,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.settings = settings
         self.sleep = sleep
         self.monotonic = monotonic
+        self.now = now
+        self._zone: ZoneInfo | None = None
         self.calls = 0
         self.builds = 0
         self._apis: Apis | None = None
@@ -127,7 +152,7 @@ class HubSpotAdapter:
             self.builds += 1
         return self._apis
 
-    def _call(self, action: Callable[[Apis], Any]) -> dict[str, Any]:
+    def _call(self, action: Callable[[Apis], Any], *, zone: bool = True) -> dict[str, Any]:
         """One API call; its JSON reply as plain data.
 
         Calls pass ``_preload_content=False`` and the adapter decodes the JSON itself: the
@@ -144,7 +169,12 @@ class HubSpotAdapter:
             finally:
                 response.release_conn()
         except Exception as exc:  # every sub-package has its own ApiException
-            translate(exc)
+            translate(
+                exc,
+                zone=self.account_time_zone if zone else None,
+                now=self.now,
+                host=self.settings.host,
+            )
         if not isinstance(data, dict):
             raise TransientError(
                 f"HubSpot answered {type(data).__name__} where an object was expected.",
@@ -152,6 +182,34 @@ class HubSpotAdapter:
             )
         data["_status"] = response.status
         return data
+
+    def account_details(self) -> dict[str, Any]:
+        """The account-info API's details of the portal (``GET /account-info/v3/details``:
+        ``portalId``, ``timeZone``, ...), through the client's own API client."""
+
+        def call(apis: Apis) -> Any:
+            return apis.owners.api_client.call_api(
+                "/account-info/v3/details",
+                "GET",
+                header_params={"Accept": "application/json"},
+                auth_settings=["oauth2"],
+                _preload_content=False,
+                _request_timeout=self.settings.timeout_seconds,
+            )
+
+        return self._call(call, zone=False)
+
+    def account_time_zone(self) -> ZoneInfo | None:
+        """The portal's time zone (its daily API limit resets at midnight in it): read
+        once from the account-info API and kept; None when it cannot be read now."""
+        if self._zone is None:
+            try:
+                name = str(self.account_details().get("timeZone") or "")
+                self._zone = ZoneInfo(name)
+            except (CrmError, ValueError, ZoneInfoNotFoundError):
+                log.warning("HubSpot's account time zone could not be read")
+                return None
+        return self._zone
 
     def _search_budget(self) -> None:
         """Keep to ``search_requests_per_second`` search calls in any one second."""
@@ -418,6 +476,28 @@ class HubSpotAdapter:
             out.extend(self._source(stream, modified, r) for r in reply.get("results") or [])
         return out
 
+    def purged_records(self, stream: str, known: Mapping[str, Opportunity]) -> list[SourceRecord]:
+        """Deletion records for ids HubSpot purged for good (a privacy deletion: not in
+        the recycling bin, so nothing can be read): ``known`` maps each CRM id to the
+        opportunity SPE holds for it, whose key, account and queue time the record
+        carries so that it maps, as deleted, onto that opportunity."""
+        if stream != "opportunities":
+            return []
+        s = self.settings
+        at = self.now()
+        out = []
+        for crm_id, opp in known.items():
+            data: dict[str, Any] = {
+                "hs_object_id": crm_id,
+                s.fields.key_property: opp.id,
+                s.account_property: opp.account_id,
+                s.created_property: mapping.hubspot_time(opp.queued_at or at),
+                s.last_modified_property: mapping.hubspot_time(at),
+                mapping.ARCHIVED: True,
+            }
+            out.append(SourceRecord(stream, crm_id, at, data))
+        return out
+
     def _batch_read(self, object_type: str, request: Any, archived: bool) -> dict[str, Any]:
         def call(apis: Apis) -> Any:
             return apis.batch.read(
@@ -430,35 +510,258 @@ class HubSpotAdapter:
 
         return self._call(call)
 
-    def check(self) -> list[str]:
-        """Problems with the connection or the mapping (``spe check``): the token and
-        scopes reach owners and the searched objects, and every mapped property exists
-        (a search filter on a missing property is an HTTP 400 naming it)."""
-        problems: list[str] = []
-        try:
-            self._owners_page({"limit": 1})
-        except CrmError as exc:
-            problems.append(exc.problem)
-            return problems
-        for stream in [s.name for s in self.streams() if s.name != "members"]:
-            object_type, _, properties, _ = self._object(stream)
-            for start in range(0, len(properties), 6):
-                group = [
-                    {"propertyName": p, "operator": "HAS_PROPERTY"}
-                    for p in properties[start : start + 6]
-                ]
-                body = {
-                    "filterGroups": [{"filters": group}],
-                    "sorts": [],
-                    "properties": ["hs_object_id"],
-                    "limit": 1,
-                    "after": None,
+    # --- check ------------------------------------------------------------------------
+
+    def required_scopes(self) -> list[str]:
+        """The private-app scopes the sync needs (docs/hubspot.md, section 2)."""
+        s, f = self.settings, self.settings.fields
+        scopes = [
+            "crm.objects.owners.read",
+            f"crm.objects.{s.queued_object}.read",
+            f"crm.objects.{s.queued_object}.write",
+        ]
+        if f.task_kind_property or f.calendar_meetings:  # engagements: the contacts scopes
+            scopes += ["crm.objects.contacts.read", "crm.objects.contacts.write"]
+        return list(dict.fromkeys(scopes))
+
+    def _expected_properties(self) -> dict[str, dict[str, frozenset[str]]]:
+        """Object type -> property -> the HubSpot types that fit it."""
+        s, f = self.settings, self.settings.fields
+        text, number = frozenset({"string"}), frozenset({"number"})
+        when = frozenset({"datetime", "date"})
+        anything = frozenset({"string", "number", "enumeration", "datetime", "date", "bool"})
+        queued: dict[str, frozenset[str]] = dict.fromkeys(mapping.record_properties(s), anything)
+        queued.update(
+            {
+                f.key_property: text,
+                f.status_property: frozenset({"enumeration", "string"}),
+                f.released_at_property: when,
+                s.account_property: frozenset({"string", "enumeration"}),
+            }
+        )
+        for name, kinds in ((f.tier_property, number), (f.score_property, number)):
+            if name:
+                queued[name] = kinds
+        if f.skills_property:
+            queued[f.skills_property] = frozenset({"string", "enumeration"})
+        out: dict[str, dict[str, frozenset[str]]] = {str(s.queued_object): queued}
+        if f.task_kind_property:
+            tasks = dict.fromkeys(mapping.task_record_properties(s), anything)
+            tasks.update({f.key_property: text, "hs_timestamp": when})
+            tasks[f.task_kind_property] = frozenset({"enumeration", "string"})
+            out["tasks"] = tasks
+        if f.calendar_meetings:
+            meetings = dict.fromkeys(mapping.meeting_record_properties(s), anything)
+            meetings.update(
+                {
+                    f.key_property: text,
+                    "hs_meeting_start_time": when,
+                    "hs_meeting_end_time": when,
                 }
-                try:
-                    self._search(object_type, body)
-                except CrmError as exc:
-                    problems.append(f"{object_type}: {exc.problem}")
-        return problems
+            )
+            out["meetings"] = meetings
+        return out
+
+    def _token_scopes(self) -> list[str] | None:
+        """The token's scopes from the private-app token-info API
+        (``POST /oauth/v2/private-apps/get/access-token-info``); None if it will not say."""
+        token = self.settings.secret(self.settings.access_token_env, "private-app access token")
+
+        def call(apis: Apis) -> Any:
+            return apis.owners.api_client.call_api(
+                "/oauth/v2/private-apps/get/access-token-info",
+                "POST",
+                header_params={"Accept": "application/json", "Content-Type": "application/json"},
+                body={"tokenKey": token},
+                auth_settings=["oauth2"],
+                _preload_content=False,
+                _request_timeout=self.settings.timeout_seconds,
+            )
+
+        try:
+            scopes = self._call(call, zone=False).get("scopes")
+        except (TransientError, AuthenticationFailed, CertificateProblem):
+            raise
+        except CrmError:
+            return None
+        return [str(x) for x in scopes] if isinstance(scopes, list) else None
+
+    def _properties(self, object_type: str) -> dict[str, dict[str, Any]]:
+        from hubspot import HubSpot
+
+        token = self.settings.secret(self.settings.access_token_env, "private-app access token")
+        client = HubSpot(access_token=token, host=self.settings.host.rstrip("/"), retry=NO_RETRY)
+        api = client.crm.properties.core_api
+        try:
+            reply = self._call(
+                lambda apis: api.get_all(
+                    object_type,
+                    archived=False,
+                    _request_timeout=self.settings.timeout_seconds,
+                    _preload_content=False,
+                ),
+                zone=False,
+            )
+        finally:
+            with contextlib.suppress(AttributeError):
+                api.api_client.rest_client.pool_manager.clear()
+        return {str(p.get("name")): p for p in reply.get("results") or [] if isinstance(p, dict)}
+
+    def check(self) -> list[CheckResult]:
+        """Check the connection and the mapping against the portal (``spe check``): the
+        token logs in, the account's time zone (the daily limit's reset) is read, the
+        token has the scopes the sync needs, and every mapped property exists with a
+        type that fits. One result per part; never raises for a problem it can describe
+        (a refused login or an unreachable host leave the other parts not checked)."""
+        results: list[CheckResult] = []
+        later = [
+            "time zone",
+            "scopes",
+            *(f"properties of {o}" for o in self._expected_properties()),
+        ]
+
+        def stop(part: str, exc: SpeError) -> list[CheckResult]:
+            results.append(CheckResult(part, CheckStatus.PROBLEM, exc.problem, exc.fix))
+            for name in later:
+                results.append(
+                    CheckResult(name, CheckStatus.NOT_CHECKED, f"not checked: {part} failed")
+                )
+            return results
+
+        try:
+            details = self.account_details()
+        except (ConfigError, AuthenticationFailed, CrmUnreachable, CertificateProblem) as exc:
+            return stop("login", exc)
+        except CrmError as exc:
+            details = {}
+            try:  # the account-info API may be closed to the token: log in through owners
+                self._owners_page({"limit": 1})
+            except SpeError as again:
+                return stop("login", again)
+            results.append(
+                CheckResult(
+                    "login",
+                    CheckStatus.OK,
+                    f"the token is accepted (the account-info API refused: {exc.problem})",
+                )
+            )
+        else:
+            results.append(
+                CheckResult(
+                    "login",
+                    CheckStatus.OK,
+                    f"the private-app token is accepted by portal {details.get('portalId')}",
+                )
+            )
+        name = str(details.get("timeZone") or "")
+        try:
+            self._zone = ZoneInfo(name)
+            results.append(
+                CheckResult(
+                    "time zone",
+                    CheckStatus.OK,
+                    f"{name}: HubSpot's daily API limit resets at midnight there",
+                )
+            )
+        except (ValueError, ZoneInfoNotFoundError):
+            results.append(
+                CheckResult(
+                    "time zone",
+                    CheckStatus.PROBLEM,
+                    f"the account's time zone could not be read ({name or 'no answer'})",
+                    "check the portal's time zone in Settings > Account defaults; until it is "
+                    "known, a daily-limit stop names its reset in UTC.",
+                )
+            )
+        try:
+            granted = self._token_scopes()
+        except SpeError as exc:
+            return stop("scopes", exc)
+        if granted is None:
+            results.append(
+                CheckResult(
+                    "scopes",
+                    CheckStatus.NOT_CHECKED,
+                    "HubSpot did not list the token's scopes (not a private-app token?); "
+                    "the property checks below show whether reads are allowed",
+                )
+            )
+        else:
+            for scope in self.required_scopes():
+                ok = scope in granted
+                results.append(
+                    CheckResult(
+                        f"scope {scope}",
+                        CheckStatus.OK if ok else CheckStatus.PROBLEM,
+                        "granted" if ok else "the private app's token lacks it",
+                        None
+                        if ok
+                        else f"add {scope} in the private app's Scopes tab (Settings > "
+                        "Integrations > Private Apps), commit, then run spe check again.",
+                    )
+                )
+        for object_type, expected in self._expected_properties().items():
+            try:
+                found = self._properties(object_type)
+            except (AuthenticationFailed, CrmUnreachable, CertificateProblem) as exc:
+                return stop(f"properties of {object_type}", exc)
+            except CrmError as exc:
+                results.append(
+                    CheckResult(
+                        f"properties of {object_type}", CheckStatus.PROBLEM, exc.problem, exc.fix
+                    )
+                )
+                continue
+            for prop, kinds in expected.items():
+                results.append(self._check_property(object_type, prop, kinds, found.get(prop)))
+        return results
+
+    def _check_property(
+        self,
+        object_type: str,
+        name: str,
+        kinds: frozenset[str],
+        found: dict[str, Any] | None,
+    ) -> CheckResult:
+        part = f"property {object_type}.{name}"
+        f = self.settings.fields
+        where = "[adapter.hubspot.fields]"
+        if found is None:
+            return CheckResult(
+                part,
+                CheckStatus.PROBLEM,
+                f"{object_type} have no property {name!r}",
+                f"create it (Settings > Properties, internal name {name}; see docs/hubspot.md) "
+                f"or map an existing one in {where}.",
+            )
+        kind = str(found.get("type") or "")
+        if kind not in kinds:
+            return CheckResult(
+                part,
+                CheckStatus.PROBLEM,
+                f"{name} is of type {kind!r}; SPE needs {' or '.join(sorted(kinds))}",
+                f"change the property's field type, or map another property in {where}.",
+            )
+        if name == f.key_property and not found.get("hasUniqueValue"):
+            return CheckResult(
+                part,
+                CheckStatus.PROBLEM,
+                f"{name} does not require unique values: SPE upserts by it",
+                "turn on 'Require unique values' for it (only possible while no two records "
+                "share a value), or map a unique text property as key_property.",
+            )
+        if name == f.status_property and kind == "enumeration":
+            options = {str(o.get("value")) for o in found.get("options") or []}
+            missing = sorted(set(f.status_values.values()) - options)
+            if missing:
+                return CheckResult(
+                    part,
+                    CheckStatus.PROBLEM,
+                    f"{name} has no option with the internal value {', '.join(missing)}",
+                    f"add the options to {name}, or map the SPE statuses to existing options "
+                    f"in {where} status_values.",
+                )
+        return CheckResult(part, CheckStatus.OK, f"exists ({kind})")
 
     # --- writing ------------------------------------------------------------------------
 
@@ -607,21 +910,29 @@ def _next_after(page: dict[str, Any]) -> str | None:
     return None if after in (None, "") else str(after)
 
 
-def _retry_after(headers: Mapping[str, str], body: dict[str, Any]) -> float:
-    """Seconds to wait after a 429: ``Retry-After``, else the limit's own window."""
+def _is_daily(headers: Mapping[str, str], body: dict[str, Any]) -> bool:
+    return (
+        body.get("policyName") == "DAILY"
+        or headers.get("X-HubSpot-RateLimit-Daily-Remaining") == "0"
+    )
+
+
+def daily_reset(now: datetime, zone: ZoneInfo | None) -> datetime:
+    """When HubSpot's daily limit resets after ``now``: the next midnight in the account's
+    time zone (UTC when it is not known), as an aware datetime in that zone."""
+    tz = zone or ZoneInfo("UTC")
+    local = now.astimezone(tz)
+    return datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), tz)
+
+
+def _retry_after(headers: Mapping[str, str]) -> float:
+    """Seconds to wait after a ten-secondly 429: ``Retry-After``, else the window."""
     value = headers.get("Retry-After")
     if value:
         try:
             return max(0.0, float(value))
         except ValueError:
             pass
-    if (
-        body.get("policyName") == "DAILY"
-        or headers.get("X-HubSpot-RateLimit-Daily-Remaining") == "0"
-    ):
-        now = datetime.now(UTC)
-        midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-        return (midnight - now).total_seconds()
     interval = headers.get("X-HubSpot-RateLimit-Interval-Milliseconds")
     if interval and interval.isdigit():
         return int(interval) / 1000
@@ -636,13 +947,18 @@ def _body(exc: Any) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
-def translate(exc: Exception) -> NoReturn:
+def translate(
+    exc: Exception,
+    *,
+    zone: Callable[[], ZoneInfo | None] | None = None,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    host: str | None = None,
+) -> NoReturn:
     """Raise SPE's error for a failed call: by HTTP ``status`` (every hubspot sub-package
-    has its own ApiException class), or by urllib3's transport errors."""
+    has its own ApiException class), or by urllib3's transport errors. ``zone`` gives the
+    account's time zone for a daily-limit 429 (its reset time)."""
     if isinstance(exc, urllib3.exceptions.HTTPError):
-        raise TransientError(
-            f"HubSpot did not answer ({type(exc).__name__}).", "the sync retries with backoff."
-        ) from None
+        raise transport_error(exc, "HubSpot", host) from None
     status = getattr(exc, "status", None)
     if not type(exc).__module__.startswith("hubspot.") or not isinstance(status, int):
         raise exc
@@ -655,19 +971,36 @@ def translate(exc: Exception) -> NoReturn:
             f"HubSpot could not be reached ({message.splitlines()[0]}).",
             "check the network and host; the sync retries.",
         ) from None
+    if status == 429 and _is_daily(headers, body):
+        account_zone = zone() if zone is not None else None
+        at = now()
+        reset = daily_reset(at, account_zone)
+        where = (
+            f"the account's time zone {account_zone.key}"
+            if account_zone is not None
+            else "UTC (the account's time zone could not be read)"
+        )
+        raise TransientError(
+            f"HubSpot's daily API limit is used up (HTTP 429, DAILY); it resets at midnight "
+            f"in {where}: {reset:%Y-%m-%d %H:%M %Z} "
+            f"({reset.astimezone(UTC):%Y-%m-%d %H:%M} UTC).",
+            "run the sync again after the reset; if the limit is reached every day, sync "
+            "less often or raise the portal's API limit.",
+            retry_after=max(1.0, (reset - at).total_seconds()),
+        ) from None
     if status == 429:
         policy = body.get("policyName") or "a rate limit"
         raise TransientError(
             f"HubSpot's rate limit was reached (HTTP 429, {policy}).",
             "the sync backs off and retries; lower the sync frequency if it recurs.",
-            retry_after=_retry_after(headers, body),
+            retry_after=_retry_after(headers),
         ) from None
     if status >= 500:
         raise TransientError(
             f"HubSpot answered HTTP {status}.", "the sync retries with backoff."
         ) from None
     if status == 401:
-        raise AdapterError(
+        raise AuthenticationFailed(
             "HubSpot refused the private-app access token (HTTP 401).",
             "check the variable named by access_token_env: the token may be wrong, rotated "
             "or revoked.",

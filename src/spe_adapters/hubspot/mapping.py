@@ -235,6 +235,11 @@ def crm_status(value: Any, settings: HubSpotSettings, record_id: str) -> str | N
     return text
 
 
+def hubspot_time(value: datetime) -> str:
+    """A datetime as HubSpot writes property values: ISO-8601 UTC with ``Z``."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def _time(value: datetime | None) -> str:
     return "" if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
