@@ -32,7 +32,7 @@ from spe_adapters.hubspot.settings import FieldMap, HubSpotSettings
 from spe_adapters.hubspot.webhooks import WebhookHandler, sign_v1, sign_v2, sign_v3
 from spe_core import OpportunityStatus
 from spe_core.adapter import CheckStatus
-from spe_core.errors import MappingError, TransientError
+from spe_core.errors import ConfigError, MappingError, TransientError
 from spe_core.sync import SyncEngine
 from spe_core.testing import FakeClock
 from tests.test_hubspot_adapter import TEAM_ROLES, TOKEN, HubSpotHarness, _engine
@@ -536,3 +536,19 @@ def test_check_with_a_wrong_token_or_a_dead_port_never_raises(
     login, *rest = dead.check()
     assert login.status is CheckStatus.PROBLEM and "refused the connection" in login.detail
     assert all(r.status is CheckStatus.NOT_CHECKED for r in rest)
+
+
+def test_webhook_settings_configure_the_receiver(
+    hs: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HUBSPOT_APP_SECRET", SECRET)
+    a = adapter(hs, webhook_min_signature_version="v3", webhook_max_future_seconds=0)
+    sync = SyncEngine(_engine(HubSpotHarness(hs), 10), a, sleep=lambda s: None)
+    handler = WebhookHandler.for_sync(a.settings, sync, a, clock=lambda: NOW)
+    body = _events("deal.propertyChange", "1")
+    v1 = {"X-HubSpot-Signature": sign_v1(SECRET, body), "X-HubSpot-Signature-Version": "v1"}
+    assert handler.handle("POST", "https://x.example/hook", v1, body).status == 401
+    ahead = _v3(body, NOW + timedelta(seconds=1))
+    assert handler.handle("POST", "https://x.example/hook", ahead, body).status == 401
+    with pytest.raises(ConfigError, match="webhook_min_signature_version"):
+        HubSpotSettings.from_mapping({"webhook_min_signature_version": "v4"})

@@ -213,14 +213,17 @@ class WebhookHandler:
     def for_sync(
         cls, settings: HubSpotSettings, sync: SyncEngine, adapter: HubSpotAdapter, **kw: Any
     ) -> WebhookHandler:
-        """A handler whose secret comes from ``app_secret_env`` and whose events are
-        applied through ``sync`` (queued object and tasks)."""
+        """A handler whose secret comes from ``app_secret_env``, whose signature rules come
+        from ``webhook_min_signature_version`` and ``webhook_max_future_seconds``, and whose
+        events are applied through ``sync`` (queued object, tasks, meetings)."""
         secret = settings.secret(settings.app_secret_env, "app client secret")
         streams: dict[str, str] = {str(settings.queued_object): "opportunities"}
         if settings.fields.task_kind_property:
             streams["tasks"] = "tasks"
         if settings.fields.calendar_meetings:
             streams["meetings"] = "busy"
+        kw.setdefault("min_version", settings.webhook_min_signature_version)
+        kw.setdefault("max_future", timedelta(seconds=settings.webhook_max_future_seconds))
         return cls(secret, InboundSync(sync, adapter), streams=streams, **kw)
 
     def verify(self, method: str, uri: str, headers: Mapping[str, str], body: bytes) -> str | None:
