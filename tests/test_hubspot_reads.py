@@ -552,3 +552,23 @@ def test_webhook_settings_configure_the_receiver(
     assert handler.handle("POST", "https://x.example/hook", ahead, body).status == 401
     with pytest.raises(ConfigError, match="webhook_min_signature_version"):
         HubSpotSettings.from_mapping({"webhook_min_signature_version": "v4"})
+
+
+def test_records_search_has_not_indexed_yet_come_in_with_the_next_run(
+    hs: EmulatorServer,
+) -> None:
+    """Search lags writes; the sync's bookmark stays ``clock_skew`` (5 minutes) behind the
+    run's start, so a deal written just before a run, invisible to that run's search, is
+    read by the next one."""
+    h = HubSpotHarness(hs)
+    hs.portal.search_lag = timedelta(seconds=20)
+    h.add_queued("Early", 0, 0)
+    h.clock.advance(minutes=10)
+    engine = _engine(h, 10)
+    sync = SyncEngine(engine, adapter(hs), sleep=lambda s: None)
+    late = h.add_queued("Late", 0, 0)
+    h.clock.advance(seconds=5)  # the run starts before search shows the late deal
+    assert sync.run().streams["opportunities"].applied == 1
+    h.clock.advance(minutes=1)
+    assert sync.run().streams["opportunities"].applied == 1
+    assert late in {o.external_id("hubspot") for o in engine.store.opportunities()}
