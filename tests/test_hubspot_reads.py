@@ -23,6 +23,8 @@ from hubspot.crm.objects import (
     PublicObjectSearchRequest,
 )
 from hubspot.crm.owners import ApiException as OwnersApiException
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from werkzeug.serving import make_server
 from werkzeug.test import Client
 
@@ -572,3 +574,87 @@ def test_records_search_has_not_indexed_yet_come_in_with_the_next_run(
     h.clock.advance(minutes=1)
     assert sync.run().streams["opportunities"].applied == 1
     assert late in {o.external_id("hubspot") for o in engine.store.opportunities()}
+
+
+# --- properties -------------------------------------------------------------------------------
+
+ZONES = [
+    "UTC",
+    "America/New_York",
+    "Europe/Berlin",
+    "Asia/Kolkata",
+    "Australia/Lord_Howe",
+    "America/Santiago",
+    "Pacific/Apia",
+]
+
+
+@given(
+    at=st.datetimes(
+        min_value=datetime(2000, 1, 1), max_value=datetime(2040, 1, 1), timezones=st.just(UTC)
+    ),
+    zone=st.sampled_from(ZONES),
+)
+def test_the_daily_reset_is_the_next_local_midnight(at: datetime, zone: str) -> None:
+    tz = ZoneInfo(zone)
+    reset = daily_reset(at, tz).astimezone(UTC)
+    assert at < reset <= at + timedelta(hours=25)
+    # no local date change between now and the reset: it is the first midnight after now
+    assert (reset - timedelta(microseconds=1)).astimezone(tz).date() == at.astimezone(tz).date()
+
+
+_URI_PART = st.text(alphabet="abc+%20/=&?:@!$'()*,;~-._2F", min_size=0, max_size=30)
+
+
+@given(body=st.binary(max_size=200), tail=_URI_PART, flip=st.integers(min_value=0))
+def test_every_signature_version_verifies_and_any_changed_byte_is_refused(
+    body: bytes, tail: str, flip: int
+) -> None:
+    handler, _ = _handler()
+    uri = "https://x.example/hook/" + tail
+    ts = str(int(NOW.timestamp() * 1000))
+    signed = {
+        "v1": {"X-HubSpot-Signature": sign_v1(SECRET, body), "X-HubSpot-Signature-Version": "v1"},
+        "v2": {
+            "X-HubSpot-Signature": sign_v2(SECRET, "POST", uri, body),
+            "X-HubSpot-Signature-Version": "v2",
+        },
+        "v3": {
+            "X-HubSpot-Signature-v3": sign_v3(SECRET, "POST", uri, body, ts),
+            "X-HubSpot-Request-Timestamp": ts,
+        },
+    }
+    for headers in signed.values():
+        assert handler.verify("POST", uri, headers, body) is None
+    if body:
+        i = flip % len(body)
+        changed = body[:i] + bytes([body[i] ^ 1]) + body[i + 1 :]
+        for headers in signed.values():
+            assert handler.verify("POST", uri, headers, changed) is not None
+
+
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    groups=st.lists(st.integers(min_value=1, max_value=130), min_size=1, max_size=4),
+    page=st.sampled_from([7, 50, 200]),
+)
+def test_a_read_returns_each_record_once_whatever_the_ties(
+    hs: EmulatorServer, groups: list[int], page: int
+) -> None:
+    """Records in groups sharing one modification time (ties scrambled by the emulator),
+    any page size: one read returns each exactly once, in modification order."""
+    clock: FakeClock = hs.clock  # type: ignore[attr-defined]
+    hs.portal.reset()
+    hs.portal.add_token(TOKEN)
+    made: list[str] = []
+    for size in groups:
+        made += [deal(hs) for _ in range(size)]
+        clock.advance(seconds=1)
+    records = [r for p in adapter(hs, search_page_size=page).read("opportunities", None) for r in p]
+    assert sorted(r.crm_id for r in records) == sorted(made)
+    times = [r.modified_at for r in records]
+    assert times == sorted(times)
