@@ -125,7 +125,6 @@ class HubSpotHarness:
         return crm_id
 
 
-
 class PagedHubSpotHarness(HubSpotHarness):
     """The harness with the contract suite's optional paging capability: searches of
     five deals, so a handful of records spans pages. No delete_record: HubSpot's search

@@ -33,7 +33,7 @@ from spe_adapters.hubspot.emulator import EmulatorServer
 from spe_adapters.hubspot.settings import FieldMap, HubSpotSettings
 from spe_adapters.hubspot.webhooks import WebhookHandler, sign_v1, sign_v2, sign_v3
 from spe_core import OpportunityStatus
-from spe_core.adapter import CheckStatus
+from spe_core.adapter import Checkable, CheckStatus
 from spe_core.errors import ConfigError, MappingError, TransientError
 from spe_core.sync import SyncEngine
 from spe_core.testing import FakeClock
@@ -658,3 +658,14 @@ def test_a_read_returns_each_record_once_whatever_the_ties(
     assert sorted(r.crm_id for r in records) == sorted(made)
     times = [r.modified_at for r in records]
     assert times == sorted(times)
+
+
+def test_check_without_a_token_in_the_environment_says_which_variable(
+    hs: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HUBSPOT_ACCESS_TOKEN")
+    a = adapter(hs)
+    assert isinstance(a, Checkable)
+    login, *rest = a.check()
+    assert login.status is CheckStatus.PROBLEM and "HUBSPOT_ACCESS_TOKEN" in login.detail
+    assert all(r.status is CheckStatus.NOT_CHECKED for r in rest)

@@ -3,12 +3,13 @@
 - Reads: owners through the owners API (every page, active and archived);
   deals or contacts, and tasks, through the search API, filtered by
   last-modified ``>=`` the bookmark (epoch milliseconds), sorted by
-  last-modified then ``hs_object_id``, 200 records a page. HubSpot's search
-  returns at most 10,000 results for one query (an ``after`` of 10,000 or
-  more is an HTTP 400), so before a window reaches the cap the adapter starts
-  a new query *after the last record seen* (modified later, or at the same
-  instant with a higher id): any volume is read, none twice. Search calls
-  keep to a per-second budget.
+  last-modified alone (HubSpot's search takes one sort rule), 200 records a
+  page, every page a new keyset query from where the last ended (never an
+  ``after`` offset into a live result, never near the 10,000-result cap);
+  records sharing one modification time are told apart by ``hs_object_id``
+  (see :meth:`HubSpotAdapter.read`). Search calls keep to a per-second
+  budget. A status value the mapping does not know passes through for the
+  sync to quarantine.
 - Writes: batch update by record id for records HubSpot already has, batch
   upsert by the unique ``spe_key`` property for records SPE created, 100
   inputs a call, so a rerun never duplicates. A 207 multi-status reply is
@@ -21,12 +22,17 @@
   ``ApiException``), so one explicit policy without retries is passed and the
   sync engine alone retries; every sub-package has its own ``ApiException``
   class, so errors are classified by their ``status``, never by class.
-- Errors: 429 (the ten-secondly or daily limit) becomes a
-  :class:`~spe_core.errors.TransientError` whose ``retry_after`` comes from
-  the ``X-HubSpot-RateLimit-*`` headers; 5xx, timeouts and connection
-  failures are transient too; 401/403 and bad requests are
+- Errors: a 429 of the ten-secondly limit becomes a
+  :class:`~spe_core.errors.TransientError` whose ``retry_after`` is the
+  window; a 429 of the daily limit one whose ``retry_after`` runs to midnight
+  in the portal's time zone (account-info API, read once) and whose message
+  names that time; 5xx and read timeouts are transient too; no answer at all
+  is classified by :func:`spe_adapters._network.transport_error`; 401 is
+  :class:`~spe_core.errors.AuthenticationFailed`, 403 and bad requests
   :class:`~spe_core.errors.AdapterError` with the fix. The token never
   reaches logs or error text.
+- :meth:`HubSpotAdapter.check` (``spe check``): login, time zone, scopes and
+  every mapped property's type, as :class:`~spe_core.adapter.CheckResult` values.
 """
 
 from __future__ import annotations
