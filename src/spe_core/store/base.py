@@ -193,6 +193,13 @@ class Transaction(Protocol):
         """Append ``event`` to the log; returns it with its sequence number."""
         ...
 
+    def events(self, after: int = 0, limit: int | None = None) -> list[Recorded]:
+        """Recorded events with ``seq > after`` (at most ``limit``), in log order, read in
+        this transaction (its own appends included). Use this, not
+        :meth:`Store.events`, inside a transaction: the store's read may need a
+        second connection, which a pool of one cannot give while this one is held."""
+        ...
+
     def get_meta(self, key: str) -> str | None:
         """A small piece of engine state (a cursor, a pointer), or None."""
         ...
