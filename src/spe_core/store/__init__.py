@@ -10,7 +10,7 @@ from __future__ import annotations
 from urllib.parse import parse_qsl, unquote
 
 from spe_core.errors import StoreError
-from spe_core.store.base import RANKED_STATUSES, Store, Transaction
+from spe_core.store.base import RANKED_STATUSES, Store, Transaction, seconds_param
 
 __all__ = ["RANKED_STATUSES", "Store", "Transaction", "open_store"]
 
@@ -45,7 +45,7 @@ def open_store(url: str) -> Store:
                 f"store URL {url!r} has unknown parameter(s) {', '.join(unknown)}.",
                 "the SQLite store accepts ?busy_timeout=SECONDS only.",
             )
-        timeout = _seconds(options.get("busy_timeout"), "busy_timeout", DEFAULT_BUSY_TIMEOUT)
+        timeout = seconds_param(options.get("busy_timeout"), "busy_timeout", DEFAULT_BUSY_TIMEOUT)
         return SQLiteStore(unquote(path), timeout=timeout)
     if text.startswith(("postgresql://", "postgres://")):
         try:
@@ -64,25 +64,3 @@ def open_store(url: str) -> Store:
         f"unknown store URL scheme {scheme!r} in {url!r}.",
         "use memory:, sqlite:///path.db or postgresql://user@host/db.",
     )
-
-
-def _seconds(text: str | None, name: str, default: float) -> float:
-    """A store URL's timeout parameter in seconds (``30``, ``2.5``, ``500ms``, ``1min``)."""
-    if text is None:
-        return default
-    value = text.strip().lower()
-    scale = 1.0
-    for suffix, factor in (("ms", 0.001), ("min", 60.0), ("s", 1.0)):
-        if value.endswith(suffix):
-            value, scale = value[: -len(suffix)].strip(), factor
-            break
-    try:
-        seconds = float(value) * scale
-    except ValueError:
-        seconds = -1.0
-    if not seconds >= 0 or seconds == float("inf"):
-        raise StoreError(
-            f"store URL parameter {name}={text!r} is not a duration.",
-            f"write seconds, e.g. {name}=30, or with a unit: 500ms, 30s, 2min.",
-        )
-    return seconds
