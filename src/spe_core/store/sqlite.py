@@ -353,6 +353,8 @@ class SQLiteStore:
                 conn.execute("ROLLBACK")
 
     def _migrate(self) -> None:
+        if int(self.conn.execute("PRAGMA user_version").fetchone()[0]) == SCHEMA_VERSION:
+            return  # up to date: no write lock needed (another process may hold it)
         with self._lock:
             self.conn.execute("BEGIN IMMEDIATE")
             try:
