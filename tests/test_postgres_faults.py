@@ -190,7 +190,7 @@ def test_url_values_reach_the_server_as_written_and_connect_timeout_is_honoured(
     store = _store(url)
     with store.transaction() as tx:  # type: ignore[attr-defined]
         assert tx._one("SHOW lock_timeout")[0] == "4321ms"
-        assert tx._one("SHOW statement_timeout")[0] == "30s"  # our default
+        assert tx._one("SHOW statement_timeout")[0] == "20s"  # our default
         assert tx._one("SHOW application_name")[0] == "spe faults"
     store.close()  # type: ignore[attr-defined]
     # a server that accepts the TCP connection and never answers

@@ -38,6 +38,7 @@ import re
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, date, datetime, timedelta
@@ -230,9 +231,11 @@ LIBPQ_DEFAULTS: dict[str, str] = {
 #: ``500ms``; a bare number is milliseconds; ``0`` turns the limit off.
 SERVER_DEFAULTS: dict[str, str] = {
     "lock_timeout": "10s",
-    "statement_timeout": "30s",
+    "statement_timeout": "20s",
     "idle_in_transaction_session_timeout": "60s",
 }
+
+_FRESH = 1.0  # seconds after use in which a pooled connection is taken unchecked
 
 #: Seconds a call waits for a free pooled connection by default.
 DEFAULT_POOL_TIMEOUT = 10.0
@@ -561,6 +564,9 @@ class PostgresStore:
         self.where = settings.where
         self._deadlines = _Deadlines()
         self._local = threading.local()
+        self._returned: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
+            weakref.WeakKeyDictionary()
+        )
         self._listener: threading.Thread | None = None
         self._listen_cond = threading.Condition()
         self._listen_generation = 0
@@ -600,8 +606,20 @@ class PostgresStore:
         conn.commit()
 
     def _check(self, conn: psycopg.Connection[Any]) -> None:
+        # a connection that worked a moment ago is not checked again (a round trip
+        # per transaction costs a third of a short one); one idle for longer, whose
+        # backend a restart, failover or idle timeout may have ended, is
+        last = self._returned.get(conn)
+        if last is not None and time.monotonic() - last < _FRESH:
+            return
         with self._deadlines.guard(conn, self.settings.connect_timeout):
             ConnectionPool.check_connection(conn)
+
+    def _putconn(self, conn: psycopg.Connection[Any]) -> None:
+        if not conn.closed:
+            self._returned[conn] = time.monotonic()
+        with suppress(Exception):
+            self.pool.putconn(conn)
 
     def _getconn(self, during: str) -> psycopg.Connection[Any]:
         if self._closed:
@@ -684,8 +702,7 @@ class PostgresStore:
             raise
         finally:
             self._local.tx = None
-            with suppress(Exception):
-                self.pool.putconn(conn)
+            self._putconn(conn)
 
     def _read(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         """One read outside a transaction (inside one: through it, so a pool of one
@@ -693,18 +710,24 @@ class PostgresStore:
         current: _PgTransaction | None = getattr(self._local, "tx", None)
         if current is not None:
             return current._all(sql, args)
-        conn = self._getconn("reading")
-        try:
-            with self._deadlines.guard(conn, self.settings.statement_bound):
-                rows = conn.execute(sql.encode(), args).fetchall()
-                conn.rollback()
-            return rows
-        except psycopg.Error as exc:
-            self._rollback(conn)
-            raise translate(exc, self.settings, "reading") from exc
-        finally:
-            with suppress(Exception):
-                self.pool.putconn(conn)
+        for attempt in (1, 2):
+            conn = self._getconn("reading")
+            try:
+                with self._deadlines.guard(conn, self.settings.statement_bound):
+                    rows = conn.execute(sql.encode(), args).fetchall()
+                    conn.rollback()
+                return rows
+            except psycopg.OperationalError as exc:
+                self._rollback(conn)
+                if attempt == 1 and conn.closed:
+                    continue  # its backend was gone: a read is safe to try once more
+                raise translate(exc, self.settings, "reading") from exc
+            except psycopg.Error as exc:
+                self._rollback(conn)
+                raise translate(exc, self.settings, "reading") from exc
+            finally:
+                self._putconn(conn)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def events(self, after: int = 0, limit: int | None = None) -> Iterator[Recorded]:
         """Committed events after ``after``, in order, streamed in pages."""
@@ -814,7 +837,7 @@ class PostgresStore:
             self._rollback(conn)
             raise translate(exc, self.settings, "dropping the schema") from exc
         finally:
-            self.pool.putconn(conn)
+            self._putconn(conn)
 
     def close(self) -> None:
         """Close every pooled connection and the listening one."""
