@@ -86,6 +86,8 @@ class Proxy:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.stalled = threading.Event()
+        self.drop_commit_reply = threading.Event()
+        self.muted: set[socket.socket] = set()
         self.closed = False
         self.sockets: list[socket.socket] = []
         threading.Thread(target=self._accept, daemon=True).start()
@@ -109,7 +111,15 @@ class Proxy:
                     time.sleep(0.02)
                 if not data or self.closed:
                     break
+                if dst in self.muted:
+                    continue  # the reply is lost on the way
+                commit = self.drop_commit_reply.is_set() and b"COMMIT\x00" in data
+                if commit:
+                    self.muted.add(src)
                 dst.sendall(data)
+                if commit:
+                    time.sleep(0.3)  # the server commits; its reply never arrives
+                    break
         except OSError:
             pass
         for s in (src, dst):
@@ -159,6 +169,28 @@ def test_a_stalled_network_gives_unavailable_within_the_bound_and_heals() -> Non
             except StoreUnavailable:
                 assert time.monotonic() < deadline, "the store did not heal"
                 time.sleep(0.2)
+        engine.store.close()
+    finally:
+        proxy.close()
+
+
+def test_a_lost_commit_reply_gives_commit_outcome_unknown() -> None:
+    from urllib.parse import urlsplit
+
+    target = urlsplit(URL)
+    proxy = Proxy(target.hostname or "127.0.0.1", target.port or 5432)
+    try:
+        url = schema_url("spe_test")
+        engine = _engine(_store(_proxied(url, proxy.port), pool_max="1"))
+        _seed(engine, ["m1"], 2)
+        proxy.drop_commit_reply.set()
+        with pytest.raises(CommitOutcomeUnknown, match="may or may not") as info:
+            engine.enqueue([Opportunity("committed", "a", T0)])
+        assert isinstance(info.value.__cause__, Exception) and not info.value.retryable
+        proxy.drop_commit_reply.clear()
+        # it did commit: reading it back (on a fresh connection) finds it
+        assert "committed" in {o.id for o in engine.store.opportunities()}
+        _check_log(engine)
         engine.store.close()
     finally:
         proxy.close()
