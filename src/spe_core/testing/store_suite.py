@@ -221,6 +221,18 @@ class StoreConformance:
         assert [r.seq for r in store.events(after=2)] == [3, 4, 5]
         assert [r.seq for r in store.events(after=1, limit=2)] == [2, 3]
 
+    def test_events_read_in_the_transaction(self, store: Store) -> None:
+        with store.transaction() as tx:
+            recorded = [
+                tx.append(MemberUpserted(at=T0, member=Member(f"m{i}", "M", "promotions")))
+                for i in range(4)
+            ]
+            assert tx.events() == recorded  # its own appends, before the commit
+            assert [r.seq for r in tx.events(after=1, limit=2)] == [2, 3]
+            assert tx.events(after=4) == []
+            # the store's own read inside a transaction must not wait for it either
+            assert [r.seq for r in store.events(after=3)] in ([], [4])
+
     def test_meta(self, store: Store) -> None:
         with store.transaction() as tx:
             assert tx.get_meta("k") is None
