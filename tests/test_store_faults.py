@@ -243,3 +243,27 @@ def test_every_sqlite_error_is_translated() -> None:
         error = translate(exc, "/x/spe.db", "committing", 30)
         assert type(error) is kind
         assert "/x/spe.db" in str(error) and error.fix
+
+
+def test_postgres_url_bounds_are_parsed_as_libpq_reads_them() -> None:
+    pytest.importorskip("psycopg")
+    from spe_core.store.postgres import _Settings
+
+    s = _Settings(
+        "postgresql://u:s3cret@db:6432/sales?schema=spe&options=-c%20lock_timeout%3D5s"
+        "&application_name=a+b&pool_timeout=500ms&statement_timeout=3s&connect_timeout=4",
+        1,
+        8,
+        10,
+    )
+    assert "options='-c lock_timeout=5s'" in s.conninfo  # %20 is a space
+    assert "application_name=a+b" in s.conninfo  # "+" stays a plus sign, as in libpq
+    assert "keepalives=1" in s.conninfo and "connect_timeout=4" in s.conninfo
+    assert "lock_timeout" not in s.server  # set in options: not overridden
+    assert s.server["statement_timeout"] == "3s"
+    assert s.server["idle_in_transaction_session_timeout"] == "60s"
+    assert s.pool_timeout == 0.5 and s.statement_bound == 6.0
+    assert s.where == "PostgreSQL db:6432/sales (schema spe)"
+    for bad in ("lock_timeout=soon", "pool_timeout=-1", "pool_max=0", "connect_timeout=x"):
+        with pytest.raises(StoreError, match=bad.split("=")[0]):
+            _Settings(f"postgresql://u@db/sales?{bad}", 1, 8, 10)

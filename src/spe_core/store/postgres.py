@@ -319,8 +319,19 @@ class _Settings:
                 "make pool_max at least pool_min.",
             )
         self.pool_timeout = seconds_param(ours.get("pool_timeout"), "pool_timeout", timeout)
-        self.connect_timeout = float(params["connect_timeout"])
-        statement = _pg_ms(self.server.get("statement_timeout", "0")) or 0.0
+        try:
+            self.connect_timeout = float(params["connect_timeout"])
+        except ValueError:
+            raise StoreError(
+                f"store URL parameter connect_timeout={params['connect_timeout']!r} is not "
+                "a number of seconds.",
+                "write e.g. connect_timeout=10.",
+            ) from None
+        in_options = re.search(r"statement_timeout\s*=\s*([0-9.]+\s*[a-z]*)", options)
+        statement_text = self.server.get(
+            "statement_timeout", in_options.group(1) if in_options else "0"
+        )
+        statement = _pg_ms(statement_text) or 0.0
         # the client's own bound on one statement: a stalled network path (a proxy that
         # stops forwarding) looks healthy to TCP, so the server's timeout never arrives
         self.statement_bound = (
@@ -499,7 +510,8 @@ class _Deadlines:
                     target=self._run, name="spe-store-deadlines", daemon=True
                 )
                 self._thread.start()
-            self._cond.notify()
+            # no notify: the thread looks at least once a second, and every bound is
+            # longer than that, so waking it for each statement would only cost
         try:
             yield
         finally:
