@@ -5,6 +5,7 @@ right kind, every call comes back within its bound, nothing acknowledged is lost
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import socket
 import threading
@@ -353,7 +354,7 @@ def test_backends_killed_at_random_under_concurrent_workers() -> None:
     killer = threading.Thread(target=kill)
     for t in [*threads, killer]:
         t.start()
-    time.sleep(8)
+    time.sleep(float(os.environ.get("SPE_TEST_FAULT_SECONDS", "8")))  # the run: 120
     stop.set()
     for t in [*threads, killer]:
         t.join(60)

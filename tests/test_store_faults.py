@@ -24,6 +24,7 @@ from spe_core.errors import (
     StoreFull,
     StoreGone,
     StoreLocked,
+    StoreReadOnly,
 )
 from spe_core.events import replay
 from spe_core.plugins import Plugins
@@ -237,6 +238,8 @@ def test_every_sqlite_error_is_translated() -> None:
         (sqlite3.DatabaseError("database disk image is malformed"), 11, StoreDamaged),
         (sqlite3.DatabaseError("file is not a database"), 26, StoreDamaged),
         (sqlite3.OperationalError("disk I/O error"), 778, StoreFull),
+        (sqlite3.OperationalError("attempt to write a readonly database"), 8, StoreReadOnly),
+        (sqlite3.OperationalError("attempt to write a readonly database"), 1032, StoreGone),
     ]
     for exc, code, kind in cases:
         exc.sqlite_errorcode = code  # type: ignore[attr-defined]
