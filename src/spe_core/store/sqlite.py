@@ -510,7 +510,7 @@ class _SQLiteTransaction:
 
     def _many(self, sql: str, rows: list[tuple[object, ...]]) -> None:
         try:
-            self._many(sql, rows)
+            self.conn.executemany(sql, rows)
         except sqlite3.Error as exc:
             self.failed = self.store._error(exc, "running a statement")
             raise self.failed from exc
