@@ -267,16 +267,6 @@ class SQLiteStore:
                     "create the folder, or point the store URL at an existing one.",
                     store=self.path,
                 )
-            if not os.path.exists(self.path) and os.path.exists(self.path + "-wal"):
-                raise StoreGone(
-                    f"SQLite store {self.path!r} is missing but its write-ahead log "
-                    f"{self.path}-wal is there: the file was deleted or moved, perhaps while "
-                    "a process had it open.",
-                    "restore the file from a backup (or put it back where it was); do not "
-                    "delete the -wal file, it may hold the last commits. To start an empty "
-                    "store on purpose, remove the -wal and -shm files as well.",
-                    store=self.path,
-                )
         self._lock = threading.RLock()
         self._tx: _SQLiteTransaction | None = None
         self._readers = threading.local()
