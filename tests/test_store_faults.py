@@ -266,3 +266,75 @@ def test_postgres_url_bounds_are_parsed_as_libpq_reads_them() -> None:
     for bad in ("lock_timeout=soon", "pool_timeout=-1", "pool_max=0", "connect_timeout=x"):
         with pytest.raises(StoreError, match=bad.split("=")[0]):
             _Settings(f"postgresql://u@db/sales?{bad}", 1, 8, 10)
+
+
+_WORKER = """
+import sys
+sys.path.insert(0, {src!r})
+from datetime import UTC, datetime
+from spe_core import Engine, QueuePolicy
+from spe_core.errors import StoreError
+from spe_core.plugins import Plugins
+from spe_core.store import open_store
+from spe_core.testing import FakeClock
+
+engine = Engine(open_store({url!r}), clock=FakeClock(datetime(2026, 1, 5, 8, tzinfo=UTC)),
+                policy=QueuePolicy(target=10**6, daily_pull_cap=None),
+                plugins=Plugins.create(entry_points=False))
+member = sys.argv[1]
+while True:
+    try:
+        pulled = engine.pull(member).released
+        if not pulled:
+            break
+        for opp in pulled:
+            engine.resolve(opp.id, member, "won")
+            print("ACK", opp.id, flush=True)
+    except StoreError as exc:
+        print("ERROR", type(exc).__name__, flush=True)
+"""
+
+
+def test_workers_killed_with_sigkill_lose_nothing(tmp_path: Path) -> None:
+    import random
+
+    from spe_core import Member
+
+    path = tmp_path / "spe.db"
+    url = f"sqlite:///{path}"
+    engine = _engine(url)
+    members = ["m1", "m2"]
+    engine.upsert_members(Member(m, m, "inside_sales") for m in members)
+    engine.enqueue(_opps(0, 600))
+    engine.store.close()
+    code = _WORKER.format(src=SRC, url=url)
+    acknowledged: set[str] = set()
+    rng = random.Random(3)
+    kills = 0
+    for _ in range(6):
+        procs = [
+            subprocess.Popen([sys.executable, "-c", code, m], stdout=subprocess.PIPE, text=True)
+            for m in members
+        ]
+        time.sleep(rng.uniform(0.5, 1.5))
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                kills += 1
+        for p in procs:
+            out, _ = p.communicate(timeout=30)
+            lines = out.splitlines()
+            assert all(line.startswith(("ACK", "ERROR Store")) for line in lines), lines[-3:]
+            acknowledged |= {line.split()[1] for line in lines if line.startswith("ACK")}
+    assert kills >= 4
+    _assert_consistent(path, set())
+    store = open_store(url)
+    state = {o.id: o for o in store.opportunities()}
+    store.close()
+    assert all(state[i].outcome is not None for i in acknowledged), "lost a resolve"
+    store = open_store(url)
+    released = [r for r in store.events() if r.event.kind == "opportunity.released"]
+    store.close()
+    ids = [r.event.opportunity_id for r in released]  # type: ignore[attr-defined]
+    assert len(ids) == len(set(ids)), "released twice"
+    print(f"{kills} kills, {len(acknowledged)} resolves acknowledged, {len(ids)} releases")
