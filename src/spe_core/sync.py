@@ -858,7 +858,9 @@ class SyncEngine:
             with self.engine.unit() as u:
                 tx = u.tx
                 cursor = int(tx.get_meta(self._cursor_key()) or 0)
-                batch = list(self.engine.store.events(after=cursor, limit=page))
+                # read in this unit's transaction: the store's own read would need a
+                # second connection, which a pool of one never frees (self-deadlock)
+                batch = tx.events(after=cursor, limit=page)
                 if not batch:
                     return staged
                 for recorded in batch:
