@@ -117,6 +117,16 @@ def test_salesforce_block_and_exports_work_and_survive_a_restart(tmp_path: Path)
         assert (again.block, again.exports) == (block, exports)  # same port, CA, secrets
         out = _check_and_sync(tmp_path, {**env, **exports})  # the pasted config still works
         assert re.search(r"opportunities\D+300\D+0\D+300\D", out)  # read 300, all unchanged
+        # the printed client id and secret are the emulator's connected app: the client
+        # credentials flow works with the same exports
+        machine = tmp_path / "client-credentials"
+        machine.mkdir()
+        (machine / "spe.toml").write_text(
+            block.replace('auth = "password"', 'auth = "client_credentials"'),
+            encoding="utf-8",
+        )
+        checked = _spe(machine, {**env, **exports}, "check")
+        assert checked.returncode == 0, checked.stdout + checked.stderr
     finally:
         again.stop(signal.SIGTERM)
 

@@ -91,10 +91,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     credentials = {
         "username": login["username"],
         "password": login["password"],
-        # the emulator's connected app (any client id is accepted today; these stay the same)
+        # the emulator's connected app: kept across restarts; its client credentials flow
+        # runs as the demo user (auth = "client_credentials" works with the same exports)
         "client_id": state.secret("client_id", lambda: "3MVG9emulator" + secrets.token_hex(12)),
         "client_secret": state.secret("client_secret", lambda: secrets.token_hex(16)),
     }
+    server.org.add_client_app(
+        credentials["client_id"], credentials["client_secret"], login["username"]
+    )
     block = config_block(server)
     env = exports(credentials)
     toml_file = state.write_private("adapter.toml", block)
