@@ -104,6 +104,8 @@ def _say_error(problem: str, fix: str | None, code: int, as_json: bool) -> NoRet
 
 def _fail(exc: SpeError, as_json: bool = False) -> NoReturn:
     fix = exc.fix
+    if isinstance(exc, CrmError) and not fix:
+        fix = crm_fix(exc, _crm_in_use[-1] if _crm_in_use else "NAME")
     if isinstance(exc, TryLater) and exc.until is not None:
         fix = f"{fix + ' ' if fix else ''}(the CRM accepts calls again at {exc.until.isoformat()})"
     _say_error(exc.problem, fix, _code(exc), as_json)
@@ -295,6 +297,9 @@ def adapters(config: ConfigOption = Path("spe.toml"), as_json: JsonOption = Fals
     _emit(rows, as_json, show)
 
 
+_crm_in_use: list[str] = []  # the adapter this run built, for the fixes of its errors
+
+
 def _build_adapter(cfg: config_module.Config) -> Any:
     if not cfg.adapter:
         raise ConfigError(
@@ -308,6 +313,7 @@ def _build_adapter(cfg: config_module.Config) -> Any:
             f"[adapter] name = {cfg.adapter!r} is not an installed adapter.",
             f"install its package, or use one of: {', '.join(sorted(found)) or 'none'}.",
         )
+    _crm_in_use.append(cfg.adapter)
     return cls.from_config(cfg.adapter_options)
 
 
@@ -1199,9 +1205,11 @@ class _Watched:
     def read(self, stream: str, since: Any) -> Iterator[Any]:
         from spe_core.errors import TransientError
 
-        pages = iter(self.inner.read(stream, since))
+        pages: Iterator[Any] | None = None
         while True:
-            try:
+            try:  # the call itself may fail (a plain function) or its first page
+                if pages is None:
+                    pages = iter(self.inner.read(stream, since))
                 page = next(pages)
             except StopIteration:
                 return
@@ -1367,7 +1375,8 @@ def sync(
                     f"[adapter.{cfg.adapter}] changed since the last sync: every record is "
                     "read and mapped again"
                 )
-            with Progress(*columns, console=err, disable=as_json, transient=False) as progress:
+            bars = not as_json and err.is_terminal  # no bars in a log file
+            with Progress(*columns, console=err, disable=not bars) as progress:
                 tasks: dict[str, Any] = {}
 
                 def tick(phase: str, done: int, total: int | None) -> None:
