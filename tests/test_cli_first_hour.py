@@ -266,6 +266,41 @@ def test_ctrl_c_says_nothing_is_lost_and_exits_130(world: World) -> None:
     assert err.strip() == "error: interrupted: nothing lost, run it again to continue"
 
 
+SLOW_QUEUE = """
+import sys, time
+from spe_core import cli
+
+def slow(*args):
+    print("ready", flush=True)
+    time.sleep(60)
+
+cli._load_for_store = slow  # a command busy when Ctrl-C comes
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_sigint_to_the_console_script_exits_130_with_the_message(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    src = str(Path(cli_module.__file__).resolve().parent.parent)  # this spe_core
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_QUEUE, "queue"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": src},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert err.strip() == "error: interrupted: nothing lost, run it again to continue"
+
+
 def test_try_later_exits_75(world: World) -> None:
     write_config()
     until = datetime(2026, 12, 2, tzinfo=UTC)

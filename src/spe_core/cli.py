@@ -69,6 +69,7 @@ EXIT_CODES: dict[int, str] = {
     130: "interrupted (Ctrl-C): nothing lost, run it again to continue",
 }
 INTERRUPTED = "interrupted: nothing lost, run it again to continue"
+_interrupted: list[bool] = []  # said so already
 
 ConfigOption = Annotated[
     Path, typer.Option("--config", "-c", help="the spe.toml to read", envvar="SPE_CONFIG")
@@ -120,6 +121,7 @@ def _errors(as_json: bool = False) -> Iterator[None]:
     except _Stop as stop:
         _fail(stop.error, as_json)
     except KeyboardInterrupt:
+        _interrupted.append(True)
         _say_error(INTERRUPTED, None, 130, as_json)
 
 
@@ -363,8 +365,8 @@ def _crm_checks(cfg: config_module.Config) -> list[dict[str, Any]]:
 
     try:
         adapter: Any = _build_adapter(cfg)
-    except SpeError as exc:
-        return [_row("crm", "problem", exc.problem, exc.fix)]
+    except SpeError as exc:  # a configuration problem (no such adapter, its extra missing)
+        return [_row("adapter", "problem", exc.problem, exc.fix)]
     checkable = isinstance(adapter, Checkable)
     try:
         if not checkable:
@@ -1548,21 +1550,22 @@ def config_reference() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``spe`` console script."""
-    import click
-
     try:
         result = app(args=argv, prog_name="spe", standalone_mode=False)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt):
+        result = 130
+    except typer.Exit as exc:
+        result = exc.exit_code
+    except Exception as exc:  # a usage error: the parser's own exception
+        show, code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(code, int):
+            show()
+            return code
+        raise
+    code = result if isinstance(result, int) else 0
+    if code == 130 and not _interrupted:  # Ctrl-C outside a command's own handling
         err.print(INTERRUPTED, highlight=False)
-        return 130
-    except click.exceptions.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Exit as exc:
-        return int(exc.exit_code)
-    except SystemExit as exc:
-        return int(exc.code or 0) if not isinstance(exc.code, str) else 1
-    return result if isinstance(result, int) else 0
+    return code
 
 
 if __name__ == "__main__":
