@@ -408,6 +408,37 @@ def test_a_folder_without_spe_toml_says_so_and_creates_nothing(world: World) -> 
 # --- 6. machine-readable everywhere ------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        "init",
+        "adapters",
+        "check",
+        "replenish",
+        "queue",
+        "team",
+        "pull",
+        "resolve",
+        "route",
+        "propose",
+        "book",
+        "calendar validate",
+        "sync",
+        "report",
+        "config reference",
+    ],
+)
+def test_every_command_that_answers_takes_json(command: str) -> None:
+    code, out, _ = spe(*command.split(), "--help")
+    assert code == 0 and "--json" in out
+
+
+def test_config_reference_as_json() -> None:
+    code, out, _ = spe("config", "reference", "--json")
+    sections = {s["section"]: s for s in json.loads(out)}
+    assert code == 0 and sections["queue"]["keys"][0]["name"]
+
+
 def test_errors_under_json_are_one_object_with_the_same_exit_code(world: World) -> None:
     write_config()
     code, out, err = spe("report", "--html", "/missing/dir/r.html", "--json")

@@ -1543,8 +1543,21 @@ app.add_typer(config_app, name="config")
 
 
 @config_app.command("reference")
-def config_reference() -> None:
+def config_reference(
+    as_json: Annotated[bool, typer.Option("--json", help="print the schema as JSON")] = False,
+) -> None:
     """Print the configuration reference (Markdown), generated from the schema."""
+    if as_json:
+        _emit(
+            [
+                {"section": section.name, "doc": section.doc, "open": section.open, "keys": keys}
+                for section in config_module.SCHEMA
+                for keys in [[_plain(key) for key in section.keys]]
+            ],
+            True,
+            lambda: None,
+        )
+        return
     sys.stdout.write(config_module.reference_markdown())
 
 
