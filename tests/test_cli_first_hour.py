@@ -193,6 +193,16 @@ def test_check_prints_each_part_of_the_adapters_check_with_its_fix(world: World)
     assert spe("check")[0] == 0
 
 
+def test_an_empty_or_older_check_is_never_reported_as_success(world: World) -> None:
+    write_config()
+    world.checks = []
+    code, out, _ = spe("check")
+    assert code == 0 and "not checked  crm: the checked adapter's check() reported nothing" in out
+    world.checks = ["Opportunity.SPE_Status__c does not exist"]  # type: ignore[list-item]
+    code, out, _ = spe("check")
+    assert code == 3 and "problem  crm: Opportunity.SPE_Status__c does not exist" in out
+
+
 @pytest.mark.parametrize(
     ("error", "fix"),
     [

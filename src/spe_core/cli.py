@@ -361,7 +361,7 @@ def _row(check: str, status: str, detail: str, fix: str | None = None) -> dict[s
 def _crm_checks(cfg: config_module.Config) -> list[dict[str, Any]]:
     """The CRM connection, as the adapter's own check() finds it; never "connected"
     for what was not checked."""
-    from spe_core.adapter import Checkable
+    from spe_core.adapter import Checkable, CheckResult
 
     try:
         adapter: Any = _build_adapter(cfg)
@@ -386,7 +386,16 @@ def _crm_checks(cfg: config_module.Config) -> list[dict[str, Any]]:
     finally:
         adapter.close()
     if not parts:
-        return [_row("crm", "not checked", f"the {cfg.adapter} adapter checked nothing")]
+        return [
+            _row(
+                "crm",
+                "not checked",
+                f"the {cfg.adapter} adapter's check() reported nothing: neither the login nor "
+                "the fields are proved to work",
+            )
+        ]
+    if not all(isinstance(part, CheckResult) for part in parts):  # an older check(): problems
+        return [_row("crm", "problem", str(part)) for part in parts]
     return [
         _row(f"crm {part.part}", part.status.value, part.detail, part.fix if not part.ok else None)
         for part in parts
