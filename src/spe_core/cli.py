@@ -1269,7 +1269,9 @@ def _changes(engine: Engine, inbound: Any) -> dict[str, list[str]] | None:
         else:
             return None
     if stored is None:
-        return {"(new)": ["", getattr(value, "name", None) or value.id]}
+        account = getattr(value, "account_id", None)
+        label = getattr(value, "name", None) or (f"account {account}" if account else value.id)
+        return {"(new)": ["", label]}
     names = [f.name for f in attrs.fields(type(value)) if f.name not in ("external_ids",)]
     if inbound.supplies is not None:
         names = [n for n in names if n in inbound.supplies]
@@ -1446,7 +1448,8 @@ def _show_sync_report(
         console.print(f"would change in {escape(stream)} (a sample):", highlight=False)
         for change in changes:
             fields = "; ".join(
-                f"{name} {old or '-'} -> {new}" for name, (old, new) in change["fields"].items()
+                f"new: {new}" if name == "(new)" else f"{name} {old or '-'} -> {new}"
+                for name, (old, new) in change["fields"].items()
             )
             console.print(
                 f"  {escape(change['crm_id'])} ({escape(change['id'])}): {escape(fields)}",
