@@ -231,9 +231,10 @@ def _plain(value: Any) -> Any:
 def _table(title: str | None, *columns: str, **options: Any) -> Table:
     """A table whose cells fold rather than cut: ids and times are never shortened
     with an ellipsis, however narrow the terminal."""
-    table = Table(title=title, **options)
+    caption = options.pop("caption", None)
+    table = Table(title=title, caption=escape(caption) if caption else None, **options)
     for column in columns:
-        table.add_column(column, overflow="fold")
+        table.add_column(escape(column), overflow="fold")
     return table
 
 
@@ -750,6 +751,7 @@ def team(
             "time zone",
             "coordinator",
             "home",
+            caption="name over id; * set in spe.toml's [[team]] (see docs/team.md)",
         )
         for row in rows:
             coordinator = row["coordinator"] or row["coordinator_id"] or "-"
@@ -767,7 +769,6 @@ def team(
                 escape(row["home_base"] or "-"),
             )
         console.print(table)
-        console.print(escape("* set in spe.toml's [[team]] (see docs/team.md)"))
         if not rows:
             console.print(
                 escape(
@@ -1044,15 +1045,16 @@ def propose(
             "start (their clock)",
             "end",
             "added travel",
-            "that day",
-            "that week",
+            "day",
+            "week",
+            caption="day, week: the member's meetings that day and week",
         )
         for slot in proposal.slots:
             member = people.get(slot.member_id)
             zone = member.zone if member is not None else UTC  # times on the member's clock
             start_text, end_text = _slot_times(slot.start, slot.end, zone)
             table.add_row(
-                escape(_who(member) if member is not None else slot.member_id),
+                escape(f"{member.name}\n({member.id})" if member is not None else slot.member_id),
                 start_text,
                 end_text,
                 f"{slot.added_travel.total_seconds() / 60:.0f} min",
