@@ -48,6 +48,7 @@ class World:
     checks: list[CheckResult] = attrs.Factory(list)
     check_raises: BaseException | None = None
     read_raises: BaseException | None = None
+    unreachable_reads: int = 0
     write_failures: int = 0
 
 
@@ -75,6 +76,9 @@ class Plain(DictCrmAdapter):
         if WORLD.read_raises is not None:
             self.crm.calls += 1
             raise WORLD.read_raises
+        if WORLD.unreachable_reads > 0:
+            WORLD.unreachable_reads -= 1
+            raise CrmUnreachable("connection refused by 127.0.0.1:9")
         return super().read(stream, since)
 
     def write(self, changes: Sequence[Any]) -> Sequence[Any]:
@@ -249,6 +253,18 @@ def test_sync_stops_at_once_on_what_a_retry_cannot_cure(
         assert "fix:" in err and fix in err
     code, out, _ = spe("sync", "--json")
     assert code == 3 and json.loads(out)["code"] == 3 and json.loads(out)["error"]
+
+
+def test_wait_for_crm_retries_an_unreachable_crm_and_shows_it(world: World) -> None:
+    write_config()
+    seed_team(world)
+    world.unreachable_reads = 1
+    code, _, err = spe("sync", "--wait-for-crm")
+    assert code == 0, err
+    assert "retrying 2/8 in " in err and "s: connection refused by 127.0.0.1:9" in err
+    world.unreachable_reads = 1
+    code, _, err = spe("sync")  # interactive: stops at once
+    assert code == 3 and "retrying" not in err
 
 
 def test_sync_shows_each_retry_of_a_transient_failure(world: World) -> None:
