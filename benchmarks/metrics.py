@@ -14,13 +14,14 @@ show that memory does not grow with the log. Run:
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 import tracemalloc
 from collections import deque
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+
+from _verdict import finish
 
 from spe_core.events import (
     Event,
@@ -137,19 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         "memory_growth_for_10x_log": round(mem_large / mem_small, 2),
         "events_per_s": round(n / ours),
     }
-    print(
-        json.dumps(
-            {
-                "benchmark": "metrics",
-                "figures": figures,
-                "targets": {
-                    "time_vs_counting_pass": "<= 5.0",
-                    "memory_growth_for_10x_log": "<= 3.0",
-                },
-            }
-        )
-    )
-    return 0
+    targets = {"time_vs_counting_pass": "<= 5.0", "memory_growth_for_10x_log": "<= 3.0"}
+    return finish("metrics", figures, targets, quick=args.quick)
 
 
 if __name__ == "__main__":

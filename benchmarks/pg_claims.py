@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import multiprocessing as mp
 import os
 import statistics
@@ -31,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+from _verdict import finish
 
 from spe_core import codec, queue
 from spe_core.model import Member, Opportunity, OpportunityStatus
@@ -270,8 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         f"spe_vs_bare_rate_{top}w": ">= 0.5",
         f"spe_vs_pgqueuer_p99_{top}w": "<= 2.0",
     }
-    print(json.dumps({"benchmark": "pg_claims", "figures": figures, "targets": targets}))
-    return 0
+    return finish("pg_claims", figures, targets, quick=args.quick)
 
 
 if __name__ == "__main__":

@@ -42,7 +42,6 @@ The last line is one JSON object with the figures and the issue's targets.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 import time
@@ -52,6 +51,8 @@ from datetime import date, datetime, timedelta
 from datetime import time as dtime
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
+
+from _verdict import finish
 
 from spe_core import calendar as cal
 from spe_core.model import AppointmentRequest, Booking, Location, Member, TimeWindow, WorkingHours
@@ -390,8 +391,13 @@ def main(argv: list[str] | None = None) -> int:
         "mixed_plan_seconds": round(mixed.seconds, 2),
         "ortools_violations": len(broken["OR-Tools"]),
     }
-    print(json.dumps({"benchmark": "plan_week", "figures": figures, "targets": TARGETS}))
-    return 0
+    return finish(
+        "plan_week",
+        figures,
+        TARGETS,
+        quick=args.quick,
+        scale_free=["violations", "in_person_lost_to_calls"],
+    )
 
 
 if __name__ == "__main__":

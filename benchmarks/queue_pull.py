@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import heapq
-import json
 import math
 import sqlite3
 import sys
@@ -31,6 +30,8 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from _verdict import finish
 
 from spe_core import queue
 from spe_core.engine import Engine
@@ -177,8 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         targets[f"sqlite_vs_bare_loop_{label}"] = "<= 2.0"
     targets["memory_growth_over_log_growth"] = "<= 1.0"
     targets["sqlite_growth_over_log_growth"] = "<= 1.0"
-    print(json.dumps({"benchmark": "queue_pull", "figures": figures, "targets": targets}))
-    return 0
+    return finish("queue_pull", figures, targets, quick=args.quick)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ outside HTTP calls (target under 20 %). Run:
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -21,6 +20,7 @@ import time
 from typing import Any
 
 import requests
+from _verdict import finish
 
 from spe_adapters.salesforce.adapter import SalesforceAdapter
 from spe_adapters.salesforce.emulator import EmulatorServer
@@ -126,20 +126,18 @@ def main(argv: list[str] | None = None) -> int:
         "records_per_s_in": round(n / inbound_time),
         "records_per_s_out": round(n / outbound_time),
     }
-    print(
-        json.dumps(
-            {
-                "benchmark": "sync_salesforce",
-                "figures": figures,
-                "targets": {
-                    "query_pages_vs_minimum": "<= 1.0",
-                    "writes_vs_minimum": "<= 1.0",
-                    "share_outside_http": "<= 0.2",
-                },
-            }
-        )
+    targets = {
+        "query_pages_vs_minimum": "<= 1.0",
+        "writes_vs_minimum": "<= 1.0",
+        "share_outside_http": "<= 0.2",
+    }
+    return finish(
+        "sync_salesforce",
+        figures,
+        targets,
+        quick=args.quick,
+        scale_free=["query_pages_vs_minimum", "writes_vs_minimum"],
     )
-    return 0
 
 
 if __name__ == "__main__":

@@ -188,7 +188,7 @@ def test_check_prints_each_part_of_the_adapters_check_with_its_fix(world: World)
         CheckResult("scope crm.objects.deals.write", "not checked", "the login failed first"),
     ]
     code, out, _ = spe("check")
-    assert code == 3  # a CRM problem
+    assert code == 2  # a problem, with its fix
     assert "ok  crm login: logged in as admin@example.com" in out
     assert "problem  crm field Opportunity.SPE_Status__c: the field does not exist" in out
     assert "fix: create it (Setup > Object Manager)" in out
@@ -204,7 +204,7 @@ def test_an_empty_or_older_check_is_never_reported_as_success(world: World) -> N
     assert code == 0 and "not checked  crm: the checked adapter's check() reported nothing" in out
     world.checks = ["Opportunity.SPE_Status__c does not exist"]  # type: ignore[list-item]
     code, out, _ = spe("check")
-    assert code == 3 and "problem  crm: Opportunity.SPE_Status__c does not exist" in out
+    assert code == 2 and "problem  crm: Opportunity.SPE_Status__c does not exist" in out
 
 
 @pytest.mark.parametrize(
@@ -221,7 +221,7 @@ def test_check_maps_each_failure_class_to_its_fix(world: World, error: Exception
     write_config()
     world.check_raises = error
     code, out, _ = spe("check", "--json")
-    assert code == 3
+    assert code == 2
     crm = next(r for r in json.loads(out) if r["check"] == "crm")
     assert crm["status"] == "problem" and fix in crm["fix"]
     assert "missing fields" not in crm["fix"]

@@ -27,7 +27,13 @@ from spe_adapters.hubspot.emulator import EmulatorServer
 from spe_adapters.hubspot.settings import FieldMap, HubSpotSettings
 from spe_core import Engine, OpportunityStatus, QueuePolicy, open_store
 from spe_core.adapter import Change
-from spe_core.errors import AdapterError, ConfigError, TransientError
+from spe_core.errors import (
+    AdapterError,
+    BatchRejected,
+    ConfigError,
+    CrmUnreachable,
+    TransientError,
+)
 from spe_core.model import Role
 from spe_core.plugins import Plugins
 from spe_core.sync import SyncEngine
@@ -117,7 +123,6 @@ class HubSpotHarness:
 
     def record_count(self) -> int:
         return len(self.portal.objects["deals"])
-
 
 
 class PagedHubSpotHarness(HubSpotHarness):
@@ -236,7 +241,9 @@ def test_twenty_percent_faults_converge(hs: EmulatorServer) -> None:
     _assert_crm_equals_core(h, engine)
 
 
-def test_per_record_faults_inside_a_batch_converge(hs: EmulatorServer) -> None:
+def test_results_left_out_of_a_reply_are_retried_and_converge(hs: EmulatorServer) -> None:
+    """Inputs HubSpot's reply does not answer (left out, or a PROCESSING reply) are
+    retryable failures, never matched by guess: the next run delivers them."""
     h = HubSpotHarness(hs)
     reps = _team(h, 2)
     ids = [h.add_queued(f"Acct {i}", 0, i) for i in range(150)]
@@ -249,15 +256,106 @@ def test_per_record_faults_inside_a_batch_converge(hs: EmulatorServer) -> None:
     for k in range(150):
         engine.pull(reps[k % 2])
     rng = random.Random(3)
-    for crm_id in rng.sample(ids, 30):  # retryable per-record failures inside 207 replies
-        hs.portal.faults.failing_records[crm_id] = "RATE_LIMITS"
+    hs.portal.faults.omit_from_replies = set(rng.sample(ids, 30))
     report = sync.run()
     assert report.failed == 30
     assert report.written == 120
-    hs.portal.faults.failing_records = {}
+    hs.portal.faults.omit_from_replies = set()
+    hs.portal.faults.processing_replies = 1
+    h.clock.advance(minutes=10)
+    report = sync.run()
+    assert report.written == 0 and report.failed == 30  # PROCESSING: nothing to trust
     h.clock.advance(minutes=10)
     assert sync.run().written == 30
     _assert_crm_equals_core(h, engine)
+    assert not sync.quarantined()
+
+
+def _poison_released(h: HubSpotHarness, engine: Engine, every: int) -> dict[str, str]:
+    """Poison every ``every``-th released deal: HubSpot refuses any batch update that
+    holds one. Returns {SPE key: CRM id}."""
+    released = sorted(engine.store.opportunities(OpportunityStatus.RELEASED), key=lambda o: o.id)
+    poisoned = {o.id: o.external_id("hubspot") or "" for o in released[::every]}
+    for crm_id in poisoned.values():
+        h.fail_record(crm_id)
+    return poisoned
+
+
+def _assert_poison_quarantined_rest_delivered(
+    h: HubSpotHarness, engine: Engine, sync: SyncEngine, poisoned: dict[str, str]
+) -> None:
+    quarantined = {q.key: q.reason for q in sync.quarantined()}
+    assert set(quarantined) == set(poisoned), "every poisoned record, and only those"
+    assert all("VALIDATION_ERROR" in r and "rejected" in r for r in quarantined.values())
+    for key, crm_id in poisoned.items():
+        if crm_id:
+            assert h.read_back(crm_id)["status"] == "queued"  # HubSpot refused it: unchanged
+        else:  # a refused create made no record
+            assert not [p for p in h.portal.all("deals") if p.get("spe_key") == key]
+    for opp in engine.store.opportunities():
+        if opp.id in poisoned:
+            continue
+        crm_id = opp.external_id("hubspot")
+        assert crm_id is not None, f"{opp.id} never reached HubSpot"
+        back = h.read_back(crm_id)
+        expected = opp.outcome.value if opp.outcome else opp.status.value
+        assert back["status"] == expected, (opp.id, back)
+        if opp.status is OpportunityStatus.RELEASED:
+            assert back["owner"] == opp.owner_id
+    keys = Counter(p.get("spe_key") for p in h.portal.all("deals") if p.get("spe_key"))
+    assert all(n == 1 for n in keys.values()), "a record was created twice"
+
+
+def test_twenty_percent_faults_with_poisoned_records_in_every_batch(hs: EmulatorServer) -> None:
+    """Strict HubSpot (whole-batch refusals, unordered results), 20 % of calls failing,
+    poisoned records in every batch, results left out of replies, and opportunities
+    created in SPE: nothing lost, nothing created twice, every poisoned record
+    quarantined with its reason, every good record delivered."""
+    from spe_core import Opportunity
+
+    h = HubSpotHarness(hs)
+    reps = _team(h, 5)
+    for i in range(600):
+        h.add_queued(f"Acct {i}", i % 3, i)
+    h.clock.advance(minutes=10)
+    engine = _engine(h, target=700, wip=100)
+
+    def sleep(seconds: float) -> None:
+        h.clock.advance(seconds=seconds)
+
+    sync = SyncEngine(engine, h.adapter, sleep=sleep, rng=random.Random(1))
+    sync.run()
+    engine.replenish()  # records marked queued wait in the backlog
+    sync.run()  # the queue goes out to the CRM
+    for k in range(300):
+        engine.pull(reps[k % len(reps)])
+    poisoned = _poison_released(h, engine, every=25)  # 12: four in each batch of 100
+    new = [Opportunity(f"spe-{i}", f"New {i}", h.clock.now()) for i in range(40)]
+    engine.enqueue(new)
+    for key in ("spe-3", "spe-17"):  # HubSpot refuses these creates
+        h.portal.faults.failing_records[key] = "VALIDATION_ERROR"
+        poisoned[key] = ""
+    hs.portal.faults.omit_from_replies = {"spe-5", "spe-6", "spe-30"}  # written, unanswered
+    hs.portal.faults.rate, hs.portal.faults.rate_status = 0.2, 503
+    hs.portal.faults.rng = random.Random(5)
+    splits = 0
+    for _ in range(10):
+        h.clock.advance(minutes=5)
+        report = sync.run()
+        splits += report.split_calls
+        hs.portal.faults.omit_from_replies = set()
+        if report.pending == 0 and report.written == 0:
+            break
+    hs.portal.faults.rate = 0.0
+    h.clock.advance(minutes=5)
+    assert sync.run().pending == 0
+    assert splits > 0
+    assert h.record_count() == 600 + 40 - 2  # the refused creates never made a record
+    for opp in new:
+        if opp.id not in poisoned:
+            crm_id = engine.opportunity(opp.id).external_id("hubspot")
+            assert (h.portal.get("deals", crm_id or "") or {}).get("spe_key") == opp.id
+    _assert_poison_quarantined_rest_delivered(h, engine, sync, poisoned)
 
 
 def _crash_worker(url: str, store: str, seed: int) -> None:
@@ -314,6 +412,65 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(
         for record in hs.portal.objects["deals"].values():  # reset for the next run
             record["properties"]["spe_status"] = "queued"
             record["properties"]["hubspot_owner_id"] = None
+
+
+@pytest.mark.slow
+def test_sigkill_with_poisoned_records_in_every_batch(hs: EmulatorServer, tmp_path: Path) -> None:
+    """The crash test against strict HubSpot with one deal in twenty poisoned (HubSpot
+    refuses any batch update holding one): after each SIGKILL a recovery run delivers
+    every good record, quarantines every poisoned one with its reason, duplicates none."""
+    from spe_core import SyncSettings
+    from spe_core.outbox import RetryPolicy
+
+    h = HubSpotHarness(hs)
+    _team(h, 4)
+    ids = [h.add_queued(f"Acct {i}", i % 3, i) for i in range(400)]
+    poisoned = set(ids[::20])
+    for crm_id in poisoned:
+        h.fail_record(crm_id)
+    h.clock.set(h.clock.now() - timedelta(hours=1))  # the worker uses the wall clock
+    ctx = mp.get_context("spawn")
+    rng = random.Random(43)
+    runs = int(os.environ.get("SPE_TEST_CRASH_RUNS", "8"))
+    settings = SyncSettings(retry=RetryPolicy(max_permanent_failures=1))
+    isolated = 0
+    for run in range(runs):
+        store = f"sqlite:///{tmp_path / f'poison-{run}.db'}"
+        worker = ctx.Process(target=_crash_worker, args=(hs.url, store, run))
+        hs.requests.reset_counts()
+        worker.start()
+        deadline = time.monotonic() + 120
+        while not hs.requests.counts()["batch_update"] and time.monotonic() < deadline:
+            time.sleep(0.05)  # killed while writing: after its first batch update
+        time.sleep(rng.uniform(0.0, 1.5))
+        assert worker.pid is not None
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.join(10)
+        engine = Engine(open_store(store), plugins=Plugins.create(entry_points=False))
+        sync = SyncEngine(engine, adapter_for(hs), settings, sleep=lambda s: None)
+        sync.run()
+        assert sync.run().pending == 0
+        assert h.record_count() == 400, "a crash duplicated a record"
+        keys = Counter(p.get("spe_key") for p in hs.portal.all("deals") if p.get("spe_key"))
+        assert all(n == 1 for n in keys.values())
+        quarantined = {q.key: q.reason for q in sync.quarantined()}
+        isolated += len(quarantined)
+        for opp in engine.store.opportunities():
+            crm_id = opp.external_id("hubspot")
+            assert crm_id is not None
+            if crm_id in poisoned:
+                if opp.status is not OpportunityStatus.BACKLOG:  # it had a change to write
+                    assert "VALIDATION_ERROR" in quarantined[opp.id], opp.id
+                assert h.read_back(crm_id)["status"] == "queued"
+                continue
+            assert opp.id not in quarantined
+            if opp.status is OpportunityStatus.RELEASED:
+                assert h.read_back(crm_id)["status"] == "released", "a release was lost"
+                assert h.read_back(crm_id)["owner"] == opp.owner_id
+        for record in hs.portal.objects["deals"].values():  # reset for the next run
+            record["properties"]["spe_status"] = "queued"
+            record["properties"]["hubspot_owner_id"] = None
+    assert isolated > 0, "no run got as far as writing the poisoned deals"
 
 
 # --- reading past the search cap ---------------------------------------------------------------
@@ -418,7 +575,7 @@ def test_connection_failures_are_transient_not_max_retry_error(hs: EmulatorServe
     adapter = HubSpotAdapter(
         HubSpotSettings(host=f"http://127.0.0.1:{port}", team_roles=TEAM_ROLES)
     )
-    with pytest.raises(TransientError, match="did not answer"):
+    with pytest.raises(CrmUnreachable, match="refused the connection"):
         list(adapter.read("opportunities", None))
 
 
@@ -454,30 +611,43 @@ def test_rate_limits_become_transient_errors_with_retry_after(hs: EmulatorServer
     assert 0 < info.value.retry_after <= 86_400  # until the daily limit resets
 
 
-def test_multi_status_replies_are_checked_per_input(hs: EmulatorServer) -> None:
+def test_a_refused_update_raises_and_creates_are_answered_per_input(hs: EmulatorServer) -> None:
     h = HubSpotHarness(hs)
-    ok, bad, busy = (h.add_queued(n, 0, 0) for n in "ABC")
+    ok, bad = (h.add_queued(n, 0, 0) for n in "AB")
     hs.portal.faults.failing_records[bad] = "VALIDATION_ERROR"
-    hs.portal.faults.failing_records[busy] = "RATE_LIMITS"
-    results = adapter_for(hs).write(
+    adapter = adapter_for(hs)
+    updates = [
+        Change("opportunity", "k1", {"status": "released"}, ok),
+        Change("opportunity", "k2", {"status": "released"}, bad),
+    ]
+    with pytest.raises(BatchRejected) as info:
+        adapter.write(updates)
+    assert "VALIDATION_ERROR" in info.value.detail
+    assert (hs.portal.get("deals", ok) or {})["spe_status"] == "queued"  # nothing written
+    assert hs.requests.counts()["batch_create"] == 0  # a refused update stops the call
+    with pytest.raises(BatchRejected):
+        adapter.write(updates[1:])  # a single input refused is raised too
+    (alone,) = adapter.write(updates[:1])  # any subset works
+    assert alone.ok and alone.crm_id == ok
+    hs.portal.faults.failing_records["k5"] = "VALIDATION_ERROR"
+    hs.portal.faults.failing_records["k7"] = "RATE_LIMITS"
+    results = adapter.write(
         [
-            Change("opportunity", "k1", {"status": "released"}, ok),
-            Change("opportunity", "k2", {"status": "released"}, bad),
-            Change("opportunity", "k3", {"status": "released"}, busy),
             Change("opportunity", "k4", {"status": "queued", "account_id": "New Co"}),
+            Change("opportunity", "k5", {"status": "queued", "account_id": "Bad Co"}),
             Change("opportunity", "k6", {"status": "queued", "account_id": "Other Co"}),
+            Change("opportunity", "k7", {"status": "queued", "account_id": "Busy Co"}),
         ]
     )
-    assert [r.ok for r in results] == [True, False, False, True, True]
+    assert [r.ok for r in results] == [True, False, True, False]
     assert "VALIDATION_ERROR" in (results[1].error or "")
     assert not results[1].retryable
-    assert results[2].retryable
-    assert results[3].crm_id and results[3].crm_id != ok
-    created = hs.portal.get("deals", results[3].crm_id) or {}
+    assert results[3].retryable
+    created = hs.portal.get("deals", results[0].crm_id or "") or {}
     assert created["spe_key"] == "k4"
     assert created["dealstage"] == "appointmentscheduled"
-    assert hs.requests.counts()["batch_update"] == 1
-    assert hs.requests.counts()["batch_upsert"] == 1
+    assert (hs.portal.get("deals", results[2].crm_id or "") or {})["spe_key"] == "k6"
+    assert hs.requests.counts()["batch_create"] == 1  # a 207: trace ids on every input
 
 
 def test_a_malformed_record_is_quarantined(hs: EmulatorServer) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -168,7 +169,9 @@ def test_errors_auth_and_rate_limits(hs: EmulatorServer, http: requests.Session)
     assert counts["owners"] == 5  # every request counts, refused ones too
 
 
-def test_batch_limits_and_multi_status(hs: EmulatorServer, http: requests.Session) -> None:
+def test_batch_limits_and_all_or_nothing_updates(
+    hs: EmulatorServer, http: requests.Session
+) -> None:
     base = f"{hs.url}/crm/v3/objects/deals/batch"
     too_many = [{"id": str(i), "idProperty": "spe_key", "properties": {}} for i in range(101)]
     reply = http.post(f"{base}/upsert", json={"inputs": too_many})
@@ -179,17 +182,16 @@ def test_batch_limits_and_multi_status(hs: EmulatorServer, http: requests.Sessio
         {"id": "k2", "idProperty": "spe_key", "properties": {"spe_status": "not-a-status"}},
     ]
     first = http.post(f"{base}/upsert", json={"inputs": inputs})
-    assert first.status_code == 207
-    body = first.json()
-    assert body["numErrors"] == 1
-    assert body["errors"][0]["context"] == {"ids": ["k2"]}
-    assert [r["new"] for r in body["results"]] == [True]
+    assert first.status_code == 400  # one bad input fails the whole upsert
+    assert first.json()["category"] == "VALIDATION_ERROR"
+    assert "not-a-status" in first.json()["message"]
+    assert hs.portal.objects["deals"] == {}  # nothing written
     again = http.post(f"{base}/upsert", json={"inputs": inputs[:1]})
     assert again.status_code == 200
-    assert again.json()["results"][0]["new"] is False
+    assert again.json()["results"][0]["new"] is True
+    http.post(f"{base}/upsert", json={"inputs": inputs[:1]})
     assert len(hs.portal.objects["deals"]) == 1  # upserts by spe_key never duplicate
     deal_id = again.json()["results"][0]["id"]
-    hs.portal.faults.failing_records[deal_id] = "VALIDATION_ERROR"
     update = http.post(
         f"{base}/update",
         json={
@@ -199,8 +201,9 @@ def test_batch_limits_and_multi_status(hs: EmulatorServer, http: requests.Sessio
             ]
         },
     )
-    assert update.status_code == 207
-    assert sorted(e["context"]["ids"][0] for e in update.json()["errors"]) == [deal_id, "999999"]
+    assert update.status_code == 400
+    assert update.json()["category"] == "OBJECT_NOT_FOUND"
+    assert hs.portal.objects["deals"][deal_id]["properties"]["spe_status"] == "queued"
     dup = http.post(f"{base}/update", json={"inputs": [{"id": "1", "properties": {}}] * 2})
     assert dup.status_code == 400
 
@@ -305,23 +308,30 @@ def test_contacts_carry_lastmodifieddate(hs: EmulatorServer, http: requests.Sess
         f"{hs.url}/crm/v3/objects/contacts/batch/create",
         json={"inputs": [{"properties": {"hs_lastmodifieddate": "1"}}]},
     )
-    assert bad.status_code == 207
-    assert "does not exist" in bad.json()["errors"][0]["message"]
+    assert bad.status_code == 400  # no objectWriteTraceId: the whole batch fails
+    assert "does not exist" in bad.json()["message"]
 
 
-def test_spe_emulator_hubspot_serves_a_seeded_portal() -> None:
+def test_spe_emulator_hubspot_serves_a_seeded_portal(tmp_path: Path) -> None:
     import subprocess
     import sys
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "spe_adapters.hubspot.emulator", "--port", "0", "--seed", "3"],
+        [
+            *(sys.executable, "-m", "spe_adapters.hubspot.emulator", "--port", "0"),
+            *("--seed", "3", "--state-dir", str(tmp_path)),
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
         assert proc.stdout is not None
         url = proc.stdout.readline().split(" at ")[1].strip()
-        token = proc.stdout.readline().split("HUBSPOT_ACCESS_TOKEN=")[1].strip()
+        line = ""
+        while "HUBSPOT_ACCESS_TOKEN=" not in line:
+            line = proc.stdout.readline()
+            assert line, "the emulator printed no token"
+        token = line.split("HUBSPOT_ACCESS_TOKEN=")[1].strip()
         session = requests.Session()
         session.trust_env = False
         reply = session.post(

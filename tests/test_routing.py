@@ -393,3 +393,81 @@ def test_no_transactional_kind_ever_reaches_sales(kinds: list[TaskKind]) -> None
     assert len(
         [r for r in engine.store.events() if isinstance(r.event, TaskRouted | TaskQueued)]
     ) == len(kinds)
+
+
+# --- cancellation (task.cancelled) ------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    status=st.sampled_from(list(TaskStatus)),
+    priority=st.integers(1, 4),
+    prior=st.lists(st.sampled_from(["cs0", "cs1", "cs2"]), unique=True, max_size=3),
+)
+def test_cancel_rule_leaves_no_assignee_queue_or_deadline(
+    status: TaskStatus, priority: int, prior: list[str]
+) -> None:
+    from spe_core.routing import CANCELLABLE, cancel
+
+    holding = status in (TaskStatus.ASSIGNED, TaskStatus.ACCEPTED, TaskStatus.COMPLETED)
+    shape: dict[str, object] = {"status": status, "priority": priority}
+    if holding:
+        shape |= {
+            "assignee_id": "cs0",
+            "assigned_at": MONDAY_10,
+            "accept_by": MONDAY_10 + timedelta(hours=1),
+            "complete_by": MONDAY_10 + timedelta(hours=4),
+            "prior_assignees": tuple(dict.fromkeys(["cs0", *prior])),
+        }
+    elif status is TaskStatus.UNASSIGNED:
+        shape |= {"queue_role": "customer_service", "unassigned_reason": "nobody free"}
+    before = task(1, **shape)
+    if status not in CANCELLABLE:
+        with pytest.raises(WrongState, match="cannot cancel"):
+            cancel(before)
+        return
+    after = cancel(before)
+    assert after.status is TaskStatus.CANCELLED
+    assert (after.assignee_id, after.queue_role, after.unassigned_reason) == (None, None, None)
+    assert (after.accept_by, after.complete_by) == (None, None)
+    assert after.prior_assignees == before.prior_assignees  # history kept: never bounces
+    assert not after.is_open
+    with pytest.raises(WrongState):
+        cancel(after)
+
+
+def test_cancel_task_frees_the_load_and_the_queue(routed: Engine) -> None:
+    from spe_core.events import TaskCancelled
+
+    first = routed.route_task(task(1))
+    holder = first.assignee_id or ""
+    cancelled = routed.cancel_task(first.id, "deleted in salesforce", crm="salesforce")
+    assert cancelled.status is TaskStatus.CANCELLED
+    assert routed.open_tasks(holder) == []
+    event = list(routed.store.events())[-1].event
+    assert isinstance(event, TaskCancelled)
+    assert (event.kind, event.from_member_id, event.crm) == ("task.cancelled", holder, "salesforce")
+    with pytest.raises(WrongState):
+        routed.cancel_task(first.id, "again")
+    done = routed.route_task(task(2))
+    routed.complete_task(done.id, done.assignee_id or "")
+    with pytest.raises(WrongState, match="completed"):
+        routed.cancel_task(done.id, "too late")
+    assert replay_tasks(routed.store.events())[first.id] == cancelled
+    assert routed.escalate_overdue() == [] and routed.route_queued() == []
+
+
+def test_task_cancelled_round_trips_through_the_codec() -> None:
+    from spe_core import codec
+    from spe_core.events import EVENT_TYPES, TaskCancelled
+
+    event = TaskCancelled(
+        at=MONDAY_10,
+        task=task(1, status=TaskStatus.CANCELLED),
+        from_member_id="cs0",
+        reason="deleted in salesforce",
+        crm="salesforce",
+    )
+    assert EVENT_TYPES["task.cancelled"] is TaskCancelled
+    assert codec.schema_version(TaskCancelled) == 1
+    assert codec.loads(codec.dumps(event)) == event

@@ -115,23 +115,26 @@ def test_records_collections_and_errors(http: requests.Session, server: Emulator
     assert http.patch(f"{api}/sobjects/Lead/{lead_id}", json={"Rating": "Hot"}).status_code == 204
     missing = http.post(f"{api}/sobjects/Lead/", json={"LastName": "x"})
     assert missing.json()[0]["errorCode"] == "REQUIRED_FIELD_MISSING"
-    upsert = http.patch(
+    first = {"attributes": {"type": "Lead"}, "SPE_Key__c": "k1", "LastName": "n", "Company": "c"}
+    # an unknown field in any record fails the whole request (sObject Collections)
+    refused = http.patch(
         f"{api}/composite/sobjects/Lead/SPE_Key__c",
         json={
             "allOrNone": False,
             "records": [
-                {
-                    "attributes": {"type": "Lead"},
-                    "SPE_Key__c": "k1",
-                    "LastName": "n",
-                    "Company": "c",
-                },
+                first,
                 {"attributes": {"type": "Lead"}, "SPE_Key__c": "k2", "Colour__c": "red"},
             ],
         },
+    )
+    assert refused.status_code == 400
+    assert refused.json()[0]["errorCode"] == "INVALID_FIELD"
+    assert server.org.by_external.get(("Lead", "SPE_Key__c", "k1")) is None  # nothing written
+    upsert = http.patch(
+        f"{api}/composite/sobjects/Lead/SPE_Key__c",
+        json={"allOrNone": False, "records": [first]},
     ).json()
     assert upsert[0]["success"] and upsert[0]["created"]
-    assert upsert[1]["errors"][0]["statusCode"] == "INVALID_FIELD"
     again = http.patch(
         f"{api}/composite/sobjects/Lead/SPE_Key__c",
         json={

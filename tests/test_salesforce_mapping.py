@@ -109,7 +109,7 @@ def test_changes_become_collection_records() -> None:
         "SPE_Key__c": "sf-1",
         "SPE_Status__c": "Released",
         "OwnerId": "005A",
-        "SPE_Released_At__c": "2026-01-05T09:30:00+00:00",
+        "SPE_Released_At__c": "2026-01-05T09:30:00.000Z",
     }
     back = Change(
         "opportunity",

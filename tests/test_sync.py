@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from spe_core import Engine, Opportunity, OpportunityStatus, QueuePolicy
 from spe_core.adapter import Inbound, SourceRecord
+from spe_core.errors import CrmUnreachable, TryLater
 from spe_core.events import OpportunityLinked, RecordQuarantined, SyncConflict, replay
 from spe_core.outbox import RetryPolicy
 from spe_core.plugins import Plugins
 from spe_core.store.base import Store
+from spe_core.store.memory import MemoryStore
 from spe_core.sync import SyncEngine, SyncSettings
 from spe_core.testing import FakeClock
 from spe_core.testing.dictcrm import DictCrm, DictCrmAdapter
@@ -269,3 +275,103 @@ def test_an_opportunity_created_in_spe_reads_back_without_quarantine(
     assert report.quarantined == 0 and sync.quarantined() == []
     record = crm.by_key("spe-1")
     assert record is not None and record["Account"] == "acct-spe"
+
+
+# --- whole-batch refusals, long pauses, unreachable CRMs -----------------------------------
+
+
+def test_a_refused_batch_is_split_until_each_bad_input_stands_alone(
+    store: Store, clock: FakeClock, crm: DictCrm
+) -> None:
+    settings = SyncSettings(retry=RetryPolicy(max_permanent_failures=1))
+    engine, sync, _ = make(store, clock, crm, settings)
+    sync.run()
+    engine.replenish()
+    queued = [o.id for o in engine.store.opportunities()]
+    crm.rejecting_keys = {queued[2]}
+    report = sync.run()
+    assert report.written == len(queued) - 1
+    assert report.quarantined_outbound == 1
+    (bad,) = sync.quarantined()
+    assert bad.key == queued[2] and "INVALID_VALUE" in bad.reason
+    size = DictCrmAdapter.batch_size
+    assert 0 < report.split_calls <= 2 * math.ceil(math.log2(size))
+    assert report.calls == math.ceil(len(queued) / size) + report.split_calls
+
+
+@given(
+    size=st.integers(1, 100),
+    data=st.data(),
+)
+@settings(max_examples=60, deadline=None)
+def test_isolation_writes_every_good_input_within_the_call_bound(size: int, data: Any) -> None:
+    clock = FakeClock()
+    crm = DictCrm(clock)
+    crm.add_user("U9", "Integration", "promotions")
+    for i in range(size):
+        crm.add_record(Account=f"A{i}", Status="queued", Owner="U9")
+    clock.advance(minutes=10)
+    engine, sync, _ = make(
+        MemoryStore(), clock, crm, SyncSettings(retry=RetryPolicy(max_permanent_failures=1))
+    )
+    sync.run()
+    engine.replenish()
+    keys = sorted(
+        o.id for o in engine.store.opportunities() if o.status is OpportunityStatus.QUEUED
+    )
+    bad = set(data.draw(st.lists(st.sampled_from(keys), max_size=3, unique=True)))
+    crm.rejecting_keys = bad
+    batches = math.ceil(len(keys) / DictCrmAdapter.batch_size)
+    report = sync.run()
+    assert {q.key for q in sync.quarantined()} == bad  # every bad input, alone
+    written = {r["Key"] for r in crm.records.values() if r.get("Status") == "queued" and "Key" in r}
+    assert written == set(keys) - bad  # every good input, once
+    bound = 2 * max(1, math.ceil(math.log2(max(2, DictCrmAdapter.batch_size))))
+    assert report.split_calls <= len(bad) * bound
+    assert report.calls == batches + report.split_calls
+
+
+def test_a_pause_longer_than_the_cap_stops_the_run_with_try_later(
+    store: Store, clock: FakeClock, crm: DictCrm
+) -> None:
+    engine, sync, slept = make(store, clock, crm)
+    bring_in(engine, sync)
+    engine.pull("u-U1", 2)
+    crm.transient_failures, crm.retry_after = 1, 4.7 * 3600  # a daily limit
+    with pytest.raises(TryLater) as caught:
+        sync.run()
+    assert slept == [] and caught.value.until is not None
+    assert "4.7 h" in caught.value.problem and "nothing lost" in caught.value.problem
+    assert sync.run().written == 2  # the next run goes on
+
+
+def test_backoff_never_sleeps_longer_than_the_cap(
+    store: Store, clock: FakeClock, crm: DictCrm
+) -> None:
+    settings = SyncSettings(
+        retry=RetryPolicy(base_seconds=30, cap_seconds=300), max_sleep_seconds=45
+    )
+    engine, sync, slept = make(store, clock, crm, settings)
+    bring_in(engine, sync)
+    engine.pull("u-U1", 1)
+    crm.transient_failures, crm.retry_after = 5, 0.0
+    notices: list[tuple[int, int, float, str]] = []
+    sync.on_retry = lambda *notice: notices.append(notice)
+    assert sync.run().written == 1
+    assert slept and max(slept) <= 45
+    assert [n[0] for n in notices] == [2, 3, 4, 5, 6]
+    assert all(n[1] == settings.retry.max_transient_attempts for n in notices)
+
+
+def test_fail_fast_stops_at_once_when_the_crm_is_unreachable(
+    store: Store, clock: FakeClock, crm: DictCrm
+) -> None:
+    crm.unreachable = True
+    _, sync, slept = make(store, clock, crm, SyncSettings(fail_fast=True))
+    with pytest.raises(CrmUnreachable):
+        sync.run()
+    assert slept == [] and crm.calls == 1
+    _, patient, slept = make(store, clock, crm)  # a long-running sync keeps retrying
+    with pytest.raises(CrmUnreachable):
+        patient.run()
+    assert len(slept) == RetryPolicy().max_transient_attempts - 1

@@ -27,6 +27,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from spe_core import config as config_module
+from spe_core.adapter import CheckResult
 from spe_core.codec import encode
 from spe_core.engine import Engine
 from spe_core.errors import (
@@ -118,19 +119,9 @@ def _errors(as_json: bool = False) -> Iterator[None]:
         yield
     except SpeError as exc:
         _fail(exc, as_json)
-    except _Stop as stop:
-        _fail(stop.error, as_json)
     except KeyboardInterrupt:
         _interrupted.append(True)
         _say_error(INTERRUPTED, None, 130, as_json)
-
-
-class _Stop(Exception):
-    """Carries an error the sync engine would retry out of an interactive run."""
-
-    def __init__(self, error: CrmError) -> None:
-        self.error = error
-        super().__init__(error.problem)
 
 
 def _plugins() -> Plugins:
@@ -362,7 +353,7 @@ def _row(check: str, status: str, detail: str, fix: str | None = None) -> dict[s
 def _crm_checks(cfg: config_module.Config) -> list[dict[str, Any]]:
     """The CRM connection, as the adapter's own check() finds it; never "connected"
     for what was not checked."""
-    from spe_core.adapter import Checkable, CheckResult
+    from spe_core.adapter import Checkable
 
     try:
         adapter: Any = _build_adapter(cfg)
@@ -406,7 +397,7 @@ def _crm_checks(cfg: config_module.Config) -> list[dict[str, Any]]:
 @app.command()
 def check(config: ConfigOption = Path("spe.toml"), as_json: JsonOption = False) -> None:
     """Check the configuration, the store and the CRM connection; each problem with its
-    fix. Writes nothing. Exit 2 on a configuration problem, 3 on a CRM problem."""
+    fix. Writes nothing. Exit 2 on any problem."""
     results: list[dict[str, Any]] = []
 
     def step(name: str, action: Callable[[], str]) -> None:
@@ -485,7 +476,7 @@ def check(config: ConfigOption = Path("spe.toml"), as_json: JsonOption = False) 
 
     _emit(results, as_json, show)
     if problems:
-        raise typer.Exit(3 if any(r["check"].startswith("crm") for r in problems) else 2)
+        raise typer.Exit(2)
 
 
 def _sync_problems(cfg: config_module.Config) -> list[dict[str, Any]]:
@@ -1186,51 +1177,25 @@ def calendar_validate(
 
 
 class _Watched:
-    """The adapter as ``spe sync`` hands it to the sync engine: an unreachable CRM stops
-    the run at once (unless asked to wait for it), the last transient failure is kept
-    for the "retrying" lines, and (dry runs) the first mapped records of each stream
-    are kept to show what would change. Everything else is the adapter's own."""
+    """The adapter as ``spe sync --dry-run`` hands it to the sync engine: the first
+    mapped records of each stream are kept to show what would change. Everything else
+    is the adapter's own."""
 
-    def __init__(self, adapter: Any, *, fail_fast: bool, keep: int = 0) -> None:
+    def __init__(self, adapter: Any, *, keep: int = 0) -> None:
         self.inner = adapter
         self.name = adapter.name
         self.batch_size = adapter.batch_size
-        self.fail_fast = fail_fast
-        self.failures = 0
-        self.last: Any = None
         self.keep = keep
         self.mapped: dict[str, list[tuple[str, Any]]] = {}
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    def _failed(self, exc: Any) -> None:
-        from spe_core.errors import CrmUnreachable
-
-        if self.fail_fast and isinstance(exc, CrmUnreachable):
-            raise _Stop(exc) from exc
-        self.failures += 1
-        self.last = exc
-
     def streams(self) -> Any:
         return self.inner.streams()
 
-    def read(self, stream: str, since: Any) -> Iterator[Any]:
-        from spe_core.errors import TransientError
-
-        pages: Iterator[Any] | None = None
-        while True:
-            try:  # the call itself may fail (a plain function) or its first page
-                if pages is None:
-                    pages = iter(self.inner.read(stream, since))
-                page = next(pages)
-            except StopIteration:
-                return
-            except TransientError as exc:
-                self._failed(exc)
-                raise
-            self.failures = 0
-            yield page
+    def read(self, stream: str, since: Any) -> Any:
+        return self.inner.read(stream, since)
 
     def to_inbound(self, record: Any) -> Any:
         inbound = self.inner.to_inbound(record)
@@ -1240,15 +1205,7 @@ class _Watched:
         return inbound
 
     def write(self, changes: Any) -> Any:
-        from spe_core.errors import TransientError
-
-        try:
-            results = self.inner.write(changes)
-        except TransientError as exc:
-            self._failed(exc)
-            raise
-        self.failures = 0
-        return results
+        return self.inner.write(changes)
 
     def close(self) -> None:
         self.inner.close()
@@ -1344,27 +1301,28 @@ def sync(
         cfg = _load_for_store(config, store)
         engine = _engine(cfg, write=not dry_run)
         adapter = _build_adapter(cfg)
-        retry = RetryPolicy(max_permanent_failures=cfg.sync["max_permanent_failures"])
         settings = SyncSettings(
             clock_skew=timedelta(minutes=cfg.sync["clock_skew_minutes"]),
             conflicts=cfg.sync["conflicts"],
-            retry=retry,
+            retry=RetryPolicy(max_permanent_failures=cfg.sync["max_permanent_failures"]),
+            fail_fast=not wait_for_crm,  # an unreachable CRM: stop at once, with the fix
         )
-        watched = _Watched(adapter, fail_fast=not wait_for_crm, keep=_SAMPLE_SCAN if dry_run else 0)
+        watched = _Watched(adapter, keep=_SAMPLE_SCAN if dry_run else 0)
+        announced: list[bool] = []
+
+        def notice(attempt: int, attempts: int, delay: float, reason: str) -> None:
+            err.print(
+                f"retrying {attempt}/{attempts} in {delay:.0f} s: {escape(reason)}",
+                highlight=False,
+            )
+            announced.append(True)
 
         def pause(seconds: float) -> None:
-            if watched.last is not None:
-                reason = watched.last.problem
-                err.print(
-                    f"retrying {watched.failures + 1}/{retry.max_transient_attempts} in "
-                    f"{seconds:.0f} s: {escape(reason)}",
-                    highlight=False,
-                )
-                watched.last = None
-            elif seconds >= 1:
+            if not announced and seconds >= 1:
                 err.print(
                     f"waiting {seconds:.0f} s for writes the CRM asked to retry", highlight=False
                 )
+            announced.clear()
             time.sleep(seconds)
 
         columns = (
@@ -1375,7 +1333,8 @@ def sync(
             TimeElapsedColumn(),
         )
         try:
-            syncer = SyncEngine(engine, cast("Adapter", watched), settings, sleep=pause)
+            used = cast("Adapter", watched) if dry_run else adapter  # samples: dry runs
+            syncer = SyncEngine(engine, used, settings, sleep=pause, on_retry=notice)
             key = f"spe:{cfg.adapter}:adapter-settings"
             fingerprint = _settings_fingerprint(cfg)
             with engine.unit() as u:
@@ -1400,8 +1359,8 @@ def sync(
                     progress.update(tasks[phase], completed=done, total=total)
 
                 syncer.progress = tick
-                for notice in notices:
-                    err.print(escape(notice), highlight=False)
+                for line in notices:
+                    err.print(escape(line), highlight=False)
                 report = syncer.run(dry_run=dry_run)
             if dry_run:
                 samples = _samples(engine, watched)
@@ -1515,16 +1474,34 @@ def report(
 @app.command()
 def emulator(
     crm: Annotated[str, typer.Argument(help="salesforce or hubspot")],
-    port: Annotated[int, typer.Option(help="port to listen on (0: any free port)")] = 0,
+    port: Annotated[
+        int | None,
+        typer.Option(help="port to listen on (default: the last start's, else a free one)"),
+    ] = None,
     seed: Annotated[int, typer.Option(help="seed of the demo org")] = 7,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="where its CA, credentials and port are kept "
+            "(default ~/.local/state/spe/emulator/CRM)"
+        ),
+    ] = None,
+    reset: Annotated[
+        bool, typer.Option("--reset", help="new credentials, CA and port (the old block stops)")
+    ] = False,
 ) -> None:
-    """Run a local CRM emulator seeded with a demo org, until Ctrl-C."""
+    """Run a local CRM emulator seeded with a demo org, until Ctrl-C; it prints the spe.toml
+    block and the exports that point spe at it, valid across restarts."""
     import importlib
 
     if crm not in ("salesforce", "hubspot"):
         _fail(InvalidValue(f"there is no {crm!r} emulator.", "use salesforce or hubspot."))
     module = importlib.import_module(f"spe_adapters.{crm}.emulator.server")
-    code = module.main(["--port", str(port), "--seed", str(seed)])
+    args = ["--seed", str(seed)]
+    args += ["--port", str(port)] if port is not None else []
+    args += ["--state-dir", str(state_dir)] if state_dir is not None else []
+    args += ["--reset"] if reset else []
+    code = module.main(args)
     raise typer.Exit(int(code or 0))
 
 

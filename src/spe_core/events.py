@@ -60,6 +60,7 @@ __all__ = [
     "QueueTargetChanged",
     "Recorded",
     "TaskAccepted",
+    "TaskCancelled",
     "TaskCompleted",
     "TaskDeclined",
     "TaskEscalated",
@@ -352,7 +353,8 @@ class TaskEvent(Event):
 @event_type
 @attrs.frozen(kw_only=True)
 class TaskRouted(TaskEvent):
-    """A task was assigned to a member (``candidates`` were eligible)."""
+    """A task was assigned to a member; ``candidates`` eligible members were offered to
+    the chooser (the best by the route's strategy, at most ``TOP_K`` + 1)."""
 
     kind: ClassVar[str] = "task.routed"
     strategy: str
@@ -413,6 +415,21 @@ class TaskEscalated(TaskEvent):
     kind: ClassVar[str] = "task.escalated"
     from_member_id: str | None
     reason: str
+
+
+@event_type
+@attrs.frozen(kw_only=True)
+class TaskCancelled(TaskEvent):
+    """A task's work was withdrawn: ``task`` is cancelled (no assignee, out of every
+    queue). ``from_member_id`` held it (None when it waited in a queue); ``crm`` names
+    the CRM where its record was deleted (None when cancelled in SPE), so that the
+    sync does not write to a record that is gone."""
+
+    kind: ClassVar[str] = "task.cancelled"
+    version: ClassVar[int] = 1
+    from_member_id: str | None
+    reason: str
+    crm: str | None = None
 
 
 def replay_tasks(events: Iterable[Event | Recorded]) -> dict[str, Task]:

@@ -26,7 +26,7 @@ from typing import Any
 
 import attrs
 
-from spe_core.errors import ConfigError
+from spe_core.errors import ConfigError, InvalidValue
 from spe_core.events import (
     Event,
     LeaseExpired,
@@ -46,13 +46,18 @@ from spe_core.queue import QueuePolicy, Zone, buffer_zone
 
 __all__ = [
     "DEFAULT_PHASES",
+    "ONE_WORKING_DAY",
     "BufferRecommendation",
     "FlowMetrics",
     "FlowReport",
+    "HistoryVerdict",
     "Histogram",
     "Phase",
     "PhaseFigures",
     "ProcessMap",
+    "duration",
+    "enough_history",
+    "period",
     "recommend_buffer",
 ]
 
@@ -194,8 +199,62 @@ def _figure_line(report: FlowReport | None, phase: str) -> str:
     return "".join(f"<br/>{line}" for line in lines)
 
 
-def _hours(value: float | None) -> str:
-    return "-" if value is None else f"{value / 3600:.1f}h"
+def duration(seconds: float | None) -> str:
+    """A duration in plain words: ``"-"``, ``"40 s"``, ``"25 min"``, ``"3.5 h"``, ``"2.1 days"``
+    (a no-break space between number and unit, so a line never breaks between them)."""
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.0f}\u00a0s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f}\u00a0min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:,.1f}\u00a0h"
+    return f"{seconds / 86_400:,.1f}\u00a0days"
+
+
+# --- enough history for rates -----------------------------------------------------------------
+
+ONE_WORKING_DAY = timedelta(hours=8)
+"""The history a rate (per day) or a buffer recommendation needs: one working day
+(the length of the default working hours, 09:00-17:00)."""
+
+
+@attrs.frozen
+class HistoryVerdict:
+    """Whether a span of history is long enough for rates and buffer advice, and why."""
+
+    enough: bool
+    span: timedelta
+    minimum: timedelta
+
+    @property
+    def message(self) -> str:
+        """One line for a reader: what the history covers and what it is enough for."""
+        covered = duration(self.span.total_seconds())
+        if self.enough:
+            return f"{covered} of history"
+        needed = duration(self.minimum.total_seconds())
+        return (
+            f"not enough history yet: the event log covers {covered}; rates per day and "
+            f"buffer advice need at least one working day ({needed}) of it"
+        )
+
+
+def enough_history(span: timedelta, minimum: timedelta = ONE_WORKING_DAY) -> HistoryVerdict:
+    """The rule for showing rates (per day) and buffer advice: only once the history
+    (first to last event) spans at least ``minimum`` (default one working day). Before,
+    minutes of events would read as thousands per day."""
+    if minimum <= timedelta(0):
+        raise InvalidValue(
+            f"the minimum history must be positive, got {minimum}.", "pass e.g. timedelta(hours=8)."
+        )
+    if span < timedelta(0):
+        raise InvalidValue(
+            f"a history span cannot be negative, got {span}.",
+            "pass the time from the first event to the last (or to now).",
+        )
+    return HistoryVerdict(span >= minimum, span, minimum)
 
 
 # --- streaming percentiles ------------------------------------------------------------------
@@ -300,9 +359,9 @@ class FlowReport:
         if phase not in self.phases:
             return []
         f = self.phases[phase]
-        lines = [f"in {f.arrivals}, out {f.departures}, WIP {f.wip}"]
+        lines = [f"in {f.arrivals:,}, out {f.departures:,}, WIP {f.wip:,}"]
         if f.cycle_p50 is not None:
-            lines.append(f"cycle p50 {_hours(f.cycle_p50)}, p85 {_hours(f.cycle_p85)}")
+            lines.append(f"cycle p50 {duration(f.cycle_p50)}, p85 {duration(f.cycle_p85)}")
         if f.conversion is not None:
             lines.append(f"conversion {100 * f.conversion:.0f}%")
         return lines
@@ -330,7 +389,9 @@ class FlowMetrics:
         self.forward: Counter[str] = Counter()
         self.wip: Counter[str] = Counter()
         self.wip_area: dict[str, float] = defaultdict(float)  # phase -> item-seconds
-        self.cycle = {name: Histogram() for name in names}
+        # phases off the map (the built-in ones, when [[flow.phases]] renames them) are
+        # measured too, so feeding never fails; the report shows the map's phases
+        self.cycle: dict[str, Histogram] = defaultdict(Histogram)
         self.end_to_end = Histogram()
         self.queued: set[str] = set()
         self.target = self.policy.target
@@ -522,11 +583,18 @@ def recommend_buffer(
     *,
     red_limit: float = 0.25,
     green_limit: float = 0.75,
+    history: timedelta | None = None,
 ) -> BufferRecommendation:
     """Raise the target by a third when the queue sat in red for more than ``red_limit``
-    of the time, lower it by a third when it sat in green for more than ``green_limit``."""
-    red, green = zone_share.get("red", 0.0), zone_share.get("green", 0.0)
+    of the time, lower it by a third when it sat in green for more than ``green_limit``.
+    Given the ``history`` the shares come from (e.g. ``period(report)``), keep the
+    target while it is shorter than one working day (:func:`enough_history`)."""
     target = policy.target
+    if history is not None:
+        verdict = enough_history(history)
+        if not verdict.enough:
+            return BufferRecommendation("keep", target, target, verdict.message)
+    red, green = zone_share.get("red", 0.0), zone_share.get("green", 0.0)
     evidence = (
         f"red {100 * red:.0f}% / yellow {100 * zone_share.get('yellow', 0.0):.0f}% / "
         f"green {100 * green:.0f}% of the time"

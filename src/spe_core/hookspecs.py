@@ -86,8 +86,11 @@ def spe_choose_assignee(
     Called once per routing decision, inside the store transaction, with the
     task, its route (roles, strategy, weight, SLA), its eligible candidates
     (each with ``member``, open-task ``load`` and round-robin ``served``
-    count; never empty), the member who last handled the task's account (or
-    None) and the time. Return the chosen
+    count; never empty, ordered by member id), the member who last handled the
+    task's account (or None) and the time. The candidates are the best
+    eligible members by the route's strategy (at most
+    ``spe_core.engine.routing.TOP_K``, 8), plus the account's last member when
+    eligible: routing a task never scans the whole role. Return the chosen
     member's id, or ``None`` to leave the choice to the next plugin. The
     built-in default applies the route's strategy (least_loaded or
     round_robin, with account continuity). Returning an id that is not among

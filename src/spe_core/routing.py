@@ -20,6 +20,9 @@ task kind to its role(s), a strategy, a weight and an SLA. Routing a task:
 5. **SLA**: accept-by and complete-by deadlines from the priority, counted in
    the assignee's working time; an overdue task is escalated: re-routed to
    the next eligible member, or back to its role's queue.
+6. **Cancellation**: a task whose work was withdrawn (its CRM record deleted)
+   is cancelled from any open or queued state: it leaves its assignee's load
+   and its role's queue, keeps its history, and never becomes open again.
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ __all__ = [
     "RoutingTable",
     "Sla",
     "Strategy",
+    "cancel",
     "choose",
     "default_table",
     "eligible",
@@ -484,10 +488,16 @@ class Fairness:
 
     def after(self, chosen: Member, candidates: Sequence[Candidate]) -> Fairness:
         """The counts once ``chosen`` took a task among ``candidates``."""
+        others = (c.served for c in candidates if c.member.id != chosen.id)
+        return self.lifted(chosen, min(others, default=None))
+
+    def lifted(self, chosen: Member, lowest_other: float | None) -> Fairness:
+        """The counts once ``chosen`` took a task, ``lowest_other`` being the smallest
+        count among the other members it was chosen from (None: nobody else)."""
         counts = dict(self.counts)
         mine = counts[chosen.id] = self.count(chosen.id) + 1.0 / chosen.weight
         # counts below the floor read as the floor (count()), so only the floor moves
-        others = min((c.served for c in candidates if c.member.id != chosen.id), default=mine)
+        others = mine if lowest_other is None else lowest_other
         return Fairness(counts, max(self.floor, min(others, mine)))
 
     def dumps(self) -> str:
@@ -593,6 +603,32 @@ def _check_assignee(task: Task, member_id: str, action: str, states: set[TaskSta
             f"{task.assignee_id!r}.",
             "act as the assignee, or reassign the task first.",
         )
+
+
+CANCELLABLE = frozenset({TaskStatus.UNASSIGNED, TaskStatus.ASSIGNED, TaskStatus.ACCEPTED})
+"""The states a task can be cancelled from (not completed, not already cancelled)."""
+
+
+def cancel(task: Task) -> Task:
+    """``task`` cancelled (transition ``task.cancelled``): no assignee, no queue, no
+    deadlines; ``prior_assignees``, ``assigned_at`` and ``accepted_at`` keep its history.
+
+    Raises :class:`~spe_core.errors.WrongState` for a completed or cancelled task.
+    """
+    if task.status not in CANCELLABLE:
+        raise WrongState(
+            f"cannot cancel task {task.id!r}: it is {task.status.value}.",
+            "only a queued, assigned or accepted task can be cancelled.",
+        )
+    return attrs.evolve(
+        task,
+        status=TaskStatus.CANCELLED,
+        assignee_id=None,
+        queue_role=None,
+        unassigned_reason=None,
+        accept_by=None,
+        complete_by=None,
+    )
 
 
 def overdue_reason(task: Task, now: datetime) -> str | None:

@@ -41,10 +41,26 @@ from typing import Any, Literal, TypeVar
 
 import attrs
 
-from spe_core import codec
-from spe_core.adapter import Adapter, Change, ChangeKind, Inbound, SourceRecord, StreamSpec
+from spe_core import codec, routing
+from spe_core.adapter import (
+    Adapter,
+    Change,
+    ChangeKind,
+    Inbound,
+    SourceRecord,
+    StreamSpec,
+    WriteResult,
+)
 from spe_core.engine import Engine, UnitOfWork
-from spe_core.errors import AdapterError, ConfigError, MappingError, TransientError
+from spe_core.errors import (
+    AdapterError,
+    BatchRejected,
+    ConfigError,
+    CrmUnreachable,
+    MappingError,
+    TransientError,
+    TryLater,
+)
 from spe_core.events import (
     AppointmentBooked,
     AppointmentCancelled,
@@ -63,6 +79,7 @@ from spe_core.events import (
     SyncCompleted,
     SyncConflict,
     TaskAccepted,
+    TaskCancelled,
     TaskCompleted,
     TaskDeclined,
     TaskEscalated,
@@ -118,6 +135,10 @@ def _digest(record: SourceRecord) -> str:
 Progress = Callable[[str, int, int | None], None]
 """A progress callback: (phase, done, total or None)."""
 
+RetryNotice = Callable[[int, int, float, str], None]
+"""Told before each in-process retry: (attempt, max attempts, delay in seconds, reason),
+e.g. to print ``retrying 2/8 in 8 s: HubSpot answered HTTP 503``."""
+
 
 @attrs.frozen
 class SyncSettings:
@@ -128,6 +149,15 @@ class SyncSettings:
     retry: RetryPolicy = attrs.field(factory=RetryPolicy)
     max_wait_seconds: float = 60.0
     """How long one run waits for due retries before leaving them to the next run."""
+    max_sleep_seconds: float = 60.0
+    """The longest single in-process wait. Backoff delays are capped to it; when the
+    CRM asks for a longer pause (a daily limit's ``retry_after``), the run stops with
+    :class:`~spe_core.errors.TryLater` instead of sleeping: nothing is lost, the next
+    run goes on."""
+    fail_fast: bool = False
+    """Stop at once on :class:`~spe_core.errors.CrmUnreachable` (refused connection,
+    DNS, connect timeout) instead of retrying: for interactive commands, where minutes
+    of silent retries help nobody. Long-running syncs keep the default (retry)."""
 
     def __attrs_post_init__(self) -> None:
         if self.conflicts not in ("crm_wins", "spe_wins"):
@@ -184,6 +214,8 @@ class SyncReport:
     quarantined_outbound: int = 0
     pending: int = 0
     calls: int = 0
+    split_calls: int = 0
+    """Extra write calls made to isolate bad inputs in batches the CRM refused whole."""
     """CRM API calls of the run: the adapter's own count when it keeps one (``calls``,
     as the Salesforce and HubSpot adapters do: reads, writes, logins), else the
     write calls."""
@@ -250,6 +282,7 @@ class SyncReport:
             "conflicts": self.conflicts,
             "pending": self.pending,
             "calls": self.calls,
+            "split_calls": self.split_calls,
             "streams": {k: attrs.asdict(v) for k, v in self.streams.items()},
         }
 
@@ -350,6 +383,12 @@ def _task(event: TaskEvent, tx: Transaction, crm: str) -> Change | None:
     return Change(ChangeKind.TASK, task.id, values, task.external_id(crm))
 
 
+def _task_cancelled(event: TaskCancelled, tx: Transaction, crm: str) -> Change | None:
+    """A task cancelled in SPE is written as cancelled; one cancelled because its record
+    was deleted in this CRM is not written back (the record is gone)."""
+    return None if event.crm == crm else _task(event, tx, crm)
+
+
 def _booking(event: AppointmentEvent, tx: Transaction, crm: str) -> Change | None:
     """A booking becomes (or updates, or frees) an event in the member's CRM calendar."""
     booking = event.booking
@@ -384,6 +423,7 @@ OUTBOUND: dict[str, OutboundRule] = {
     TaskCompleted.kind: _typed(TaskEvent, _task),
     TaskReassigned.kind: _typed(TaskEvent, _task),
     TaskEscalated.kind: _typed(TaskEvent, _task),
+    TaskCancelled.kind: _typed(TaskCancelled, _task_cancelled),
     AppointmentBooked.kind: _typed(AppointmentEvent, _booking),
     AppointmentRescheduled.kind: _typed(AppointmentEvent, _booking),
     AppointmentCancelled.kind: _typed(AppointmentEvent, _booking),
@@ -402,8 +442,10 @@ class SyncEngine:
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
         progress: Progress | None = None,
+        on_retry: RetryNotice | None = None,
     ) -> None:
         self.engine = engine
+        self.on_retry = on_retry
         self.adapter = adapter
         self.settings = settings or SyncSettings()
         self.sleep = sleep
@@ -605,11 +647,9 @@ class SyncEngine:
                 return
             except TransientError as exc:
                 attempt += 1
-                if attempt >= policy.max_transient_attempts:
+                if attempt >= policy.max_transient_attempts or self._gives_up(exc):
                     raise
-                delay = backoff_seconds(attempt, policy, self.rng.random(), exc.retry_after)
-                log.info("reading %s failed (%s); retrying in %.1fs", spec.name, exc.problem, delay)
-                self.sleep(delay)
+                self._pause(attempt, exc, f"reading {spec.name}")
 
     def _unknown_stream(self, stream: str) -> str | None:
         """Why the sync cannot apply records of ``stream`` (None: it can)."""
@@ -899,7 +939,50 @@ class SyncEngine:
                     self._deliver_batch(items[start : start + size], report)
             self._tick("write", report.written, None)
 
-    def _deliver_batch(self, items: list[OutboxItem], report: SyncReport) -> None:
+    # --- waiting and retrying ----------------------------------------------------------------
+
+    def _gives_up(self, exc: TransientError) -> bool:
+        """True when ``exc`` should end the call now rather than be retried in-process:
+        an unreachable CRM under ``fail_fast``. A pause longer than ``max_sleep_seconds``
+        raises :class:`TryLater` from :meth:`_pause`."""
+        return self.settings.fail_fast and isinstance(exc, CrmUnreachable)
+
+    def _pause(self, attempt: int, exc: TransientError, doing: str) -> float:
+        """Sleep before retry ``attempt + 1`` after ``exc``; returns the delay slept.
+
+        Backoff is capped at ``max_sleep_seconds``; a CRM that asks for a longer pause
+        ends the run with :class:`TryLater` (nothing is lost: bookmarks and the outbox
+        hold the place)."""
+        cap = self.settings.max_sleep_seconds
+        if exc.retry_after is not None and exc.retry_after > cap:
+            until = self.engine.clock.now() + timedelta(seconds=exc.retry_after)
+            raise TryLater(
+                f"{exc.problem} The CRM asks to wait {_duration(exc.retry_after)}, longer "
+                f"than this run waits ({_duration(cap)}); stopped {doing}, nothing lost.",
+                f"run it again after {until:%Y-%m-%d %H:%M} UTC, or raise max_sleep_seconds.",
+                until=until,
+            ) from exc
+        delay = min(cap, backoff_seconds(attempt, self.settings.retry, self.rng.random()))
+        delay = max(delay, exc.retry_after or 0.0)
+        policy = self.settings.retry
+        log.info(
+            "%s: retrying %d/%d in %.1fs: %s",
+            doing,
+            attempt + 1,
+            policy.max_transient_attempts,
+            delay,
+            exc.problem,
+        )
+        if self.on_retry is not None:
+            self.on_retry(attempt + 1, policy.max_transient_attempts, delay, exc.problem)
+        self.sleep(delay)
+        return delay
+
+    # --- writing a batch --------------------------------------------------------------------
+
+    def _write(self, items: list[OutboxItem], report: SyncReport) -> list[WriteResult] | None:
+        """One write call for ``items`` with in-process retries of transient failures;
+        None when the items were postponed to a later run instead."""
         policy = self.settings.retry
         attempt = 0
         while True:
@@ -907,23 +990,59 @@ class SyncEngine:
             report.calls += 1
             try:
                 results = list(self.adapter.write([i.change() for i in items]))
-                break
             except TransientError as exc:
                 report.retried += 1
-                delay = backoff_seconds(attempt, policy, self.rng.random(), exc.retry_after)
+                if self._gives_up(exc):
+                    raise
                 if attempt >= policy.max_transient_attempts:
+                    delay = backoff_seconds(attempt, policy, self.rng.random(), exc.retry_after)
                     self._postpone(items, delay, str(exc))
-                    return
-                log.info("transient CRM failure (%s); retrying in %.1fs", exc.problem, delay)
-                self.sleep(delay)
-        if len(results) != len(items):
-            raise AdapterError(
-                f"the {self.crm} adapter answered {len(results)} results for {len(items)} changes.",
-                "this is a bug in the adapter: it must return one result per change.",
-            )
+                    return None
+                self._pause(attempt, exc, f"writing {len(items)} {items[0].kind.value} changes")
+                continue
+            if len(results) != len(items):
+                raise AdapterError(
+                    f"the {self.crm} adapter answered {len(results)} results for "
+                    f"{len(items)} changes.",
+                    "this is a bug in the adapter: it must return one result per change.",
+                )
+            return results
+
+    def _isolating(self, items: list[OutboxItem], report: SyncReport) -> list[WriteResult | None]:
+        """Results for ``items`` (None for an item postponed to a later run).
+
+        When the CRM refuses the whole batch for a bad input (:class:`BatchRejected`),
+        the batch is split in halves and each half sent again, until each bad input
+        stands alone and fails on its own: the good inputs are written in this run, and
+        a batch of n with one bad input costs at most 2 log2(n) extra calls."""
+        try:
+            results = self._write(items, report)
+        except BatchRejected as exc:
+            if len(items) == 1:
+                reason = exc.detail or exc.problem
+                return [
+                    WriteResult(
+                        items[0].key,
+                        ok=False,
+                        error=f"{self.crm} refused this record: {reason}",
+                        retryable=False,
+                    )
+                ]
+            middle = len(items) // 2
+            report.split_calls += 2
+            return self._isolating(items[:middle], report) + self._isolating(items[middle:], report)
+        if results is None:
+            return [None] * len(items)
+        return list(results)
+
+    def _deliver_batch(self, items: list[OutboxItem], report: SyncReport) -> None:
+        policy = self.settings.retry
+        answers = self._isolating(items, report)
         with self.engine.unit() as u:
             tx, now = u.tx, u.now
-            for item, result in zip(items, results, strict=True):
+            for item, result in zip(items, answers, strict=True):
+                if result is None:  # postponed
+                    continue
                 if result.ok:
                     tx.outbox_delete(self.crm, item.kind.value, item.key)
                     report.written += 1
@@ -983,14 +1102,34 @@ InboundApplier = Callable[[SyncEngine, Inbound], bool]
 (tasks, busy time); returns True when it changed the core's state."""
 
 
+def _duration(seconds: float) -> str:
+    """``seconds`` in words: ``45 s``, ``12 min``, ``4.7 h``."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def _apply_task(sync: SyncEngine, inbound: Inbound) -> bool:
-    """A task created in the CRM for SPE: route it (once; later edits are SPE's to make)."""
+    """A task created in the CRM for SPE: route it (once; later edits are SPE's to make).
+
+    A task deleted in the CRM (``inbound.deleted``, read from its recycle bin) cancels
+    the routed SPE task if it is still queued or open; one SPE never routed is not
+    routed, and a completed or cancelled one stays as it is.
+    """
     task = inbound.value
     if not isinstance(task, Task):
         return False
     with sync.engine.unit() as u:
         # a webhook may be routing the same task right now: the second finds it stored
-        if u.get_or_lock("task", task.id, u.tx.get_task) is not None:
+        known = u.get_or_lock("task", task.id, u.tx.get_task)
+        if inbound.deleted:
+            if known is None or known.status not in routing.CANCELLABLE:
+                return False
+            sync.engine.cancel_task(known.id, f"deleted in {sync.crm}", crm=sync.crm)
+            return True
+        if known is not None:
             return False
         sync.engine.route_task(task)
     return True

@@ -9,10 +9,21 @@
   a new query *after the last record seen* (modified later, or at the same
   instant with a higher id): any volume is read, none twice. Search calls
   keep to a per-second budget.
-- Writes: batch update by record id for records HubSpot already has, batch
-  upsert by the unique ``spe_key`` property for records SPE created, 100
-  inputs a call, so a rerun never duplicates. A 207 multi-status reply is
-  checked input by input.
+- Writes: batch update by record id for records HubSpot already has; batch
+  upsert by ``spe_key`` for SPE's tasks and bookings (the sync links only
+  opportunities to their records, so these come without an id every time);
+  batch create for opportunities SPE created, every input carrying an
+  ``objectWriteTraceId`` (its SPE key) so that HubSpot answers each input on
+  its own (207 multi-status); an input whose unique ``spe_key`` a record
+  already holds (a write before a crash, a reply that never arrived) is
+  upserted by that key instead, so a rerun never duplicates. 100 inputs a
+  call. HubSpot returns results in no promised order: each is matched to its
+  input by record id, trace id or the echoed ``spe_key`` (sent explicitly),
+  never by position; an input the reply does not answer (left out, or a
+  ``PROCESSING`` reply) is a retryable failure. HubSpot refuses a whole batch
+  update or upsert for one invalid input, writing nothing: the adapter raises
+  :class:`~spe_core.errors.BatchRejected` and the sync engine splits the
+  batch until the bad input stands alone.
 - Traps of the client, each handled and tested: every sub-API property
   access (``client.crm.objects.search_api``) builds a new ApiClient and
   connection pool, so each API is built once and rebuilt only when the token
@@ -24,7 +35,9 @@
 - Errors: 429 (the ten-secondly or daily limit) becomes a
   :class:`~spe_core.errors.TransientError` whose ``retry_after`` comes from
   the ``X-HubSpot-RateLimit-*`` headers; 5xx, timeouts and connection
-  failures are transient too; 401/403 and bad requests are
+  failures are transient too (classified by
+  :func:`spe_adapters._network.transport_error`); 401 is
+  :class:`~spe_core.errors.AuthenticationFailed`, 403 and bad requests are
   :class:`~spe_core.errors.AdapterError` with the fix. The token never
   reaches logs or error text.
 """
@@ -44,10 +57,18 @@ import attrs
 import urllib3
 from urllib3.util.retry import Retry
 
+from spe_adapters._network import transport_error
 from spe_adapters.hubspot import mapping
 from spe_adapters.hubspot.settings import HubSpotSettings
 from spe_core.adapter import Change, ChangeKind, Inbound, SourceRecord, StreamSpec, WriteResult
-from spe_core.errors import AdapterError, CrmError, MappingError, TransientError
+from spe_core.errors import (
+    AdapterError,
+    AuthenticationFailed,
+    BatchRejected,
+    CrmError,
+    MappingError,
+    TransientError,
+)
 
 __all__ = ["BATCH", "NO_RETRY", "RETRYABLE_CATEGORIES", "Apis", "HubSpotAdapter", "translate"]
 
@@ -82,10 +103,12 @@ class HubSpotAdapter:
         *,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.settings = settings
         self.sleep = sleep
         self.monotonic = monotonic
+        self.clock = clock
         self.calls = 0
         self.builds = 0
         self._apis: Apis | None = None
@@ -121,8 +144,10 @@ class HubSpotAdapter:
             self.builds += 1
         return self._apis
 
-    def _call(self, action: Callable[[Apis], Any]) -> dict[str, Any]:
-        """One API call; its JSON reply as plain data.
+    def _call(self, action: Callable[[Apis], Any], *, refused: str | None = None) -> dict[str, Any]:
+        """One API call; its JSON reply as plain data. ``refused`` (a batch write: "3
+        deals"): a 400, 404 or 409 refuses the whole batch for its input, raised as
+        :class:`~spe_core.errors.BatchRejected`.
 
         Calls pass ``_preload_content=False`` and the adapter decodes the JSON itself: the
         client's model deserializer parses every record's ``createdAt`` and ``updatedAt``
@@ -138,7 +163,9 @@ class HubSpotAdapter:
             finally:
                 response.release_conn()
         except Exception as exc:  # every sub-package has its own ApiException
-            translate(exc)
+            if refused is not None:
+                _rejected(exc, refused)
+            translate(exc, self.settings.host)
         if not isinstance(data, dict):
             raise TransientError(
                 f"HubSpot answered {type(data).__name__} where an object was expected.",
@@ -421,107 +448,138 @@ class HubSpotAdapter:
         return "meetings"
 
     def write(self, changes: Sequence[Change]) -> Sequence[WriteResult]:
+        """Write up to 100 changes: batch update by id for records HubSpot has, batch
+        create (with ``objectWriteTraceId``) for new opportunities, batch upsert by the
+        key for tasks and bookings without an id (the sync engine links only
+        opportunities to the records created for them, so each later change of an SPE
+        task or booking comes without one); one result per change, in order.
+
+        HubSpot refuses a whole batch update or upsert for one invalid input: that is
+        :class:`~spe_core.errors.BatchRejected`, and the sync engine splits the batch and
+        calls again with the halves, so any subset may come back. Updates go first, so a
+        refused update raises before anything is created.
+        """
         if len(changes) > BATCH:
             raise AdapterError(
                 f"asked to write {len(changes)} changes in one call.",
                 f"the sync engine sends at most {BATCH}; this is a bug.",
             )
+        keys = [(c.kind, c.key) for c in changes]
+        if len(set(keys)) != len(keys):
+            raise AdapterError(
+                "asked to write the same record twice in one call.",
+                "the sync engine sends one change per record; this is a bug.",
+            )
         results: dict[int, WriteResult] = {}
-        groups: dict[tuple[ChangeKind, bool], list[tuple[int, Change]]] = {}
+        updates: dict[ChangeKind, list[tuple[int, Change]]] = {}
+        creates: dict[ChangeKind, list[tuple[int, Change]]] = {}
         for i, change in enumerate(changes):
-            groups.setdefault((change.kind, bool(change.crm_id)), []).append((i, change))
-        for (kind, known), group in groups.items():
-            object_type = self._object_for(kind)
-            out = self._update(object_type, group) if known else self._upsert(object_type, group)
-            for (i, _), result in zip(group, out, strict=True):
-                results[i] = result
+            (updates if change.crm_id else creates).setdefault(change.kind, []).append((i, change))
+        for kind, group in updates.items():
+            results.update(self._update(self._object_for(kind), group))
+        for kind, group in creates.items():
+            if kind is ChangeKind.OPPORTUNITY:
+                results.update(self._create(self._object_for(kind), group))
+            else:  # the sync links only opportunities: a task or booking may exist already
+                results.update(self._upsert(self._object_for(kind), group))
         return [results[i] for i in range(len(changes))]
 
-    def _update(self, object_type: str, group: list[tuple[int, Change]]) -> list[WriteResult]:
+    def _properties(self, change: Change) -> dict[str, str]:
+        return mapping.properties_for_change(change, self.settings, now=self.clock())
+
+    def _write(self, action: Callable[[Apis], Any], object_type: str, count: int) -> Any:
+        """One batch write call; a whole batch refused for its input is BatchRejected."""
+        return self._call(action, refused=f"{count} {object_type}")
+
+    def _update(self, object_type: str, group: list[tuple[int, Change]]) -> dict[int, WriteResult]:
         from hubspot.crm.objects import BatchInputSimplePublicObjectBatchInput
 
-        inputs = [
-            {"id": c.crm_id, "properties": mapping.properties_for_change(c, self.settings)}
-            for _, c in group
-        ]
+        inputs = [{"id": c.crm_id, "properties": self._properties(c)} for _, c in group]
         request = BatchInputSimplePublicObjectBatchInput(inputs=inputs)
-        reply = self._call(
+        reply = self._write(
             lambda apis: apis.batch.update(
                 object_type,
                 request,
                 _request_timeout=self.settings.timeout_seconds,
                 _preload_content=False,
-            )
+            ),
+            object_type,
+            len(group),
         )
-        done = {str(r.get("id")): str(r.get("id")) for r in reply.get("results") or []}
-        return self._per_input(group, reply, done, lambda c: str(c.crm_id))
+        # matched by the record id each result carries, never by position
+        done = {str(r.get("id")): str(r.get("id")) for r in _results(reply)}
+        failed = _errors(reply, "ids")
+        return {i: _result(c, str(c.crm_id), done, failed, reply) for i, c in group}
 
-    def _upsert(self, object_type: str, group: list[tuple[int, Change]]) -> list[WriteResult]:
+    def _create(self, object_type: str, group: list[tuple[int, Change]]) -> dict[int, WriteResult]:
+        """Batch create with an ``objectWriteTraceId`` (the SPE key) on every input, so
+        HubSpot answers each input on its own (207); an input whose unique key a record
+        already holds (written before a crash, or by a reply that never arrived) is
+        upserted by that key instead, so nothing is created twice."""
+        from hubspot.crm.objects import BatchInputSimplePublicObjectBatchInputForCreate
+
+        key = self.settings.fields.key_property
+        inputs = [
+            {"properties": self._properties(c), "objectWriteTraceId": c.key} for _, c in group
+        ]
+        request = BatchInputSimplePublicObjectBatchInputForCreate(inputs=inputs)
+        reply = self._write(
+            lambda apis: apis.batch.create(
+                object_type,
+                request,
+                _request_timeout=self.settings.timeout_seconds,
+                _preload_content=False,
+            ),
+            object_type,
+            len(group),
+        )
+        done: dict[str, str] = {}
+        for r in _results(reply):
+            trace = r.get("objectWriteTraceId") or (r.get("properties") or {}).get(key)
+            if trace:
+                done[str(trace)] = str(r.get("id"))
+        failed = _errors(reply, "objectWriteTraceId")
+        out: dict[int, WriteResult] = {}
+        taken: list[tuple[int, Change]] = []
+        for i, change in group:
+            error = failed.get(change.key)
+            if change.key not in done and error is not None and error[0].startswith("CONFLICT"):
+                taken.append((i, change))
+            else:
+                out[i] = _result(change, change.key, done, failed, reply)
+        if taken:
+            out.update(self._upsert(object_type, taken))
+        return out
+
+    def _upsert(self, object_type: str, group: list[tuple[int, Change]]) -> dict[int, WriteResult]:
+        """Batch upsert by the unique key property, which every input also sends in its
+        properties so that each result echoes it: results are matched by that value."""
         from hubspot.crm.objects import BatchInputSimplePublicObjectBatchInputUpsert
 
         key = self.settings.fields.key_property
         inputs = []
         for _, change in group:
-            props = mapping.properties_for_change(change, self.settings)
-            props.pop(key, None)  # the key is the upsert's id
+            props = self._properties(change)
+            props[key] = change.key  # asked for explicitly: the result echoes it
             inputs.append({"id": change.key, "idProperty": key, "properties": props})
         request = BatchInputSimplePublicObjectBatchInputUpsert(inputs=inputs)
-        reply = self._call(
+        reply = self._write(
             lambda apis: apis.batch.upsert(
                 object_type,
                 request,
                 _request_timeout=self.settings.timeout_seconds,
                 _preload_content=False,
-            )
+            ),
+            object_type,
+            len(group),
         )
         done: dict[str, str] = {}
-        results = list(reply.get("results") or [])
-        for result in results:
-            value = (result.get("properties") or {}).get(key)
+        for r in _results(reply):
+            value = (r.get("properties") or {}).get(key)
             if value:
-                done[str(value)] = str(result.get("id"))
-        if not done and len(results) == len(group) and not reply.get("errors"):
-            done = {c.key: str(r.get("id")) for (_, c), r in zip(group, results, strict=True)}
-        return self._per_input(group, reply, done, lambda c: c.key)
-
-    @staticmethod
-    def _per_input(
-        group: list[tuple[int, Change]],
-        reply: dict[str, Any],
-        done: dict[str, str],
-        ident: Callable[[Change], str],
-    ) -> list[WriteResult]:
-        """One result per input: the 200's results and the 207's errors, matched by id."""
-        failed: dict[str, tuple[str, bool]] = {}
-        for error in reply.get("errors") or []:
-            category = str(error.get("category") or "")
-            text = f"{category}: {error.get('message')}"
-            for value in (error.get("context") or {}).get("ids", []) or []:
-                failed[str(value)] = (text, category in RETRYABLE_CATEGORIES)
-        out = []
-        for _, change in group:
-            key = ident(change)
-            if key in done:
-                out.append(WriteResult(change.key, True, crm_id=done[key]))
-            elif key in failed:
-                text, retryable = failed[key]
-                out.append(
-                    WriteResult(
-                        change.key, False, crm_id=change.crm_id, error=text, retryable=retryable
-                    )
-                )
-            else:
-                out.append(
-                    WriteResult(
-                        change.key,
-                        False,
-                        crm_id=change.crm_id,
-                        error="HubSpot's batch reply named neither a result nor an error "
-                        "for this input",
-                        retryable=True,
-                    )
-                )
-        return out
+                done[str(value)] = str(r.get("id"))
+        failed = _errors(reply, "ids")
+        return {i: _result(c, c.key, done, failed, reply) for i, c in group}
 
     def close(self) -> None:
         apis, self._apis = self._apis, None
@@ -529,6 +587,49 @@ class HubSpotAdapter:
             for api in (apis.search, apis.batch, apis.owners):
                 with contextlib.suppress(AttributeError):
                     api.api_client.rest_client.pool_manager.clear()
+
+
+def _results(reply: dict[str, Any]) -> list[dict[str, Any]]:
+    """A COMPLETE batch reply's results (a PROCESSING one has none to trust)."""
+    if str(reply.get("status") or "COMPLETE") != "COMPLETE":
+        return []
+    return [r for r in reply.get("results") or [] if isinstance(r, dict)]
+
+
+def _errors(reply: dict[str, Any], context_key: str) -> dict[str, tuple[str, bool]]:
+    """A 207's per-input errors by the input they name (``context[context_key]``):
+    (category and message, retryable)."""
+    failed: dict[str, tuple[str, bool]] = {}
+    for error in reply.get("errors") or []:
+        category = str(error.get("category") or "")
+        text = f"{category}: {error.get('message')}"
+        for value in (error.get("context") or {}).get(context_key, []) or []:
+            failed[str(value)] = (text, category in RETRYABLE_CATEGORIES)
+    return failed
+
+
+def _result(
+    change: Change,
+    ident: str,
+    done: Mapping[str, str],
+    failed: Mapping[str, tuple[str, bool]],
+    reply: dict[str, Any],
+) -> WriteResult:
+    """The result for one input, found by ``ident`` (never by position): success, the
+    error HubSpot named for it, or, when the reply names neither, a retryable failure
+    (the sync retries and in the end quarantines it; nothing is guessed)."""
+    if ident in done:
+        return WriteResult(change.key, True, crm_id=done[ident])
+    if ident in failed:
+        text, retryable = failed[ident]
+        return WriteResult(change.key, False, crm_id=change.crm_id, error=text, retryable=retryable)
+    status = str(reply.get("status") or "COMPLETE")
+    why = (
+        f"HubSpot answered the batch with status {status} and no results"
+        if status != "COMPLETE"
+        else "HubSpot's batch reply named neither a result nor an error for this input"
+    )
+    return WriteResult(change.key, False, crm_id=change.crm_id, error=why, retryable=True)
 
 
 def _next_after(page: dict[str, Any]) -> str | None:
@@ -565,13 +666,29 @@ def _body(exc: Any) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
-def translate(exc: Exception) -> NoReturn:
+def _rejected(exc: Exception, what: str) -> None:
+    """Raise BatchRejected when HubSpot refused a batch write for its input (HTTP 400,
+    404 or 409 with HubSpot's error body); return otherwise."""
+    status = getattr(exc, "status", None)
+    if not type(exc).__module__.startswith("hubspot.") or status not in (400, 404, 409):
+        return
+    body = _body(exc)
+    message = str(body.get("message") or getattr(exc, "reason", "") or "no details")[:500]
+    category = str(body.get("category") or "")
+    raise BatchRejected(
+        f"HubSpot refused the batch of {what} (HTTP {status} {category}): {message}",
+        "the sync splits the batch until the bad input stands alone, writes the rest and "
+        "quarantines that one with this message; correct the record it names.",
+        detail=f"{category}: {message}" if category else message,
+    ) from None
+
+
+def translate(exc: Exception, host: str | None = None) -> NoReturn:
     """Raise SPE's error for a failed call: by HTTP ``status`` (every hubspot sub-package
-    has its own ApiException class), or by urllib3's transport errors."""
+    has its own ApiException class), or, when no answer came, by
+    :func:`~spe_adapters._network.transport_error`."""
     if isinstance(exc, urllib3.exceptions.HTTPError):
-        raise TransientError(
-            f"HubSpot did not answer ({type(exc).__name__}).", "the sync retries with backoff."
-        ) from None
+        raise transport_error(exc, "HubSpot", host) from None
     status = getattr(exc, "status", None)
     if not type(exc).__module__.startswith("hubspot.") or not isinstance(status, int):
         raise exc
@@ -596,7 +713,7 @@ def translate(exc: Exception) -> NoReturn:
             f"HubSpot answered HTTP {status}.", "the sync retries with backoff."
         ) from None
     if status == 401:
-        raise AdapterError(
+        raise AuthenticationFailed(
             "HubSpot refused the private-app access token (HTTP 401).",
             "check the variable named by access_token_env: the token may be wrong, rotated "
             "or revoked.",

@@ -297,8 +297,15 @@ def task_from_record(record: dict[str, Any], settings: HubSpotSettings) -> Inbou
     return Inbound(task, crm_owner=record.get("hubspot_owner_id") or None)
 
 
-def task_properties(change: Change, settings: HubSpotSettings) -> dict[str, str]:
-    """The task properties to write for one routed task."""
+def task_properties(
+    change: Change, settings: HubSpotSettings, now: datetime | None = None
+) -> dict[str, str]:
+    """The task properties to write for one routed task.
+
+    ``hs_timestamp`` (the task's due date) is required when HubSpot creates a task: it is
+    the due date when SPE has one, else, for a task HubSpot does not have yet, ``now``
+    (the time of writing). An update without a due date leaves HubSpot's value alone.
+    """
     values = change.data
     props: dict[str, str] = {settings.fields.key_property: change.key}
     if "status" in values:
@@ -309,6 +316,8 @@ def task_properties(change: Change, settings: HubSpotSettings) -> dict[str, str]
         props["hs_task_priority"] = _PRIORITY_OUT.get(int(values["priority"]), "MEDIUM")
     if values.get("due") is not None:
         props["hs_timestamp"] = _time(values["due"])
+    elif change.crm_id is None:
+        props["hs_timestamp"] = _time(now or datetime.now(UTC))
     if settings.fields.task_kind_property and values.get("kind"):
         props[settings.fields.task_kind_property] = str(values["kind"])
     if "account_id" in values:
@@ -366,8 +375,11 @@ def busy_from_meeting(record: dict[str, Any], settings: HubSpotSettings) -> Inbo
     )
 
 
-def meeting_properties(change: Change, settings: HubSpotSettings) -> dict[str, str]:
-    """The meeting properties to write for one booking (a cancelled one is CANCELED)."""
+def meeting_properties(
+    change: Change, settings: HubSpotSettings, now: datetime | None = None
+) -> dict[str, str]:
+    """The meeting properties to write for one booking (a cancelled one is CANCELED);
+    ``hs_timestamp`` (required on create) is its start, else ``now``."""
     values = change.data
     cancelled = values.get("status") == "cancelled"
     props: dict[str, str] = {
@@ -380,6 +392,8 @@ def meeting_properties(change: Change, settings: HubSpotSettings) -> dict[str, s
     if values.get("start") is not None:
         props["hs_meeting_start_time"] = _time(values["start"])
         props["hs_timestamp"] = _time(values["start"])
+    elif change.crm_id is None:
+        props["hs_timestamp"] = _time(now or datetime.now(UTC))
     if values.get("end") is not None:
         props["hs_meeting_end_time"] = _time(values["end"])
     if values.get("address"):
@@ -389,12 +403,15 @@ def meeting_properties(change: Change, settings: HubSpotSettings) -> dict[str, s
     return props
 
 
-def properties_for_change(change: Change, settings: HubSpotSettings) -> dict[str, str]:
-    """The properties to write for one change of any supported kind."""
+def properties_for_change(
+    change: Change, settings: HubSpotSettings, now: datetime | None = None
+) -> dict[str, str]:
+    """The properties to write for one change of any supported kind (``now``: the time of
+    writing, for the ``hs_timestamp`` a new task or meeting needs)."""
     from spe_core.adapter import ChangeKind
 
     if change.kind is ChangeKind.TASK:
-        return task_properties(change, settings)
+        return task_properties(change, settings, now)
     if change.kind is ChangeKind.BOOKING:
-        return meeting_properties(change, settings)
+        return meeting_properties(change, settings, now)
     return opportunity_properties(change, settings)

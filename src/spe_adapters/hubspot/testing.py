@@ -7,27 +7,13 @@ Enable it in your ``conftest.py``::
     def test_my_integration(hubspot_emulator):
         token = hubspot_emulator.portal.seed()["access_token"]
         ...  # hubspot_emulator.url, .portal, .requests
+
+``hubspot_emulator``: the emulator, with an empty portal and a fresh request log.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
+from spe_adapters.emulator_kit.fixtures import emulator_fixtures
 from spe_adapters.hubspot.emulator import EmulatorServer
 
-
-@pytest.fixture(scope="session")
-def _hubspot_emulator_server() -> Iterator[EmulatorServer]:
-    server = EmulatorServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def hubspot_emulator(_hubspot_emulator_server: EmulatorServer) -> EmulatorServer:
-    """The emulator, with an empty portal and a fresh request log."""
-    _hubspot_emulator_server.portal.reset()
-    _hubspot_emulator_server.requests.reset_counts()
-    return _hubspot_emulator_server
+_hubspot_emulator_server, hubspot_emulator = emulator_fixtures("hubspot_emulator", EmulatorServer)

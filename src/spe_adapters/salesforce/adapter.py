@@ -2,17 +2,24 @@
 
 - Reads: SOQL through ``query_all_iter``, every value escaped by
   ``format_soql``, ordered by ``SystemModstamp, Id`` (the replication key),
-  in pages of up to 2,000 records; the queued object and calendar Events
-  through queryAll, so a deleted record is withdrawn from SPE's flow and a
-  deleted Event frees its time.
+  in pages of up to 2,000 records; the queued object, Tasks and calendar
+  Events through queryAll, so a deleted record is withdrawn from SPE's flow,
+  a deleted Task cancels the routed task and a deleted Event frees its time.
 - Writes: the sObject Collections endpoint, 200 records a call with
   ``allOrNone: false``: updates by Id for records Salesforce already has,
   upserts by the ``SPE_Key__c`` external id for records SPE created, so a
   rerun never duplicates. Every per-record result inside the HTTP 200 is
-  checked.
-- Errors: rate limits (HTTP 403 ``REQUEST_LIMIT_EXCEEDED``), 5xx, timeouts
-  and connection failures become :class:`~spe_core.errors.TransientError`
-  for the sync engine to retry; an expired session (401) is renewed once.
+  checked; a whole request refused with HTTP 400 (an unknown field or a value
+  of the wrong JSON type in any record) is
+  :class:`~spe_core.errors.BatchRejected`, which the sync engine answers by
+  splitting the batch. Datetimes are written in UTC with milliseconds.
+- Errors: rate limits (HTTP 403 ``REQUEST_LIMIT_EXCEEDED``) and 5xx become
+  :class:`~spe_core.errors.TransientError` for the sync engine to retry; calls
+  without an answer (refused, DNS, timeout, certificate) are classified by
+  :func:`spe_adapters._network.transport_error`; an expired session (401) is
+  renewed once, then it is :class:`~spe_core.errors.AuthenticationFailed`.
+- :meth:`SalesforceAdapter.check` logs in, describes every mapped object and
+  reports each problem with its fix (``spe check``).
 - API usage is read from the ``Sforce-Limit-Info`` header of every reply
   (through a response hook on the session, since calls through ``sf.Lead``
   do not update ``sf.api_usage``); near the daily limit the adapter slows
@@ -25,6 +32,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import re
 import time
@@ -32,20 +40,40 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+import attrs
 import requests
 from requests.adapters import HTTPAdapter
 
+from spe_adapters._network import transport_error
 from spe_adapters.salesforce import mapping
 from spe_adapters.salesforce.auth import Session, login
 from spe_adapters.salesforce.settings import SalesforceSettings
-from spe_core.adapter import Change, ChangeKind, Inbound, SourceRecord, StreamSpec, WriteResult
-from spe_core.errors import AdapterError, MappingError, TransientError
+from spe_core.adapter import (
+    Change,
+    ChangeKind,
+    CheckResult,
+    CheckStatus,
+    Inbound,
+    SourceRecord,
+    StreamSpec,
+    WriteResult,
+)
+from spe_core.errors import (
+    AdapterError,
+    AuthenticationFailed,
+    BatchRejected,
+    CertificateProblem,
+    ConfigError,
+    MappingError,
+    SpeError,
+    TransientError,
+)
 
 __all__ = ["RETRYABLE_CODES", "SalesforceAdapter", "http_session"]
 
 log = logging.getLogger(__name__)
 
-DELETIONS_READ = frozenset({"opportunities", "busy"})
+DELETIONS_READ = frozenset({"opportunities", "tasks", "busy"})
 """Streams read through queryAll (deleted records come with ``IsDeleted`` true)."""
 
 BATCH = 200
@@ -122,6 +150,7 @@ class SalesforceAdapter:
         self.api_max: int | None = None
         self.calls = 0
         self._sf: Any = None
+        self._instance_url: str | None = None
 
     @classmethod
     def from_config(cls, options: Mapping[str, Any]) -> SalesforceAdapter:
@@ -140,6 +169,7 @@ class SalesforceAdapter:
         from simple_salesforce.api import Salesforce
 
         session: Session = login(self.settings, self.http)
+        self._instance_url = session.instance_url
         self._sf = Salesforce(
             session_id=session.session_id,
             instance_url=session.instance_url,
@@ -167,25 +197,26 @@ class SalesforceAdapter:
         if share >= self.settings.slow_down_at:
             self.sleep(1.0)
 
-    def _call(self, action: Callable[[], Any]) -> Any:
-        """Run one API call, translating failures; renew an expired session once."""
+    def _call(self, action: Callable[[], Any], *, batch: bool = False) -> Any:
+        """Run one API call, translating failures; renew an expired session once.
+
+        ``batch``: the call writes a collection, so an HTTP 400 refuses the whole
+        batch (:class:`~spe_core.errors.BatchRejected`).
+        """
         from simple_salesforce.exceptions import SalesforceExpiredSession
 
         self._pace()
         try:
-            with _translated():
+            with _translated(self._instance_url or self.settings.login_url, batch=batch):
                 return action()
         except SalesforceExpiredSession:
             log.info("Salesforce session expired; logging in again")
             self._connect()
         try:
-            with _translated():
+            with _translated(self._instance_url or self.settings.login_url, batch=batch):
                 return action()
         except SalesforceExpiredSession:
-            raise AdapterError(
-                "Salesforce rejected a fresh session as expired or invalid.",
-                "check the integration user's session settings and permissions.",
-            ) from None
+            raise _fresh_session_refused() from None
 
     # --- reading ------------------------------------------------------------------------
 
@@ -236,10 +267,10 @@ class SalesforceAdapter:
             self._pace()
             page: list[SourceRecord] = []
             try:
-                with _translated():
-                    # queued records and busy time through queryAll: a record deleted
-                    # since the bookmark is withdrawn / frees its time instead of
-                    # silently staying in SPE
+                with _translated(self._instance_url or self.settings.login_url):
+                    # queued records, tasks and busy time through queryAll: a record
+                    # deleted since the bookmark is withdrawn / cancelled / frees its
+                    # time instead of silently staying in SPE
                     records = self.sf.query_all_iter(
                         soql, include_deleted=stream in DELETIONS_READ, headers=headers
                     )
@@ -253,10 +284,7 @@ class SalesforceAdapter:
                 return
             except SalesforceExpiredSession:
                 if attempt == 2:
-                    raise AdapterError(
-                        "Salesforce rejected a fresh session as expired or invalid.",
-                        "check the integration user's session settings and permissions.",
-                    ) from None
+                    raise _fresh_session_refused() from None
                 # start the query again: re-read records are applied idempotently
                 log.info("Salesforce session expired while reading; logging in again")
                 self._connect()
@@ -326,7 +354,7 @@ class SalesforceAdapter:
                 record.pop("Id", None)
         else:
             path = "composite/sobjects"
-        reply = self._call(lambda: self.sf.restful(path, method="PATCH", json=body))
+        reply = self._call(lambda: self.sf.restful(path, method="PATCH", json=body), batch=True)
         if not isinstance(reply, list) or len(reply) != len(group):
             raise TransientError(
                 f"Salesforce answered {type(reply).__name__} for a collection of {len(group)}.",
@@ -353,12 +381,259 @@ class SalesforceAdapter:
     def close(self) -> None:
         self.http.close()
 
+    # --- checking -------------------------------------------------------------------------
+
+    def check(self) -> Sequence[CheckResult]:
+        """Log in, describe every mapped object, check each mapped field, and report the
+        API usage left: one result per part, problems with their fixes (never raises for
+        a problem it can describe; parts after a failed login or a CRM that stopped
+        answering are ``not checked``)."""
+        plan = _field_plan(self.settings)
+        parts = ["login", *(f"object {obj}" for obj in plan), "API usage"]
+        results: list[CheckResult] = []
+
+        def stop(exc: SpeError, part: str) -> Sequence[CheckResult]:
+            results.append(CheckResult(part, CheckStatus.PROBLEM, exc.problem, exc.fix))
+            why = f"not checked: the {part} step failed first"
+            later = parts[parts.index(part) + 1 :]
+            results.extend(CheckResult(p, CheckStatus.NOT_CHECKED, why) for p in later)
+            return results
+
+        try:
+            self._connect()
+            # the first call proves the session (a session id is not checked until used)
+            limits: Any = self._call(self.sf.limits)
+        except (TransientError, AuthenticationFailed, CertificateProblem, ConfigError) as exc:
+            return stop(exc, "login")  # refused credentials, no answer, a missing variable
+        except AdapterError as exc:  # logged in, but /limits is not readable
+            limits = exc
+        results.append(
+            CheckResult(
+                "login",
+                CheckStatus.OK,
+                f"logged in ({self.settings.auth}) to {self._instance_url}",
+            )
+        )
+        for obj, fields in plan.items():
+            try:
+                describe = self._call(functools.partial(self._describe, obj))
+            except (TransientError, AuthenticationFailed) as exc:
+                return stop(exc, f"object {obj}")
+            except AdapterError as exc:
+                results.append(
+                    CheckResult(
+                        f"object {obj}",
+                        CheckStatus.PROBLEM,
+                        f"Salesforce cannot describe {obj}: {exc.problem}",
+                        f"grant the integration user read access to {obj} (profile or "
+                        "permission set), or turn its sync off in [adapter.salesforce.fields].",
+                    )
+                )
+                continue
+            results.extend(_check_fields(obj, fields, describe))
+        if isinstance(limits, AdapterError):
+            results.append(
+                CheckResult(
+                    "API usage",
+                    CheckStatus.PROBLEM,
+                    f"Salesforce's /limits could not be read: {limits.problem}",
+                    "give the integration user the View Setup and Configuration permission.",
+                )
+            )
+        else:
+            results.append(self._usage_result(limits))
+        return results
+
+    def _describe(self, obj: str) -> Any:
+        return getattr(self.sf, obj).describe()
+
+    def _usage_result(self, limits: Any) -> CheckResult:
+        daily = limits.get("DailyApiRequests") if isinstance(limits, dict) else None
+        if not isinstance(daily, dict) or not daily.get("Max"):
+            return CheckResult(
+                "API usage",
+                CheckStatus.PROBLEM,
+                "Salesforce's /limits has no DailyApiRequests.",
+                "give the integration user the View Setup and Configuration permission.",
+            )
+        most, left = int(daily["Max"]), int(daily.get("Remaining", 0))
+        detail = f"{left} of {most} daily API requests left"
+        if (most - left) / most >= self.settings.stop_at:
+            return CheckResult(
+                "API usage",
+                CheckStatus.PROBLEM,
+                detail + f"; the sync stops above {self.settings.stop_at:.0%} used.",
+                "wait for the rolling 24-hour limit to free up, or buy more API calls.",
+            )
+        return CheckResult("API usage", CheckStatus.OK, detail)
+
+
+@attrs.frozen
+class _Want:
+    """What SPE needs of one mapped field: its types, and whether SPE writes it
+    (``update``: on every change, so updateable; ``create``: only when SPE creates
+    the record, so createable) or it is the external id SPE upserts by."""
+
+    types: frozenset[str] | None = None
+    write: str | None = None
+    external_id: bool = False
+
+
+_TEXT = frozenset({"string", "textarea", "picklist", "email", "phone", "url"})
+_PICK = frozenset({"picklist", "string"})
+_NUMBER = frozenset({"double", "int", "long", "currency", "percent"})
+_REF = frozenset({"reference"})
+_DATETIME = frozenset({"datetime"})
+
+
+def _field_plan(settings: SalesforceSettings) -> dict[str, dict[str, _Want]]:
+    """Object -> field -> what SPE needs of it, for every object the mapping uses."""
+    f = settings.fields
+    key = _Want(frozenset({"string"}), "create", external_id=True)
+    plan: dict[str, dict[str, _Want]] = {}
+    user = {name: _Want() for name in mapping.user_fields(settings)}
+    if f.role_field:
+        user[f.role_field] = _Want(_PICK)
+    for name in ("Latitude", "Longitude"):
+        if name in user:
+            user[name] = _Want(_NUMBER)
+    plan["User"] = user
+    queued = {name: _Want() for name in mapping.soql_fields(settings)}
+    queued.update(
+        {
+            f.key_field: key,
+            f.status_field: _Want(_PICK, "update"),
+            f.released_at_field: _Want(_DATETIME, "update"),
+            "OwnerId": _Want(_REF, "update"),
+            f.account_field: _Want(_REF if f.account_field == "AccountId" else _TEXT, "create"),
+            f.campaign: _Want(_PICK | _TEXT, "create"),
+        }
+    )
+    for extra in (f.tier_field, f.score_field):
+        if extra:
+            queued[extra] = _Want(_NUMBER)
+    if f.skills_field:
+        queued[f.skills_field] = _Want(_TEXT | {"multipicklist"})
+    if f.queued_object == "Lead":
+        queued["LastName"] = _Want(_TEXT, "create")
+    else:
+        queued["Name"] = _Want(_TEXT, "create")
+        queued["StageName"] = _Want(_PICK, "create")
+        queued["CloseDate"] = _Want(frozenset({"date"}), "create")
+    plan[f.queued_object] = queued
+    if f.task_kind_field:
+        task = {name: _Want() for name in mapping.task_fields(settings)}
+        task.update(
+            {
+                f.key_field: key,
+                f.task_kind_field: _Want(_PICK, "create"),
+                "Status": _Want(_PICK, "update"),
+                "OwnerId": _Want(_REF, "update"),
+                "Priority": _Want(_PICK, "update"),
+                "ActivityDate": _Want(frozenset({"date"}), "update"),
+                "Subject": _Want(_TEXT | {"combobox"}, "create"),
+            }
+        )
+        plan["Task"] = task
+    if f.calendar_events:
+        event = {name: _Want() for name in mapping.event_fields(settings)}
+        event.update(
+            {
+                f.key_field: key,
+                "Subject": _Want(_TEXT | {"combobox"}, "update"),
+                "ShowAs": _Want(_PICK, "update"),
+                "OwnerId": _Want(_REF, "update"),
+                "StartDateTime": _Want(_DATETIME, "update"),
+                "EndDateTime": _Want(_DATETIME, "update"),
+                "Location": _Want(_TEXT, "update"),
+                "Description": _Want(_TEXT, "update"),
+            }
+        )
+        plan["Event"] = event
+    return plan
+
+
+def _check_fields(obj: str, wanted: Mapping[str, _Want], describe: Any) -> list[CheckResult]:
+    """One result per problem field of ``obj`` (by its describe), or one OK result."""
+    described = {
+        str(d.get("name", "")).lower(): d
+        for d in (describe.get("fields") or [] if isinstance(describe, dict) else [])
+        if isinstance(d, dict)
+    }
+    out: list[CheckResult] = []
+    where = "[adapter.salesforce.fields]"
+    for name, want in wanted.items():
+        part = f"field {obj}.{name}"
+        field = described.get(name.lower())
+        if field is None:
+            out.append(
+                CheckResult(
+                    part,
+                    CheckStatus.PROBLEM,
+                    f"{obj} has no field {name} the integration user can see.",
+                    f"create {name} on {obj} (docs/salesforce.md, section 1) and give the "
+                    f"integration user field-level access, or map another field in {where}.",
+                )
+            )
+            continue
+        kind = str(field.get("type"))
+        if want.types is not None and kind not in want.types:
+            out.append(
+                CheckResult(
+                    part,
+                    CheckStatus.PROBLEM,
+                    f"{obj}.{name} is a {kind} field; SPE needs {' or '.join(sorted(want.types))}.",
+                    "change the field's type in Setup or map a field of the right type "
+                    f"in {where}.",
+                )
+            )
+        if want.write is not None:
+            flag = "updateable" if want.write == "update" else "createable"
+            if not field.get(flag):
+                out.append(
+                    CheckResult(
+                        part,
+                        CheckStatus.PROBLEM,
+                        f"{obj}.{name} is not {flag} for the integration user; SPE writes it.",
+                        "give the integration user edit access to the field (field-level "
+                        "security in its profile or permission set).",
+                    )
+                )
+        if want.external_id and not field.get("externalId"):
+            out.append(
+                CheckResult(
+                    part,
+                    CheckStatus.PROBLEM,
+                    f"{obj}.{name} is not marked External ID; SPE upserts by it.",
+                    f"edit {name} on {obj} in Setup and tick External ID and Unique.",
+                )
+            )
+    if not out:
+        out.append(
+            CheckResult(
+                f"object {obj}",
+                CheckStatus.OK,
+                f"{len(wanted)} mapped fields present, typed and writable as SPE needs",
+            )
+        )
+    return out
+
+
+def _fresh_session_refused() -> AuthenticationFailed:
+    return AuthenticationFailed(
+        "Salesforce refused a fresh session as expired or invalid (HTTP 401).",
+        "check the integration user's session settings (Session Timeout, IP restrictions) "
+        "and that the user may use the API.",
+    )
+
 
 @contextlib.contextmanager
-def _translated() -> Iterator[None]:
+def _translated(url: str | None, *, batch: bool = False) -> Iterator[None]:
     """Turn simple-salesforce and requests failures into SPE's errors.
 
     An expired session (401) passes through so that the caller can log in again.
+    ``batch``: an HTTP 400 refused a whole collection request
+    (:class:`~spe_core.errors.BatchRejected`, with Salesforce's message as detail).
     """
     from simple_salesforce.exceptions import (
         SalesforceGeneralError,
@@ -381,7 +656,20 @@ def _translated() -> Iterator[None]:
             "grant the integration user access to the objects and fields in the mapping "
             "(see docs/salesforce.md).",
         ) from None
-    except (SalesforceMalformedRequest, SalesforceResourceNotFound) as exc:
+    except SalesforceMalformedRequest as exc:
+        if batch:
+            detail = _errors(exc.content)
+            raise BatchRejected(
+                f"Salesforce refused a whole collection request (HTTP 400): {detail}.",
+                "the sync splits the batch until the bad record stands alone and "
+                "quarantines it; fix that record's value or the field mapping.",
+                detail=detail,
+            ) from None
+        raise AdapterError(
+            f"Salesforce rejected a request (HTTP {exc.status}): {_errors(exc.content)}.",
+            "check that every mapped object and field exists (spe check).",
+        ) from None
+    except SalesforceResourceNotFound as exc:
         raise AdapterError(
             f"Salesforce rejected a request (HTTP {exc.status}): {_errors(exc.content)}.",
             "check that every mapped object and field exists (spe check).",
@@ -395,10 +683,8 @@ def _translated() -> Iterator[None]:
             f"Salesforce answered HTTP {exc.status}: {_errors(exc.content)}.",
             "see the message above.",
         ) from None
-    except (requests.Timeout, requests.ConnectionError) as exc:
-        raise TransientError(
-            f"Salesforce did not answer ({type(exc).__name__}).", "the sync retries with backoff."
-        ) from None
+    except requests.RequestException as exc:
+        raise transport_error(exc, "Salesforce", url) from None
 
 
 def _errors(content: Any) -> str:

@@ -9,7 +9,7 @@ into a quarantine entry.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from spe_adapters.salesforce.settings import RATING_TIERS, SalesforceSettings
@@ -21,6 +21,7 @@ __all__ = [
     "CRM",
     "busy_from_event",
     "event_fields",
+    "format_datetime",
     "record_from_booking_change",
     "TASK_STATUS",
     "record_from_task_change",
@@ -60,6 +61,14 @@ def parse_datetime(value: Any, field: str, record_id: str) -> datetime:
             "Salesforce datetimes carry an offset; check the field type.",
         )
     return parsed
+
+
+def format_datetime(value: datetime) -> str:
+    """A datetime as Salesforce's REST API takes it: UTC, at most milliseconds
+    (``2026-01-05T08:00:00.123Z``; the REST API Developer Guide's date-time format
+    ``yyyy-MM-ddTHH:mm:ss.SSSZ``). Sub-millisecond digits are cut, never rounded up
+    into the next second."""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def user_fields(settings: SalesforceSettings) -> list[str]:
@@ -215,7 +224,7 @@ def record_from_change(change: Change, settings: SalesforceSettings) -> dict[str
             record["OwnerId"] = owner
     if "released_at" in values:
         at = values["released_at"]
-        record[f.released_at_field] = None if at is None else at.isoformat()
+        record[f.released_at_field] = None if at is None else format_datetime(at)
     if "account_id" in values:  # an opportunity created in SPE: required fields too
         account = str(values["account_id"])
         record[f.account_field] = account
@@ -252,6 +261,7 @@ def task_fields(settings: SalesforceSettings) -> list[str]:
         "Priority",
         "CreatedDate",
         "SystemModstamp",
+        "IsDeleted",
         settings.fields.key_field,
         str(settings.fields.task_kind_field),
     ]
@@ -280,7 +290,8 @@ def task_from_record(record: dict[str, Any], settings: SalesforceSettings) -> In
         )
     except InvalidValue as exc:
         raise MappingError(f"Task {record_id} cannot be mapped: {exc.problem}", exc.fix) from None
-    return Inbound(task, crm_owner=record.get("OwnerId"))
+    # read through queryAll: a Task deleted in Salesforce cancels the routed SPE task
+    return Inbound(task, crm_owner=record.get("OwnerId"), deleted=bool(record.get("IsDeleted")))
 
 
 def event_fields(settings: SalesforceSettings) -> list[str]:
@@ -343,7 +354,7 @@ def record_from_booking_change(change: Change, settings: SalesforceSettings) -> 
         record["OwnerId"] = values["owner"]
     for name, field in (("start", "StartDateTime"), ("end", "EndDateTime")):
         if values.get(name) is not None:
-            record[field] = values[name].isoformat()
+            record[field] = format_datetime(values[name])
     if values.get("address"):
         record["Location"] = str(values["address"])[:255]
     if values.get("booked_by"):

@@ -12,13 +12,24 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import attrs
 
 from spe_core.errors import ConfigError
 from spe_core.model import Role
 
-__all__ = ["DEFAULT_STATUS_VALUES", "FieldMap", "SalesforceSettings"]
+__all__ = [
+    "DEFAULT_STATUS_VALUES",
+    "PRODUCTION_LOGIN",
+    "SANDBOX_LOGIN",
+    "FieldMap",
+    "SalesforceSettings",
+]
+
+PRODUCTION_LOGIN = "https://login.salesforce.com"
+SANDBOX_LOGIN = "https://test.salesforce.com"
+AUTH_KINDS = ("session", "password", "jwt", "client_credentials")
 
 #: SPE status (and outcome) -> the ``SPE_Status__c`` picklist value.
 DEFAULT_STATUS_VALUES: Mapping[str, str] = {
@@ -109,14 +120,31 @@ class SalesforceSettings:
     """How to reach the org and read its data.
 
     ``auth``: ``session`` (an existing session id and instance URL), ``password``
-    (OAuth username-password flow) or ``jwt`` (OAuth JWT bearer flow, with a
-    connected app's consumer key and private key). The token exchange goes to
-    ``login_url``: production ``https://login.salesforce.com``, sandboxes
-    ``https://test.salesforce.com``, a My Domain URL, or an emulator.
+    (OAuth username-password flow), ``jwt`` (OAuth JWT bearer flow, with a
+    connected app's consumer key and private key) or ``client_credentials``
+    (OAuth client credentials flow: the connected app's consumer key and secret,
+    running as the app's "Run As" user; only through a My Domain login_url).
+    The token exchange goes to ``login_url``: production
+    ``https://login.salesforce.com``, sandboxes ``https://test.salesforce.com``,
+    a My Domain URL, or an emulator.
+
+    The JWT's audience is never ``login_url`` itself: Salesforce accepts only
+    ``https://login.salesforce.com`` (production), ``https://test.salesforce.com``
+    (sandbox) or an Experience Cloud site URL (``community_url``). ``environment``
+    picks between the first two; by default it follows ``login_url``'s kind
+    (test.salesforce.com and sandbox My Domains, ``acme--uat.sandbox.my.salesforce.com``
+    or ``acme--uat.my.salesforce.com``, are sandboxes; everything else, the emulator
+    included, is production).
     """
 
-    auth: Literal["session", "password", "jwt"] = "password"
-    login_url: str = "https://login.salesforce.com"
+    auth: Literal["session", "password", "jwt", "client_credentials"] = "password"
+    login_url: str = PRODUCTION_LOGIN
+    environment: Literal["production", "sandbox"] | None = None
+    """``production`` or ``sandbox``: which audience the JWT bearer flow names. None:
+    from ``login_url`` (see :attr:`org_environment`)."""
+    community_url: str | None = None
+    """An Experience Cloud site URL (``https://acme.my.site.com/customers``): the JWT's
+    audience when the integration user logs in through the site."""
     instance_url: str | None = None
     api_version: str = "59.0"
     session_id_env: str = "SF_SESSION_ID"
@@ -142,10 +170,31 @@ class SalesforceSettings:
     fields: FieldMap = attrs.field(factory=FieldMap)
 
     def __attrs_post_init__(self) -> None:
-        if self.auth not in ("session", "password", "jwt"):
+        if self.auth not in AUTH_KINDS:
             raise ConfigError(
                 f"[adapter.salesforce] auth {self.auth!r} is not supported.",
-                "use 'session', 'password' or 'jwt'.",
+                "use 'session', 'password', 'jwt' or 'client_credentials'.",
+            )
+        if self.environment not in (None, "production", "sandbox"):
+            raise ConfigError(
+                f"[adapter.salesforce] environment {self.environment!r} is not supported.",
+                "use 'production' or 'sandbox' (or leave it out: it follows login_url).",
+            )
+        if self.community_url is not None and not self.community_url.startswith("https://"):
+            raise ConfigError(
+                f"[adapter.salesforce] community_url {self.community_url!r} must use https.",
+                "give the Experience Cloud site URL, e.g. https://acme.my.site.com/customers.",
+            )
+        if self.auth == "client_credentials" and _host(self.login_url) in (
+            _host(PRODUCTION_LOGIN),
+            _host(SANDBOX_LOGIN),
+        ):
+            # OAuth 2.0 Client Credentials Flow for Server-to-Server Integration: the
+            # token request goes to the org's My Domain, not login/test.salesforce.com
+            raise ConfigError(
+                "[adapter.salesforce] auth = 'client_credentials' needs the org's My Domain "
+                f"as login_url, not {self.login_url}.",
+                "set login_url = 'https://yourdomain.my.salesforce.com' (Setup > My Domain).",
             )
         if self.auth == "session" and not self.instance_url:
             raise ConfigError(
@@ -172,6 +221,26 @@ class SalesforceSettings:
                     f"[adapter.salesforce.roles] {user!r} has role {role!r}, not an SPE role.",
                     f"use one of: {', '.join(r.value for r in Role)}.",
                 ) from None
+
+    @property
+    def org_environment(self) -> Literal["production", "sandbox"]:
+        """``environment``, or the kind of org ``login_url`` points at."""
+        if self.environment is not None:
+            return self.environment
+        host = _host(self.login_url)
+        if host == _host(SANDBOX_LOGIN) or host.endswith(".sandbox.my.salesforce.com"):
+            return "sandbox"
+        if host.endswith(".my.salesforce.com") and "--" in host.split(".")[0]:
+            return "sandbox"  # a sandbox My Domain without enhanced domains: acme--uat.my...
+        return "production"
+
+    @property
+    def jwt_audience(self) -> str:
+        """The ``aud`` of the JWT bearer assertion: the community URL when set, else
+        login.salesforce.com or test.salesforce.com by environment (never the My Domain)."""
+        if self.community_url:
+            return self.community_url.rstrip("/")
+        return SANDBOX_LOGIN if self.org_environment == "sandbox" else PRODUCTION_LOGIN
 
     @classmethod
     def from_mapping(cls, options: Mapping[str, Any]) -> SalesforceSettings:
@@ -206,3 +275,7 @@ class SalesforceSettings:
                 f"export {env}=... in the environment that runs spe (never in spe.toml).",
             )
         return value
+
+
+def _host(url: str) -> str:
+    return (urlsplit(url).hostname or "").lower()

@@ -10,10 +10,12 @@ import attrs
 
 from spe_core import model, routing, worktime
 from spe_core.engine.base import EngineBase
+from spe_core.engine.ranking import Key, Ranking
 from spe_core.errors import InvalidValue, NotFound, RuleViolation, WrongState
 from spe_core.events import (
     Event,
     TaskAccepted,
+    TaskCancelled,
     TaskCompleted,
     TaskDeclined,
     TaskEscalated,
@@ -24,7 +26,11 @@ from spe_core.events import (
 from spe_core.model import Member, Role, Task, TaskStatus
 from spe_core.store.base import Transaction
 
-__all__ = ["RoutingPart"]
+__all__ = ["TOP_K", "RoutingPart"]
+
+TOP_K = 8
+"""How many of the best eligible members (by the route's strategy) a routing decision
+offers to ``spe_choose_assignee``, besides the account's last member when eligible."""
 
 
 @attrs.define
@@ -40,6 +46,7 @@ class _RoutingState:
     weights: dict[str, float] = attrs.Factory(dict)
     working: dict[str, bool] = attrs.Factory(dict)
     by_roles: dict[tuple[Role, ...], list[Member]] = attrs.Factory(dict)
+    rankings: dict[tuple[tuple[Role, ...], str], Ranking] = attrs.Factory(dict)
 
     def __attrs_post_init__(self) -> None:
         for member_id, (count, weight) in self.loads.items():
@@ -63,6 +70,34 @@ class _RoutingState:
     def add(self, member_id: str, count: int, weight: float) -> None:
         self.counts[member_id] = self.counts.get(member_id, 0) + count
         self.weights[member_id] = self.weights.get(member_id, 0.0) + weight
+        for ranking in self.rankings.values():
+            ranking.touch(member_id)
+
+    def ranking(self, route: routing.Route, order: str, fairness_key: str) -> Ranking:
+        """The members of ``route``'s roles who can take work at all now (active, not
+        away, working), ranked by ``order``: the route's strategy, or ``served``."""
+        index = (route.roles, order)
+        if index not in self.rankings:
+            now, weights, working = self.now, self.weights, self.working
+
+            def served(member: Member) -> float:
+                return self.fairness[fairness_key].count(member.id)
+
+            def key(member: Member) -> Key:
+                load = weights.get(member.id, 0.0) / member.weight
+                if order == routing.Strategy.LEAST_LOADED:
+                    return (load, served(member), member.id)
+                if order == routing.Strategy.ROUND_ROBIN:
+                    return (served(member), load, member.id)
+                return (served(member), 0.0, member.id)
+
+            able = [
+                m
+                for m in self.team(route.roles)
+                if working.get(m.id, False) and not any(a.covers(now) for a in m.absences)
+            ]
+            self.rankings[index] = Ranking(able, key)
+        return self.rankings[index]
 
 
 class RoutingPart(EngineBase):
@@ -86,30 +121,59 @@ class RoutingPart(EngineBase):
         if route.overflow_role is not None:
             attempts.append(attrs.evolve(route, roles=(route.overflow_role,), overflow_role=None))
         reasons = []
+        table = self.routing
         for attempt in attempts:
             key = "routing:fairness:" + ",".join(sorted(r.value for r in attempt.roles))
             fairness = self._fairness(tx, state, key)
-            candidates, why = routing.eligible(
-                task,
-                attempt,
-                self.routing,
-                state.team(attempt.roles),
-                state.counts,
-                state.weights,
-                fairness,
-                now,
-                state.working,
-            )
-            if not candidates:
+
+            def may_take(member: Member, attempt: routing.Route = attempt) -> bool:
+                count = state.counts.get(member.id, 0)
+                working = state.working.get(member.id, False)
+                why = routing.unavailability(member, task, attempt, table, now, count, working)
+                return why is None
+
+            def resting(member: Member) -> bool:
+                return state.counts.get(member.id, 0) >= routing.capacity(member, table)
+
+            ranking = state.ranking(attempt, attempt.strategy.value, key)
+            best = ranking.best(TOP_K, may_take, resting)
+            if not best:  # say why, member by member (a full scan, only when nobody can)
+                _, why = routing.eligible(
+                    task,
+                    attempt,
+                    table,
+                    state.team(attempt.roles),
+                    state.counts,
+                    state.weights,
+                    fairness,
+                    now,
+                    state.working,
+                )
                 reasons.append(
                     routing.no_candidate_reason(why, "/".join(r.value for r in attempt.roles))
                 )
                 continue
             account_key = f"routing:account:{task.account_id}:{task.kind}"
             last = tx.get_meta(account_key) if attempt.account_continuity else None
+            if last is not None and all(m.id != last for m in best):
+                account_member = next((m for m in state.team(attempt.roles) if m.id == last), None)
+                if account_member is not None and may_take(account_member):
+                    best.append(account_member)
+            candidates = sorted(
+                (
+                    routing.Candidate(m, state.weights.get(m.id, 0.0), fairness.count(m.id))
+                    for m in best
+                ),
+                key=lambda c: c.member.id,
+            )
             chosen = self.plugins.choose_assignee(task, attempt, candidates, last, now)
             member = next(c.member for c in candidates if c.member.id == chosen)
-            state.fairness[key] = fairness.after(member, candidates)
+            # the round-robin floor: the smallest count among the other eligible members
+            others = state.ranking(attempt, "served", key).best(
+                1, may_take, resting, skip=member.id
+            )
+            lowest = fairness.count(others[0].id) if others else None
+            state.fairness[key] = fairness.lifted(member, lowest)
             if attempt.account_continuity:
                 tx.set_meta(account_key, member.id)
             state.add(member.id, 1, task.weight)
@@ -230,6 +294,27 @@ class RoutingPart(EngineBase):
             new, _, _ = self._route_one(tx, state, task, now)
             state.save(tx)
             return new, TaskDeclined(at=now, task=new, member_id=member_id, reason=reason)
+
+        return self._task_op(task_id, op)
+
+    def cancel_task(self, task_id: str, reason: str, *, crm: str | None = None) -> Task:
+        """Cancel a queued, assigned or accepted task whose work was withdrawn (event
+        ``task.cancelled``): it leaves its assignee's load and its role's queue.
+
+        ``crm``: the CRM whose record of the task was deleted (the sync passes it;
+        None when the task is cancelled in SPE, so the CRM is told). A completed or
+        already cancelled task raises :class:`~spe_core.errors.WrongState`.
+        """
+        model.check_id(task_id, "task_id")
+        model.check_text(reason, "reason")
+        if crm is not None:
+            model.check_id(crm, "crm")
+
+        def op(tx: Transaction, task: Task, now: datetime) -> tuple[Task, Event]:
+            new = routing.cancel(task)
+            return new, TaskCancelled(
+                at=now, task=new, from_member_id=task.assignee_id, reason=reason, crm=crm
+            )
 
         return self._task_op(task_id, op)
 

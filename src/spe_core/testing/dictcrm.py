@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import attrs
 
 from spe_core.adapter import Change, ChangeKind, Inbound, SourceRecord, StreamSpec, WriteResult
-from spe_core.errors import MappingError, TransientError
+from spe_core.errors import BatchRejected, CrmUnreachable, MappingError, TransientError
 from spe_core.model import Member, Opportunity, Role
 
 __all__ = ["DictCrm", "DictCrmAdapter"]
@@ -35,6 +35,13 @@ class DictCrm:
     recycle_bin: dict[str, dict[str, Any]] = attrs.Factory(dict)
     transient_failures: int = 0
     failing_keys: dict[str, bool] = attrs.Factory(dict)  # SPE key or CRM id -> retryable
+    rejecting_keys: set[str] = attrs.Factory(set)
+    """SPE keys whose presence makes the CRM refuse the whole batch, writing nothing
+    (as HubSpot's batch update does for one invalid input)."""
+    retry_after: float = 2.0
+    """The ``retry_after`` of the transient failures."""
+    unreachable: bool = False
+    """Every call fails as if the connection were refused."""
     calls: int = 0
     _ids: Iterator[int] = attrs.Factory(lambda: itertools.count(1))
 
@@ -80,6 +87,8 @@ class DictCrmAdapter:
 
     def read(self, stream: str, since: datetime | None) -> Iterator[list[SourceRecord]]:
         self.crm.calls += 1
+        if self.crm.unreachable:
+            raise CrmUnreachable("the CRM refused the connection.", "start it.")
         if stream == "members":
             source = list(self.crm.users.values())
         else:
@@ -122,9 +131,20 @@ class DictCrmAdapter:
 
     def write(self, changes: Sequence[Change]) -> Sequence[WriteResult]:
         self.crm.calls += 1
+        if self.crm.unreachable:
+            raise CrmUnreachable("the CRM refused the connection.", "start it.")
         if self.crm.transient_failures > 0:
             self.crm.transient_failures -= 1
-            raise TransientError("the CRM is busy (503).", "retry later.", retry_after=2.0)
+            raise TransientError(
+                "the CRM is busy (503).", "retry later.", retry_after=self.crm.retry_after
+            )
+        bad = sorted(c.key for c in changes if c.key in self.crm.rejecting_keys)
+        if bad:
+            raise BatchRejected(
+                f"the CRM refused a batch of {len(changes)} (nothing written).",
+                "the sync isolates the bad inputs.",
+                detail=f"INVALID_VALUE in {', '.join(bad)}",
+            )
         results = []
         for change in changes:
             failing = self.crm.failing_keys

@@ -1,7 +1,7 @@
 """A stateful property test of task routing, shipped for any store.
 
-:func:`routing_machine` drives route / accept / decline / complete / escalate
-/ members going out of office and coming back / time against an engine on
+:func:`routing_machine` drives route / accept / decline / complete / cancel /
+escalate / members going out of office and coming back / time against an engine on
 the store your factory makes (each step also runs on a memory store, the
 reference, which must answer identically), and checks after every step:
 
@@ -11,6 +11,9 @@ reference, which must answer identically), and checks after every step:
 - no member holds more open tasks than their capacity;
 - a task is only ever assigned to a member working at that moment;
 - re-routing never gives a task back to someone who had it;
+- a cancelled task holds no assignee and no queue place, and stays cancelled
+  (nothing routes, escalates or accepts it again); cancelling a completed or
+  cancelled task is refused;
 - replaying the event log rebuilds every task.
 """
 
@@ -86,6 +89,7 @@ class _RoutingMachine(RuleBasedStateMachine):
         self.team = {m.id: m for m in TEAM}
         self.ids: list[str] = []
         self.next_id = 0
+        self.cancelled: set[str] = set()
 
     def teardown(self) -> None:
         for s in self.stores:
@@ -155,6 +159,17 @@ class _RoutingMachine(RuleBasedStateMachine):
         else:
             self.both(lambda e: e.decline_task(task.id, member, "busy"))
 
+    @precondition(lambda self: bool(self.ids))
+    @rule(data=st.data())
+    def cancel(self, data: st.DataObject) -> None:
+        task = data.draw(st.sampled_from(self.tasks()))
+        answer = self.both(lambda e: e.cancel_task(task.id, "deleted in the CRM", crm="crm"))
+        if task.status in (TaskStatus.COMPLETED, TaskStatus.CANCELLED):
+            assert answer == ("error", "WrongState"), f"cancelled a {task.status.value} task"
+        else:
+            assert answer == (task.id, TaskStatus.CANCELLED.value, None)
+            self.cancelled.add(task.id)
+
     @rule(
         member=st.sampled_from([m.id for m in TEAM if m.role not in SALES_ROLES]),
         hours=st.integers(1, 30),
@@ -195,6 +210,9 @@ class _RoutingMachine(RuleBasedStateMachine):
                 assert t.queue_role is not None
                 assert t.unassigned_reason
             assert len(set(t.prior_assignees)) == len(t.prior_assignees), "a task bounced"
+            if t.id in self.cancelled:
+                assert t.status is TaskStatus.CANCELLED, f"cancelled task {t.id} came back"
+                assert t.assignee_id is None and t.queue_role is None
         for member_id, count in held.items():
             assert count <= (self.team[member_id].task_capacity or TABLE.default_capacity)
 

@@ -1,8 +1,10 @@
 """A local HubSpot CRM v3 emulator (shaped like moto): for our tests and yours.
 
 ``models`` holds the portal's data and rules, ``responses`` the request
-parsing, HubSpot-shaped replies and the URL map, ``server`` the plain-HTTP
-server on 127.0.0.1.
+parsing, HubSpot-shaped replies and the URL map, ``server`` the server on
+127.0.0.1 (plain HTTP, or TLS when asked) and ``spe emulator hubspot``. The
+server, request log, faults and admin routes are the emulator kit's
+(:mod:`spe_adapters.emulator_kit`).
 """
 
 from __future__ import annotations

@@ -19,10 +19,13 @@ from typing import Any
 
 import attrs
 
+from spe_adapters.emulator_kit.faults import Faults as KitFaults
+
 __all__ = [
     "LAST_MODIFIED",
     "OBJECT_TYPES",
     "PROPERTIES",
+    "REQUIRED_ON_CREATE",
     "UNIQUE_PROPERTIES",
     "Faults",
     "Portal",
@@ -119,6 +122,16 @@ for _type, _props in PROPERTIES.items():
     )
 READ_ONLY = {"hs_object_id", *LAST_MODIFIED.values(), *CREATED.values()}
 UNIQUE_PROPERTIES = {"spe_key"}
+#: Properties an API create must carry, per object type. Tasks: "hs_timestamp: Required.
+#: This field marks the task's due date" (HubSpot, "Tasks" API guide,
+#: https://developers.hubspot.com/docs/api/crm/tasks). Meetings: "hs_timestamp: Required.
+#: This field marks the date and time that the meeting occurred ... When the property value
+#: is missing, the value will default to hs_meeting_start_time" (HubSpot, "Meetings" API
+#: guide, https://developers.hubspot.com/docs/api/crm/meetings): the fallback, when present.
+REQUIRED_ON_CREATE: dict[str, tuple[tuple[str, str | None], ...]] = {
+    "tasks": (("hs_timestamp", None),),
+    "meetings": (("hs_timestamp", "hs_meeting_start_time"),),
+}
 DEAL_STAGES = {
     "default": [
         "appointmentscheduled",
@@ -178,39 +191,49 @@ class RecordError(Exception):
 
 
 @attrs.define
-class Faults:
-    """Faults to inject, programmable from Python or ``POST /__emulator/faults``.
+class Faults(KitFaults):
+    """Faults to inject (the kit's, see :class:`spe_adapters.emulator_kit.Faults`), plus
+    ``daily_limit_hit``: every request answers 429 with the DAILY policy.
 
-    ``next_statuses``: the next API requests fail with these HTTP statuses
-    (429 = the ten-secondly rolling limit, 5xx); ``write_statuses`` the same
-    for batch writes only; ``rate`` with ``rate_status``: that share of API
-    requests fails (seeded); ``daily_limit_hit``: every request answers 429
-    with the DAILY policy; ``failing_records``: record ids or ``spe_key``
-    values whose writes fail inside an otherwise fine batch (value: the error
-    category, e.g. ``VALIDATION_ERROR``); ``latency``: seconds added to every
-    API reply.
+    Statuses: 429 = the ten-secondly rolling limit, 5xx; ``failing_records``: record
+    ids or ``spe_key`` values whose writes fail inside an otherwise fine batch (value:
+    the error category, e.g. ``VALIDATION_ERROR``).
+
+    Batch write replies: ``shuffle_results`` (default on) returns results in an
+    order unrelated to the inputs, drawn from ``order_rng`` (seed it for a
+    reproducible order), because HubSpot does not promise any order;
+    ``omit_from_replies``: record ids, ``spe_key`` values or ``objectWriteTraceId``
+    values whose write happens but whose result the reply leaves out;
+    ``processing_replies``: the next that many batch write replies say
+    ``"status": "PROCESSING"`` with no results (the writes happen).
     """
 
-    next_statuses: list[int] = attrs.Factory(list)
-    write_statuses: list[int] = attrs.Factory(list)
-    rate: float = 0.0
-    rate_status: int = 503
     daily_limit_hit: bool = False
-    failing_records: dict[str, str] = attrs.Factory(dict)
-    latency: float = 0.0
-    rng: random.Random = attrs.Factory(lambda: random.Random(7))
+    shuffle_results: bool = True
+    order_rng: random.Random = attrs.Factory(lambda: random.Random(11))
+    omit_from_replies: set[str] = attrs.Factory(set)
+    processing_replies: int = 0
+
+    def configure_replies(self, body: Mapping[str, Any]) -> None:
+        """The batch-reply settings from ``POST /__emulator/faults``: ``shuffle_results``
+        (default true), ``results_seed``, ``omit_from_replies``, ``processing_replies``."""
+        self.shuffle_results = bool(body.get("shuffle_results", True))
+        if "results_seed" in body:
+            self.order_rng = random.Random(int(body["results_seed"]))
+        self.omit_from_replies = {str(k) for k in body.get("omit_from_replies", [])}
+        self.processing_replies = int(body.get("processing_replies", 0))
 
     def draw(self, write: bool = False) -> int | None:
         """The status this request must fail with, or None."""
         if self.daily_limit_hit:
             return 429
-        if write and self.write_statuses:
-            return self.write_statuses.pop(0)
-        if self.next_statuses:
-            return self.next_statuses.pop(0)
-        if self.rate and self.rng.random() < self.rate:
-            return self.rate_status
-        return None
+        return super().draw(write)
+
+    def configure(self, body: Mapping[str, Any]) -> None:
+        """The kit's settings, and ``daily_limit_hit``."""
+        super().configure(body)
+        self.daily_limit_hit = bool(body.get("daily_limit_hit", False))
+        self.configure_replies(body)
 
 
 class Portal:
@@ -363,6 +386,34 @@ class Portal:
                     )
             clean[name] = text
         return clean
+
+    def check_write(
+        self, object_type: str, properties: Mapping[str, Any], own: str | None
+    ) -> dict[str, str | None]:
+        """Validate one API write without changing anything (raises :class:`RecordError`):
+        ``own`` is the id of the record it updates, None for a create (which must then
+        carry the properties HubSpot requires on create)."""
+        with self.lock:
+            clean = self._check(object_type, properties, own)
+            if own is None:
+                for name, fallback in REQUIRED_ON_CREATE.get(object_type, ()):
+                    if clean.get(name) or (fallback and clean.get(fallback)):
+                        continue
+                    raise RecordError(
+                        "VALIDATION_ERROR",
+                        f'Property values were not valid: [{{"isValid":false,"message":'
+                        f'"{name} is required","error":"REQUIRED_FIELD","name":"{name}"}}]',
+                    )
+            return clean
+
+    def api_properties(self, object_type: str, properties: Mapping[str, Any]) -> dict[str, Any]:
+        """The properties an API create stores: the documented defaults filled in (a
+        meeting's ``hs_timestamp`` from ``hs_meeting_start_time``)."""
+        props = dict(properties)
+        for name, fallback in REQUIRED_ON_CREATE.get(object_type, ()):
+            if not props.get(name) and fallback and props.get(fallback):
+                props[name] = props[fallback]
+        return props
 
     def create(self, object_type: str, properties: Mapping[str, Any]) -> str:
         """Create a record; returns its id (raises :class:`RecordError`)."""

@@ -4,23 +4,21 @@ from __future__ import annotations
 
 import functools
 import json
-import threading
-import time
 import uuid
-from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-import attrs
-from werkzeug.exceptions import HTTPException, NotFound
+from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from spe_adapters.emulator_kit import KitApp, RequestLog, RollingWindow
 from spe_adapters.hubspot.emulator.models import (
     CREATED,
     LAST_MODIFIED,
     PROPERTIES,
+    UNIQUE_PROPERTIES,
     Portal,
     RecordError,
     epoch_ms,
@@ -52,55 +50,27 @@ URLS = Map(
         Rule("/crm/v3/owners/", endpoint="owners", methods=["GET"]),
         Rule("/crm/v3/owners/<owner_id>", endpoint="owner", methods=["GET"]),
         Rule(_O, endpoint="get_page", methods=["GET"]),
+        Rule(_O, endpoint="create_one", methods=["POST"]),
         Rule(f"{_O}/search", endpoint="search", methods=["POST"]),
         Rule(f"{_O}/batch/read", endpoint="batch_read", methods=["POST"]),
         Rule(f"{_O}/batch/create", endpoint="batch_create", methods=["POST"]),
         Rule(f"{_O}/batch/update", endpoint="batch_update", methods=["POST"]),
         Rule(f"{_O}/batch/upsert", endpoint="batch_upsert", methods=["POST"]),
+        Rule(f"{_O}/batch/archive", endpoint="batch_archive", methods=["POST"]),
         Rule(f"{_O}/<record_id>", endpoint="get_one", methods=["GET"]),
         Rule(f"{_O}/<record_id>", endpoint="archive", methods=["DELETE"]),
-        Rule("/__emulator/reset", endpoint="admin_reset", methods=["POST"]),
-        Rule("/__emulator/seed", endpoint="admin_seed", methods=["POST"]),
-        Rule("/__emulator/faults", endpoint="admin_faults", methods=["POST"]),
-        Rule("/__emulator/requests", endpoint="admin_requests", methods=["GET"]),
+        Rule(f"{_O}/<record_id>", endpoint="update_one", methods=["PATCH"]),
     ],
     strict_slashes=False,
 )
-WRITES = {"batch_create", "batch_update", "batch_upsert"}
-
-
-@attrs.frozen
-class LoggedRequest:
-    """One request the emulator served."""
-
-    method: str
-    path: str
-    endpoint: str
-    status: int
-    at: float
-
-
-@attrs.define
-class RequestLog:
-    """Every request served, for call counting."""
-
-    entries: list[LoggedRequest] = attrs.Factory(list)
-    lock: threading.Lock = attrs.Factory(threading.Lock)
-
-    def add(self, entry: LoggedRequest) -> None:
-        """Record one request."""
-        with self.lock:
-            self.entries.append(entry)
-
-    def counts(self) -> Counter[str]:
-        """Requests per endpoint (``search``, ``batch_upsert``, ``owners``, ...)."""
-        with self.lock:
-            return Counter(e.endpoint for e in self.entries)
-
-    def reset_counts(self) -> None:
-        """Forget the requests served so far."""
-        with self.lock:
-            self.entries.clear()
+WRITES = {
+    "batch_create",
+    "batch_update",
+    "batch_upsert",
+    "batch_archive",
+    "create_one",
+    "update_one",
+}
 
 
 class SearchError(Exception):
@@ -249,33 +219,28 @@ def compile_search(
 # --- the application -----------------------------------------------------------------------
 
 
-class EmulatorApp:
-    """The WSGI application behind the emulator's server."""
+class EmulatorApp(KitApp):
+    """The WSGI application behind the emulator's server (on the emulator kit: request
+    log, faults and the ``/__emulator/`` admin routes are the kit's)."""
+
+    urls = URLS
 
     def __init__(self, portal: Portal) -> None:
+        super().__init__(portal)
         self.portal = portal
-        self.log = RequestLog()
-        self._window: list[float] = []
+        self._window = RollingWindow(portal.ten_second_limit, 10.0)
 
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        request = Request(environ)
-        endpoint = "unknown"
-        try:
-            endpoint, args = URLS.bind_to_environ(environ).match()
-            response = self.dispatch(request, str(endpoint), dict(args))
-        except NotFound:
-            response = _error(404, "OBJECT_NOT_FOUND", "resource not found")
-        except HTTPException as exc:
-            response = _error(exc.code or 400, "VALIDATION_ERROR", exc.description or "")
-        self.log.add(
-            LoggedRequest(request.method, request.path, endpoint, response.status_code, time.time())
-        )
-        return response(environ, start_response)
+    def not_found(self, request: Request) -> Response:
+        return _error(404, "OBJECT_NOT_FOUND", "resource not found")
+
+    def http_error(self, exc: HTTPException) -> Response:
+        return _error(exc.code or 400, "VALIDATION_ERROR", exc.description or "")
+
+    def seed(self, options: dict[str, Any]) -> Any:
+        return self.portal.seed(int(options.get("seed", 7)), deals=int(options.get("deals", 300)))
 
     def _limit_headers(self) -> dict[str, str]:
         portal = self.portal
-        now = time.monotonic()
-        self._window = [t for t in self._window if now - t < 10.0]
         return {
             "X-HubSpot-RateLimit-Daily": str(portal.daily_limit),
             "X-HubSpot-RateLimit-Daily-Remaining": str(
@@ -283,9 +248,7 @@ class EmulatorApp:
             ),
             "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
             "X-HubSpot-RateLimit-Max": str(portal.ten_second_limit),
-            "X-HubSpot-RateLimit-Remaining": str(
-                max(0, portal.ten_second_limit - len(self._window))
-            ),
+            "X-HubSpot-RateLimit-Remaining": str(self._window.remaining()),
         }
 
     def _rate_limited(self, daily: bool) -> Response:
@@ -308,9 +271,6 @@ class EmulatorApp:
         )
 
     def dispatch(self, request: Request, endpoint: str, args: dict[str, Any]) -> Response:
-        if endpoint.startswith("admin_"):
-            result: Response = getattr(self, endpoint)(request, **args)
-            return result
         portal = self.portal
         token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         if token not in portal.tokens:
@@ -327,11 +287,10 @@ class EmulatorApp:
                 400, "OBJECT_NOT_FOUND", f"Unable to infer object type from: {object_type}"
             )
         fault = portal.faults.draw(write=endpoint in WRITES)
-        if portal.faults.latency:
-            time.sleep(portal.faults.latency)
+        portal.faults.delay()
         with portal.lock:
             portal.api_used += 1
-            self._window.append(time.monotonic())
+            self._window.hit()
         if fault == 429:
             return self._rate_limited(daily=portal.faults.daily_limit_hit)
         if fault is not None:
@@ -356,39 +315,6 @@ class EmulatorApp:
         if not isinstance(body, dict):
             raise _BadRequest("VALIDATION_ERROR", "Invalid input JSON: expected an object")
         return body
-
-    # --- admin -----------------------------------------------------------------------------
-
-    def admin_reset(self, request: Request) -> Response:
-        self.portal.reset()
-        self.log.reset_counts()
-        return _json({"reset": True})
-
-    def admin_seed(self, request: Request) -> Response:
-        body = self._body(request)
-        return _json(self.portal.seed(int(body.get("seed", 7)), deals=int(body.get("deals", 300))))
-
-    def admin_faults(self, request: Request) -> Response:
-        body = self._body(request)
-        faults = self.portal.faults
-        faults.next_statuses = [int(s) for s in body.get("next_statuses", [])]
-        faults.write_statuses = [int(s) for s in body.get("write_statuses", [])]
-        faults.rate = float(body.get("rate", 0.0))
-        faults.rate_status = int(body.get("rate_status", 503))
-        faults.daily_limit_hit = bool(body.get("daily_limit_hit", False))
-        faults.failing_records = {
-            str(k): str(v) for k, v in body.get("failing_records", {}).items()
-        }
-        faults.latency = float(body.get("latency", 0.0))
-        return _json({"faults": "set"})
-
-    def admin_requests(self, request: Request) -> Response:
-        return _json(
-            {
-                "counts": dict(self.log.counts()),
-                "requests": [attrs.asdict(e) for e in self.log.entries[-1000:]],
-            }
-        )
 
     # --- owners ----------------------------------------------------------------------------
 
@@ -515,6 +441,30 @@ class EmulatorApp:
         return _json(reply)
 
     # --- batch -----------------------------------------------------------------------------
+    #
+    # The write rules, from HubSpot's documents:
+    # - Batch update and upsert are all-or-nothing: one invalid input fails the whole batch
+    #   with HubSpot's error body and nothing is written. Multi-status (207) partial results
+    #   exist only for the batch *create* endpoints, and only when every input carries an
+    #   ``objectWriteTraceId``: "207 Multi-Status: Returned when there are different statuses
+    #   (e.g., errors and successes), which occurs when you've enabled multi-status error
+    #   handling for the object API batch create endpoints" and "For the object APIs' batch
+    #   create endpoints, you can enable multi status responses that include partial
+    #   failures ... include a unique objectWriteTraceId value for each input"; each error
+    #   names its input in ``context.objectWriteTraceId`` and each result echoes its
+    #   ``objectWriteTraceId`` (HubSpot, "Error handling", Multi-status errors,
+    #   https://developers.hubspot.com/docs/api-reference/error-handling).
+    # - Results come in no promised order: the batch reference pages promise none, and
+    #   HubSpot's SDK maintainers answered a request for input order with "There is no way
+    #   to do it. The issue on API side we can't fix it" (HubSpot/hubspot-api-nodejs#190,
+    #   "Batch Create results should be in the same order as the inputs"). So results are
+    #   shuffled unless ``faults.shuffle_results`` is off.
+    # - A batch reply's ``status`` is one of PENDING, PROCESSING, CANCELED, COMPLETE (the
+    #   BatchResponseSimplePublicObject schema of the CRM objects API): a reply can say
+    #   PROCESSING without results (``faults.processing_replies``).
+    # - Batch archive answers 204 with no body ("Archive a batch of objects by ID": "This
+    #   response has no body data", https://developers.hubspot.com/docs/api-reference/
+    #   latest/crm/objects/custom-objects/batch/delete-custom-objects).
 
     def _inputs(self, request: Request) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         body = self._body(request)
@@ -530,14 +480,24 @@ class EmulatorApp:
 
     def _batch_reply(
         self,
-        results: list[dict[str, Any]],
+        results: list[tuple[set[str], dict[str, Any]]],
         errors: list[dict[str, Any]],
         ok_status: int,
         started: datetime,
     ) -> Response:
+        """A batch reply: results (each with the names that identify its input, for the
+        ``omit_from_replies`` fault) in no particular order, and the 207's errors."""
+        faults = self.portal.faults
+        status = "COMPLETE"
+        shown = [r for names, r in results if not names & faults.omit_from_replies]
+        if faults.processing_replies > 0:
+            faults.processing_replies -= 1
+            status, shown, errors = "PROCESSING", [], []
+        if faults.shuffle_results:
+            faults.order_rng.shuffle(shown)
         body: dict[str, Any] = {
-            "status": "COMPLETE",
-            "results": results,
+            "status": status,
+            "results": shown,
             "startedAt": hubspot_time(started),
             "completedAt": hubspot_time(self.portal.clock()),
         }
@@ -548,21 +508,41 @@ class EmulatorApp:
         return _json(body, ok_status)
 
     @staticmethod
-    def _input_error(exc: RecordError, ident: str | None) -> dict[str, Any]:
+    def _input_error(exc: RecordError, context: dict[str, list[str]]) -> dict[str, Any]:
         return {
             "status": "error",
             "category": exc.category,
             "message": exc.message,
-            "context": {"ids": [ident]} if ident else {},
+            "context": context,
             "errors": [],
             "links": {},
         }
 
+    @staticmethod
+    def _refused(exc: RecordError) -> Response:
+        """The whole batch refused for one input: HubSpot's error body, nothing written."""
+        status = exc.status if exc.status in (400, 404, 409) else 400
+        return _error(status, exc.category, exc.message)
+
     def _failing(self, *keys: str | None) -> None:
-        for key in keys:
-            category = self.portal.faults.failing_records.get(str(key)) if key else None
-            if category:
-                raise RecordError(category, f"record {key} was rejected ({category})")
+        failing = self.portal.faults.record_fault(*keys)
+        if failing:
+            key, category = failing
+            raise RecordError(category, f"record {key} was rejected ({category})")
+
+    @staticmethod
+    def _unique_once(seen: set[tuple[str, str]], object_type: str, props: dict[str, Any]) -> None:
+        """Two inputs of one batch may not claim the same unique value."""
+        for name in UNIQUE_PROPERTIES:
+            value = props.get(name)
+            if value:
+                if (name, str(value)) in seen:
+                    raise RecordError(
+                        "CONFLICT",
+                        f"Duplicate {name} {value} in batch input for {object_type}",
+                        409,
+                    )
+                seen.add((name, str(value)))
 
     def batch_read(self, request: Request, object_type: str) -> Response:
         started = self.portal.clock()
@@ -601,7 +581,17 @@ class EmulatorApp:
                     "links": {},
                 }
             )
-        return self._batch_reply(results, errors, 200, started)
+        body_out: dict[str, Any] = {
+            "status": "COMPLETE",
+            "results": results,
+            "startedAt": hubspot_time(started),
+            "completedAt": hubspot_time(self.portal.clock()),
+        }
+        if errors:
+            body_out["numErrors"] = len(errors)
+            body_out["errors"] = errors
+            return _json(body_out, 207)
+        return _json(body_out, 200)
 
     def archive(self, request: Request, object_type: str, record_id: str) -> Response:
         try:
@@ -610,20 +600,90 @@ class EmulatorApp:
             return _error(exc.status, exc.category, exc.message)
         return Response(status=204)
 
+    def batch_archive(self, request: Request, object_type: str) -> Response:
+        """Move the named records to the recycling bin; 204, no body (see above)."""
+        _, inputs = self._inputs(request)
+        with self.portal.lock:
+            for item in inputs:
+                ident = str(item.get("id") or "")
+                if ident in self.portal.objects[object_type]:
+                    self.portal.archive(object_type, ident)
+        return Response(status=204)
+
+    def _create_json(self, object_type: str, record_id: str, sent: list[str]) -> dict[str, Any]:
+        record = self.portal.objects[object_type][record_id]
+        return self._record_json(object_type, record, sent)
+
+    def create_one(self, request: Request, object_type: str) -> Response:
+        """``POST /crm/v3/objects/{objectType}``: one record, 201 with it; an invalid input
+        is a 400 (409 for a taken unique value) with HubSpot's error body (HubSpot, "CRM
+        objects: Create", https://developers.hubspot.com/docs/api-reference/legacy/crm/
+        objects/objects/create-object)."""
+        props = self._body(request).get("properties") or {}
+        with self.portal.lock:
+            try:
+                self._failing(props.get("spe_key"))
+                props = self.portal.api_properties(object_type, props)
+                self.portal.check_write(object_type, props, None)
+                record_id = self.portal.create(object_type, props)
+            except RecordError as exc:
+                return self._refused(exc)
+            return _json(self._create_json(object_type, record_id, list(props)), 201)
+
+    def update_one(self, request: Request, object_type: str, record_id: str) -> Response:
+        """``PATCH /crm/v3/objects/{objectType}/{objectId}`` (``idProperty`` names a unique
+        property instead of the id): 200 with the record, 404 when there is none (HubSpot,
+        "CRM objects: Update", https://developers.hubspot.com/docs/api-reference/legacy/
+        crm/objects/objects/update-object)."""
+        props = self._body(request).get("properties") or {}
+        id_property = request.args.get("idProperty", "hs_object_id")
+        with self.portal.lock:
+            found = self.portal.find(object_type, id_property, record_id)
+            if found is None:
+                return _error(
+                    404, "OBJECT_NOT_FOUND", "Object not found.  objectId are usually numeric."
+                )
+            try:
+                self._failing(found, props.get("spe_key"))
+                self.portal.update(object_type, found, props)
+            except RecordError as exc:
+                return self._refused(exc)
+            return _json(self._create_json(object_type, found, list(props)))
+
     def batch_create(self, request: Request, object_type: str) -> Response:
         started = self.portal.clock()
         _, inputs = self._inputs(request)
-        results, errors = [], []
+        traces = [str(i.get("objectWriteTraceId") or "") for i in inputs]
+        multi_status = bool(inputs) and all(traces)
+        results: list[tuple[set[str], dict[str, Any]]] = []
+        errors = []
         with self.portal.lock:
-            for item in inputs:
-                props = item.get("properties") or {}
+            if not multi_status:  # all or nothing: validate every input, then write
+                seen: set[tuple[str, str]] = set()
+                try:
+                    for item in inputs:
+                        props = self.portal.api_properties(
+                            object_type, item.get("properties") or {}
+                        )
+                        self._failing(props.get("spe_key"))
+                        self.portal.check_write(object_type, props, None)
+                        self._unique_once(seen, object_type, props)
+                except RecordError as exc:
+                    return self._refused(exc)
+            for item, trace in zip(inputs, traces, strict=True):
+                props = self.portal.api_properties(object_type, item.get("properties") or {})
                 try:
                     self._failing(props.get("spe_key"))
+                    self.portal.check_write(object_type, props, None)
                     record_id = self.portal.create(object_type, props)
-                    record = self.portal.objects[object_type][record_id]
-                    results.append(self._record_json(object_type, record, list(props)))
-                except RecordError as exc:
-                    errors.append(self._input_error(exc, props.get("spe_key")))
+                except RecordError as exc:  # only with trace ids on every input
+                    errors.append(self._input_error(exc, {"objectWriteTraceId": [trace]}))
+                    continue
+                out = self._create_json(object_type, record_id, list(props))
+                if trace:
+                    out["objectWriteTraceId"] = trace
+                names = {record_id, trace, str(props.get("spe_key") or "")} - {""}
+                results.append((names, out))
         return self._batch_reply(results, errors, 201, started)
 
     def batch_update(self, request: Request, object_type: str) -> Response:
@@ -635,12 +695,14 @@ class EmulatorApp:
             raise _BadRequest(
                 "VALIDATION_ERROR", f"Duplicate IDs found in batch input: {duplicates}"
             )
-        results, errors = [], []
+        results: list[tuple[set[str], dict[str, Any]]] = []
         with self.portal.lock:
-            for item in inputs:
-                props = item.get("properties") or {}
-                ident = str(item.get("id") or "")
-                try:
+            planned: list[tuple[str, dict[str, Any]]] = []
+            seen: set[tuple[str, str]] = set()
+            try:  # all or nothing: validate every input, then write
+                for item in inputs:
+                    props = item.get("properties") or {}
+                    ident = str(item.get("id") or "")
                     self._failing(ident, props.get("spe_key"))
                     id_property = str(item.get("idProperty") or "hs_object_id")
                     found = self.portal.find(object_type, id_property, ident)
@@ -648,36 +710,62 @@ class EmulatorApp:
                         raise RecordError(
                             "OBJECT_NOT_FOUND", f"Object not found. objectId {ident} is not valid."
                         )
-                    self.portal.update(object_type, found, props)
-                    record = self.portal.objects[object_type][found]
-                    results.append(self._record_json(object_type, record, list(props)))
-                except RecordError as exc:
-                    errors.append(self._input_error(exc, ident))
-        return self._batch_reply(results, errors, 200, started)
+                    self.portal.check_write(object_type, props, found)
+                    self._unique_once(seen, object_type, props)
+                    planned.append((found, props))
+            except RecordError as exc:
+                return self._refused(exc)
+            for found, props in planned:
+                self.portal.update(object_type, found, props)
+                out = self._create_json(object_type, found, list(props))
+                names = {found, str(props.get("spe_key") or "")} - {""}
+                results.append((names, out))
+        return self._batch_reply(results, [], 200, started)
 
     def batch_upsert(self, request: Request, object_type: str) -> Response:
+        """Create or update by a unique ``idProperty``. Results echo the properties the
+        input sent (send the unique property in ``properties`` to have it echoed) and
+        ``new``; as with update, one invalid input fails the whole batch."""
         started = self.portal.clock()
         _, inputs = self._inputs(request)
-        results, errors = [], []
+        results: list[tuple[set[str], dict[str, Any]]] = []
         with self.portal.lock:
-            for item in inputs:
-                props = item.get("properties") or {}
-                ident = str(item.get("id") or "")
-                try:
+            planned: list[tuple[str, str, dict[str, Any]]] = []
+            seen: set[tuple[str, str]] = set()
+            try:  # all or nothing: validate every input, then write
+                for item in inputs:
+                    props = item.get("properties") or {}
+                    ident = str(item.get("id") or "")
                     id_property = str(item.get("idProperty") or "")
                     if not id_property or not ident:
                         raise RecordError(
                             "VALIDATION_ERROR", "each upsert input needs id and idProperty"
                         )
+                    if id_property not in UNIQUE_PROPERTIES:
+                        raise RecordError(
+                            "VALIDATION_ERROR",
+                            f"Unable to perform update/upsert by non-unique {object_type} "
+                            f"property {id_property}",
+                        )
                     self._failing(ident)
-                    record_id, created = self.portal.upsert(object_type, id_property, ident, props)
-                    record = self.portal.objects[object_type][record_id]
-                    out = self._record_json(object_type, record, [*props, id_property])
-                    out["new"] = created
-                    results.append(out)
-                except RecordError as exc:
-                    errors.append(self._input_error(exc, ident))
-        return self._batch_reply(results, errors, 200, started)
+                    existing = self.portal.find(object_type, id_property, ident)
+                    full = {**props, id_property: ident}
+                    if existing is None:
+                        full = self.portal.api_properties(object_type, full)
+                    self.portal.check_write(object_type, full, existing)
+                    self._unique_once(seen, object_type, full)
+                    planned.append((id_property, ident, props))
+            except RecordError as exc:
+                return self._refused(exc)
+            for id_property, ident, props in planned:
+                values = props
+                if self.portal.find(object_type, id_property, ident) is None:
+                    values = self.portal.api_properties(object_type, props)
+                record_id, created = self.portal.upsert(object_type, id_property, ident, values)
+                out = self._create_json(object_type, record_id, list(props))
+                out["new"] = created
+                results.append(({record_id, ident}, out))
+        return self._batch_reply(results, [], 200, started)
 
 
 def _int(value: Any, default: int, name: str) -> int:

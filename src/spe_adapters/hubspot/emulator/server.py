@@ -1,91 +1,110 @@
-"""The emulator's HTTP server on 127.0.0.1 (plain HTTP: hubspot-api-client takes any ``host``)::
+"""The emulator's server on 127.0.0.1 (the emulator kit's; plain HTTP by default, as
+hubspot-api-client takes any ``host``; ``tls=True`` serves HTTPS from a test CA)::
 
 with EmulatorServer() as hs:
     token = hs.portal.seed()["access_token"]
     client = HubSpot(access_token=token, host=hs.url)
     ...  # hs.url, hs.portal, hs.requests
+
+``spe emulator hubspot`` (:func:`main`) keeps its token and port in a state
+folder (see :mod:`spe_adapters.emulator_kit.state`), so the ``spe.toml`` block
+it prints keeps working across restarts.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
-import threading
-import time
+import secrets
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, make_server
-
+from spe_adapters.emulator_kit import CertificateAuthority, KitServer
+from spe_adapters.emulator_kit import run as kit_run
 from spe_adapters.hubspot.emulator.models import Portal
-from spe_adapters.hubspot.emulator.responses import EmulatorApp, RequestLog
+from spe_adapters.hubspot.emulator.responses import EmulatorApp
 
-__all__ = ["EmulatorServer", "main"]
+__all__ = ["EmulatorServer", "config_block", "main"]
+
+#: The demo portal's HubSpot teams and the SPE role each stands for.
+DEMO_TEAM_ROLES = {
+    "Inside Sales": "inside_sales",
+    "Field Sales": "field_sales",
+    "Sales Coordination": "sales_coordinator",
+    "Customer Service": "customer_service",
+    "Engineering": "engineering",
+    "Promotions": "promotions",
+}
+TOKEN_ENV = "HUBSPOT_ACCESS_TOKEN"
 
 
-class EmulatorServer:
+class EmulatorServer(KitServer):
     """A running emulator: ``url`` (http://127.0.0.1:PORT), ``portal``, ``requests``."""
 
-    def __init__(self, *, port: int = 0, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        port: int = 0,
+        clock: Callable[[], datetime] | None = None,
+        tls: bool | CertificateAuthority = False,
+    ) -> None:
         self.portal = Portal(clock)
-        self.app = EmulatorApp(self.portal)
-        self._port = port
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
+        super().__init__(EmulatorApp(self.portal), port=port, tls=tls, name="spe-hubspot-emulator")
 
-    @property
-    def requests(self) -> RequestLog:
-        """Every request served (``counts()``, ``reset_counts()``)."""
-        return self.app.log
 
-    @property
-    def url(self) -> str:
-        """The API host, e.g. ``http://127.0.0.1:54321`` (pass it as ``host=``)."""
-        if self._server is None:
-            raise RuntimeError("the emulator is not running: call start() first.")
-        return f"http://127.0.0.1:{self._server.server_port}"
+def _quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
-    def start(self) -> EmulatorServer:
-        """Start serving in a background thread (werkzeug's access log is silenced)."""
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self._server = make_server("127.0.0.1", self._port, self.app, threaded=True)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, daemon=True, name="spe-hubspot-emulator"
-        )
-        self._thread.start()
-        return self
 
-    def stop(self) -> None:
-        """Stop serving."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> EmulatorServer:
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
+def config_block(server: EmulatorServer) -> str:
+    """The ``spe.toml`` tables that point SPE at this emulator (the token is read from
+    ``HUBSPOT_ACCESS_TOKEN``); its teams' roles come with them."""
+    teams = sorted({t["name"] for o in server.portal.owners.values() for t in o["teams"]})
+    lines = [
+        "[adapter]",
+        'name = "hubspot"',
+        "",
+        "[adapter.hubspot]",
+        f"host = {_quote(server.url)}",
+        f"access_token_env = {_quote(TOKEN_ENV)}",
+        "",
+        "[adapter.hubspot.team_roles]",
+        *(f"{_quote(t)} = {_quote(DEMO_TEAM_ROLES[t])}" for t in teams if t in DEMO_TEAM_ROLES),
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the emulator with a seeded demo portal until interrupted."""
+    """Run the emulator with a seeded demo portal until Ctrl-C; print the configuration."""
     parser = argparse.ArgumentParser(prog="spe emulator hubspot")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--seed", type=int, default=7)
+    kit_run.add_arguments(parser, "hubspot")
     args = parser.parse_args(argv)
-    server = EmulatorServer(port=args.port).start()
-    demo = server.portal.seed(args.seed)
-    print(f"HubSpot emulator at {server.url}", flush=True)
-    print(f'host = "{server.url}"; export HUBSPOT_ACCESS_TOKEN={demo["access_token"]}', flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        server.stop()
-    return 0
+    state = kit_run.open_state("hubspot", args)
+    token = state.secret("access_token", lambda: "pat-emu-" + secrets.token_hex(16))
+    server = kit_run.start_on_port(lambda port: EmulatorServer(port=port), state, args.port)
+    if server is None:
+        return 1
+    server.portal.seed(args.seed)
+    server.portal.add_token(token)
+    block = config_block(server)
+    exports = f"export {TOKEN_ENV}={token}\n"
+    toml_file = state.write_private("adapter.toml", block)
+    env_file = state.write_private("env.sh", exports)
+    say = kit_run.say
+    say(f"HubSpot emulator at {server.url}")
+    say(f"plain HTTP, demo data of seed {args.seed}; state in {state.directory}")
+    say("(token and port kept across restarts; --reset for new ones)")
+    say("")
+    say("# spe.toml: paste into a new spe.toml (into one from `spe init`, set its")
+    say("# [adapter] name instead of pasting the first two lines):")
+    for line in block.splitlines():
+        say(line)
+    say("")
+    say("# the shell that runs spe:")
+    say(exports.rstrip("\n"))
+    say("")
+    say(f"# both are also in {toml_file} and {env_file} (source it)")
+    say("Records are not kept: each start seeds the same demo data.")
+    return kit_run.serve(server, "ready; Ctrl-C stops it.")
 
 
 if __name__ == "__main__":

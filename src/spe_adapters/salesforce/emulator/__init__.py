@@ -2,7 +2,9 @@
 
 ``models`` holds the org's data and rules, ``soql`` the query language
 subset, ``responses`` the request parsing and Salesforce-shaped replies and
-the URL map, ``server`` the HTTPS server with its test certificate authority.
+the URL map, ``server`` the HTTPS server with its test certificate authority
+and ``spe emulator salesforce``. The server, CA, request log, faults and admin
+routes are the emulator kit's (:mod:`spe_adapters.emulator_kit`).
 """
 
 from __future__ import annotations

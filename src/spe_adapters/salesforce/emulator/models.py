@@ -14,10 +14,13 @@ import secrets
 import string
 import threading
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import attrs
+# Faults: the emulator kit's. Statuses drawn mean 503/500 (SERVER_UNAVAILABLE), 403
+# (REQUEST_LIMIT_EXCEEDED), 401 (INVALID_SESSION_ID); failing_records maps record Ids or
+# external-id values to the statusCode their write fails with.
+from spe_adapters.emulator_kit.faults import Faults
 
 __all__ = ["FIELD_TYPES", "Faults", "Org", "RecordError", "salesforce_time"]
 
@@ -116,38 +119,6 @@ class RecordError(Exception):
         return {"statusCode": self.code, "message": self.message, "fields": self.fields}
 
 
-@attrs.define
-class Faults:
-    """Faults to inject, programmable from Python or ``POST /__emulator/faults``.
-
-    ``next_statuses``: the next requests fail with these HTTP statuses (503,
-    500, 403 = REQUEST_LIMIT_EXCEEDED, 401 = INVALID_SESSION_ID); ``rate`` with
-    ``rate_status``: that share of API requests fails (seeded);
-    ``failing_records``: record Ids or external-id values whose writes fail
-    inside an otherwise fine collection (value: the statusCode);
-    ``latency``: seconds added to every API reply.
-    """
-
-    next_statuses: list[int] = attrs.Factory(list)
-    write_statuses: list[int] = attrs.Factory(list)
-    """Like ``next_statuses``, for the next write calls (collections) only."""
-    rate: float = 0.0
-    rate_status: int = 503
-    failing_records: dict[str, str] = attrs.Factory(dict)
-    latency: float = 0.0
-    rng: random.Random = attrs.Factory(lambda: random.Random(7))
-
-    def draw(self, write: bool = False) -> int | None:
-        """The status this request must fail with, or None."""
-        if write and self.write_statuses:
-            return self.write_statuses.pop(0)
-        if self.next_statuses:
-            return self.next_statuses.pop(0)
-        if self.rate and self.rng.random() < self.rate:
-            return self.rate_status
-        return None
-
-
 class Org:
     """The data and rules of one emulated Salesforce org."""
 
@@ -168,8 +139,20 @@ class Org:
             self.deleted: dict[str, dict[str, dict[str, Any]]] = {o: {} for o in FIELD_TYPES}
             self.by_external: dict[tuple[str, str, str], str] = {}
             self.sessions: set[str] = set()
+            # Salesforce Help, "Set Session Security" / "Session Settings": a session
+            # times out after the org's (or connected app's) Timeout Value of inactivity
+            # (15 minutes to 24 hours, 2 hours by default); the REST API then answers 401
+            # INVALID_SESSION_ID. None here: sessions end only by expire_sessions().
+            self.session_timeout: timedelta | None = None
+            self._session_used: dict[str, datetime] = {}
             self.credentials: dict[str, str] = {}
             self.jwt_keys: dict[str, str] = {}
+            # the OAuth flows' org settings: client-credentials apps (consumer key ->
+            # (secret, Run As username)), whether the org is a sandbox (JWT audience
+            # test.salesforce.com) and its Experience Cloud site URLs (also audiences)
+            self.client_apps: dict[str, tuple[str, str | None]] = {}
+            self.sandbox = False
+            self.community_urls: set[str] = set()
             self.cursors: dict[str, list[dict[str, Any]]] = {}
             self.api_used = 0
             self._ids = itertools.count(1)
@@ -195,11 +178,30 @@ class Org:
         """Register a connected app's certificate key for the JWT bearer flow."""
         self.jwt_keys[consumer_key] = public_key_pem
 
+    def add_client_app(self, consumer_key: str, secret: str, run_as: str | None) -> None:
+        """Register a connected app with the client credentials flow enabled, running as
+        the user ``run_as`` (None: no Run As user chosen, so the flow is refused)."""
+        self.client_apps[consumer_key] = (secret, run_as)
+
     def new_session(self) -> str:
         """A new access token."""
         token = "00D" + secrets.token_hex(20)
         self.sessions.add(token)
+        self._session_used[token] = self.clock()
         return token
+
+    def session_valid(self, token: str) -> bool:
+        """Whether ``token`` is a live session (using it resets its inactivity timeout)."""
+        with self.lock:
+            if token not in self.sessions:
+                return False
+            now = self.clock()
+            last = self._session_used.get(token, now)
+            if self.session_timeout is not None and now - last >= self.session_timeout:
+                self.sessions.discard(token)
+                return False
+            self._session_used[token] = now
+            return True
 
     def expire_sessions(self) -> None:
         """Invalidate every access token (as a session timeout would)."""

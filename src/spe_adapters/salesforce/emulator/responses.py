@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import functools
 import json
-import threading
 import time
-from collections import Counter
 from datetime import date, datetime
 from typing import Any
 
-import attrs
-from werkzeug.exceptions import HTTPException, NotFound
+from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from spe_adapters.emulator_kit import KitApp, RequestLog
 from spe_adapters.salesforce.emulator import soql
 from spe_adapters.salesforce.emulator.models import (
     FIELD_TYPES,
@@ -65,46 +63,8 @@ URLS = Map(
             endpoint="collection_upsert",
             methods=["PATCH"],
         ),
-        Rule("/__emulator/reset", endpoint="admin_reset", methods=["POST"]),
-        Rule("/__emulator/seed", endpoint="admin_seed", methods=["POST"]),
-        Rule("/__emulator/faults", endpoint="admin_faults", methods=["POST"]),
-        Rule("/__emulator/requests", endpoint="admin_requests", methods=["GET"]),
     ]
 )
-
-
-@attrs.frozen
-class LoggedRequest:
-    """One request the emulator served."""
-
-    method: str
-    path: str
-    endpoint: str
-    status: int
-    at: float
-
-
-@attrs.define
-class RequestLog:
-    """Every request served, for call counting and replay."""
-
-    entries: list[LoggedRequest] = attrs.Factory(list)
-    lock: threading.Lock = attrs.Factory(threading.Lock)
-
-    def add(self, entry: LoggedRequest) -> None:
-        """Record one request."""
-        with self.lock:
-            self.entries.append(entry)
-
-    def counts(self) -> Counter[str]:
-        """Requests per endpoint (``query``, ``collection``, ...)."""
-        with self.lock:
-            return Counter(e.endpoint for e in self.entries)
-
-    def reset_counts(self) -> None:
-        """Forget the requests served so far."""
-        with self.lock:
-            self.entries.clear()
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -127,40 +87,42 @@ def _out(value: Any) -> Any:
     return value
 
 
-class EmulatorApp:
-    """The WSGI application behind the emulator's server."""
+class EmulatorApp(KitApp):
+    """The WSGI application behind the emulator's server (on the emulator kit: request
+    log, faults and the ``/__emulator/`` admin routes are the kit's)."""
+
+    urls = URLS
 
     def __init__(self, org: Org) -> None:
+        super().__init__(org)
         self.org = org
-        self.log = RequestLog()
 
     # --- plumbing ------------------------------------------------------------------------
 
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        request = Request(environ)
-        endpoint = "unknown"
-        try:
-            endpoint, args = URLS.bind_to_environ(environ).match()
-            response = self.dispatch(request, str(endpoint), dict(args))
-        except NotFound:
-            response = _error(404, "NOT_FOUND", "The requested resource does not exist")
-        except HTTPException as exc:
-            response = _error(exc.code or 400, "METHOD_NOT_ALLOWED", exc.description or "")
-        self.log.add(
-            LoggedRequest(request.method, request.path, endpoint, response.status_code, time.time())
-        )
-        return response(environ, start_response)
+    def not_found(self, request: Request) -> Response:
+        return _error(404, "NOT_FOUND", "The requested resource does not exist")
+
+    def http_error(self, exc: HTTPException) -> Response:
+        return _error(exc.code or 400, "METHOD_NOT_ALLOWED", exc.description or "")
+
+    def seed(self, options: dict[str, Any]) -> Any:
+        return self.org.seed(int(options.get("seed", 7)), leads=int(options.get("leads", 300)))
+
+    def set_faults(self, options: dict[str, Any]) -> None:
+        """The kit's fault settings, and ``expire_sessions``: every access token expires."""
+        super().set_faults(options)
+        if options.get("expire_sessions"):
+            self.org.expire_sessions()
 
     def dispatch(self, request: Request, endpoint: str, args: dict[str, Any]) -> Response:
-        if endpoint.startswith("admin_") or endpoint in ("token", "versions"):
+        if endpoint in ("token", "versions"):
             handler = getattr(self, endpoint)
             result: Response = handler(request, **args)
             return result
         token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         fault = self.org.faults.draw(write=endpoint.startswith("collection"))
-        if self.org.faults.latency:
-            time.sleep(self.org.faults.latency)
-        if fault == 401 or token not in self.org.sessions:
+        self.org.faults.delay()
+        if fault == 401 or not self.org.session_valid(token):
             return _error(401, "INVALID_SESSION_ID", "Session expired or invalid")
         with self.org.lock:
             self.org.api_used += 1
@@ -180,80 +142,117 @@ class EmulatorApp:
         except json.JSONDecodeError as exc:
             raise _BadRequest("JSON_PARSER_ERROR", f"Unexpected character: {exc.msg}") from None
 
-    # --- auth, admin ------------------------------------------------------------------------
+    # --- auth ------------------------------------------------------------------------------
+
+    # OAuth token endpoint, /services/oauth2/token. Rules from Salesforce Help:
+    # "OAuth 2.0 Username-Password Flow for Special Scenarios", "OAuth 2.0 JWT Bearer
+    # Flow for Server-to-Server Integration" and "OAuth 2.0 Client Credentials Flow for
+    # Server-to-Server Integration"; refusals are HTTP 400 with an OAuth error body
+    # {"error": ..., "error_description": ...}.
+    JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
     def token(self, request: Request) -> Response:
         form = request.form
         grant = form.get("grant_type")
-        ok = False
         if grant == "password":
+            # username-password flow: the consumer key (client_id) and the user's password
+            # (with the security token appended) are required
             username = form.get("username", "")
             ok = self.org.credentials.get(username) == form.get("password") and bool(
                 form.get("client_id")
             )
-        elif grant == "urn:ietf:params:oauth:grant-type:jwt-bearer":
-            ok = self._jwt_ok(str(form.get("assertion", "")), request.host_url.rstrip("/"))
-        if not ok:
-            return _json(
-                {"error": "invalid_grant", "error_description": "authentication failure"}, 400
-            )
+            refusal = None if ok else ("invalid_grant", "authentication failure")
+        elif grant == self.JWT_GRANT:
+            refusal = self._jwt_refusal(str(form.get("assertion", "")))
+        elif grant == "client_credentials":
+            refusal = self._client_credentials_refusal(request)
+        else:
+            refusal = ("unsupported_grant_type", "grant type not supported")
+        if refusal is not None:
+            return _json({"error": refusal[0], "error_description": refusal[1]}, 400)
         base = request.host_url.rstrip("/")
-        return _json(
-            {
-                "access_token": self.org.new_session(),
-                "instance_url": base,
-                "id": f"{base}/id/00D000000000001AAA/005000000000001AAA",
-                "token_type": "Bearer",
-                "issued_at": str(int(time.time() * 1000)),
-                "signature": "emulator",
-            }
-        )
+        body = {
+            "access_token": self.org.new_session(),
+            "instance_url": base,
+            "id": f"{base}/id/00D000000000001AAA/005000000000001AAA",
+            "token_type": "Bearer",
+            "issued_at": str(int(time.time() * 1000)),
+            "signature": "emulator",
+        }
+        if grant == "client_credentials":
+            # client credentials flow: the response has no refresh token; a new token is
+            # requested with the same credentials when the session times out
+            body["scope"] = "api"
+        return _json(body)
 
-    def _jwt_ok(self, assertion: str, audience: str) -> bool:
-        """Verify an RS256 assertion against the registered app key (iss, sub, aud, exp)."""
+    def _jwt_refusal(self, assertion: str) -> tuple[str, str] | None:
+        """Why an RS256 assertion is refused (None: it is accepted).
+
+        JWT Bearer Flow: ``iss`` is the connected app's consumer key, the signature is
+        checked against the certificate uploaded to the app, ``sub`` is the username,
+        ``exp`` is required, and ``aud`` must be https://login.salesforce.com (production),
+        https://test.salesforce.com (sandbox) or an Experience Cloud site URL, never the
+        org's My Domain or instance host ("audience is invalid").
+        """
         import jwt
 
         try:
             claims = jwt.decode(assertion, options={"verify_signature": False})
-            key = self.org.jwt_keys.get(str(claims.get("iss")))
-            if key is None:
-                return False
-            claims = jwt.decode(assertion, key, algorithms=["RS256"], audience=audience)
         except jwt.PyJWTError:
-            return False
-        return str(claims.get("sub")) in self.org.credentials
+            return "invalid_grant", "invalid assertion"
+        key = self.org.jwt_keys.get(str(claims.get("iss")))
+        if key is None:
+            return "invalid_client_id", "client identifier invalid"
+        audiences = [
+            "https://test.salesforce.com" if self.org.sandbox else ("https://login.salesforce.com")
+        ]
+        audiences += sorted(u.rstrip("/") for u in self.org.community_urls)
+        try:
+            claims = jwt.decode(
+                assertion,
+                key,
+                algorithms=["RS256"],
+                audience=audiences,
+                # exp is checked below: Salesforce also takes it as a numeric string, the
+                # form simple-salesforce's own JWT login sends
+                options={"require": ["exp", "aud", "sub", "iss"], "verify_exp": False},
+            )
+        except jwt.InvalidAudienceError:
+            return "invalid_grant", "audience is invalid"
+        except jwt.PyJWTError:
+            return "invalid_grant", "invalid assertion"
+        try:
+            expires = float(claims["exp"])
+        except (TypeError, ValueError):
+            return "invalid_grant", "invalid assertion"
+        if expires <= time.time():
+            return "invalid_grant", "expired authorization code"
+        if str(claims.get("sub")) not in self.org.credentials:
+            return "invalid_grant", "user hasn't approved this consumer"
+        return None
 
-    def admin_reset(self, request: Request) -> Response:
-        self.org.reset()
-        self.log.reset_counts()
-        return _json({"reset": True})
+    def _client_credentials_refusal(self, request: Request) -> tuple[str, str] | None:
+        """Why a client credentials request is refused (None: it is accepted).
 
-    def admin_seed(self, request: Request) -> Response:
-        body = self._body(request) or {}
-        return _json(self.org.seed(int(body.get("seed", 7)), leads=int(body.get("leads", 300))))
-
-    def admin_faults(self, request: Request) -> Response:
-        body = self._body(request) or {}
-        faults = self.org.faults
-        faults.next_statuses = [int(s) for s in body.get("next_statuses", [])]
-        faults.write_statuses = [int(s) for s in body.get("write_statuses", [])]
-        faults.rate = float(body.get("rate", 0.0))
-        faults.rate_status = int(body.get("rate_status", 503))
-        faults.failing_records = {
-            str(k): str(v) for k, v in body.get("failing_records", {}).items()
-        }
-        faults.latency = float(body.get("latency", 0.0))
-        if body.get("expire_sessions"):
-            self.org.expire_sessions()
-        return _json({"faults": "set"})
-
-    def admin_requests(self, request: Request) -> Response:
-        return _json(
-            {
-                "counts": dict(self.log.counts()),
-                "requests": [attrs.asdict(e) for e in self.log.entries[-1000:]],
-            }
-        )
+        Client Credentials Flow: the consumer key and secret come as ``client_id`` and
+        ``client_secret`` in the body or in an HTTP Basic Authorization header; the
+        app must have the flow enabled with a Run As user ("no client credentials user
+        enabled" otherwise); the request goes to the org's My Domain (the emulator's
+        host is the org's own, so it stands for one).
+        """
+        client_id = request.form.get("client_id")
+        secret = request.form.get("client_secret")
+        auth = request.authorization
+        if auth is not None and auth.type == "basic":
+            client_id, secret = auth.username, auth.password
+        app = self.org.client_apps.get(str(client_id))
+        if app is None:
+            return "invalid_client_id", "client identifier invalid"
+        if secret != app[0]:
+            return "invalid_client", "invalid client credentials"
+        if app[1] is None or app[1] not in self.org.credentials:
+            return "invalid_grant", "no client credentials user enabled"
+        return None
 
     # --- the REST API ------------------------------------------------------------------------
 
@@ -423,25 +422,63 @@ class EmulatorApp:
             )
         return bool(body.get("allOrNone", False)), records
 
-    def _fail_record(self, record: dict[str, Any], field: str | None = None) -> None:
-        keys = [str(record.get("Id") or "")]
-        if field:
-            keys.append(str(record.get(field) or ""))
-        for key in keys:
-            code = self.org.faults.failing_records.get(key)
-            if key and code:
-                raise RecordError(
-                    code,
-                    "unable to obtain exclusive access to this record"
-                    if code == "UNABLE_TO_LOCK_ROW"
-                    else "record rejected",
+    def _request_refusal(self, records: list[Any], sobject: str | None = None) -> Response | None:
+        """The whole-request 400 for a collection with an unknown field or a value of
+        the wrong JSON type in any record (None when every record reads)."""
+        for record in records:
+            if not isinstance(record, dict):
+                return _error(400, "JSON_PARSER_ERROR", "Cannot deserialize a record")
+            kind = sobject or str((record.get("attributes") or {}).get("type", ""))
+            schema = FIELD_TYPES.get(kind)
+            if schema is None:
+                continue  # an unknown type fails per record (the record's own error)
+            for name, value in record.items():
+                if name == "attributes":
+                    continue
+                if name not in schema and name not in SYSTEM_FIELDS:
+                    return _error(
+                        400, "INVALID_FIELD", f"No such column '{name}' on sobject of type {kind}"
+                    )
+                field_type = schema[name][0] if name in schema else "string"
+                allowed = JSON_TYPES.get(field_type, (str, int, float))
+                wrong = isinstance(value, list | dict) or (
+                    value is not None
+                    and (
+                        not isinstance(value, allowed)
+                        or (isinstance(value, bool) and bool not in allowed)
+                    )
                 )
+                if wrong:
+                    found = type(value).__name__
+                    return _error(
+                        400,
+                        "JSON_PARSER_ERROR",
+                        f"Cannot deserialize instance of {field_type} from {found} value "
+                        f"{json.dumps(value)[:50]} for field {name}",
+                    )
+        return None
+
+    def _fail_record(self, record: dict[str, Any], field: str | None = None) -> None:
+        failing = self.org.faults.record_fault(
+            record.get("Id"), record.get(field) if field else None
+        )
+        if failing:
+            code = failing[1]
+            raise RecordError(
+                code,
+                "unable to obtain exclusive access to this record"
+                if code == "UNABLE_TO_LOCK_ROW"
+                else "record rejected",
+            )
 
     def collection(self, request: Request) -> Response:
         try:
             all_or_none, records = self._collection_body(request)
         except _BadRequest as exc:
             return _error(400, exc.code, exc.message)
+        refusal = self._request_refusal(records)
+        if refusal is not None:
+            return refusal
         results = []
         with self.org.lock:
             snapshot = self.org.snapshot() if all_or_none else None
@@ -468,6 +505,9 @@ class EmulatorApp:
             all_or_none, records = self._collection_body(request)
         except _BadRequest as exc:
             return _error(400, exc.code, exc.message)
+        refusal = self._request_refusal(records, sobject)
+        if refusal is not None:
+            return refusal
         results = []
         with self.org.lock:
             snapshot = self.org.snapshot() if all_or_none else None
@@ -518,6 +558,20 @@ class EmulatorApp:
             else:
                 out.append(r)
         return out
+
+
+# JSON types a field of each kind takes in a request body; anything else fails the
+# whole request while the body is read (REST API Developer Guide, "sObject
+# Collections": errors in the request itself, such as an unknown field or a value
+# that cannot be deserialized, return HTTP 400 with an error array, not per-record
+# results; "Status Codes and Error Responses": JSON_PARSER_ERROR, INVALID_FIELD)
+JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "boolean": (bool,),
+    "double": (int, float),
+    "int": (int,),
+    "datetime": (str,),
+    "date": (str,),
+}
 
 
 class _BadRequest(Exception):

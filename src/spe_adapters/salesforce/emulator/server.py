@@ -1,111 +1,121 @@
-"""The emulator's HTTPS server on 127.0.0.1, with its own test certificate authority.
+"""The emulator's HTTPS server on 127.0.0.1 (the emulator kit's), with a test certificate
+authority: a temporary one, or ``ca=`` one kept in a folder.
 
 simple-salesforce forces https; it accepts ``instance_url="https://127.0.0.1:PORT"``
-and a ``session=`` whose ``verify`` is the CA file this server writes (and whose
+and a ``session=`` whose ``verify`` is this server's CA file (and whose
 ``trust_env`` is False, or ``REQUESTS_CA_BUNDLE`` would silently win)::
 
     with EmulatorServer() as sf:
         login = sf.org.seed()
         ...  # sf.url, sf.ca_path, sf.org, sf.requests
+
+``spe emulator salesforce`` (:func:`main`) keeps its CA, connected-app
+credentials and port in a state folder (see
+:mod:`spe_adapters.emulator_kit.state`), so the ``spe.toml`` block it prints
+keeps working across restarts.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
-import ssl
-import tempfile
-import threading
-import time
-from collections.abc import Callable, Sequence
+import secrets
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from pathlib import Path
-from typing import Any
 
-import trustme
-from werkzeug.serving import BaseWSGIServer, make_server
-
+from spe_adapters.emulator_kit import CertificateAuthority, KitServer
+from spe_adapters.emulator_kit import run as kit_run
 from spe_adapters.salesforce.emulator.models import Org
-from spe_adapters.salesforce.emulator.responses import EmulatorApp, RequestLog
+from spe_adapters.salesforce.emulator.responses import EmulatorApp
 
-__all__ = ["EmulatorServer", "main"]
+__all__ = ["EmulatorServer", "config_block", "main"]
+
+#: The environment variables the printed configuration reads (the adapter's defaults).
+ENV = {
+    "username": "SF_USERNAME",
+    "password": "SF_PASSWORD",
+    "client_id": "SF_CLIENT_ID",
+    "client_secret": "SF_CLIENT_SECRET",
+}
 
 
-class EmulatorServer:
-    """A running emulator: ``url`` (https://127.0.0.1:PORT), ``ca_path``, ``org``, ``requests``."""
+class EmulatorServer(KitServer):
+    """A running emulator: ``url`` (https://127.0.0.1:PORT), ``ca_path``, ``org``,
+    ``requests``."""
 
-    def __init__(self, *, port: int = 0, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        port: int = 0,
+        clock: Callable[[], datetime] | None = None,
+        ca: CertificateAuthority | None = None,
+    ) -> None:
         self.org = Org(clock)
-        self.app = EmulatorApp(self.org)
-        self._port = port
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
-        self._tmp = tempfile.TemporaryDirectory(prefix="spe-sf-emulator-")
-        self.ca_path = str(Path(self._tmp.name) / "emulator-ca.pem")
+        super().__init__(EmulatorApp(self.org), port=port, tls=ca or True, name="spe-sf-emulator")
 
-    @property
-    def requests(self) -> RequestLog:
-        """Every request served (``counts()``, ``reset_counts()``)."""
-        return self.app.log
 
-    @property
-    def url(self) -> str:
-        """The instance URL, e.g. ``https://127.0.0.1:54321``."""
-        if self._server is None:
-            raise RuntimeError("the emulator is not running: call start() first.")
-        return f"https://127.0.0.1:{self._server.server_port}"
+def _quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
-    def start(self) -> EmulatorServer:
-        """Start serving in a background thread (werkzeug's access log is silenced)."""
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        ca = trustme.CA()
-        ca.cert_pem.write_to_path(self.ca_path)
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
-        self._server = make_server(
-            "127.0.0.1", self._port, self.app, threaded=True, ssl_context=context
-        )
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, daemon=True, name="spe-sf-emulator"
-        )
-        self._thread.start()
-        return self
 
-    def stop(self) -> None:
-        """Stop serving."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        self._tmp.cleanup()
+def config_block(server: EmulatorServer) -> str:
+    """The ``spe.toml`` tables that point SPE at this emulator (password login; the
+    credentials are read from the ``SF_*`` environment variables)."""
+    lines = [
+        "[adapter]",
+        'name = "salesforce"',
+        "",
+        "[adapter.salesforce]",
+        'auth = "password"',
+        f"login_url = {_quote(server.url)}",
+        f"ca_bundle = {_quote(server.ca_path)}",
+    ]
+    return "\n".join(lines) + "\n"
 
-    def __enter__(self) -> EmulatorServer:
-        return self.start()
 
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
+def exports(credentials: Mapping[str, str]) -> str:
+    """The shell lines that export ``credentials`` under the names :data:`ENV` gives."""
+    return "".join(f"export {ENV[k]}={credentials[k]}\n" for k in ENV)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the emulator with a seeded demo org until interrupted."""
+    """Run the emulator with a seeded demo org until Ctrl-C; print the configuration."""
     parser = argparse.ArgumentParser(prog="spe emulator salesforce")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--seed", type=int, default=7)
+    kit_run.add_arguments(parser, "salesforce")
     args = parser.parse_args(argv)
-    server = EmulatorServer(port=args.port).start()
+    state = kit_run.open_state("salesforce", args)
+    ca = CertificateAuthority(state.directory)
+    server = kit_run.start_on_port(lambda port: EmulatorServer(port=port, ca=ca), state, args.port)
+    if server is None:
+        return 1
     login = server.org.seed(args.seed)
-    print(f"Salesforce emulator at {server.url}", flush=True)
-    print(f"CA certificate: {server.ca_path}")
-    print(
-        f"login_url = {server.url!r}; username {login['username']}, password "
-        f"{login['password']}, any client id"
-    )
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        server.stop()
-    return 0
+    credentials = {
+        "username": login["username"],
+        "password": login["password"],
+        # the emulator's connected app (any client id is accepted today; these stay the same)
+        "client_id": state.secret("client_id", lambda: "3MVG9emulator" + secrets.token_hex(12)),
+        "client_secret": state.secret("client_secret", lambda: secrets.token_hex(16)),
+    }
+    block = config_block(server)
+    env = exports(credentials)
+    toml_file = state.write_private("adapter.toml", block)
+    env_file = state.write_private("env.sh", env)
+    say = kit_run.say
+    say(f"Salesforce emulator at {server.url}")
+    say(f"HTTPS, demo data of seed {args.seed}; state in {state.directory}")
+    say(f"(CA {server.ca_path}, credentials and port kept across restarts; --reset for new ones)")
+    say("")
+    say("# spe.toml: paste into a new spe.toml (into one from `spe init`, set its")
+    say("# [adapter] name instead of pasting the first two lines):")
+    for line in block.splitlines():
+        say(line)
+    say("")
+    say("# the shell that runs spe:")
+    for line in env.splitlines():
+        say(line)
+    say("")
+    say(f"# both are also in {toml_file} and {env_file} (source it)")
+    say("Records are not kept: each start seeds the same demo data.")
+    return kit_run.serve(server, "ready; Ctrl-C stops it.")
 
 
 if __name__ == "__main__":
