@@ -327,6 +327,18 @@ def test_sigint_to_the_console_script_exits_130_with_the_message(tmp_path: Path)
     assert err.strip() == "error: interrupted: nothing lost, run it again to continue"
 
 
+def test_a_missing_file_a_setting_names_is_an_error_not_a_traceback(world: World) -> None:
+    write_config()
+    world.read_raises = FileNotFoundError(2, "No such file or directory", "/gone/ca.pem")
+    code, out, err = spe("sync")
+    assert code == 2 and "Traceback" not in out + err
+    assert err.splitlines() == [
+        "error: No such file or directory: /gone/ca.pem",
+        "fix: check the files and folders spe.toml names (e.g. ca_bundle) exist and are "
+        "readable, then run it again.",
+    ]
+
+
 def test_try_later_exits_75(world: World) -> None:
     write_config()
     until = datetime(2026, 12, 2, tzinfo=UTC)

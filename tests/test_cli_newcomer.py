@@ -1,7 +1,8 @@
 """A newcomer's first hour against each local CRM emulator, through `spe` only: an
 empty folder, `spe init`, the adapter's block pasted in, then check, sync, team, pull
 by name, propose and book by the coordinator's name, and the report; then the same
-with a wrong secret, which fails in seconds with a one-line error and its fix."""
+with a wrong secret and with the emulator stopped: each fails in seconds with a
+one-line error and its fix."""
 
 from __future__ import annotations
 
@@ -11,26 +12,21 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
 from typer.testing import CliRunner
 
+from spe_adapters.emulator_kit.tls import CertificateAuthority
 from spe_adapters.hubspot.emulator import EmulatorServer as HubSpotEmulator
+from spe_adapters.hubspot.emulator.server import config_block as hubspot_block
 from spe_adapters.salesforce.emulator import EmulatorServer as SalesforceEmulator
+from spe_adapters.salesforce.emulator.server import config_block as salesforce_block
+from spe_adapters.salesforce.emulator.server import exports as salesforce_exports
 from spe_core.cli import app
 
 runner = CliRunner()
-
-TEAM_ROLES = """
-[adapter.hubspot.team_roles]
-"Inside Sales" = "inside_sales"
-"Field Sales" = "field_sales"
-"Sales Coordination" = "sales_coordinator"
-"Customer Service" = "customer_service"
-"Engineering" = "engineering"
-"Promotions" = "promotions"
-"""
 
 
 @attrs.define
@@ -38,6 +34,13 @@ class Crm:
     name: str
     block: str  # what the newcomer pastes into spe.toml
     secret_env: str  # the variable to spoil for the wrong-secret run
+    server: Any  # the emulator, to stop it
+
+
+def pasted(block: str) -> str:
+    """The emulator's printed block as its hint says to paste it into a config from
+    `spe init`: without its first two lines (the [adapter] name is set in place)."""
+    return "\n".join(block.splitlines()[2:]) + "\n"
 
 
 @pytest.fixture(params=["hubspot", "salesforce"])
@@ -50,27 +53,21 @@ def crm(
         try:
             token = hubspot.portal.seed(7, deals=40)["access_token"]
             monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", token)
-            block = f'[adapter.hubspot]\nhost = "{hubspot.url}"\n{TEAM_ROLES}'
-            yield Crm("hubspot", block, "HUBSPOT_ACCESS_TOKEN")
+            block = pasted(hubspot_block(hubspot))
+            yield Crm("hubspot", block, "HUBSPOT_ACCESS_TOKEN", hubspot)
         finally:
             hubspot.stop()
         return
-    salesforce = SalesforceEmulator().start()
+    ca = CertificateAuthority(tmp_path / "ca")  # kept, as `spe emulator` keeps it
+    salesforce = SalesforceEmulator(ca=ca).start()
     try:
         login = salesforce.org.seed(7, leads=40)
-        for name, value in {
-            "SF_USERNAME": login["username"],
-            "SF_PASSWORD": login["password"],
-            "SF_SECURITY_TOKEN": "",
-            "SF_CLIENT_ID": "spe-connected-app",
-            "SF_CLIENT_SECRET": "app-secret",
-        }.items():
+        credentials = {**login, "client_id": "3MVGemulator", "client_secret": "app-secret"}
+        for line in salesforce_exports(credentials).splitlines():
+            name, _, value = line.removeprefix("export ").partition("=")
             monkeypatch.setenv(name, value)
-        block = (
-            f'[adapter.salesforce]\nlogin_url = "{salesforce.url}"\n'
-            f'ca_bundle = "{salesforce.ca_path}"\n'
-        )
-        yield Crm("salesforce", block, "SF_PASSWORD")
+        block = pasted(salesforce_block(salesforce))
+        yield Crm("salesforce", block, "SF_PASSWORD", salesforce)
     finally:
         salesforce.stop()
 
@@ -133,3 +130,11 @@ def test_a_newcomer_gets_from_an_empty_folder_to_a_booking(
     assert ": connected" not in out and "missing fields" not in out
     assert not [line for line in out.splitlines() if line.startswith("ok  crm")], out
     assert code == 2 and "problem  crm" in out, out
+
+    crm.server.stop()  # the emulator is gone: seconds, not minutes of silent retries
+    started = time.monotonic()
+    code, out, err = spe("sync")
+    assert time.monotonic() - started < 10
+    assert code == 3, err
+    lines = err.strip().splitlines()
+    assert lines[0].startswith("error: ") and lines[1].startswith("fix: ") and len(lines) == 2

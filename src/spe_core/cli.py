@@ -122,6 +122,14 @@ def _errors(as_json: bool = False) -> Iterator[None]:
     except KeyboardInterrupt:
         _interrupted.append(True)
         _say_error(INTERRUPTED, None, 130, as_json)
+    except OSError as exc:  # a file or folder a setting names (a CA bundle, a key file)
+        _say_error(
+            f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""),
+            "check the files and folders spe.toml names (e.g. ca_bundle) exist and are "
+            "readable, then run it again.",
+            2,
+            as_json,
+        )
 
 
 def _plugins() -> Plugins:
