@@ -28,17 +28,18 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # module prefixes each extra makes importable (beyond the base install's)
 EXTRA_MODULES = {
-    "salesforce": ["spe_adapters.salesforce"],
-    "hubspot": ["spe_adapters.hubspot"],
+    "salesforce": ["spe_adapters.salesforce", "spe_adapters.emulator_kit"],
+    "hubspot": ["spe_adapters.hubspot", "spe_adapters.emulator_kit"],
     "postgres": ["spe_core.store.postgres"],
     "simulation": ["spe_core.simulation"],
     "testing": [
         "spe_core.testing",
         "spe_adapters.salesforce.testing",
         "spe_adapters.hubspot.testing",
+        "spe_adapters.emulator_kit.fixtures",
     ],
 }
-NEEDS_AN_EXTRA = [m for prefixes in EXTRA_MODULES.values() for m in prefixes] + ["spe_demo"]
+NEEDS_AN_EXTRA = [*sorted({m for p in EXTRA_MODULES.values() for m in p}), "spe_demo"]
 
 IMPORT_ALL = """
 import importlib, pkgutil, sys
