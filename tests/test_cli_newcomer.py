@@ -138,3 +138,28 @@ def test_a_newcomer_gets_from_an_empty_folder_to_a_booking(
     assert code == 3, err
     lines = err.strip().splitlines()
     assert lines[0].startswith("error: ") and lines[1].startswith("fix: ") and len(lines) == 2
+
+
+def test_home_bases_added_after_the_first_sync_reach_the_members(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The HubSpot friction: [adapter.hubspot.home_bases] written after the first sync
+    used to wait for the owner's record to change in HubSpot."""
+    monkeypatch.chdir(tmp_path)
+    hubspot = HubSpotEmulator().start()
+    try:
+        monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", hubspot.portal.seed(7, deals=5)["access_token"])
+        assert spe("init")[0] == 0
+        toml = re.sub(r'(?m)^name = ""', 'name = "hubspot"', Path("spe.toml").read_text(), count=1)
+        Path("spe.toml").write_text(toml + pasted(hubspot_block(hubspot)))
+        assert spe("sync")[0] == 0
+        Path("spe.toml").write_text(
+            Path("spe.toml").read_text() + "\n[adapter.hubspot.home_bases]\n"
+            '"ivan@demo.example" = { lat = 48.14, lon = 11.58, address = "Munich" }\n'
+        )
+        code, _, err = spe("sync")
+        assert code == 0, err
+        team = {row["name"]: row for row in json.loads(spe("team", "--json")[1])}
+        assert team["Ivan Petrov"]["home_base"] == "Munich"
+    finally:
+        hubspot.stop()
