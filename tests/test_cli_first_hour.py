@@ -471,6 +471,12 @@ def test_every_command_that_answers_takes_json(command: str) -> None:
     assert code == 0 and "--json" in out
 
 
+def test_a_usage_error_under_json_is_the_same_object(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_module.main(["pull", "--json"]) == 2  # the member is missing
+    error = json.loads(capsys.readouterr().out)
+    assert error["code"] == 2 and "member" in error["error"].lower() and error["fix"]
+
+
 def test_config_reference_as_json() -> None:
     code, out, _ = spe("config", "reference", "--json")
     sections = {s["section"]: s for s in json.loads(out)}

@@ -1570,10 +1570,17 @@ def main(argv: list[str] | None = None) -> int:
         result = exc.exit_code
     except Exception as exc:  # a usage error: the parser's own exception
         show, code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
-        if callable(show) and isinstance(code, int):
+        if not (callable(show) and isinstance(code, int)):
+            raise
+        args = sys.argv[1:] if argv is None else argv
+        if "--json" in args:  # the same error object as every other error
+            formatted = getattr(exc, "format_message", None)
+            message = formatted() if callable(formatted) else str(exc)
+            fix = "see `spe --help` (or `spe COMMAND --help`) for the arguments."
+            sys.stdout.write(json.dumps({"error": message, "fix": fix, "code": code}) + "\n")
+        else:
             show()
-            return code
-        raise
+        return code
     code = result if isinstance(result, int) else 0
     if code == 130 and not _interrupted:  # Ctrl-C outside a command's own handling
         err.print(INTERRUPTED, highlight=False)
