@@ -26,7 +26,7 @@ from spe_adapters.hubspot.adapter import NO_RETRY, HubSpotAdapter
 from spe_adapters.hubspot.emulator import EmulatorServer
 from spe_adapters.hubspot.settings import FieldMap, HubSpotSettings
 from spe_core import Engine, OpportunityStatus, QueuePolicy, open_store
-from spe_core.adapter import Change
+from spe_core.adapter import Change, CheckStatus
 from spe_core.errors import (
     AdapterError,
     BatchRejected,
@@ -38,7 +38,7 @@ from spe_core.model import Role
 from spe_core.plugins import Plugins
 from spe_core.sync import SyncEngine
 from spe_core.testing import FakeClock
-from spe_core.testing.adapter_contract import AdapterContract, ContractViolation, CrmHarness
+from spe_core.testing.adapter_contract import AdapterContract
 
 TOKEN = "pat-na1-11111111-2222-3333-4444-555555555555"
 TEAM_ROLES = {r.value: r.value for r in Role}
@@ -124,6 +124,11 @@ class HubSpotHarness:
     def record_count(self) -> int:
         return len(self.portal.objects["deals"])
 
+    def add_with_status(self, account: str, status: str) -> str:
+        """A deal whose spe_status holds ``status`` (an option an admin added)."""
+        crm_id = self.add_queued(account, 0, 0)
+        self.portal.objects["deals"][crm_id]["properties"]["spe_status"] = status
+        return crm_id
 
 class PagedHubSpotHarness(HubSpotHarness):
     """The harness with the contract suite's optional paging capability: searches of
@@ -141,19 +146,6 @@ class TestHubSpotAdapterContract(AdapterContract):
     @pytest.fixture
     def harness(self, hs: EmulatorServer) -> HubSpotHarness:
         return PagedHubSpotHarness(hs)
-
-    @pytest.mark.xfail(
-        raises=ContractViolation,
-        strict=True,
-        reason="known bug: the adapter pages HubSpot's search with `after`, an offset into "
-        "a live result, so a deal edited between two pages pushes another past the page "
-        "boundary and it is never read (fix: keyset paging on (hs_lastmodifieddate, "
-        "hs_object_id), as the adapter already does past the search cap)",
-    )
-    def test_a_record_edited_during_a_read_is_not_lost(
-        self, rig: tuple[CrmHarness, Engine, SyncEngine]
-    ) -> None:
-        super().test_a_record_edited_during_a_read_is_not_lost(rig)
 
 
 # --- end to end -------------------------------------------------------------------------------
@@ -447,7 +439,9 @@ def test_sigkill_with_poisoned_records_in_every_batch(hs: EmulatorServer, tmp_pa
         os.kill(worker.pid, signal.SIGKILL)
         worker.join(10)
         engine = Engine(open_store(store), plugins=Plugins.create(entry_points=False))
-        sync = SyncEngine(engine, adapter_for(hs), settings, sleep=lambda s: None)
+        # the killed worker may have postponed a refused record a second or two (its
+        # first permanent failure): the recovery waits for it on the real clock
+        sync = SyncEngine(engine, adapter_for(hs), settings, sleep=time.sleep)
         sync.run()
         assert sync.run().pending == 0
         assert h.record_count() == 400, "a crash duplicated a record"
@@ -486,10 +480,14 @@ def test_reading_more_than_ten_thousand_changed_records_through_the_cap(hs: Emul
     ids = [r.crm_id for page in pages for r in page]
     assert len(ids) == 10_450
     assert len(set(ids)) == 10_450
-    assert [int(i) for i in ids] == sorted(int(i) for i in ids)
+    times = [r.modified_at for page in pages for r in page]
+    assert times == sorted(times)  # in modification order; ties in no particular order
     assert all(len(p) <= 200 for p in pages)
     searches = [e for e in hs.requests.entries if e.endpoint == "search"]
-    assert len(searches) == 53  # ceil(10,450 / 200): the new window costs no extra call
+    # one sort rule: the 9,001 records of the first instant are read by id on their own
+    # (46 pages) after the first page showed more of them than a NOT_IN filter can name;
+    # the other 1,449 take 8 pages, each a new query from where the last one ended
+    assert len(searches) == 1 + 46 + 8
     assert all(e.status == 200 for e in hs.requests.entries)  # never an after >= 10,000
     since = h.clock.now() - timedelta(seconds=2)
     later = [r for page in h.adapter.read("opportunities", since) for r in page]
@@ -876,9 +874,9 @@ def test_webhook_with_a_bad_signature_is_401_and_applies_nothing(
     cases = {
         "tampered body": (tampered, headers, "does not match"),
         "wrong secret": (body, _signed(body, now, secret="other-secret"), "does not match"),
-        "stale": (body, _signed(body, now - timedelta(minutes=5)), "old"),
-        "future": (body, _signed(body, now + timedelta(seconds=1)), "future"),
-        "unsigned": (body, {"Content-Type": "application/json"}, "no X-HubSpot-Signature-v3"),
+        "stale": (body, _signed(body, now - timedelta(minutes=5, milliseconds=1)), "old"),
+        "future": (body, _signed(body, now + timedelta(seconds=61)), "future"),
+        "unsigned": (body, {"Content-Type": "application/json"}, "neither X-HubSpot-Signature"),
     }
     for name, (payload, hdrs, words) in cases.items():
         reply = handler.handle("POST", HOOK_URI, hdrs, payload)
@@ -886,9 +884,10 @@ def test_webhook_with_a_bad_signature_is_401_and_applies_nothing(
         assert words in reply.body["error"], (name, reply.body)
         assert "fix" in reply.body
     assert applied == []
-    fresh = handler.handle("POST", HOOK_URI, _signed(body, now - timedelta(seconds=299)), body)
-    assert fresh.status == 200
-    assert applied == [("opportunities", ["1001"])]
+    for at in (now - timedelta(minutes=5), now + timedelta(seconds=60)):  # the limits
+        fresh = handler.handle("POST", HOOK_URI, _signed(body, at), body)
+        assert fresh.status == 200, fresh.body
+    assert applied == [("opportunities", ["1001"])] * 2
     assert APP_SECRET not in caplog.text + repr(handler)
     wrong_uri = handler.handle("POST", HOOK_URI + "?x=1", headers, body)
     assert wrong_uri.status == 401
@@ -918,14 +917,17 @@ def test_webhook_handler_as_a_wsgi_app_signs_over_the_decoded_uri() -> None:
 def test_check_reports_missing_properties_and_bad_tokens(
     hs: EmulatorServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert adapter_for(hs).check() == []
+    results = adapter_for(hs).check()
+    assert results and all(r.ok for r in results), [r for r in results if not r.ok]
     broken = adapter_for(hs, fields=FieldMap(score_property="spe_scoring"))
-    (problem,) = broken.check()
-    assert "deals" in problem
-    assert "spe_scoring" in problem
+    (problem,) = [r for r in broken.check() if not r.ok]
+    assert problem.part == "property deals.spe_scoring"
+    assert problem.fix and "create it" in problem.fix
     monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", "pat-wrong")
-    (problem,) = adapter_for(hs).check()
-    assert "401" in problem
+    login, *rest = adapter_for(hs).check()
+    assert (login.part, login.status) == ("login", CheckStatus.PROBLEM)
+    assert "401" in login.detail
+    assert rest and all(r.status is CheckStatus.NOT_CHECKED for r in rest)
 
 
 def _meeting(hs: EmulatorServer, owner: str, title: str, start: datetime, end: datetime) -> str:

@@ -82,8 +82,10 @@ def _deals(hs: EmulatorServer) -> None:
 def test_search_filters_and_sorts(hs: EmulatorServer, http: requests.Session) -> None:
     _deals(hs)
     props = ["dealname"]
-    eq = {"filters": [{"propertyName": "spe_status", "operator": "EQ", "value": "QUEUED"}]}
+    eq = {"filters": [{"propertyName": "spe_status", "operator": "EQ", "value": "queued"}]}
     assert names(search(http, hs, {"filterGroups": [eq], "properties": props})) == ["a", "d"]
+    upper = {"filters": [{"propertyName": "spe_status", "operator": "EQ", "value": "QUEUED"}]}
+    assert names(search(http, hs, {"filterGroups": [upper]})) == []  # enumerations: exact
     gt = {"propertyName": "amount", "operator": "GT", "value": "100"}
     assert names(
         search(

@@ -132,9 +132,17 @@ def test_records_collections_and_errors(http: requests.Session, server: Emulator
     assert server.org.by_external.get(("Lead", "SPE_Key__c", "k1")) is None  # nothing written
     upsert = http.patch(
         f"{api}/composite/sobjects/Lead/SPE_Key__c",
-        json={"allOrNone": False, "records": [first]},
+        json={
+            "allOrNone": False,
+            "records": [
+                first,
+                {"attributes": {"type": "Lead"}, "SPE_Key__c": "k2", "LastName": "n"},
+            ],
+        },
     ).json()
     assert upsert[0]["success"] and upsert[0]["created"]
+    assert upsert[1]["errors"][0]["statusCode"] == "REQUIRED_FIELD_MISSING"
+    assert "id" not in upsert[1]  # documented failures carry no id
     again = http.patch(
         f"{api}/composite/sobjects/Lead/SPE_Key__c",
         json={

@@ -2,10 +2,12 @@
 
 Subscribe your HubSpot app to deal (or contact) and task property changes and
 point the target URL at ``https://YOUR-HOST/hubspot/webhook``. Each signed
-request names the records that changed; the app verifies the v3 signature
-(the app's client secret from ``HUBSPOT_APP_SECRET``), reads those records
-through the adapter (``HUBSPOT_ACCESS_TOKEN``) and applies them through the
-sync engine at once. The nightly ``spe sync`` still runs: it delivers SPE's
+request names the records that changed; the app verifies the signature (v3
+when HubSpot sends its headers, else v2 or v1; the app's client secret from
+``HUBSPOT_APP_SECRET``) over the URI exactly as HubSpot called it, ``+`` and
+percent-escapes included (the handler reads the raw request line), reads those
+records through the adapter (``HUBSPOT_ACCESS_TOKEN``) and applies them through
+the sync engine at once. The nightly ``spe sync`` still runs: it delivers SPE's
 own changes and catches anything a webhook missed. Run it with::
 
     python examples/hubspot_webhook/webhook_app.py --store sqlite:///spe.db --port 8000 \\

@@ -14,6 +14,7 @@ __all__ = [
     "AuthenticationFailed",
     "BatchRejected",
     "CertificateProblem",
+    "CommitOutcomeUnknown",
     "ConfigError",
     "CrmError",
     "CrmUnreachable",
@@ -24,7 +25,13 @@ __all__ = [
     "RoleMayNotPull",
     "RuleViolation",
     "SpeError",
+    "StoreDamaged",
     "StoreError",
+    "StoreFull",
+    "StoreGone",
+    "StoreLocked",
+    "StoreReadOnly",
+    "StoreUnavailable",
     "TryLater",
     "UnknownMember",
     "UnknownOpportunity",
@@ -105,7 +112,61 @@ class WrongOwner(RuleViolation):
 
 
 class StoreError(SpeError):
-    """The store cannot do what was asked (bad URL, schema too new, ...)."""
+    """The store cannot do what was asked (bad URL, schema too new, ...).
+
+    The kinds below are database faults, raised at the store boundary with the
+    driver's error as ``__cause__``: no ``sqlite3``, ``psycopg`` or
+    ``psycopg_pool`` error reaches callers. ``store`` names the store (the SQLite
+    file, or PostgreSQL host, database and schema; never a password);
+    ``retryable`` says whether the same call may succeed if tried again.
+    """
+
+    retryable: bool = False
+
+    def __init__(self, problem: str, fix: str | None = None, *, store: str = "") -> None:
+        self.store = store
+        super().__init__(problem, fix)
+
+
+class StoreUnavailable(StoreError):
+    """The store could not be reached in time: connection refused or lost, no pooled
+    connection free, a timeout. Transient: the same call may succeed once the
+    database is back (nothing was committed)."""
+
+    retryable = True
+
+
+class StoreLocked(StoreError):
+    """Another writer held a lock longer than this call may wait (SQLite's busy
+    timeout, PostgreSQL's ``lock_timeout``, a deadlock). Nothing was committed;
+    trying again may succeed. The fix names the timeout to raise."""
+
+    retryable = True
+
+
+class CommitOutcomeUnknown(StoreError):
+    """The connection broke after the commit was sent: the transaction may or may
+    not have committed. Read the state back before doing the call again."""
+
+
+class StoreDamaged(StoreError):
+    """The store's file or tables are corrupt or unreadable. Nothing is written to
+    it; the fix says how to check it and restore a backup."""
+
+
+class StoreGone(StoreError):
+    """The store is no longer where it was opened: the SQLite file was deleted or
+    replaced while open, or the PostgreSQL schema was dropped. Nothing is written."""
+
+
+class StoreReadOnly(StoreError):
+    """The store refuses writes: a read-only file or folder, or a PostgreSQL server
+    in read-only mode (a standby after a failover)."""
+
+
+class StoreFull(StoreError):
+    """A write failed for lack of space: the disk is full or a file size limit
+    (``ulimit -f``) was reached. Nothing was committed."""
 
 
 class MappingError(SpeError, ValueError):

@@ -886,7 +886,9 @@ class SyncEngine:
             with self.engine.unit() as u:
                 tx = u.tx
                 cursor = int(tx.get_meta(self._cursor_key()) or 0)
-                batch = list(self.engine.store.events(after=cursor, limit=page))
+                # read in this unit's transaction: the store's own read would need a
+                # second connection, which a pool of one never frees (self-deadlock)
+                batch = tx.events(after=cursor, limit=page)
                 if not batch:
                     return staged
                 for recorded in batch:
@@ -1008,36 +1010,55 @@ class SyncEngine:
                 )
             return results
 
-    def _isolating(self, items: list[OutboxItem], report: SyncReport) -> list[WriteResult | None]:
-        """Results for ``items`` (None for an item postponed to a later run).
+    def _isolating(
+        self,
+        items: list[OutboxItem],
+        report: SyncReport,
+        *,
+        refused: bool = False,
+        split: bool = False,
+    ) -> tuple[list[WriteResult | None], bool]:
+        """Results for ``items`` (None for an item postponed to a later run), and whether
+        the CRM refused any of them as a batch.
 
         When the CRM refuses the whole batch for a bad input (:class:`BatchRejected`),
-        the batch is split in halves and each half sent again, until each bad input
-        stands alone and fails on its own: the good inputs are written in this run, and
-        a batch of n with one bad input costs at most 2 log2(n) extra calls."""
-        try:
-            results = self._write(items, report)
-        except BatchRejected as exc:
-            if len(items) == 1:
-                reason = exc.detail or exc.problem
-                return [
-                    WriteResult(
+        the batch is split in halves, until each bad input stands alone and fails on
+        its own: the good inputs are written in this run. A half whose sibling was
+        written whole must hold a bad input, so it is split at once instead of being
+        sent whole (``refused``): a batch of n with one bad input costs at most
+        2 log2(n) extra calls, and a bad input still gets the CRM's own reason, sent
+        alone. ``split``: ``items`` are part of a refused batch (their calls are counted
+        in ``SyncReport.split_calls``)."""
+        if not refused or len(items) == 1:
+            calls = report.calls
+            try:
+                results = self._write(items, report)
+            except BatchRejected as exc:
+                if split:
+                    report.split_calls += report.calls - calls
+                if len(items) == 1:
+                    reason = exc.detail or exc.problem
+                    failure = WriteResult(
                         items[0].key,
                         ok=False,
                         error=f"{self.crm} refused this record: {reason}",
                         retryable=False,
                     )
-                ]
-            middle = len(items) // 2
-            report.split_calls += 2
-            return self._isolating(items[:middle], report) + self._isolating(items[middle:], report)
-        if results is None:
-            return [None] * len(items)
-        return list(results)
+                    return [failure], True
+            else:
+                if split:
+                    report.split_calls += report.calls - calls
+                return ([None] * len(items) if results is None else list(results)), False
+        middle = len(items) // 2
+        left, left_refused = self._isolating(items[:middle], report, split=True)
+        # the left half written whole (not postponed): the bad input is on the right
+        written = not left_refused and all(r is not None for r in left)
+        right, _ = self._isolating(items[middle:], report, refused=written, split=True)
+        return left + right, True
 
     def _deliver_batch(self, items: list[OutboxItem], report: SyncReport) -> None:
         policy = self.settings.retry
-        answers = self._isolating(items, report)
+        answers, _ = self._isolating(items, report)
         with self.engine.unit() as u:
             tx, now = u.tx, u.now
             for item, result in zip(items, answers, strict=True):

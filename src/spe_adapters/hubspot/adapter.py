@@ -3,12 +3,13 @@
 - Reads: owners through the owners API (every page, active and archived);
   deals or contacts, and tasks, through the search API, filtered by
   last-modified ``>=`` the bookmark (epoch milliseconds), sorted by
-  last-modified then ``hs_object_id``, 200 records a page. HubSpot's search
-  returns at most 10,000 results for one query (an ``after`` of 10,000 or
-  more is an HTTP 400), so before a window reaches the cap the adapter starts
-  a new query *after the last record seen* (modified later, or at the same
-  instant with a higher id): any volume is read, none twice. Search calls
-  keep to a per-second budget.
+  last-modified alone (HubSpot's search takes one sort rule), 200 records a
+  page, every page a new keyset query from where the last ended (never an
+  ``after`` offset into a live result, never near the 10,000-result cap);
+  records sharing one modification time are told apart by ``hs_object_id``
+  (see :meth:`HubSpotAdapter.read`). Search calls keep to a per-second
+  budget. A status value the mapping does not know passes through for the
+  sync to quarantine.
 - Writes: batch update by record id for records HubSpot already has; batch
   upsert by ``spe_key`` for SPE's tasks and bookings (the sync links only
   opportunities to their records, so these come without an id every time);
@@ -32,14 +33,17 @@
   ``ApiException``), so one explicit policy without retries is passed and the
   sync engine alone retries; every sub-package has its own ``ApiException``
   class, so errors are classified by their ``status``, never by class.
-- Errors: 429 (the ten-secondly or daily limit) becomes a
-  :class:`~spe_core.errors.TransientError` whose ``retry_after`` comes from
-  the ``X-HubSpot-RateLimit-*`` headers; 5xx, timeouts and connection
-  failures are transient too (classified by
-  :func:`spe_adapters._network.transport_error`); 401 is
-  :class:`~spe_core.errors.AuthenticationFailed`, 403 and bad requests are
+- Errors: a 429 of the ten-secondly limit becomes a
+  :class:`~spe_core.errors.TransientError` whose ``retry_after`` is the
+  window; a 429 of the daily limit one whose ``retry_after`` runs to midnight
+  in the portal's time zone (account-info API, read once) and whose message
+  names that time; 5xx and read timeouts are transient too; no answer at all
+  is classified by :func:`spe_adapters._network.transport_error`; 401 is
+  :class:`~spe_core.errors.AuthenticationFailed`, 403 and bad requests
   :class:`~spe_core.errors.AdapterError` with the fix. The token never
   reaches logs or error text.
+- :meth:`HubSpotAdapter.check` (``spe check``): login, time zone, scopes and
+  every mapped property's type, as :class:`~spe_core.adapter.CheckResult` values.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, NoReturn
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 import urllib3
@@ -60,21 +65,41 @@ from urllib3.util.retry import Retry
 from spe_adapters._network import transport_error
 from spe_adapters.hubspot import mapping
 from spe_adapters.hubspot.settings import HubSpotSettings
-from spe_core.adapter import Change, ChangeKind, Inbound, SourceRecord, StreamSpec, WriteResult
+from spe_core.adapter import (
+    Change,
+    ChangeKind,
+    CheckResult,
+    CheckStatus,
+    Inbound,
+    SourceRecord,
+    StreamSpec,
+    WriteResult,
+)
 from spe_core.errors import (
     AdapterError,
     AuthenticationFailed,
     BatchRejected,
+    CertificateProblem,
+    ConfigError,
     CrmError,
+    CrmUnreachable,
     MappingError,
+    SpeError,
     TransientError,
 )
+from spe_core.model import Opportunity
 
 __all__ = ["BATCH", "NO_RETRY", "RETRYABLE_CATEGORIES", "Apis", "HubSpotAdapter", "translate"]
 
 log = logging.getLogger(__name__)
 
 BATCH = 100
+#: At most this many ids in one ``NOT_IN`` filter of a search continuation; more records
+#: sharing one modification time are read by id on their own.
+TIE_EXCLUDE = 100
+#: HubSpot refuses search request bodies over 3,000 characters
+#: (https://developers.hubspot.com/docs/api/crm/search, Limitations).
+SEARCH_BODY_LIMIT = 3_000
 #: urllib3 must not retry on its own: the sync engine owns retries and backoff.
 NO_RETRY = Retry(total=0, redirect=0, raise_on_redirect=False, raise_on_status=False)
 RETRYABLE_CATEGORIES = frozenset(
@@ -109,6 +134,7 @@ class HubSpotAdapter:
         self.sleep = sleep
         self.monotonic = monotonic
         self.clock = clock
+        self._zone: ZoneInfo | None = None
         self.calls = 0
         self.builds = 0
         self._apis: Apis | None = None
@@ -144,10 +170,13 @@ class HubSpotAdapter:
             self.builds += 1
         return self._apis
 
-    def _call(self, action: Callable[[Apis], Any], *, refused: str | None = None) -> dict[str, Any]:
+    def _call(
+        self, action: Callable[[Apis], Any], *, refused: str | None = None, zone: bool = True
+    ) -> dict[str, Any]:
         """One API call; its JSON reply as plain data. ``refused`` (a batch write: "3
         deals"): a 400, 404 or 409 refuses the whole batch for its input, raised as
-        :class:`~spe_core.errors.BatchRejected`.
+        :class:`~spe_core.errors.BatchRejected`. ``zone``: a daily-limit 429 names the
+        reset time in the account's time zone (False for the account-info call itself).
 
         Calls pass ``_preload_content=False`` and the adapter decodes the JSON itself: the
         client's model deserializer parses every record's ``createdAt`` and ``updatedAt``
@@ -165,7 +194,12 @@ class HubSpotAdapter:
         except Exception as exc:  # every sub-package has its own ApiException
             if refused is not None:
                 _rejected(exc, refused)
-            translate(exc, self.settings.host)
+            translate(
+                exc,
+                zone=self.account_time_zone if zone else None,
+                now=self.clock,
+                host=self.settings.host,
+            )
         if not isinstance(data, dict):
             raise TransientError(
                 f"HubSpot answered {type(data).__name__} where an object was expected.",
@@ -173,6 +207,34 @@ class HubSpotAdapter:
             )
         data["_status"] = response.status
         return data
+
+    def account_details(self) -> dict[str, Any]:
+        """The account-info API's details of the portal (``GET /account-info/v3/details``:
+        ``portalId``, ``timeZone``, ...), through the client's own API client."""
+
+        def call(apis: Apis) -> Any:
+            return apis.owners.api_client.call_api(
+                "/account-info/v3/details",
+                "GET",
+                header_params={"Accept": "application/json"},
+                auth_settings=["oauth2"],
+                _preload_content=False,
+                _request_timeout=self.settings.timeout_seconds,
+            )
+
+        return self._call(call, zone=False)
+
+    def account_time_zone(self) -> ZoneInfo | None:
+        """The portal's time zone (its daily API limit resets at midnight in it): read
+        once from the account-info API and kept; None when it cannot be read now."""
+        if self._zone is None:
+            try:
+                name = str(self.account_details().get("timeZone") or "")
+                self._zone = ZoneInfo(name)
+            except (CrmError, ValueError, ZoneInfoNotFoundError):
+                log.warning("HubSpot's account time zone could not be read")
+                return None
+        return self._zone
 
     def _search_budget(self) -> None:
         """Keep to ``search_requests_per_second`` search calls in any one second."""
@@ -233,53 +295,96 @@ class HubSpotAdapter:
         )
 
     def read(self, stream: str, since: datetime | None) -> Iterator[list[SourceRecord]]:
+        """Pages of ``stream`` modified at or after ``since``, in last-modified order.
+
+        HubSpot's search takes one sort rule, so records sharing one last-modified
+        millisecond come in no defined order, and ``after`` is an offset into a live
+        result (an edit between two pages shifts records past the boundary) capped at
+        10,000. So every page is a new query from a keyset: after a page whose last
+        record was modified at ``M``, the next query asks for records modified after
+        ``M``, or at ``M`` and not among the ids already read at ``M`` (``NOT_IN``). When
+        more records share ``M`` than such a filter can name, the records at ``M`` are
+        read on their own, sorted by ``hs_object_id`` with an ``hs_object_id`` window
+        (``GT`` the last id), before the read moves past ``M``. No offset, no cap, no
+        record skipped or read twice by one read.
+        """
         if stream == "members":
             yield from self._read_owners()
             return
         object_type, modified, properties, base = self._object(stream)
         size = self.settings.search_page_size
-        cap = self.settings.search_result_cap
-        since_filter = (
-            []
-            if since is None
-            else [
-                {
-                    "propertyName": modified,
-                    "operator": "GTE",
-                    "value": str(mapping.epoch_ms(since)),
-                }
-            ]
-        )
-        groups = [{"filters": base + since_filter}]
-        after = 0
-        while True:
-            body = {
-                "filterGroups": groups,
-                "sorts": [
-                    {"propertyName": modified, "direction": "ASCENDING"},
-                    {"propertyName": "hs_object_id", "direction": "ASCENDING"},
-                ],
-                "properties": properties,
-                "limit": size,
-                "after": str(after) if after else None,
+        by_time = [{"propertyName": modified, "direction": "ASCENDING"}]
+        tie_ms: str | None = None  # the modification time of the last page's last record
+        at_last: list[str] = []  # the ids read so far that were modified at tie_ms
+        groups: list[dict[str, Any]] = [
+            {
+                "filters": base
+                + ([] if since is None else [_flt(modified, "GTE", str(mapping.epoch_ms(since)))])
             }
-            page = self._search(object_type, body)
-            records = [self._source(stream, modified, r) for r in page.get("results") or []]
+        ]
+        while True:
+            page = self._search(object_type, _search_body(groups, by_time, properties, size))
+            results = page.get("results") or []
+            records = [self._source(stream, modified, r) for r in results]
             if records:
                 yield records
-            nxt = _next_after(page)
-            if nxt is None or not records:
+            if len(records) < size or len(records) >= _total(page, len(records)):
                 return
-            after = int(nxt)
-            if after + size > cap:  # the next page would cross the cap: a new window
-                last = records[-1]
-                last_ms = str(mapping.epoch_ms(last.modified_at))
-                later = {"propertyName": modified, "operator": "GT", "value": last_ms}
-                same = {"propertyName": modified, "operator": "EQ", "value": last_ms}
-                higher = {"propertyName": "hs_object_id", "operator": "GT", "value": last.crm_id}
-                groups = [{"filters": [*base, later]}, {"filters": [*base, same, higher]}]
-                after = 0
-                log.info("%s: search window full; continuing after record %s", stream, last.crm_id)
+            last_ms = str(mapping.epoch_ms(records[-1].modified_at))
+            if last_ms != tie_ms:
+                tie_ms, at_last = last_ms, []
+            at_last += [r.crm_id for r in records if str(mapping.epoch_ms(r.modified_at)) == tie_ms]
+            later = {"filters": [*base, _flt(modified, "GT", last_ms)]}
+            same = {
+                "filters": [
+                    *base,
+                    _flt(modified, "EQ", last_ms),
+                    {"propertyName": "hs_object_id", "operator": "NOT_IN", "values": at_last},
+                ]
+            }
+            groups = [same, later]
+            body = _search_body(groups, by_time, properties, size)
+            if len(at_last) > TIE_EXCLUDE or len(json.dumps(body)) > SEARCH_BODY_LIMIT:
+                yield from self._read_instant(
+                    stream, object_type, modified, base, properties, last_ms, set(at_last)
+                )
+                groups = [later]
+                tie_ms, at_last = None, []
+
+    def _read_instant(
+        self,
+        stream: str,
+        object_type: str,
+        modified: str,
+        base: list[dict[str, Any]],
+        properties: list[str],
+        at_ms: str,
+        seen: set[str],
+    ) -> Iterator[list[SourceRecord]]:
+        """The records modified at ``at_ms`` not in ``seen``: one sort rule on
+        ``hs_object_id``, each page a window of ids above the last one read."""
+        size = self.settings.search_page_size
+        by_id = [{"propertyName": "hs_object_id", "direction": "ASCENDING"}]
+        last_id: str | None = None
+        log.info(
+            "%s: %d records share one modification time; reading them by id", stream, len(seen)
+        )
+        while True:
+            filters = [*base, _flt(modified, "EQ", at_ms)]
+            if last_id is not None:
+                filters.append(_flt("hs_object_id", "GT", last_id))
+            page = self._search(
+                object_type, _search_body([{"filters": filters}], by_id, properties, size)
+            )
+            results = page.get("results") or []
+            records = [self._source(stream, modified, r) for r in results]
+            fresh = [r for r in records if r.crm_id not in seen]
+            seen.update(r.crm_id for r in fresh)
+            if fresh:
+                yield fresh
+            if len(records) < size or len(records) >= _total(page, len(records)):
+                return
+            last_id = records[-1].crm_id
 
     def _search(self, object_type: str, body: dict[str, Any]) -> dict[str, Any]:
         from hubspot.crm.objects import PublicObjectSearchRequest
@@ -396,6 +501,28 @@ class HubSpotAdapter:
             out.extend(self._source(stream, modified, r) for r in reply.get("results") or [])
         return out
 
+    def purged_records(self, stream: str, known: Mapping[str, Opportunity]) -> list[SourceRecord]:
+        """Deletion records for ids HubSpot purged for good (a privacy deletion: not in
+        the recycling bin, so nothing can be read): ``known`` maps each CRM id to the
+        opportunity SPE holds for it, whose key, account and queue time the record
+        carries so that it maps, as deleted, onto that opportunity."""
+        if stream != "opportunities":
+            return []
+        s = self.settings
+        at = self.clock()
+        out = []
+        for crm_id, opp in known.items():
+            data: dict[str, Any] = {
+                "hs_object_id": crm_id,
+                s.fields.key_property: opp.id,
+                s.account_property: opp.account_id,
+                s.created_property: mapping.hubspot_time(opp.queued_at or at),
+                s.last_modified_property: mapping.hubspot_time(at),
+                mapping.ARCHIVED: True,
+            }
+            out.append(SourceRecord(stream, crm_id, at, data))
+        return out
+
     def _batch_read(self, object_type: str, request: Any, archived: bool) -> dict[str, Any]:
         def call(apis: Apis) -> Any:
             return apis.batch.read(
@@ -408,35 +535,258 @@ class HubSpotAdapter:
 
         return self._call(call)
 
-    def check(self) -> list[str]:
-        """Problems with the connection or the mapping (``spe check``): the token and
-        scopes reach owners and the searched objects, and every mapped property exists
-        (a search filter on a missing property is an HTTP 400 naming it)."""
-        problems: list[str] = []
-        try:
-            self._owners_page({"limit": 1})
-        except CrmError as exc:
-            problems.append(exc.problem)
-            return problems
-        for stream in [s.name for s in self.streams() if s.name != "members"]:
-            object_type, _, properties, _ = self._object(stream)
-            for start in range(0, len(properties), 6):
-                group = [
-                    {"propertyName": p, "operator": "HAS_PROPERTY"}
-                    for p in properties[start : start + 6]
-                ]
-                body = {
-                    "filterGroups": [{"filters": group}],
-                    "sorts": [],
-                    "properties": ["hs_object_id"],
-                    "limit": 1,
-                    "after": None,
+    # --- check ------------------------------------------------------------------------
+
+    def required_scopes(self) -> list[str]:
+        """The private-app scopes the sync needs (docs/hubspot.md, section 2)."""
+        s, f = self.settings, self.settings.fields
+        scopes = [
+            "crm.objects.owners.read",
+            f"crm.objects.{s.queued_object}.read",
+            f"crm.objects.{s.queued_object}.write",
+        ]
+        if f.task_kind_property or f.calendar_meetings:  # engagements: the contacts scopes
+            scopes += ["crm.objects.contacts.read", "crm.objects.contacts.write"]
+        return list(dict.fromkeys(scopes))
+
+    def _expected_properties(self) -> dict[str, dict[str, frozenset[str]]]:
+        """Object type -> property -> the HubSpot types that fit it."""
+        s, f = self.settings, self.settings.fields
+        text, number = frozenset({"string"}), frozenset({"number"})
+        when = frozenset({"datetime", "date"})
+        anything = frozenset({"string", "number", "enumeration", "datetime", "date", "bool"})
+        queued: dict[str, frozenset[str]] = dict.fromkeys(mapping.record_properties(s), anything)
+        queued.update(
+            {
+                f.key_property: text,
+                f.status_property: frozenset({"enumeration", "string"}),
+                f.released_at_property: when,
+                s.account_property: frozenset({"string", "enumeration"}),
+            }
+        )
+        for name, kinds in ((f.tier_property, number), (f.score_property, number)):
+            if name:
+                queued[name] = kinds
+        if f.skills_property:
+            queued[f.skills_property] = frozenset({"string", "enumeration"})
+        out: dict[str, dict[str, frozenset[str]]] = {str(s.queued_object): queued}
+        if f.task_kind_property:
+            tasks = dict.fromkeys(mapping.task_record_properties(s), anything)
+            tasks.update({f.key_property: text, "hs_timestamp": when})
+            tasks[f.task_kind_property] = frozenset({"enumeration", "string"})
+            out["tasks"] = tasks
+        if f.calendar_meetings:
+            meetings = dict.fromkeys(mapping.meeting_record_properties(s), anything)
+            meetings.update(
+                {
+                    f.key_property: text,
+                    "hs_meeting_start_time": when,
+                    "hs_meeting_end_time": when,
                 }
-                try:
-                    self._search(object_type, body)
-                except CrmError as exc:
-                    problems.append(f"{object_type}: {exc.problem}")
-        return problems
+            )
+            out["meetings"] = meetings
+        return out
+
+    def _token_scopes(self) -> list[str] | None:
+        """The token's scopes from the private-app token-info API
+        (``POST /oauth/v2/private-apps/get/access-token-info``); None if it will not say."""
+        token = self.settings.secret(self.settings.access_token_env, "private-app access token")
+
+        def call(apis: Apis) -> Any:
+            return apis.owners.api_client.call_api(
+                "/oauth/v2/private-apps/get/access-token-info",
+                "POST",
+                header_params={"Accept": "application/json", "Content-Type": "application/json"},
+                body={"tokenKey": token},
+                auth_settings=["oauth2"],
+                _preload_content=False,
+                _request_timeout=self.settings.timeout_seconds,
+            )
+
+        try:
+            scopes = self._call(call, zone=False).get("scopes")
+        except (TransientError, AuthenticationFailed, CertificateProblem):
+            raise
+        except CrmError:
+            return None
+        return [str(x) for x in scopes] if isinstance(scopes, list) else None
+
+    def _property_definitions(self, object_type: str) -> dict[str, dict[str, Any]]:
+        from hubspot import HubSpot
+
+        token = self.settings.secret(self.settings.access_token_env, "private-app access token")
+        client = HubSpot(access_token=token, host=self.settings.host.rstrip("/"), retry=NO_RETRY)
+        api = client.crm.properties.core_api
+        try:
+            reply = self._call(
+                lambda apis: api.get_all(
+                    object_type,
+                    archived=False,
+                    _request_timeout=self.settings.timeout_seconds,
+                    _preload_content=False,
+                ),
+                zone=False,
+            )
+        finally:
+            with contextlib.suppress(AttributeError):
+                api.api_client.rest_client.pool_manager.clear()
+        return {str(p.get("name")): p for p in reply.get("results") or [] if isinstance(p, dict)}
+
+    def check(self) -> list[CheckResult]:
+        """Check the connection and the mapping against the portal (``spe check``): the
+        token logs in, the account's time zone (the daily limit's reset) is read, the
+        token has the scopes the sync needs, and every mapped property exists with a
+        type that fits. One result per part; never raises for a problem it can describe
+        (a refused login or an unreachable host leave the other parts not checked)."""
+        results: list[CheckResult] = []
+        later = [
+            "time zone",
+            "scopes",
+            *(f"properties of {o}" for o in self._expected_properties()),
+        ]
+
+        def stop(part: str, exc: SpeError) -> list[CheckResult]:
+            results.append(CheckResult(part, CheckStatus.PROBLEM, exc.problem, exc.fix))
+            for name in later:
+                results.append(
+                    CheckResult(name, CheckStatus.NOT_CHECKED, f"not checked: {part} failed")
+                )
+            return results
+
+        try:
+            details = self.account_details()
+        except (ConfigError, AuthenticationFailed, CrmUnreachable, CertificateProblem) as exc:
+            return stop("login", exc)
+        except CrmError as exc:
+            details = {}
+            try:  # the account-info API may be closed to the token: log in through owners
+                self._owners_page({"limit": 1})
+            except SpeError as again:
+                return stop("login", again)
+            results.append(
+                CheckResult(
+                    "login",
+                    CheckStatus.OK,
+                    f"the token is accepted (the account-info API refused: {exc.problem})",
+                )
+            )
+        else:
+            results.append(
+                CheckResult(
+                    "login",
+                    CheckStatus.OK,
+                    f"the private-app token is accepted by portal {details.get('portalId')}",
+                )
+            )
+        name = str(details.get("timeZone") or "")
+        try:
+            self._zone = ZoneInfo(name)
+            results.append(
+                CheckResult(
+                    "time zone",
+                    CheckStatus.OK,
+                    f"{name}: HubSpot's daily API limit resets at midnight there",
+                )
+            )
+        except (ValueError, ZoneInfoNotFoundError):
+            results.append(
+                CheckResult(
+                    "time zone",
+                    CheckStatus.PROBLEM,
+                    f"the account's time zone could not be read ({name or 'no answer'})",
+                    "check the portal's time zone in Settings > Account defaults; until it is "
+                    "known, a daily-limit stop names its reset in UTC.",
+                )
+            )
+        try:
+            granted = self._token_scopes()
+        except SpeError as exc:
+            return stop("scopes", exc)
+        if granted is None:
+            results.append(
+                CheckResult(
+                    "scopes",
+                    CheckStatus.NOT_CHECKED,
+                    "HubSpot did not list the token's scopes (not a private-app token?); "
+                    "the property checks below show whether reads are allowed",
+                )
+            )
+        else:
+            for scope in self.required_scopes():
+                ok = scope in granted
+                results.append(
+                    CheckResult(
+                        f"scope {scope}",
+                        CheckStatus.OK if ok else CheckStatus.PROBLEM,
+                        "granted" if ok else "the private app's token lacks it",
+                        None
+                        if ok
+                        else f"add {scope} in the private app's Scopes tab (Settings > "
+                        "Integrations > Private Apps), commit, then run spe check again.",
+                    )
+                )
+        for object_type, expected in self._expected_properties().items():
+            try:
+                found = self._property_definitions(object_type)
+            except (AuthenticationFailed, CrmUnreachable, CertificateProblem) as exc:
+                return stop(f"properties of {object_type}", exc)
+            except CrmError as exc:
+                results.append(
+                    CheckResult(
+                        f"properties of {object_type}", CheckStatus.PROBLEM, exc.problem, exc.fix
+                    )
+                )
+                continue
+            for prop, kinds in expected.items():
+                results.append(self._check_property(object_type, prop, kinds, found.get(prop)))
+        return results
+
+    def _check_property(
+        self,
+        object_type: str,
+        name: str,
+        kinds: frozenset[str],
+        found: dict[str, Any] | None,
+    ) -> CheckResult:
+        part = f"property {object_type}.{name}"
+        f = self.settings.fields
+        where = "[adapter.hubspot.fields]"
+        if found is None:
+            return CheckResult(
+                part,
+                CheckStatus.PROBLEM,
+                f"{object_type} have no property {name!r}",
+                f"create it (Settings > Properties, internal name {name}; see docs/hubspot.md) "
+                f"or map an existing one in {where}.",
+            )
+        kind = str(found.get("type") or "")
+        if kind not in kinds:
+            return CheckResult(
+                part,
+                CheckStatus.PROBLEM,
+                f"{name} is of type {kind!r}; SPE needs {' or '.join(sorted(kinds))}",
+                f"change the property's field type, or map another property in {where}.",
+            )
+        if name == f.key_property and not found.get("hasUniqueValue"):
+            return CheckResult(
+                part,
+                CheckStatus.PROBLEM,
+                f"{name} does not require unique values: SPE upserts by it",
+                "turn on 'Require unique values' for it (only possible while no two records "
+                "share a value), or map a unique text property as key_property.",
+            )
+        if name == f.status_property and kind == "enumeration":
+            options = {str(o.get("value")) for o in found.get("options") or []}
+            missing = sorted(set(f.status_values.values()) - options)
+            if missing:
+                return CheckResult(
+                    part,
+                    CheckStatus.PROBLEM,
+                    f"{name} has no option with the internal value {', '.join(missing)}",
+                    f"add the options to {name}, or map the SPE statuses to existing options "
+                    f"in {where} status_values.",
+                )
+        return CheckResult(part, CheckStatus.OK, f"exists ({kind})")
 
     # --- writing ------------------------------------------------------------------------
 
@@ -632,26 +982,56 @@ def _result(
     return WriteResult(change.key, False, crm_id=change.crm_id, error=why, retryable=True)
 
 
+def _flt(name: str, operator: str, value: str) -> dict[str, Any]:
+    return {"propertyName": name, "operator": operator, "value": value}
+
+
+def _search_body(
+    groups: list[dict[str, Any]], sorts: list[dict[str, Any]], properties: list[str], limit: int
+) -> dict[str, Any]:
+    return {
+        "filterGroups": groups,
+        "sorts": sorts,
+        "properties": properties,
+        "limit": limit,
+        "after": None,
+    }
+
+
+def _total(page: dict[str, Any], default: int) -> int:
+    """How many records the query matched (HubSpot's ``total``), else ``default``."""
+    total = page.get("total")
+    return total if isinstance(total, int) and total >= 0 else default + 1
+
+
 def _next_after(page: dict[str, Any]) -> str | None:
     after = ((page.get("paging") or {}).get("next") or {}).get("after")
     return None if after in (None, "") else str(after)
 
 
-def _retry_after(headers: Mapping[str, str], body: dict[str, Any]) -> float:
-    """Seconds to wait after a 429: ``Retry-After``, else the limit's own window."""
+def _is_daily(headers: Mapping[str, str], body: dict[str, Any]) -> bool:
+    return (
+        body.get("policyName") == "DAILY"
+        or headers.get("X-HubSpot-RateLimit-Daily-Remaining") == "0"
+    )
+
+
+def daily_reset(now: datetime, zone: ZoneInfo | None) -> datetime:
+    """When HubSpot's daily limit resets after ``now``: the next midnight in the account's
+    time zone (UTC when it is not known), as an aware datetime in that zone."""
+    tz = zone or ZoneInfo("UTC")
+    local = now.astimezone(tz)
+    return datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), tz)
+
+
+def _retry_after(headers: Mapping[str, str]) -> float:
+    """Seconds to wait after a ten-secondly 429: ``Retry-After``, else the window."""
     value = headers.get("Retry-After")
     if value:
         try:
             return max(0.0, float(value))
         except ValueError:
             pass
-    if (
-        body.get("policyName") == "DAILY"
-        or headers.get("X-HubSpot-RateLimit-Daily-Remaining") == "0"
-    ):
-        now = datetime.now(UTC)
-        midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-        return (midnight - now).total_seconds()
     interval = headers.get("X-HubSpot-RateLimit-Interval-Milliseconds")
     if interval and interval.isdigit():
         return int(interval) / 1000
@@ -683,10 +1063,16 @@ def _rejected(exc: Exception, what: str) -> None:
     ) from None
 
 
-def translate(exc: Exception, host: str | None = None) -> NoReturn:
+def translate(
+    exc: Exception,
+    *,
+    zone: Callable[[], ZoneInfo | None] | None = None,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    host: str | None = None,
+) -> NoReturn:
     """Raise SPE's error for a failed call: by HTTP ``status`` (every hubspot sub-package
-    has its own ApiException class), or, when no answer came, by
-    :func:`~spe_adapters._network.transport_error`."""
+    has its own ApiException class), or by urllib3's transport errors. ``zone`` gives the
+    account's time zone for a daily-limit 429 (its reset time)."""
     if isinstance(exc, urllib3.exceptions.HTTPError):
         raise transport_error(exc, "HubSpot", host) from None
     status = getattr(exc, "status", None)
@@ -701,12 +1087,29 @@ def translate(exc: Exception, host: str | None = None) -> NoReturn:
             f"HubSpot could not be reached ({message.splitlines()[0]}).",
             "check the network and host; the sync retries.",
         ) from None
+    if status == 429 and _is_daily(headers, body):
+        account_zone = zone() if zone is not None else None
+        at = now()
+        reset = daily_reset(at, account_zone)
+        where = (
+            f"the account's time zone {account_zone.key}"
+            if account_zone is not None
+            else "UTC (the account's time zone could not be read)"
+        )
+        raise TransientError(
+            f"HubSpot's daily API limit is used up (HTTP 429, DAILY); it resets at midnight "
+            f"in {where}: {reset:%Y-%m-%d %H:%M %Z} "
+            f"({reset.astimezone(UTC):%Y-%m-%d %H:%M} UTC).",
+            "run the sync again after the reset; if the limit is reached every day, sync "
+            "less often or raise the portal's API limit.",
+            retry_after=max(1.0, (reset - at).total_seconds()),
+        ) from None
     if status == 429:
         policy = body.get("policyName") or "a rate limit"
         raise TransientError(
             f"HubSpot's rate limit was reached (HTTP 429, {policy}).",
             "the sync backs off and retries; lower the sync frequency if it recurs.",
-            retry_after=_retry_after(headers, body),
+            retry_after=_retry_after(headers),
         ) from None
     if status >= 500:
         raise TransientError(

@@ -16,6 +16,7 @@ from typing import Any
 from spe_adapters.hubspot.settings import HubSpotSettings
 from spe_core.adapter import Change, Inbound
 from spe_core.errors import InvalidValue, MappingError
+from spe_core.inbound import KNOWN_STATUSES
 from spe_core.model import Location, Member, Opportunity, Role, Task
 
 __all__ = [
@@ -207,9 +208,36 @@ def opportunity_from_record(record: dict[str, Any], settings: HubSpotSettings) -
     return Inbound(
         opp,
         crm_owner=record.get("hubspot_owner_id") or None,
-        crm_status=f.status_from_crm(record.get(f.status_property)),
+        crm_status=crm_status(record.get(f.status_property), settings, record_id),
         deleted=bool(record.get(ARCHIVED)),
     )
+
+
+def crm_status(value: Any, settings: HubSpotSettings, record_id: str) -> str | None:
+    """The SPE status a status-property value stands for; a value the mapping does not
+    know passes through unchanged, so the sync quarantines the record naming the value
+    and ``status_values`` (never read as "no SPE status" and ignored in silence)."""
+    f = settings.fields
+    if value is None or str(value).strip() == "":
+        return None
+    known = f.status_from_crm(str(value))
+    if known is not None:
+        return known
+    text = str(value)
+    if text in KNOWN_STATUSES:  # an SPE status's name that the mapping gives another value
+        raise MappingError(
+            f"{settings.queued_object[:-1]} {record_id} has {f.status_property} {text!r}, which "
+            f"[adapter.hubspot.fields.status_values] does not map (it maps {text!r} to "
+            f"{f.status_values.get(text)!r}).",
+            f"set the record's {f.status_property} to a mapped value, or map {text!r} in "
+            "[adapter.hubspot.fields.status_values].",
+        )
+    return text
+
+
+def hubspot_time(value: datetime) -> str:
+    """A datetime as HubSpot writes property values: ISO-8601 UTC with ``Z``."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _time(value: datetime | None) -> str:

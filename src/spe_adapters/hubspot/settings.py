@@ -106,11 +106,16 @@ class HubSpotSettings:
     """Deals SPE creates start in this stage of ``pipeline``."""
     search_page_size: int = 200
     search_result_cap: int = 10_000
-    """HubSpot's search returns at most this many results for one query; the adapter starts
-    a new query after the last record seen before reaching it."""
+    """HubSpot's search returns at most this many results for one query. Kept for
+    compatibility: every page is a new keyset query, so no query comes near it."""
     search_requests_per_second: float = 4.0
     """The adapter's own budget of search calls per second (HubSpot limits search per
     token); 0: no budget."""
+    webhook_min_signature_version: str = "v1"
+    """The oldest webhook signature version the receiver accepts: ``v1`` (what webhook-API
+    subscriptions send), ``v2`` or ``v3`` (only requests with v3 headers)."""
+    webhook_max_future_seconds: float = 60.0
+    """How far ahead of this server's clock a v3 webhook timestamp may be (clock skew)."""
     queue_owner_id: str | None = None
     """The owner of records waiting in SPE's queue; records given back return to it.
     None: their owner is cleared."""
@@ -151,6 +156,18 @@ class HubSpotSettings:
             raise ConfigError(
                 "[adapter.hubspot] search_requests_per_second must not be negative.",
                 "use 4 (HubSpot's documented search limit per token), or 0 for no budget.",
+            )
+        if self.webhook_min_signature_version not in ("v1", "v2", "v3"):
+            raise ConfigError(
+                "[adapter.hubspot] webhook_min_signature_version "
+                f"{self.webhook_min_signature_version!r} is not a signature version.",
+                "use v1 (accept every version HubSpot sends), v2 or v3.",
+            )
+        if not 0 <= self.webhook_max_future_seconds <= 300:
+            raise ConfigError(
+                "[adapter.hubspot] webhook_max_future_seconds "
+                f"{self.webhook_max_future_seconds} is outside 0..300.",
+                "use 60 (the default); fix the server's clock (NTP) rather than widen it.",
             )
         for table, roles in (("roles", self.roles), ("team_roles", self.team_roles)):
             for who, role in roles.items():

@@ -7,8 +7,10 @@ on many hosts (extra ``[postgres]``).
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl, unquote
+
 from spe_core.errors import StoreError
-from spe_core.store.base import RANKED_STATUSES, Store, Transaction
+from spe_core.store.base import RANKED_STATUSES, Store, Transaction, seconds_param
 
 __all__ = ["RANKED_STATUSES", "Store", "Transaction", "open_store"]
 
@@ -26,9 +28,9 @@ def open_store(url: str) -> Store:
 
         return MemoryStore()
     if text.startswith("sqlite://"):
-        from spe_core.store.sqlite import SQLiteStore
+        from spe_core.store.sqlite import DEFAULT_BUSY_TIMEOUT, SQLiteStore
 
-        path = text[len("sqlite://") :]
+        path, _, query = text[len("sqlite://") :].partition("?")
         if path.startswith("/"):
             path = path[1:]
         if not path:
@@ -36,7 +38,15 @@ def open_store(url: str) -> Store:
                 f"store URL {url!r} names no file.",
                 "use sqlite:///spe.db (relative) or sqlite:////abs/spe.db.",
             )
-        return SQLiteStore(path)
+        options = dict(parse_qsl(query, keep_blank_values=True))
+        unknown = sorted(set(options) - {"busy_timeout"})
+        if unknown:
+            raise StoreError(
+                f"store URL {url!r} has unknown parameter(s) {', '.join(unknown)}.",
+                "the SQLite store accepts ?busy_timeout=SECONDS only.",
+            )
+        timeout = seconds_param(options.get("busy_timeout"), "busy_timeout", DEFAULT_BUSY_TIMEOUT)
+        return SQLiteStore(unquote(path), timeout=timeout)
     if text.startswith(("postgresql://", "postgres://")):
         try:
             from spe_core.store.postgres import (  # type: ignore[import-not-found,unused-ignore]

@@ -15,11 +15,12 @@ from contextlib import AbstractContextManager
 from datetime import date, datetime
 from typing import Protocol, runtime_checkable
 
+from spe_core.errors import StoreError
 from spe_core.events import Event, Recorded
 from spe_core.model import Booking, Busy, Member, Opportunity, OpportunityStatus, Task
 from spe_core.outbox import OutboxItem, Quarantined
 
-__all__ = ["RANKED_STATUSES", "Store", "Transaction"]
+__all__ = ["RANKED_STATUSES", "Store", "Transaction", "seconds_param"]
 
 #: Statuses whose opportunities are kept in rank order (the backlog and the queue).
 RANKED_STATUSES = (OpportunityStatus.BACKLOG, OpportunityStatus.QUEUED)
@@ -193,6 +194,13 @@ class Transaction(Protocol):
         """Append ``event`` to the log; returns it with its sequence number."""
         ...
 
+    def events(self, after: int = 0, limit: int | None = None) -> list[Recorded]:
+        """Recorded events with ``seq > after`` (at most ``limit``), in log order, read in
+        this transaction (its own appends included). Use this, not
+        :meth:`Store.events`, inside a transaction: the store's read may need a
+        second connection, which a pool of one cannot give while this one is held."""
+        ...
+
     def get_meta(self, key: str) -> str | None:
         """A small piece of engine state (a cursor, a pointer), or None."""
         ...
@@ -233,3 +241,25 @@ class Store(Protocol):
     def close(self) -> None:
         """Release connections and files. The store is unusable afterwards."""
         ...
+
+
+def seconds_param(text: str | None, name: str, default: float) -> float:
+    """A store URL's timeout parameter in seconds (``30``, ``2.5``, ``500ms``, ``1min``)."""
+    if text is None:
+        return default
+    value = text.strip().lower()
+    scale = 1.0
+    for suffix, factor in (("ms", 0.001), ("min", 60.0), ("s", 1.0)):
+        if value.endswith(suffix):
+            value, scale = value[: -len(suffix)].strip(), factor
+            break
+    try:
+        seconds = float(value) * scale
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0 or seconds == float("inf"):
+        raise StoreError(
+            f"store URL parameter {name}={text!r} is not a duration.",
+            f"write seconds, e.g. {name}=30, or with a unit: 500ms, 30s, 2min.",
+        )
+    return seconds

@@ -411,6 +411,10 @@ class _MemoryTransaction:
         self.undo.append(lambda: log.__delitem__(-1))
         return recorded
 
+    def events(self, after: int = 0, limit: int | None = None) -> list[Recorded]:
+        log = self.s.log
+        return log[after:] if limit is None else log[after : after + limit]
+
     def get_meta(self, key: str) -> str | None:
         return self.s.meta.get(key)
 

@@ -21,7 +21,11 @@ psycopg 3 connections. Design points:
   same database at once are safe; re-running is a no-op.
 - **LISTEN/NOTIFY**: every transaction that queues an opportunity sends
   ``NOTIFY spe_queue``; :meth:`PostgresStore.wait_for_work` lets an idle puller
-  sleep until then.
+  sleep until then, on one dedicated listening connection per store.
+- **Faults**: every wait is bounded (connect, lock, statement, idle in
+  transaction, pool; settable in the URL), pooled connections are checked on
+  checkout, TCP keepalives are on, and every driver error is translated into
+  :mod:`spe_core.errors` by :func:`translate`.
 
 The ``schema`` query parameter (default ``public``) selects the schema, so
 several teams or test runs share one database without colliding.
@@ -29,30 +33,51 @@ several teams or test runs share one database without colliding.
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 import threading
+import time
+import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from spe_core import codec, model
-from spe_core.errors import StoreError
+from spe_core.errors import (
+    CommitOutcomeUnknown,
+    StoreDamaged,
+    StoreError,
+    StoreFull,
+    StoreGone,
+    StoreLocked,
+    StoreReadOnly,
+    StoreUnavailable,
+)
 from spe_core.events import Event, Recorded
 from spe_core.model import Booking, Busy, Member, Opportunity, OpportunityStatus, Task
 from spe_core.outbox import OutboxItem, Quarantined
-from spe_core.store.base import RANKED_STATUSES
+from spe_core.store.base import RANKED_STATUSES, seconds_param
 
 try:
     import psycopg
-    from psycopg_pool import ConnectionPool
+    from psycopg.pq import TransactionStatus
+    from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise ImportError(
         "the PostgreSQL store needs psycopg: pip install 'spe-sdk[postgres]'"
     ) from exc
 
-__all__ = ["MIGRATIONS", "PostgresStore"]
+__all__ = [
+    "DEFAULT_POOL_TIMEOUT",
+    "LIBPQ_DEFAULTS",
+    "MIGRATIONS",
+    "SERVER_DEFAULTS",
+    "PostgresStore",
+    "translate",
+]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _LONGEST = timedelta(hours=12)  # the longest meeting a request may ask for
@@ -179,28 +204,173 @@ def micros(value: datetime | None) -> int | None:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def _split_url(url: str) -> tuple[str, str, dict[str, str]]:
-    parts = urlsplit(url)
-    query = dict(parse_qsl(parts.query))
-    schema = query.pop("schema", "public")
-    pool: dict[str, str] = {k: query.pop(k) for k in ("pool_min", "pool_max") if k in query}
-    if not _SCHEMA_NAME.match(schema):
+_OURS = (
+    "schema",
+    "pool_min",
+    "pool_max",
+    "pool_timeout",
+    "lock_timeout",
+    "statement_timeout",
+    "idle_in_transaction_session_timeout",
+)
+
+#: libpq parameters set unless the URL sets them: connecting gives up after 10 s, and
+#: TCP keepalives plus a TCP user timeout notice a dead peer or a silent partition
+#: within about 30 s even while a call waits for an answer.
+LIBPQ_DEFAULTS: dict[str, str] = {
+    "connect_timeout": "10",
+    "keepalives": "1",
+    "keepalives_idle": "10",
+    "keepalives_interval": "5",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "30000",
+}
+
+#: Server settings made on every connection unless the URL sets them (as its own
+#: parameter, or with ``options=-c name=value``). Values are PostgreSQL's: ``10s``,
+#: ``500ms``; a bare number is milliseconds; ``0`` turns the limit off.
+SERVER_DEFAULTS: dict[str, str] = {
+    "lock_timeout": "10s",
+    "statement_timeout": "20s",
+    "idle_in_transaction_session_timeout": "60s",
+}
+
+_FRESH = 1.0  # seconds after use in which a pooled connection is taken unchecked
+
+#: Seconds a call waits for a free pooled connection by default.
+DEFAULT_POOL_TIMEOUT = 10.0
+
+_UNITS_MS = {
+    "us": 0.001,
+    "ms": 1.0,
+    "s": 1000.0,
+    "min": 60_000.0,
+    "h": 3_600_000.0,
+    "d": 86_400_000.0,
+}
+
+
+def _pg_ms(value: str) -> float | None:
+    """A PostgreSQL duration setting in milliseconds (None when not understood)."""
+    found = re.fullmatch(r"\s*([0-9.]+)\s*([a-z]*)\s*", value.lower())
+    if found is None or found.group(2) not in ("", *_UNITS_MS):
+        return None
+    try:
+        return float(found.group(1)) * _UNITS_MS.get(found.group(2), 1.0)
+    except ValueError:
+        return None
+
+
+class _Settings:
+    """What a PostgreSQL store URL says, split into libpq's part and spe-sdk's part."""
+
+    def __init__(self, url: str, min_size: int, max_size: int, timeout: float) -> None:
+        from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+        parts = urlsplit(url)
+        self.password = parts.password or ""
+        ours: dict[str, str] = {}
+        rest: list[str] = []
+        for piece in parts.query.split("&"):
+            if not piece:
+                continue
+            key, _, value = piece.partition("=")
+            if unquote(key) in _OURS:
+                ours[unquote(key)] = unquote(value)  # %20 is a space; "+" stays "+", as in libpq
+            else:
+                rest.append(piece)  # left exactly as written: libpq decodes it
+        self.schema = ours.get("schema", "public")
+        if not _SCHEMA_NAME.match(self.schema):
+            raise StoreError(
+                f"schema {self.schema!r} in the store URL is not a plain lower-case identifier.",
+                "use letters, digits and underscores, starting with a letter, e.g. ?schema=spe.",
+            )
+        base = urlunsplit(("postgresql", parts.netloc, parts.path, "&".join(rest), ""))
+        try:
+            params: dict[str, Any] = conninfo_to_dict(base)
+        except psycopg.Error as exc:
+            raise StoreError(
+                f"store URL {_redact(url)} is not a valid PostgreSQL URL: "
+                f"{self.scrub(str(exc).splitlines()[0])}.",
+                "check its parameters: spe-sdk's are " + ", ".join(_OURS) + "; any other must "
+                "be a libpq connection parameter (sslmode, connect_timeout, options, ...).",
+            ) from None
+        for key, value in LIBPQ_DEFAULTS.items():
+            params.setdefault(key, value)
+        self.params = params
+        self.conninfo = make_conninfo("", **params)
+        options = str(params.get("options") or "")
+        self.server: dict[str, str] = {}
+        for name, default in SERVER_DEFAULTS.items():
+            if name in ours:
+                if _pg_ms(ours[name]) is None:
+                    raise StoreError(
+                        f"store URL parameter {name}={ours[name]!r} is not a duration.",
+                        f"write it as PostgreSQL does: {name}=10s, 500ms or 0 (no limit).",
+                    )
+                self.server[name] = ours[name].strip()
+            elif not re.search(rf"{name}\s*=", options):
+                self.server[name] = default
+        self.pool_min = _count(ours.get("pool_min"), "pool_min", min_size, 0)
+        self.pool_max = _count(ours.get("pool_max"), "pool_max", max(max_size, self.pool_min), 1)
+        if self.pool_max < self.pool_min:
+            raise StoreError(
+                f"store URL has pool_max={self.pool_max} below pool_min={self.pool_min}.",
+                "make pool_max at least pool_min.",
+            )
+        self.pool_timeout = seconds_param(ours.get("pool_timeout"), "pool_timeout", timeout)
+        try:
+            self.connect_timeout = float(params["connect_timeout"])
+        except ValueError:
+            raise StoreError(
+                f"store URL parameter connect_timeout={params['connect_timeout']!r} is not "
+                "a number of seconds.",
+                "write e.g. connect_timeout=10.",
+            ) from None
+        in_options = re.search(r"statement_timeout\s*=\s*([0-9.]+\s*[a-z]*)", options)
+        statement_text = self.server.get(
+            "statement_timeout", in_options.group(1) if in_options else "0"
+        )
+        statement = _pg_ms(statement_text) or 0.0
+        # the client's own bound on one statement: a stalled network path (a proxy that
+        # stops forwarding) looks healthy to TCP, so the server's timeout never arrives
+        self.statement_bound = (
+            statement / 1000 + min(5.0, max(1.0, statement / 1000)) if statement else 0.0
+        )
+        host = str(params.get("host") or params.get("hostaddr") or "local socket")
+        port = str(params.get("port") or "5432")
+        dbname = str(params.get("dbname") or params.get("user") or "")
+        self.where = f"PostgreSQL {host}:{port}/{dbname} (schema {self.schema})"
+
+    def scrub(self, text: str) -> str:
+        """``text`` without the URL's password."""
+        return text.replace(self.password, "***") if self.password else text
+
+    def summary(self) -> dict[str, str]:
+        """Every bound in force, for ``spe store check`` and error messages."""
+        values = {k: str(self.params[k]) for k in LIBPQ_DEFAULTS}
+        values.update(self.server)
+        values.update(
+            pool_min=str(self.pool_min),
+            pool_max=str(self.pool_max),
+            pool_timeout=f"{self.pool_timeout:g}s",
+        )
+        return values
+
+
+def _count(text: str | None, name: str, default: int, minimum: int) -> int:
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
         raise StoreError(
-            f"schema {schema!r} in the store URL is not a plain lower-case identifier.",
-            "use letters, digits and underscores, starting with a letter, e.g. ?schema=spe.",
+            f"store URL parameter {name}={text!r} is not a whole number of at least {minimum}.",
+            f"write e.g. {name}={max(minimum, 1)}.",
         )
-    conninfo = urlunsplit(
-        (
-            parts.scheme.replace("postgres", "postgresql", 1)
-            if parts.scheme == "postgres"
-            else parts.scheme,
-            parts.netloc,
-            parts.path,
-            urlencode(query),
-            parts.fragment,
-        )
-    )
-    return conninfo, schema, pool
+    return value
 
 
 def _redact(url: str) -> str:
@@ -211,45 +381,271 @@ def _redact(url: str) -> str:
     return url
 
 
+def translate(exc: BaseException, settings: _Settings, during: str) -> StoreError:
+    """The :mod:`spe_core.errors` error for a ``psycopg`` or ``psycopg_pool`` error on the
+    store ``settings`` describes (raise it ``from exc``). Every error leaving
+    :class:`PostgresStore` goes through here."""
+    where = settings.where
+    reason = _reason(exc, settings)
+    state = str(getattr(exc, "sqlstate", None) or "")
+    server = settings.server
+    if isinstance(exc, PoolTimeout):
+        return StoreUnavailable(
+            f"{where}: no pooled connection came free within pool_timeout "
+            f"({settings.pool_timeout:g} s, pool_max {settings.pool_max}) while {during}.",
+            "check that the server is reachable; if it is, other calls hold every "
+            "connection: raise pool_max or pool_timeout in the store URL.",
+            store=where,
+        )
+    if isinstance(exc, PoolClosed):
+        return StoreError(f"{where}: the store is closed.", "open a new store.", store=where)
+    if state == "55P03":
+        return StoreLocked(
+            f"{where}: another session held a lock longer than lock_timeout "
+            f"({server.get('lock_timeout', 'as set on the server')}) while {during} "
+            f"({reason}); nothing was committed.",
+            "try again; if it keeps happening, find the session holding it (pg_locks, "
+            "pg_stat_activity) or raise lock_timeout in the store URL (?lock_timeout=30s).",
+            store=where,
+        )
+    if state in ("40P01", "40001"):
+        return StoreLocked(
+            f"{where}: the transaction was chosen to give way to a concurrent one while "
+            f"{during} ({reason}); nothing was committed.",
+            "try the call again.",
+            store=where,
+        )
+    if state == "57014":
+        return StoreUnavailable(
+            f"{where}: a statement ran longer than statement_timeout "
+            f"({server.get('statement_timeout', 'as set on the server')}) while {during}; "
+            "nothing was committed.",
+            "try again; if the server is slow, raise statement_timeout in the store URL "
+            "(?statement_timeout=60s).",
+            store=where,
+        )
+    if state == "25006":
+        return StoreReadOnly(
+            f"{where} is read-only ({reason}): a standby, perhaps after a failover.",
+            "point the store URL at the primary; with several hosts in the URL add "
+            "target_session_attrs=read-write so libpq picks the writable one.",
+            store=where,
+        )
+    if state == "53100":
+        return StoreFull(
+            f"{where}: the server's disk is full ({reason}) while {during}; nothing was committed.",
+            "free space on the database server, then try again.",
+            store=where,
+        )
+    if state in ("XX001", "XX002"):
+        return StoreDamaged(
+            f"{where}: the server reports damaged data ({reason}) while {during}.",
+            "stop the workers, have the database administrator check the server's log and "
+            "restore from backup (pg_dump, see `spe store backup`).",
+            store=where,
+        )
+    if state in ("3F000", "42P01"):
+        return StoreGone(
+            f"{where}: the schema or its tables are gone ({reason}); they were dropped "
+            "while the store was open.",
+            "restore the schema from a backup, or reopen the store to create an empty one "
+            "if that is what was meant.",
+            store=where,
+        )
+    if state.startswith("28"):
+        return StoreError(
+            f"{where} refused the credentials ({reason}).",
+            "check the user name and password (PGPASSWORD or ~/.pgpass) and pg_hba.conf.",
+            store=where,
+        )
+    if isinstance(exc, psycopg.OperationalError) or state.startswith(("08", "57P", "53")):
+        if during == "connecting":
+            problem = f"cannot connect to {where}: {reason}."
+        else:
+            problem = (
+                f"{where}: the connection failed while {during} ({reason}); nothing was committed."
+            )
+        return StoreUnavailable(
+            problem,
+            "check that the server is up and reachable (host, port, firewall); the store "
+            "reconnects by itself once it is. Check the credentials in the URL if it keeps "
+            "failing.",
+            store=where,
+        )
+    return StoreError(
+        f"{where}: {type(exc).__name__} while {during}: {reason}.",
+        "this is probably a bug in spe-sdk or a plugin; report it with the traceback.",
+        store=where,
+    )
+
+
+def _reason(exc: BaseException, settings: _Settings) -> str:
+    lines = str(exc).strip().splitlines()
+    return settings.scrub(lines[0] if lines else type(exc).__name__)
+
+
+class _Deadlines:
+    """Client-side bounds: breaks the socket of a connection whose call outlives its
+    deadline, so a call blocked on a path that TCP thinks healthy (a stalled proxy)
+    returns with an error. One daemon thread per store, started on first use."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._due: dict[int, tuple[float, psycopg.Connection[Any]]] = {}
+        self._next = 0
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    @contextmanager
+    def guard(self, conn: psycopg.Connection[Any], seconds: float) -> Iterator[None]:
+        if seconds <= 0:
+            yield
+            return
+        with self._cond:
+            self._next += 1
+            token = self._next
+            self._due[token] = (time.monotonic() + seconds, conn)
+            if self._thread is None and not self._closed:
+                self._thread = threading.Thread(
+                    target=self._run, name="spe-store-deadlines", daemon=True
+                )
+                self._thread.start()
+            # no notify: the thread looks at least once a second, and every bound is
+            # longer than that, so waking it for each statement would only cost
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._due.pop(token, None)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if self._closed:
+                    return
+                now = time.monotonic()
+                late = [t for t, (d, _) in self._due.items() if d <= now]
+                broken = [self._due.pop(t)[1] for t in late]
+                if not broken:
+                    soonest = min((d for d, _ in self._due.values()), default=now + 1.0)
+                    self._cond.wait(timeout=max(0.01, min(1.0, soonest - now)))
+                    continue
+            for conn in broken:
+                _break(conn)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        if self._thread is not None:
+            self._thread.join(2)
+
+
+def _break(conn: psycopg.Connection[Any]) -> None:
+    """Shut the connection's socket down: the call blocked on it fails at once."""
+    with suppress(Exception):
+        fd = conn.pgconn.socket
+        sock = socket.socket(fileno=os.dup(fd))
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        finally:
+            sock.close()
+
+
 class PostgresStore:
-    """A store in a PostgreSQL schema, shared by any number of processes and hosts."""
+    """A store in a PostgreSQL schema, shared by any number of processes and hosts.
+
+    Every wait is bounded (see :data:`LIBPQ_DEFAULTS`, :data:`SERVER_DEFAULTS` and
+    ``pool_timeout``; each settable in the store URL), pooled connections are
+    checked on checkout and replaced when their backend went away, and every
+    ``psycopg``/``psycopg_pool`` error is translated by :func:`translate` into an
+    error of :mod:`spe_core.errors`.
+    """
 
     def __init__(
-        self, url: str, *, min_size: int = 1, max_size: int = 8, timeout: float = 30.0
+        self,
+        url: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 8,
+        timeout: float = DEFAULT_POOL_TIMEOUT,
     ) -> None:
         self.url = _redact(url)
-        conninfo, self.schema, pool = _split_url(url)
-        min_size = int(pool.get("pool_min", min_size))
-        max_size = int(pool.get("pool_max", max(max_size, min_size)))
-        schema = self.schema
-
-        def configure(conn: psycopg.Connection[Any]) -> None:
-            conn.execute(f'SET search_path TO "{schema}"'.encode())
-            conn.commit()
-
-        try:
-            # fail fast (and say why) when the server cannot be reached at all
-            psycopg.connect(conninfo, connect_timeout=max(1, int(min(timeout, 10)))).close()
-            self.pool = ConnectionPool(
-                conninfo,
-                min_size=min_size,
-                max_size=max_size,
-                timeout=timeout,
-                configure=configure,
-                open=False,
-            )
-            self.pool.open(wait=True, timeout=timeout)
-        except Exception as exc:
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            if parts_password := urlsplit(url).password:
-                reason = reason.replace(parts_password, "***")
-            raise StoreError(
-                f"cannot connect to PostgreSQL at {self.url}: {reason}.",
-                "check the host, port, database and credentials in the store URL, and that "
-                "the server accepts connections.",
-            ) from None
+        self.settings = settings = _Settings(url, min_size, max_size, timeout)
+        self.schema = settings.schema
+        self.where = settings.where
+        self._deadlines = _Deadlines()
         self._local = threading.local()
-        self._migrate()
+        self._returned: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._listener: threading.Thread | None = None
+        self._listen_cond = threading.Condition()
+        self._listen_generation = 0
+        self._listening = False
+        self._closed = False
+        try:
+            # fail fast (and say why) when the server cannot be reached at all; the
+            # URL's connect_timeout (or the default) bounds it
+            with psycopg.connect(settings.conninfo) as first:
+                self._configure(first)
+            self.pool = ConnectionPool(
+                settings.conninfo,
+                min_size=settings.pool_min,
+                max_size=settings.pool_max,
+                timeout=settings.pool_timeout,
+                configure=self._configure,
+                check=self._check,
+                open=False,
+                name=f"spe-{self.schema}",
+            )
+            self.pool.open(wait=True, timeout=max(settings.connect_timeout, 1.0) * 2)
+        except psycopg.Error as exc:
+            raise translate(exc, settings, "connecting") from exc
+        try:
+            self._migrate()
+        except psycopg.Error as exc:
+            self.pool.close()
+            raise translate(exc, settings, "migrating the schema") from exc
+        except BaseException:
+            self.pool.close()
+            raise
+
+    def _configure(self, conn: psycopg.Connection[Any]) -> None:
+        conn.execute(f'SET search_path TO "{self.schema}"'.encode())
+        for name, value in self.settings.server.items():
+            conn.execute("SELECT set_config(%s, %s, false)", (name, value))
+        conn.commit()
+
+    def _check(self, conn: psycopg.Connection[Any]) -> None:
+        # a connection that worked a moment ago is not checked again (a round trip
+        # per transaction costs a third of a short one); one idle for longer, whose
+        # backend a restart, failover or idle timeout may have ended, is
+        last = self._returned.get(conn)
+        if last is not None and time.monotonic() - last < _FRESH:
+            return
+        with self._deadlines.guard(conn, self.settings.connect_timeout):
+            ConnectionPool.check_connection(conn)
+
+    def _putconn(self, conn: psycopg.Connection[Any]) -> None:
+        if not conn.closed:
+            self._returned[conn] = time.monotonic()
+        with suppress(Exception):
+            self.pool.putconn(conn)
+
+    def _getconn(self, during: str) -> psycopg.Connection[Any]:
+        if self._closed:
+            raise StoreError(f"{self.where}: the store is closed.", "open a new store.")
+        try:
+            return self.pool.getconn()
+        except psycopg.Error as exc:
+            raise translate(exc, self.settings, during) from exc
+
+    def _rollback(self, conn: psycopg.Connection[Any]) -> None:
+        if conn.closed or conn.info.transaction_status == TransactionStatus.IDLE:
+            return
+        with suppress(psycopg.Error), self._deadlines.guard(conn, self.settings.connect_timeout):
+            conn.rollback()
 
     def _migrate(self) -> None:
         with self.pool.connection() as conn, conn.transaction():
@@ -269,6 +665,7 @@ class PostgresStore:
                     f"PostgreSQL schema {self.schema!r} has version {version}, newer than this "
                     f"spe-sdk understands ({SCHEMA_VERSION}).",
                     "upgrade spe-sdk on this host to the version the others run.",
+                    store=self.where,
                 )
             for number in range(version, SCHEMA_VERSION):
                 for statement in MIGRATIONS[number].split(";"):
@@ -285,26 +682,74 @@ class PostgresStore:
         if current is not None:
             yield current
             return
-        with self.pool.connection() as conn, conn.transaction():
-            tx = _PgTransaction(conn)
-            self._local.tx = tx
+        conn = self._getconn("starting a transaction")
+        tx = _PgTransaction(conn, self)
+        self._local.tx = tx
+        committing = False
+        try:
+            yield tx
+            if tx.failed is not None:  # a driver error the caller caught: never commit
+                raise tx.failed
+            if tx.queued:
+                tx._x("NOTIFY spe_queue")
+            committing = True
+            with self._deadlines.guard(conn, self.settings.statement_bound):
+                conn.commit()
+        except psycopg.Error as exc:
+            self._rollback(conn)
+            if committing and isinstance(exc, psycopg.OperationalError):
+                raise CommitOutcomeUnknown(
+                    f"{self.where}: the connection failed after the commit was sent "
+                    f"({_reason(exc, self.settings)}); "
+                    "the transaction may or may not have committed.",
+                    "read the state back (the opportunity, task or booking, or the event "
+                    "log) before doing the call again.",
+                    store=self.where,
+                ) from exc
+            raise translate(
+                exc, self.settings, "committing" if committing else "running a transaction"
+            ) from exc
+        except BaseException:
+            self._rollback(conn)
+            raise
+        finally:
+            self._local.tx = None
+            self._putconn(conn)
+
+    def _read(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """One read outside a transaction (inside one: through it, so a pool of one
+        cannot deadlock against itself)."""
+        current: _PgTransaction | None = getattr(self._local, "tx", None)
+        if current is not None:
+            return current._all(sql, args)
+        for attempt in (1, 2):
+            conn = self._getconn("reading")
             try:
-                yield tx
-                if tx.queued:
-                    conn.execute("NOTIFY spe_queue")
+                with self._deadlines.guard(conn, self.settings.statement_bound):
+                    rows = conn.execute(sql.encode(), args).fetchall()
+                    conn.rollback()
+                return rows
+            except psycopg.OperationalError as exc:
+                self._rollback(conn)
+                if attempt == 1 and conn.closed:
+                    continue  # its backend was gone: a read is safe to try once more
+                raise translate(exc, self.settings, "reading") from exc
+            except psycopg.Error as exc:
+                self._rollback(conn)
+                raise translate(exc, self.settings, "reading") from exc
             finally:
-                self._local.tx = None
+                self._putconn(conn)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def events(self, after: int = 0, limit: int | None = None) -> Iterator[Recorded]:
         """Committed events after ``after``, in order, streamed in pages."""
         remaining = limit
         while remaining is None or remaining > 0:
             page = 1000 if remaining is None else min(1000, remaining)
-            with self.pool.connection() as conn:
-                rows = conn.execute(
-                    "SELECT seq, data FROM events WHERE seq > %s ORDER BY seq LIMIT %s",
-                    (after, page),
-                ).fetchall()
+            rows = self._read(
+                "SELECT seq, data FROM events WHERE seq > %s ORDER BY seq LIMIT %s",
+                (after, page),
+            )
             if not rows:
                 return
             for seq, data in rows:
@@ -317,44 +762,103 @@ class PostgresStore:
         """Every opportunity (or those in ``status``), by id, in pages."""
         last = ""
         while True:
-            with self.pool.connection() as conn:
-                if status is None:
-                    rows = conn.execute(
-                        "SELECT id, data FROM opportunities WHERE id > %s ORDER BY id LIMIT 1000",
-                        (last,),
-                    ).fetchall()
-                else:
-                    rows = conn.execute(
-                        "SELECT id, data FROM opportunities WHERE id > %s AND status = %s "
-                        "ORDER BY id LIMIT 1000",
-                        (last, status.value),
-                    ).fetchall()
+            if status is None:
+                rows = self._read(
+                    "SELECT id, data FROM opportunities WHERE id > %s ORDER BY id LIMIT 1000",
+                    (last,),
+                )
+            else:
+                rows = self._read(
+                    "SELECT id, data FROM opportunities WHERE id > %s AND status = %s "
+                    "ORDER BY id LIMIT 1000",
+                    (last, status.value),
+                )
             if not rows:
                 return
             for _, data in rows:
                 yield codec.loads(data)
             last = rows[-1][0]
 
+    # --- LISTEN/NOTIFY --------------------------------------------------------------
+
     def wait_for_work(self, timeout: float) -> bool:
-        """Block until an opportunity is queued (NOTIFY) or ``timeout`` seconds pass."""
-        with self.pool.connection() as conn:
-            conn.autocommit = True
+        """Block until an opportunity is queued (NOTIFY) or ``timeout`` seconds pass.
+
+        Holds no pooled connection: one dedicated listening connection per store
+        serves every waiter, and reconnects when its backend goes away (waking the
+        waiters, since a notification may have been missed). Returns False on
+        timeout, and also when the listener cannot reach the server: the caller's
+        next store call then reports the fault.
+        """
+        deadline = time.monotonic() + max(0.0, timeout)
+        with self._listen_cond:
+            self._start_listener()
+            while not self._listening and not self._closed:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._listen_cond.wait(left)
+            seen = self._listen_generation
+            while self._listen_generation == seen and not self._closed:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._listen_cond.wait(left)
+            return self._listen_generation != seen
+
+    def _start_listener(self) -> None:
+        if self._listener is None and not self._closed:
+            self._listener = threading.Thread(
+                target=self._listen, name=f"spe-listen-{self.schema}", daemon=True
+            )
+            self._listener.start()
+
+    def _wake(self, listening: bool) -> None:
+        with self._listen_cond:
+            self._listening = listening
+            self._listen_generation += 1
+            self._listen_cond.notify_all()
+
+    def _listen(self) -> None:
+        pause = 0.1
+        while not self._closed:
             try:
-                conn.execute("LISTEN spe_queue")
-                for _ in conn.notifies(timeout=timeout, stop_after=1):
-                    return True
-                return False
-            finally:
-                conn.execute("UNLISTEN spe_queue")
-                conn.autocommit = False
+                with psycopg.connect(self.settings.conninfo, autocommit=True) as conn:
+                    conn.execute("LISTEN spe_queue")
+                    self._wake(True)  # (re)connected: a notification may have been missed
+                    pause = 0.1
+                    while not self._closed:
+                        for _ in conn.notifies(timeout=0.5):
+                            self._wake(True)
+                        # notifies() returns after the timeout; a ping notices a dead backend
+                        with self._deadlines.guard(conn, self.settings.connect_timeout):
+                            conn.execute("")
+            except psycopg.Error:
+                with self._listen_cond:
+                    self._listening = False
+                time.sleep(pause)
+                pause = min(pause * 2, 5.0)
 
     def drop(self) -> None:
         """Drop this store's schema and everything in it (tests and teardown only)."""
-        with self.pool.connection() as conn, conn.transaction():
+        conn = self._getconn("dropping the schema")
+        try:
             conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE'.encode())
+            conn.commit()
+        except psycopg.Error as exc:
+            self._rollback(conn)
+            raise translate(exc, self.settings, "dropping the schema") from exc
+        finally:
+            self._putconn(conn)
 
     def close(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection and the listening one."""
+        with self._listen_cond:
+            self._closed = True
+            self._listen_cond.notify_all()
+        if self._listener is not None:
+            self._listener.join(3)
+        self._deadlines.close()
         self.pool.close()
 
     def __repr__(self) -> str:
@@ -364,16 +868,29 @@ class PostgresStore:
 class _PgTransaction:
     """A transaction on a :class:`PostgresStore`."""
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], store: PostgresStore) -> None:
         self.conn = conn
+        self.store = store
         self.queued = False
+        self.failed: StoreError | None = None
+
+    def _x(self, sql: str, args: tuple[Any, ...] = ()) -> psycopg.Cursor[Any]:
+        """Run one statement within the client-side bound; a driver error is
+        translated, and the transaction will not commit even if the caller catches it."""
+        store = self.store
+        try:
+            with store._deadlines.guard(self.conn, store.settings.statement_bound):
+                return self.conn.execute(sql.encode(), args)
+        except psycopg.Error as exc:
+            self.failed = translate(exc, store.settings, "running a statement")
+            raise self.failed from exc
 
     def _one(self, sql: str, args: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
-        row: tuple[Any, ...] | None = self.conn.execute(sql.encode(), args).fetchone()
+        row: tuple[Any, ...] | None = self._x(sql, args).fetchone()
         return row
 
     def _all(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        return self.conn.execute(sql.encode(), args).fetchall()
+        return self._x(sql, args).fetchall()
 
     # members ----------------------------------------------------------------------
     def get_member(self, member_id: str) -> Member | None:
@@ -381,7 +898,7 @@ class _PgTransaction:
         return None if row is None else codec.loads(row[0])
 
     def put_member(self, member: Member) -> None:
-        self.conn.execute(
+        self._x(
             "INSERT INTO members (id, data) VALUES (%s, %s) "
             "ON CONFLICT (id) DO UPDATE SET data = excluded.data",
             (member.id, codec.dumps(member)),
@@ -412,7 +929,7 @@ class _PgTransaction:
         if o.status is OpportunityStatus.QUEUED:
             self.queued = True
         if rank is None:
-            cursor = self.conn.execute(
+            cursor = self._x(
                 "UPDATE opportunities SET status = %s, owner_id = %s, queued_at = %s, "
                 "lease_expires_at = %s, expires_at = %s, data = %s WHERE id = %s",
                 (*values, o.id),
@@ -423,7 +940,7 @@ class _PgTransaction:
                     "pass rank=spe_core.queue.rank_key(opportunity, policy.order).",
                 )
             return
-        self.conn.execute(
+        self._x(
             "INSERT INTO opportunities (id, rank, status, owner_id, queued_at, "
             "lease_expires_at, expires_at, data) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
             "ON CONFLICT (id) DO UPDATE SET rank = excluded.rank, status = excluded.status, "
@@ -504,7 +1021,7 @@ class _PgTransaction:
         return 0 if row is None else int(row[0])
 
     def add_pulls(self, member_id: str, day: date, count: int) -> None:
-        self.conn.execute(
+        self._x(
             "INSERT INTO pulls (member_id, day, count) VALUES (%s, %s, %s) "
             "ON CONFLICT (member_id, day) DO UPDATE SET count = pulls.count + excluded.count",
             (member_id, day, count),
@@ -518,7 +1035,7 @@ class _PgTransaction:
     def put_task(self, task: Task) -> None:
         model.check_stamped(task)
         t = task
-        self.conn.execute(
+        self._x(
             "INSERT INTO tasks (id, status, assignee_id, queue_role, priority, created_at, "
             "accept_by, complete_by, weight, data) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, "
             "%s) ON CONFLICT (id) DO UPDATE SET status = excluded.status, "
@@ -582,7 +1099,7 @@ class _PgTransaction:
 
     def put_booking(self, booking: Booking) -> None:
         b = booking
-        self.conn.execute(
+        self._x(
             "INSERT INTO bookings (id, member_id, status, start, finish, data) "
             "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET "
             "member_id = excluded.member_id, status = excluded.status, "
@@ -612,24 +1129,32 @@ class _PgTransaction:
     def replace_busy(
         self, member_id: str, start: datetime, end: datetime, busy: list[Busy]
     ) -> None:
-        self.conn.execute(
+        self._x(
             "DELETE FROM busy WHERE member_id = %s AND start >= %s AND start < %s",
             (member_id, micros(start), micros(end)),
         )
         if busy:
-            with self.conn.cursor() as cur:
-                cur.executemany(
-                    "INSERT INTO busy (member_id, id, start, finish, data) "
-                    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (member_id, id) DO UPDATE SET "
-                    "start = excluded.start, finish = excluded.finish, data = excluded.data",
-                    [
-                        (b.member_id, b.id, micros(b.start), micros(b.end), codec.dumps(b))
-                        for b in busy
-                    ],
-                )
+            store = self.store
+            try:
+                with (
+                    store._deadlines.guard(self.conn, store.settings.statement_bound),
+                    self.conn.cursor() as cur,
+                ):
+                    cur.executemany(
+                        "INSERT INTO busy (member_id, id, start, finish, data) "
+                        "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (member_id, id) DO UPDATE SET "
+                        "start = excluded.start, finish = excluded.finish, data = excluded.data",
+                        [
+                            (b.member_id, b.id, micros(b.start), micros(b.end), codec.dumps(b))
+                            for b in busy
+                        ],
+                    )
+            except psycopg.Error as exc:
+                self.failed = translate(exc, store.settings, "running a statement")
+                raise self.failed from exc
 
     def delete_busy(self, member_id: str, busy_id: str) -> None:
-        self.conn.execute("DELETE FROM busy WHERE member_id = %s AND id = %s", (member_id, busy_id))
+        self._x("DELETE FROM busy WHERE member_id = %s AND id = %s", (member_id, busy_id))
 
     def iter_busy(self, member_id: str, start: datetime, end: datetime) -> Iterator[Busy]:
         rows = self._all(
@@ -649,7 +1174,7 @@ class _PgTransaction:
         return None if row is None else codec.loads(row[0])
 
     def outbox_put(self, item: OutboxItem) -> None:
-        self.conn.execute(
+        self._x(
             "INSERT INTO outbox (adapter, kind, key, seq, status, next_attempt_at, data) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (adapter, kind, key) DO UPDATE "
             "SET seq = excluded.seq, status = excluded.status, "
@@ -666,7 +1191,7 @@ class _PgTransaction:
         )
 
     def outbox_delete(self, adapter: str, kind: str, key: str) -> None:
-        self.conn.execute(
+        self._x(
             "DELETE FROM outbox WHERE adapter = %s AND kind = %s AND key = %s", (adapter, kind, key)
         )
 
@@ -693,7 +1218,7 @@ class _PgTransaction:
         return [codec.loads(r[0]) for r in rows]
 
     def quarantine_put(self, record: Quarantined) -> None:
-        self.conn.execute(
+        self._x(
             "INSERT INTO quarantine (adapter, direction, stream, key, data) VALUES "
             "(%s, %s, %s, %s, %s) ON CONFLICT (adapter, direction, stream, key) "
             "DO UPDATE SET data = excluded.data",
@@ -717,22 +1242,28 @@ class _PgTransaction:
                 "INSERT INTO event_seq (last) SELECT coalesce(max(seq), 0) FROM events.",
             )
         seq = int(row[0])
-        self.conn.execute(
+        self._x(
             "INSERT INTO events (seq, at, kind, data) VALUES (%s, %s, %s, %s)",
             (seq, micros(event.at), event.kind, codec.dumps(event)),
         )
         return Recorded(seq, event)
+
+    def events(self, after: int = 0, limit: int | None = None) -> list[Recorded]:
+        rows = self._all(
+            "SELECT seq, data FROM events WHERE seq > %s ORDER BY seq LIMIT %s", (after, limit)
+        )
+        return [Recorded(int(seq), codec.loads(data)) for seq, data in rows]
 
     def get_meta(self, key: str) -> str | None:
         row = self._one("SELECT value FROM meta WHERE key = %s", (key,))
         return None if row is None else str(row[0])
 
     def set_meta(self, key: str, value: str) -> None:
-        self.conn.execute(
+        self._x(
             "INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) "
             "DO UPDATE SET value = excluded.value",
             (key, value),
         )
 
     def lock(self, name: str) -> None:
-        self.conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (name,))
+        self._x("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (name,))

@@ -11,27 +11,52 @@ Times in indexed columns are integer microseconds since the Unix epoch (UTC).
 
 from __future__ import annotations
 
+import os
+import shutil
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from spe_core import codec, model
-from spe_core.errors import StoreError
+from spe_core.errors import (
+    StoreDamaged,
+    StoreError,
+    StoreFull,
+    StoreGone,
+    StoreLocked,
+    StoreReadOnly,
+    StoreUnavailable,
+)
 from spe_core.events import Event, Recorded
 from spe_core.model import Booking, Busy, Member, Opportunity, OpportunityStatus, Task
 from spe_core.outbox import OutboxItem, Quarantined
 from spe_core.store.base import RANKED_STATUSES
 
-__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
+__all__ = ["DEFAULT_BUSY_TIMEOUT", "SCHEMA_VERSION", "SQLiteStore", "translate"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _LONGEST = timedelta(hours=12)  # the longest meeting a request may ask for
 _FIRST_PAGE = 4  # a pull usually takes the first candidate: fetch few rows first
 _PAGE = 64
 _MEMBERS: dict[str, Member] = {}
+
+#: Seconds a writer waits for another connection's write lock by default.
+DEFAULT_BUSY_TIMEOUT = 30.0
+
+_DAMAGED_FIX = (
+    "stop every process using it and keep a copy of the file, its -wal and -shm files "
+    "as they are; run `spe store check` to see what is wrong; restore the last backup "
+    "(`spe store backup` makes one), or save what is readable with "
+    "`sqlite3 {path} .recover | sqlite3 recovered.db`."
+)
+
+# SQLite result codes (https://www.sqlite.org/rescode.html)
+_BUSY, _LOCKED, _READONLY, _IOERR, _CORRUPT, _FULL, _CANTOPEN, _NOTADB = 5, 6, 8, 10, 11, 13, 14, 26
+_READONLY_DBMOVED = 1032
+_IOERR_WRITES = {778, 1034, 1290, 1546}  # IOERR_WRITE, _FSYNC, _DIR_FSYNC, _TRUNCATE
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: the pull queue
@@ -151,41 +176,175 @@ def from_micros(value: int) -> datetime:
     return _EPOCH + timedelta(microseconds=value)
 
 
+def translate(exc: sqlite3.Error, path: str, during: str, busy_timeout: float) -> StoreError:
+    """The :mod:`spe_core.errors` error for a ``sqlite3`` error on the store in ``path``
+    (raise it ``from exc``). Every error leaving :class:`SQLiteStore` goes through here."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    reason = str(exc) or type(exc).__name__
+    where = f"SQLite store {path!r}"
+    if primary in (_BUSY, _LOCKED):
+        return StoreLocked(
+            f"{where}: another connection held the write lock longer than the busy timeout "
+            f"({busy_timeout:g} s) while {during} ({reason}); nothing was committed.",
+            "try again; if it keeps happening, find the process holding the file "
+            f"(fuser {path}) or raise the wait with ?busy_timeout=SECONDS in the store URL.",
+            store=path,
+        )
+    if code == _READONLY_DBMOVED:
+        return StoreGone(
+            f"{where} was deleted or moved while open ({reason}); nothing more is written.",
+            "put the right file back or restore a backup, then restart the processes using it.",
+            store=path,
+        )
+    if primary == _READONLY:
+        return StoreReadOnly(
+            f"{where} refused a write while {during}: {reason}.",
+            "make the file and its folder writable by this user (SQLite writes the -wal and "
+            "-shm files next to it), or check that the disk is not mounted read-only.",
+            store=path,
+        )
+    if primary == _FULL or code in _IOERR_WRITES:
+        folder = Path(path).expanduser().resolve().parent
+        try:
+            free = f"{shutil.disk_usage(folder).free / 1e6:.1f} MB free on its disk"
+        except OSError:
+            free = "free space unknown"
+        return StoreFull(
+            f"{where}: a write failed while {during} ({reason}; {free}); nothing was committed.",
+            f"free space on the disk holding {folder} (or raise the file size limit, "
+            "`ulimit -f`), then try again.",
+            store=path,
+        )
+    if primary in (_CORRUPT, _NOTADB, _IOERR):
+        return StoreDamaged(
+            f"{where} is damaged or unreadable ({reason}) while {during}.",
+            _DAMAGED_FIX.format(path=path),
+            store=path,
+        )
+    if primary == _CANTOPEN:
+        return StoreUnavailable(
+            f"{where} cannot be opened ({reason}) while {during}.",
+            "check that the file and its folder exist and that this user may read and write them.",
+            store=path,
+        )
+    if isinstance(exc, sqlite3.ProgrammingError) and "closed" in reason:
+        return StoreError(f"{where} is closed ({reason}).", "open a new store.", store=path)
+    return StoreError(
+        f"{where}: {type(exc).__name__} while {during}: {reason}.",
+        "this is probably a bug in spe-sdk or a plugin; report it with the traceback.",
+        store=path,
+    )
+
+
 class SQLiteStore:
     """A store in one SQLite file (``open_store("sqlite:///path/to/spe.db")``).
 
-    Safe to share between threads (one connection, serialised) and between
-    processes (SQLite's file locks). ``timeout`` is how long a writer waits
-    for another process's transaction before giving up.
+    Safe to share between threads (one writing connection, serialised; reads
+    outside transactions use a connection per thread, so they do not wait behind
+    writes) and between processes (SQLite's file locks). ``timeout`` is how long
+    a writer waits for another process's transaction before giving up with
+    :class:`~spe_core.errors.StoreLocked` (``?busy_timeout=`` in the store URL).
+
+    The store refuses rather than guesses: a file that fails SQLite's quick
+    integrity check is not opened (:class:`~spe_core.errors.StoreDamaged`), and
+    a file deleted or replaced while open is noticed before the next transaction
+    (:class:`~spe_core.errors.StoreGone`). Every ``sqlite3`` error is translated
+    by :func:`translate` at this boundary.
     """
 
-    def __init__(self, path: str | Path, *, timeout: float = 60.0) -> None:
+    def __init__(self, path: str | Path, *, timeout: float = DEFAULT_BUSY_TIMEOUT) -> None:
         self.path = str(path)
         self.url = "sqlite:///" + self.path
-        if self.path != ":memory:":
+        self.timeout = float(timeout)
+        self._memory = self.path == ":memory:"
+        self._identity: tuple[int, int] | None = None
+        if not self._memory:
             parent = Path(self.path).expanduser().resolve().parent
             if not parent.is_dir():
                 raise StoreError(
                     f"cannot open SQLite store {self.path!r}: folder {parent} does not exist.",
                     "create the folder, or point the store URL at an existing one.",
+                    store=self.path,
                 )
-        try:
-            self.conn = sqlite3.connect(
-                self.path, timeout=timeout, isolation_level=None, check_same_thread=False
-            )
-        except sqlite3.Error as exc:
-            raise StoreError(
-                f"cannot open SQLite store {self.path!r}: {exc}.",
-                "check the path and its permissions.",
-            ) from exc
         self._lock = threading.RLock()
         self._tx: _SQLiteTransaction | None = None
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
-        self._migrate()
+        self._readers = threading.local()
+        self._reader_conns: list[sqlite3.Connection] = []
+        self._closed = False
+        self.conn = self._connect("opening the store")
+        try:
+            self.conn.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
+            if not self._memory:
+                self._quick_check()
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self._migrate()
+        except sqlite3.Error as exc:
+            self.conn.close()
+            raise self._error(exc, "opening the store") from exc
+        except BaseException:
+            self.conn.close()
+            raise
+        if not self._memory:
+            self._identity = self._file_identity()
+
+    def _connect(self, during: str) -> sqlite3.Connection:
+        try:
+            return sqlite3.connect(
+                self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise self._error(exc, during) from exc
+
+    def _error(self, exc: sqlite3.Error, during: str) -> StoreError:
+        return translate(exc, self.path, during, self.timeout)
+
+    def _quick_check(self) -> None:
+        rows = self.conn.execute("PRAGMA quick_check(5)").fetchall()
+        problems = [str(r[0]) for r in rows if str(r[0]) != "ok"]
+        if problems:
+            raise StoreDamaged(
+                f"SQLite store {self.path!r} failed its integrity check: "
+                f"{'; '.join(problems)[:300]}.",
+                _DAMAGED_FIX.format(path=self.path),
+                store=self.path,
+            )
+
+    def _file_identity(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return (st.st_dev, st.st_ino)
+
+    def _check_file(self) -> None:
+        """Raise :class:`StoreGone` when the file is no longer the one opened."""
+        if self._memory:
+            return
+        now = self._file_identity()
+        if now != self._identity:
+            what = "deleted (or moved)" if now is None else "replaced by another file"
+            raise StoreGone(
+                f"SQLite store {self.path!r} was {what} while this process had it open; "
+                "nothing more is written to it.",
+                "stop the processes using the store, find out what removed the file, put "
+                "the right file back (or restore a backup: `spe store backup` makes one) "
+                "and start them again.",
+                store=self.path,
+            )
+
+    def _rollback(self, conn: sqlite3.Connection) -> None:
+        # after a disk-full or I/O error SQLite has rolled back already: a second
+        # ROLLBACK would raise "cannot rollback - no transaction is active" and hide
+        # the real cause, so roll back only an open transaction, quietly
+        if conn.in_transaction:
+            with suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
 
     def _migrate(self) -> None:
+        if int(self.conn.execute("PRAGMA user_version").fetchone()[0]) == SCHEMA_VERSION:
+            return  # up to date: no write lock needed (another process may hold it)
         with self._lock:
             self.conn.execute("BEGIN IMMEDIATE")
             try:
@@ -195,6 +354,7 @@ class SQLiteStore:
                         f"SQLite store {self.path!r} has schema version {version}, newer than "
                         f"this spe-sdk understands ({SCHEMA_VERSION}).",
                         "upgrade spe-sdk to the version that wrote this file.",
+                        store=self.path,
                     )
                 for number in range(version, SCHEMA_VERSION):
                     for statement in MIGRATIONS[number].split(";"):
@@ -203,7 +363,7 @@ class SQLiteStore:
                     self.conn.execute(f"PRAGMA user_version={number + 1}")
                 self.conn.execute("COMMIT")
             except BaseException:
-                self.conn.execute("ROLLBACK")
+                self._rollback(self.conn)
                 raise
 
     @contextmanager
@@ -213,34 +373,77 @@ class SQLiteStore:
             if self._tx is not None:
                 yield self._tx
                 return
-            self.conn.execute("BEGIN IMMEDIATE")
-            tx = _SQLiteTransaction(self.conn)
+            self._check_open()
+            self._check_file()
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise self._error(exc, "starting a transaction") from exc
+            tx = _SQLiteTransaction(self.conn, self)
             self._tx = tx
             try:
                 yield tx
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-            else:
+                if tx.failed is not None:  # a driver error the caller caught: never commit
+                    raise tx.failed
+                # the file may have gone while the transaction ran: never commit into it
+                self._check_file()
                 self.conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback(self.conn)
+                raise self._error(exc, "committing") from exc
+            except BaseException:
+                self._rollback(self.conn)
+                raise
             finally:
                 self._tx = None
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(
+                f"SQLite store {self.path!r} is closed.",
+                "open a new store; close it only when done with it.",
+                store=self.path,
+            )
+
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's read connection (the writing one for ``:memory:``)."""
+        if self._memory:
+            return self.conn
+        conn: sqlite3.Connection | None = getattr(self._readers, "conn", None)
+        if conn is None:
+            conn = self._connect("opening a read connection")
+            conn.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
+            conn.execute("PRAGMA query_only=1")
+            self._readers.conn = conn
+            with self._lock:
+                self._reader_conns.append(conn)
+        return conn
+
+    def _read(self, sql: str, args: tuple[object, ...]) -> list[tuple[object, ...]]:
+        """One read outside a transaction, on this thread's read connection."""
+        self._check_open()
+        self._check_file()
+        try:
+            if self._memory:
+                with self._lock:
+                    return self.conn.execute(sql, args).fetchall()
+            return self._reader().execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise self._error(exc, "reading") from exc
 
     def events(self, after: int = 0, limit: int | None = None) -> Iterator[Recorded]:
         """Recorded events after ``after``, streamed in pages."""
         remaining = limit
         while remaining is None or remaining > 0:
             page = 1000 if remaining is None else min(1000, remaining)
-            with self._lock:
-                rows = self.conn.execute(
-                    "SELECT seq, data FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
-                    (after, page),
-                ).fetchall()
+            rows = self._read(
+                "SELECT seq, data FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (after, page)
+            )
             if not rows:
                 return
             for seq, data in rows:
-                yield Recorded(seq, codec.loads(data))
-            after = rows[-1][0]
+                yield Recorded(int(seq), codec.loads(str(data)))  # type: ignore[call-overload]
+            after = int(rows[-1][0])  # type: ignore[call-overload]
             if remaining is not None:
                 remaining -= len(rows)
 
@@ -248,27 +451,30 @@ class SQLiteStore:
         """Every opportunity (or those in ``status``), by id, streamed in pages."""
         last = ""
         while True:
-            with self._lock:
-                if status is None:
-                    rows = self.conn.execute(
-                        "SELECT id, data FROM opportunities WHERE id > ? ORDER BY id LIMIT 1000",
-                        (last,),
-                    ).fetchall()
-                else:
-                    rows = self.conn.execute(
-                        "SELECT id, data FROM opportunities WHERE id > ? AND status = ? "
-                        "ORDER BY id LIMIT 1000",
-                        (last, status.value),
-                    ).fetchall()
+            if status is None:
+                rows = self._read(
+                    "SELECT id, data FROM opportunities WHERE id > ? ORDER BY id LIMIT 1000",
+                    (last,),
+                )
+            else:
+                rows = self._read(
+                    "SELECT id, data FROM opportunities WHERE id > ? AND status = ? "
+                    "ORDER BY id LIMIT 1000",
+                    (last, status.value),
+                )
             if not rows:
                 return
             for _, data in rows:
-                yield codec.loads(data)
-            last = rows[-1][0]
+                yield codec.loads(str(data))
+            last = str(rows[-1][0])
 
     def close(self) -> None:
-        """Close the connection."""
+        """Close the connections."""
         with self._lock:
+            self._closed = True
+            for conn in self._reader_conns:
+                conn.close()
+            self._reader_conns.clear()
             self.conn.close()
 
     def __repr__(self) -> str:
@@ -278,11 +484,29 @@ class SQLiteStore:
 class _SQLiteTransaction:
     """A transaction on a :class:`SQLiteStore`."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, store: SQLiteStore) -> None:
         self.conn = conn
+        self.store = store
+        self.failed: StoreError | None = None
+
+    def _x(self, sql: str, args: tuple[object, ...] = ()) -> sqlite3.Cursor:
+        """Run one statement; a driver error is translated, and the transaction will
+        not commit even if the caller catches it."""
+        try:
+            return self.conn.execute(sql, args)
+        except sqlite3.Error as exc:
+            self.failed = self.store._error(exc, "running a statement")
+            raise self.failed from exc
+
+    def _many(self, sql: str, rows: list[tuple[object, ...]]) -> None:
+        try:
+            self.conn.executemany(sql, rows)
+        except sqlite3.Error as exc:
+            self.failed = self.store._error(exc, "running a statement")
+            raise self.failed from exc
 
     def _one(self, sql: str, args: tuple[object, ...] = ()) -> tuple[object, ...] | None:
-        row: tuple[object, ...] | None = self.conn.execute(sql, args).fetchone()
+        row: tuple[object, ...] | None = self._x(sql, args).fetchone()
         return row
 
     # members ----------------------------------------------------------------------
@@ -299,14 +523,14 @@ class _SQLiteTransaction:
         return member
 
     def put_member(self, member: Member) -> None:
-        self.conn.execute(
+        self._x(
             "INSERT INTO members (id, data) VALUES (?, ?) "
             "ON CONFLICT (id) DO UPDATE SET data = excluded.data",
             (member.id, codec.dumps(member)),
         )
 
     def members(self) -> list[Member]:
-        rows = self.conn.execute("SELECT data FROM members ORDER BY id").fetchall()
+        rows = self._x("SELECT data FROM members ORDER BY id").fetchall()
         return [codec.loads(r[0]) for r in rows]
 
     # opportunities ----------------------------------------------------------------
@@ -327,7 +551,7 @@ class _SQLiteTransaction:
             codec.dumps(o),
         )
         if rank is None:
-            cursor = self.conn.execute(
+            cursor = self._x(
                 "UPDATE opportunities SET status = ?, owner_id = ?, queued_at = ?, "
                 "lease_expires_at = ?, expires_at = ?, data = ? WHERE id = ?",
                 (*values, o.id),
@@ -338,7 +562,7 @@ class _SQLiteTransaction:
                     "pass rank=spe_core.queue.rank_key(opportunity, policy.order).",
                 )
             return
-        self.conn.execute(
+        self._x(
             "INSERT INTO opportunities (id, rank, status, owner_id, queued_at, "
             "lease_expires_at, expires_at, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET rank = excluded.rank, status = excluded.status, "
@@ -356,7 +580,7 @@ class _SQLiteTransaction:
         last = b""
         page = _FIRST_PAGE
         while True:
-            rows = self.conn.execute(
+            rows = self._x(
                 "SELECT rank, data FROM opportunities WHERE status = ? AND rank > ? "
                 "ORDER BY rank LIMIT ?",
                 (status.value, last, page),
@@ -387,7 +611,7 @@ class _SQLiteTransaction:
         return int(row[0]) if row else 0  # type: ignore[call-overload]
 
     def _stream(self, sql: str, args: tuple[object, ...]) -> Iterator[Opportunity]:
-        rows = self.conn.execute(sql, args).fetchall()
+        rows = self._x(sql, args).fetchall()
         for (data,) in rows:
             yield codec.loads(data)
 
@@ -421,7 +645,7 @@ class _SQLiteTransaction:
         return 0 if row is None else int(row[0])  # type: ignore[call-overload]
 
     def add_pulls(self, member_id: str, day: date, count: int) -> None:
-        self.conn.execute(
+        self._x(
             "INSERT INTO pulls (member_id, day, count) VALUES (?, ?, ?) "
             "ON CONFLICT (member_id, day) DO UPDATE SET count = count + excluded.count",
             (member_id, day.isoformat(), count),
@@ -435,7 +659,7 @@ class _SQLiteTransaction:
     def put_task(self, task: Task) -> None:
         model.check_stamped(task)
         t = task
-        self.conn.execute(
+        self._x(
             "INSERT INTO tasks (id, status, assignee_id, queue_role, priority, created_at, "
             "accept_by, complete_by, weight, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET status = excluded.status, "
@@ -457,14 +681,14 @@ class _SQLiteTransaction:
         )
 
     def open_task_loads(self) -> dict[str, tuple[int, float]]:
-        rows = self.conn.execute(
+        rows = self._x(
             "SELECT assignee_id, COUNT(*), SUM(weight) FROM tasks WHERE status IN "
             "('assigned', 'accepted') GROUP BY assignee_id"
         ).fetchall()
         return {str(r[0]): (int(r[1]), float(r[2])) for r in rows}
 
     def iter_open_tasks(self, member_id: str) -> Iterator[Task]:
-        rows = self.conn.execute(
+        rows = self._x(
             "SELECT data FROM tasks WHERE assignee_id = ? AND status IN ('assigned', "
             "'accepted') ORDER BY id",
             (member_id,),
@@ -473,7 +697,7 @@ class _SQLiteTransaction:
             yield codec.loads(data)
 
     def iter_queued_tasks(self, role: str) -> Iterator[Task]:
-        rows = self.conn.execute(
+        rows = self._x(
             "SELECT data FROM tasks WHERE status = 'unassigned' AND queue_role = ? "
             "ORDER BY priority, created_at, id",
             (role,),
@@ -483,7 +707,7 @@ class _SQLiteTransaction:
 
     def iter_overdue_tasks(self, now: datetime) -> Iterator[Task]:
         at = micros(now)
-        rows = self.conn.execute(
+        rows = self._x(
             "SELECT data FROM tasks WHERE (status = 'assigned' AND accept_by <= ?) OR "
             "(status IN ('assigned', 'accepted') AND complete_by <= ?) ORDER BY id",
             (at, at),
@@ -498,7 +722,7 @@ class _SQLiteTransaction:
 
     def put_booking(self, booking: Booking) -> None:
         b = booking
-        self.conn.execute(
+        self._x(
             "INSERT INTO bookings (id, member_id, status, start, finish, data) "
             "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
             "member_id = excluded.member_id, status = excluded.status, "
@@ -512,13 +736,13 @@ class _SQLiteTransaction:
         # meetings last at most 12 hours, so the start bound keeps the index range tight
         lo, hi = micros(start - _LONGEST), micros(end)
         if member_id is None:
-            rows = self.conn.execute(
+            rows = self._x(
                 "SELECT data FROM bookings WHERE status = 'booked' AND start >= ? "
                 "AND start < ? AND finish > ? ORDER BY start, id",
                 (lo, hi, micros(start)),
             ).fetchall()
         else:
-            rows = self.conn.execute(
+            rows = self._x(
                 "SELECT data FROM bookings WHERE status = 'booked' AND member_id = ? "
                 "AND start >= ? AND start < ? AND finish > ? ORDER BY start, id",
                 (member_id, lo, hi, micros(start)),
@@ -529,11 +753,11 @@ class _SQLiteTransaction:
     def replace_busy(
         self, member_id: str, start: datetime, end: datetime, busy: list[Busy]
     ) -> None:
-        self.conn.execute(
+        self._x(
             "DELETE FROM busy WHERE member_id = ? AND start >= ? AND start < ?",
             (member_id, micros(start), micros(end)),
         )
-        self.conn.executemany(
+        self._many(
             "INSERT INTO busy (member_id, id, start, finish, data) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (member_id, id) DO UPDATE SET start = excluded.start, "
             "finish = excluded.finish, data = excluded.data",
@@ -541,10 +765,10 @@ class _SQLiteTransaction:
         )
 
     def delete_busy(self, member_id: str, busy_id: str) -> None:
-        self.conn.execute("DELETE FROM busy WHERE member_id = ? AND id = ?", (member_id, busy_id))
+        self._x("DELETE FROM busy WHERE member_id = ? AND id = ?", (member_id, busy_id))
 
     def iter_busy(self, member_id: str, start: datetime, end: datetime) -> Iterator[Busy]:
-        rows = self.conn.execute(
+        rows = self._x(
             "SELECT data FROM busy WHERE member_id = ? AND start < ? AND finish > ? "
             "ORDER BY start, id",
             (member_id, micros(end), micros(start)),
@@ -561,7 +785,7 @@ class _SQLiteTransaction:
         return None if row is None else codec.loads(str(row[0]))
 
     def outbox_put(self, item: OutboxItem) -> None:
-        self.conn.execute(
+        self._x(
             "INSERT INTO outbox (adapter, kind, key, seq, status, next_attempt_at, data) "
             "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (adapter, kind, key) DO UPDATE SET "
             "seq = excluded.seq, status = excluded.status, "
@@ -578,12 +802,12 @@ class _SQLiteTransaction:
         )
 
     def outbox_delete(self, adapter: str, kind: str, key: str) -> None:
-        self.conn.execute(
+        self._x(
             "DELETE FROM outbox WHERE adapter = ? AND kind = ? AND key = ?", (adapter, kind, key)
         )
 
     def outbox_due(self, adapter: str, now: datetime, limit: int) -> list[OutboxItem]:
-        rows = self.conn.execute(
+        rows = self._x(
             "SELECT data FROM outbox WHERE adapter = ? AND status = 'pending' AND "
             "(next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY seq, kind, key LIMIT ?",
             (adapter, micros(now), limit),
@@ -592,18 +816,18 @@ class _SQLiteTransaction:
 
     def outbox_items(self, adapter: str, status: str | None = None) -> list[OutboxItem]:
         if status is None:
-            rows = self.conn.execute(
+            rows = self._x(
                 "SELECT data FROM outbox WHERE adapter = ? ORDER BY seq, kind, key", (adapter,)
             ).fetchall()
         else:
-            rows = self.conn.execute(
+            rows = self._x(
                 "SELECT data FROM outbox WHERE adapter = ? AND status = ? ORDER BY seq, kind, key",
                 (adapter, str(status)),
             ).fetchall()
         return [codec.loads(r[0]) for r in rows]
 
     def quarantine_put(self, record: Quarantined) -> None:
-        self.conn.execute(
+        self._x(
             "INSERT INTO quarantine (adapter, direction, stream, key, data) "
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT (adapter, direction, stream, key) "
             "DO UPDATE SET data = excluded.data",
@@ -611,7 +835,7 @@ class _SQLiteTransaction:
         )
 
     def quarantined(self, adapter: str) -> list[Quarantined]:
-        rows = self.conn.execute(
+        rows = self._x(
             "SELECT data FROM quarantine WHERE adapter = ? ORDER BY direction, stream, key",
             (adapter,),
         ).fetchall()
@@ -619,18 +843,25 @@ class _SQLiteTransaction:
 
     # events and metadata ------------------------------------------------------------
     def append(self, event: Event) -> Recorded:
-        cursor = self.conn.execute(
+        cursor = self._x(
             "INSERT INTO events (at, kind, data) VALUES (?, ?, ?)",
             (micros(event.at), event.kind, codec.dumps(event)),
         )
         return Recorded(int(cursor.lastrowid or 0), event)
+
+    def events(self, after: int = 0, limit: int | None = None) -> list[Recorded]:
+        rows = self._x(
+            "SELECT seq, data FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after, -1 if limit is None else limit),
+        ).fetchall()
+        return [Recorded(int(seq), codec.loads(data)) for seq, data in rows]
 
     def get_meta(self, key: str) -> str | None:
         row = self._one("SELECT value FROM meta WHERE key = ?", (key,))
         return None if row is None else str(row[0])
 
     def set_meta(self, key: str, value: str) -> None:
-        self.conn.execute(
+        self._x(
             "INSERT INTO meta (key, value) VALUES (?, ?) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (key, value),

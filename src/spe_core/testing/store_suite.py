@@ -221,6 +221,30 @@ class StoreConformance:
         assert [r.seq for r in store.events(after=2)] == [3, 4, 5]
         assert [r.seq for r in store.events(after=1, limit=2)] == [2, 3]
 
+    def test_events_read_in_the_transaction(self, store: Store) -> None:
+        with store.transaction() as tx:
+            recorded = [
+                tx.append(MemberUpserted(at=T0, member=Member(f"m{i}", "M", "promotions")))
+                for i in range(4)
+            ]
+            assert tx.events() == recorded  # its own appends, before the commit
+            assert [r.seq for r in tx.events(after=1, limit=2)] == [2, 3]
+            assert tx.events(after=4) == []
+            # the store's own read inside a transaction must not wait for it either
+            assert [r.seq for r in store.events(after=3)] in ([], [4])
+
+    def test_busy_time_replaced_and_read(self, store: Store) -> None:
+        from spe_core.model import Busy
+
+        hour = timedelta(hours=1)
+        busy = [Busy(f"b{i}", "m1", T0 + i * hour, T0 + i * hour + hour / 2) for i in range(3)]
+        with store.transaction() as tx:
+            tx.replace_busy("m1", T0, T0 + 3 * hour, busy)
+        with store.transaction() as tx:
+            assert list(tx.iter_busy("m1", T0, T0 + 3 * hour)) == busy
+            tx.replace_busy("m1", T0, T0 + 3 * hour, busy[1:])
+            assert [b.id for b in tx.iter_busy("m1", T0, T0 + 3 * hour)] == ["b1", "b2"]
+
     def test_meta(self, store: Store) -> None:
         with store.transaction() as tx:
             assert tx.get_meta("k") is None

@@ -14,8 +14,9 @@ import random
 import secrets
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import attrs
 
@@ -30,6 +31,7 @@ __all__ = [
     "Faults",
     "Portal",
     "RecordError",
+    "ALL_SCOPES",
     "epoch_ms",
     "hubspot_time",
     "parse_hubspot_time",
@@ -160,6 +162,58 @@ ENUM_OPTIONS: dict[str, set[str]] = {
 }
 
 
+#: The private-app scopes a new token gets unless the test says otherwise (HubSpot's scope
+#: names: https://developers.hubspot.com/docs/api/scopes).
+ALL_SCOPES: tuple[str, ...] = (
+    "crm.objects.contacts.read",
+    "crm.objects.contacts.write",
+    "crm.objects.deals.read",
+    "crm.objects.deals.write",
+    "crm.objects.owners.read",
+)
+
+
+def property_definition(object_type: str, name: str, kind: str) -> dict[str, Any]:
+    """One property as the properties API describes it (``GET /crm/v3/properties/{object}``,
+    https://developers.hubspot.com/docs/api/crm/properties): ``type`` and ``fieldType``,
+    the options of an enumeration, whether its values are unique."""
+    field_type = {
+        "string": "text",
+        "number": "number",
+        "datetime": "date",
+        "enumeration": "select",
+        "bool": "booleancheckbox",
+    }[kind]
+    options = sorted(ENUM_OPTIONS.get(name, ()))
+    if name == "dealstage":
+        options = list(DEAL_STAGES["default"])
+    return {
+        "name": name,
+        "label": name.replace("_", " ").title(),
+        "type": kind,
+        "fieldType": field_type,
+        "groupName": f"{object_type[:-1]}information",
+        "description": "",
+        "options": [
+            {"label": o, "value": o, "displayOrder": i, "hidden": False}
+            for i, o in enumerate(options)
+        ],
+        "hasUniqueValue": name in UNIQUE_PROPERTIES,
+        "hidden": False,
+        "formField": False,
+        "calculated": name in READ_ONLY,
+        "externalOptions": False,
+        "modificationMetadata": {
+            "archivable": name not in READ_ONLY,
+            "readOnlyDefinition": not name.startswith("spe_"),
+            "readOnlyValue": name in READ_ONLY,
+        },
+        "createdAt": "2024-01-01T00:00:00.000Z",
+        "updatedAt": "2024-01-01T00:00:00.000Z",
+        "archived": False,
+    }
+
+
 def hubspot_time(value: datetime) -> str:
     """A datetime as HubSpot writes it: ``2026-01-05T08:00:00.000Z``."""
     v = value.astimezone(UTC)
@@ -245,12 +299,22 @@ class Portal:
         *,
         daily_limit: int = 500_000,
         ten_second_limit: int = 190,
+        time_zone: str = "America/New_York",
+        search_lag: timedelta = timedelta(0),
     ) -> None:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.lock = threading.RLock()
         self.daily_limit = daily_limit
         self.ten_second_limit = ten_second_limit
         self.portal_id = 4242424
+        #: The account's time zone (account-info API); the daily API limit resets at
+        #: midnight in it (https://developers.hubspot.com/docs/api/usage-details).
+        self.time_zone = time_zone
+        #: How long a write takes to reach search: newly created or updated records can
+        #: take a few moments to appear in search results
+        #: (https://developers.hubspot.com/docs/api/crm/search, Limitations). Zero for
+        #: fast tests; until it has passed, search sees the record as it was before.
+        self.search_lag = search_lag
         self.reset()
 
     def reset(self) -> None:
@@ -262,26 +326,74 @@ class Portal:
             self.archived: dict[str, dict[str, dict[str, Any]]] = {t: {} for t in OBJECT_TYPES}
             self.unique: dict[tuple[str, str, str], str] = {}
             self.tokens: set[str] = set()
+            #: token -> its private-app scopes (the token-info API reports them)
+            self.token_scopes: dict[str, tuple[str, ...]] = {}
             self.api_used = 0
+            self.usage_day: date | None = None
             self._ids = itertools.count(1001)
             self._owner_ids = itertools.count(70001)
             self.faults = Faults()
 
     # --- identity --------------------------------------------------------------------------
 
-    def new_token(self) -> str:
+    def new_token(self, scopes: Iterable[str] = ALL_SCOPES) -> str:
         """A private-app access token this portal accepts."""
         token = "pat-eu1-" + secrets.token_hex(16)
-        self.tokens.add(token)
+        self.add_token(token, scopes)
         return token
 
-    def add_token(self, token: str) -> None:
-        """Accept ``token`` as a private-app access token."""
+    def add_token(self, token: str, scopes: Iterable[str] = ALL_SCOPES) -> None:
+        """Accept ``token`` as a private-app access token with these scopes."""
         self.tokens.add(token)
+        self.token_scopes[token] = tuple(scopes)
 
     def revoke_tokens(self) -> None:
         """Invalidate every token (as a rotated private-app token would)."""
         self.tokens.clear()
+        self.token_scopes.clear()
+
+    # --- usage -----------------------------------------------------------------------------
+
+    def count_call(self) -> bool:
+        """Count one API call against the daily limit; False when the limit is already
+        reached. The count resets at midnight in the account's time zone
+        (https://developers.hubspot.com/docs/api/usage-details: the daily limit resets at
+        midnight in the account's time zone setting)."""
+        with self.lock:
+            today = self.clock().astimezone(ZoneInfo(self.time_zone)).date()
+            if today != self.usage_day:
+                self.usage_day, self.api_used = today, 0
+            if self.api_used >= self.daily_limit:
+                return False
+            self.api_used += 1
+            return True
+
+    def next_reset(self) -> datetime:
+        """When the daily limit resets: the next midnight in the account's time zone."""
+        zone = ZoneInfo(self.time_zone)
+        local = self.clock().astimezone(zone)
+        midnight = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), zone)
+        return midnight.astimezone(UTC)
+
+    def account_details(self) -> dict[str, Any]:
+        """The account-info API's reply (``GET /account-info/v3/details``; HubSpot's
+        "Retrieve account details", https://developers.hubspot.com/docs/api-reference/
+        latest/account/account-information/get-account-details)."""
+        offset = self.clock().astimezone(ZoneInfo(self.time_zone)).utcoffset() or timedelta(0)
+        ms = int(offset.total_seconds() * 1000)
+        sign = "-" if ms < 0 else "+"
+        minutes = abs(ms) // 60_000
+        return {
+            "portalId": self.portal_id,
+            "accountType": "STANDARD",
+            "timeZone": self.time_zone,
+            "companyCurrency": "USD",
+            "additionalCurrencies": [],
+            "utcOffset": f"{sign}{minutes // 60:02d}:{minutes % 60:02d}",
+            "utcOffsetMilliseconds": ms,
+            "uiDomain": "app.hubspot.com",
+            "dataHostingLocation": "na1",
+        }
 
     def add_owner(
         self,
@@ -433,6 +545,7 @@ class Portal:
             record = {"id": record_id, "properties": props, "createdAt": now, "updatedAt": now}
             self.objects[object_type][record_id] = record
             self._index(object_type, record)
+            self._lag(record, None)
             return record_id
 
     def update(self, object_type: str, record_id: str, properties: Mapping[str, Any]) -> None:
@@ -445,6 +558,7 @@ class Portal:
                 )
             clean = self._check(object_type, properties, record_id)
             self._unindex(object_type, record)
+            self._lag(record, dict(record["properties"]))
             record["properties"].update(clean)
             now = self.clock()
             record["updatedAt"] = now
@@ -480,6 +594,45 @@ class Portal:
             self._unindex(object_type, record)
             record["archivedAt"] = record["updatedAt"] = self.clock()
             self.archived[object_type][record_id] = record
+
+    def privacy_delete(self, object_type: str, record_id: str) -> None:
+        """GDPR delete: the record is purged for good, not moved to the recycling bin
+        (https://developers.hubspot.com/docs/api/crm/contacts, "GDPR delete": the
+        record is permanently deleted). Only contacts can be (raises :class:`RecordError`)."""
+        with self.lock:
+            if object_type != "contacts":
+                raise RecordError(
+                    "VALIDATION_ERROR", f"GDPR delete is not supported for {object_type}", 400
+                )
+            record = self.objects[object_type].pop(record_id, None)
+            binned = self.archived[object_type].pop(record_id, None)
+            if record is None and binned is None:
+                raise RecordError(
+                    "OBJECT_NOT_FOUND", "Object not found.  objectId are usually numeric.", 404
+                )
+            if record is not None:
+                self._unindex(object_type, record)
+
+    def _lag(self, record: dict[str, Any], before: dict[str, Any] | None) -> None:
+        """Remember what search shows until ``search_lag`` has passed: the version before
+        this write (None: a new record, not found at all)."""
+        if not self.search_lag:
+            record.pop("searchView", None)
+            return
+        visible = self.clock() + self.search_lag
+        shown = record.get("searchView")
+        if shown is not None and shown[0] > self.clock():
+            before = shown[1]  # still lagging: search keeps showing the older version
+        record["searchView"] = (visible, before)
+
+    def searchable(self, record: dict[str, Any]) -> dict[str, Any] | None:
+        """The record as search sees it now (None: not yet indexed)."""
+        view = record.get("searchView")
+        if view is None or view[0] <= self.clock():
+            return record
+        if view[1] is None:
+            return None
+        return {**record, "properties": view[1]}
 
     def find(self, object_type: str, id_property: str, value: str) -> str | None:
         """The id of the record whose unique ``id_property`` is ``value``."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import uuid
+import zlib
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -24,6 +25,7 @@ from spe_adapters.hubspot.emulator.models import (
     epoch_ms,
     hubspot_time,
     parse_hubspot_time,
+    property_definition,
 )
 
 __all__ = [
@@ -38,10 +40,21 @@ __all__ = [
 
 MAX_BATCH = 100
 MAX_SEARCH_LIMIT = 200
+#: Search returns at most 10,000 results for one query; paging past them is a 400
+#: (https://developers.hubspot.com/docs/api/crm/search, Limitations).
 SEARCH_RESULT_CAP = 10_000
+#: Filter limits since the search API change of August 2024: 5 filter groups, 10 filters
+#: a group, 25 in all (https://developers.hubspot.com/changelog/breaking-change-expanded-
+#: filtering-capabilities-and-error-messaging-in-hubspots-search-api).
 MAX_FILTER_GROUPS = 5
-MAX_FILTERS_PER_GROUP = 6
-MAX_FILTERS = 18
+MAX_FILTERS_PER_GROUP = 10
+MAX_FILTERS = 25
+#: A search request body may hold at most 3,000 characters
+#: (https://developers.hubspot.com/docs/api/crm/search, Limitations).
+MAX_SEARCH_BODY = 3_000
+#: One sort rule per search (https://developers.hubspot.com/docs/api/crm/search, Sorting
+#: search results: a search takes a single sorting rule).
+MAX_SORTS = 1
 
 _O = "/crm/v3/objects/<object_type>"
 URLS = Map(
@@ -49,6 +62,14 @@ URLS = Map(
         Rule("/crm/v3/owners", endpoint="owners", methods=["GET"]),
         Rule("/crm/v3/owners/", endpoint="owners", methods=["GET"]),
         Rule("/crm/v3/owners/<owner_id>", endpoint="owner", methods=["GET"]),
+        Rule("/account-info/v3/details", endpoint="account_details", methods=["GET"]),
+        Rule(
+            "/oauth/v2/private-apps/get/access-token-info",
+            endpoint="token_info",
+            methods=["POST"],
+        ),
+        Rule("/crm/v3/properties/<object_type>", endpoint="properties", methods=["GET"]),
+        Rule(f"{_O}/gdpr-delete", endpoint="gdpr_delete", methods=["POST"]),
         Rule(_O, endpoint="get_page", methods=["GET"]),
         Rule(_O, endpoint="create_one", methods=["POST"]),
         Rule(f"{_O}/search", endpoint="search", methods=["POST"]),
@@ -96,6 +117,29 @@ def _error(status: int, category: str, message: str, **extra: Any) -> Response:
     return _json(error_body(category, message, **extra), status)
 
 
+#: Engagements are covered by the contacts scopes (docs/hubspot.md, section 2).
+_SCOPE_OBJECT = {
+    "deals": "deals",
+    "contacts": "contacts",
+    "tasks": "contacts",
+    "meetings": "contacts",
+}
+
+
+def _missing_scopes(
+    endpoint: str, object_type: str | None, method: str, granted: tuple[str, ...]
+) -> list[str]:
+    """The scopes a call needs that the token lacks (empty: allowed)."""
+    if endpoint in ("owners", "owner"):
+        needed = "crm.objects.owners.read"
+    elif object_type is not None:
+        access = "write" if endpoint in WRITES or endpoint in ("archive", "gdpr_delete") else "read"
+        needed = f"crm.objects.{_SCOPE_OBJECT.get(object_type, object_type)}.{access}"
+    else:
+        return []
+    return [] if needed in granted else [needed]
+
+
 # --- search --------------------------------------------------------------------------------
 
 Predicate = Callable[[dict[str, Any]], bool]
@@ -107,7 +151,9 @@ def _ms(text: str) -> float:
 
 
 def _typed(kind: str, value: Any) -> Any:
-    """A property value as search compares it: numbers and epoch ms as floats, text folded."""
+    """A property value as search compares it: numbers and epoch ms as floats, text folded,
+    enumeration values exact (filters on enumeration properties are case-sensitive:
+    https://developers.hubspot.com/docs/api/crm/search, Filter search results)."""
     if value is None or value == "":
         return None
     text = str(value)
@@ -121,6 +167,8 @@ def _typed(kind: str, value: Any) -> Any:
             return float(text)
         except ValueError:
             raise SearchError(f"{text} is not a valid number") from None
+    if kind == "enumeration":
+        return text
     return text.lower()
 
 
@@ -196,6 +244,11 @@ def compile_search(
     if total > MAX_FILTERS:
         raise SearchError(f"the maximum number of filters in a search is {MAX_FILTERS}")
     sorts: list[tuple[str, bool]] = []
+    if len(body.get("sorts") or []) > MAX_SORTS:
+        raise SearchError(
+            "There was a problem with the request: a search accepts only one sort rule "
+            f"(got {len(body.get('sorts') or [])})"
+        )
     for sort in body.get("sorts") or []:
         if isinstance(sort, str):  # the short form: "-createdate"
             name, descending = sort.lstrip("-"), sort.startswith("-")
@@ -286,11 +339,30 @@ class EmulatorApp(KitApp):
             return _error(
                 400, "OBJECT_NOT_FOUND", f"Unable to infer object type from: {object_type}"
             )
+        missing = _missing_scopes(
+            endpoint, object_type, request.method, portal.token_scopes.get(token, ())
+        )
+        if missing:
+            # https://developers.hubspot.com/docs/api/scopes: a call the token's scopes do
+            # not cover is a 403 MISSING_SCOPES naming the scopes it needs
+            return _error(
+                403,
+                "MISSING_SCOPES",
+                "This app hasn't been granted all required scopes to make this call.",
+                errors=[
+                    {
+                        "message": "One or more of the following scopes are required.",
+                        "context": {"requiredGranularScopes": missing},
+                    }
+                ],
+            )
         fault = portal.faults.draw(write=endpoint in WRITES)
         portal.faults.delay()
+        within = portal.count_call()
         with portal.lock:
-            portal.api_used += 1
             self._window.hit()
+        if not within:  # the daily limit, reset at midnight in the account's time zone
+            return self._rate_limited(daily=True)
         if fault == 429:
             return self._rate_limited(daily=portal.faults.daily_limit_hit)
         if fault is not None:
@@ -399,7 +471,61 @@ class EmulatorApp(KitApp):
             )
         return _json(self._record_json(object_type, record, self._requested(request)))
 
+    # --- account, token, properties ---------------------------------------------------------
+
+    def account_details(self, request: Request) -> Response:
+        return _json(self.portal.account_details())
+
+    def token_info(self, request: Request) -> Response:
+        """The private app token's scopes (``POST /oauth/v2/private-apps/get/access-token-info``
+        with ``{"tokenKey": ...}``, https://developers.hubspot.com/docs/api/private-apps)."""
+        body = self._body(request)
+        token = str(body.get("tokenKey") or "")
+        scopes = self.portal.token_scopes.get(token)
+        if scopes is None:
+            return _error(404, "OBJECT_NOT_FOUND", "The access token was not found.")
+        return _json(
+            {
+                "userId": 1_000_001,
+                "hubId": self.portal.portal_id,
+                "appId": 2_000_001,
+                "scopes": list(scopes),
+            }
+        )
+
+    def properties(self, request: Request, object_type: str) -> Response:
+        """Every property of an object type (``GET /crm/v3/properties/{objectType}``,
+        https://developers.hubspot.com/docs/api/crm/properties)."""
+        return _json(
+            {
+                "results": [
+                    property_definition(object_type, name, kind)
+                    for name, kind in sorted(PROPERTIES[object_type].items())
+                ]
+            }
+        )
+
+    def gdpr_delete(self, request: Request, object_type: str) -> Response:
+        """Permanently delete a contact (``POST /crm/v3/objects/contacts/gdpr-delete``,
+        https://developers.hubspot.com/docs/api/crm/contacts): purged, not in the bin."""
+        body = self._body(request)
+        ident = str(body.get("objectId") or "")
+        id_property = str(body.get("idProperty") or "hs_object_id")
+        found = self.portal.find(object_type, id_property, ident) or ident
+        try:
+            self.portal.privacy_delete(object_type, found)
+        except RecordError as exc:
+            return _error(exc.status, exc.category, exc.message)
+        return Response(status=204)
+
     def search(self, request: Request, object_type: str) -> Response:
+        raw = request.get_data(as_text=True) or ""
+        if len(raw) > MAX_SEARCH_BODY:
+            raise _BadRequest(
+                "VALIDATION_ERROR",
+                f"There was a problem with the request: the search request body has "
+                f"{len(raw)} characters; the limit is {MAX_SEARCH_BODY}",
+            )
         body = self._body(request)
         limit = body.get("limit", 10)
         if not isinstance(limit, int) or not 1 <= limit <= MAX_SEARCH_LIMIT:
@@ -420,9 +546,14 @@ class EmulatorApp(KitApp):
         properties = body.get("properties") or None
         schema = PROPERTIES[object_type]
         with self.portal.lock:
-            rows = [r for r in self.portal.objects[object_type].values() if matches(r)]
-            if not sorts:
-                rows.sort(key=lambda r: int(r["id"]))
+            shown = (self.portal.searchable(r) for r in self.portal.objects[object_type].values())
+            rows = [r for r in shown if r is not None and matches(r)]
+            rows.sort(key=lambda r: int(r["id"]))
+            if sorts:
+                # records equal under the one sort rule come in no documented order
+                # (https://developers.hubspot.com/docs/api/crm/search, Sorting): the
+                # emulator orders them by a hash of their id, never by the id itself
+                rows.sort(key=lambda r: zlib.crc32(f"tie:{r['id']}".encode()))
             for name, descending in reversed(sorts):
                 kind = schema[name]
 
