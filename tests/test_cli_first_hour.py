@@ -464,6 +464,8 @@ def test_a_folder_without_spe_toml_says_so_and_creates_nothing(world: World) -> 
         "sync",
         "report",
         "config reference",
+        "store check",
+        "store backup",
     ],
 )
 def test_every_command_that_answers_takes_json(command: str) -> None:

@@ -1537,6 +1537,14 @@ def demo(
     raise typer.Exit(run_demo(args + (["--store", store] if store else [])))
 
 
+def _mount_store_commands() -> None:
+    from spe_core.store_cli import store_app  # spe store check / backup
+
+    app.add_typer(store_app, name="store")
+
+
+_mount_store_commands()
+
 config_app = typer.Typer(help="Configuration helpers.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(config_app, name="config")
 
