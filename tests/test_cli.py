@@ -73,10 +73,12 @@ def test_init_then_check_then_queue(workdir: Path) -> None:
 
 
 def test_pull_unknown_member_is_one_clear_line(workdir: Path) -> None:
+    assert spe("init")[0] == 0
     code, out, err = spe("pull", "nobody")
-    assert code == 1
+    assert code == 2  # bad input, as the exit-code table says
     assert "Traceback" not in out + err
-    assert err.splitlines()[0].startswith("error: No member with id 'nobody'")
+    assert err.splitlines()[0].startswith("error: member 'nobody' is no member")
+    assert "spe team" in err and "Engine." not in err  # no Python call as the fix
 
 
 def test_team_from_config_pulls_and_resolves(workdir: Path) -> None:
@@ -118,6 +120,7 @@ def test_bad_config_names_file_key_value_and_expectation(workdir: Path) -> None:
 
 
 def test_sync_without_an_adapter_says_how_to_enable_one(workdir: Path) -> None:
+    assert spe("init")[0] == 0
     code, _, err = spe("sync")
     assert code == 2
     assert '[adapter] name = "salesforce"' in err
@@ -228,7 +231,7 @@ def test_propose_book_and_validate_from_the_command_line(workdir: Path) -> None:
     start = datetime.fromisoformat(first["start"]).astimezone(ZoneInfo("Europe/Berlin"))
     assert first["member_id"] == "fay" and start.isoformat().startswith("2030-12-02T09:")
     code, out, _ = spe("book", "acme", "fay", first["start"], "--by", "cy", *where, "--id", "m1")
-    assert code == 0 and "booked m1 for fay" in out
+    assert code == 0 and "booked m1 for Fay (fay)" in out
     # the day starts at home in Munich: Augsburg at 08:00 cannot be reached
     code, _, err = spe("book", "acme", "fay", "2030-12-03T08:00+01:00", "--by", "cy", *where)
     assert code == 1 and "needs" in err and "travel from home" in err and "Traceback" not in err
@@ -258,8 +261,8 @@ def test_team_tables_set_attributes_of_members_the_crm_supplies(workdir: Path) -
         'hours = "07:00-15:00"\n'
         '[[team]]\nid = "005KAI"\nname = "Kai Coordinator"\nrole = "sales_coordinator"\n'
     )
-    assert spe("queue")[0] == 0
-    assert spe("queue")[0] == 0  # a second start changes nothing more
+    assert spe("replenish")[0] == 0  # a command that writes applies them
+    assert spe("replenish")[0] == 0  # a second start changes nothing more
     engine = Engine(open_store("sqlite:///spe.db"))
     fay = engine.member("005FAY")
     assert (fay.skills, fay.coordinator_id) == (frozenset({"de"}), "005KAI")

@@ -121,6 +121,12 @@ log = logging.getLogger(__name__)
 E = TypeVar("E", bound=Event)
 
 
+def _adapter_calls(adapter: object) -> int | None:
+    """The adapter's count of API calls, if it keeps one (an int ``calls``)."""
+    calls = getattr(adapter, "calls", None)
+    return calls if isinstance(calls, int) and not isinstance(calls, bool) else None
+
+
 def _digest(record: SourceRecord) -> str:
     """A stable digest of a record's content (the same in every process)."""
     return hashlib.blake2b(repr(tuple(record.fields.items())).encode(), digest_size=12).hexdigest()
@@ -210,6 +216,15 @@ class SyncReport:
     calls: int = 0
     split_calls: int = 0
     """Extra write calls made to isolate bad inputs in batches the CRM refused whole."""
+    """CRM API calls of the run: the adapter's own count when it keeps one (``calls``,
+    as the Salesforce and HubSpot adapters do: reads, writes, logins), else the
+    write calls."""
+    calls_before: int | None = attrs.field(default=None, repr=False)
+
+    def count_calls(self, now: int | None) -> None:
+        """Take the calls from the adapter's counter (``now``) when it keeps one."""
+        if now is not None and self.calls_before is not None:
+            self.calls = max(self.calls, now - self.calls_before)
 
     @property
     def read(self) -> int:
@@ -443,6 +458,7 @@ class SyncEngine:
     def run(self, *, dry_run: bool = False) -> SyncReport:
         """Inbound, stage, deliver; returns the report (and records ``sync.completed``)."""
         report = SyncReport(self.crm, dry_run=dry_run)
+        report.calls_before = _adapter_calls(self.adapter)
         started = self.engine.clock.now()
         if not dry_run:
             # Stage first: SPE's own changes still on their way to the CRM must not be
@@ -452,9 +468,11 @@ class SyncEngine:
             report.streams[spec.name] = self.inbound(spec, started, dry_run=dry_run)
         if dry_run:
             report.staged = self._count_unstaged()
+            report.count_calls(_adapter_calls(self.adapter))
             return report
         report.staged += self.stage()
         self.deliver(report)
+        report.count_calls(_adapter_calls(self.adapter))
         with self.engine.unit() as u:
             report.pending = len(u.tx.outbox_items(self.crm, OutboxStatus.PENDING))
             u.record(
@@ -471,6 +489,16 @@ class SyncEngine:
             )
         return report
 
+    def read_again(self) -> None:
+        """Forget every stream's bookmark and window: the next run reads and maps every
+        record again (e.g. after the adapter's mapping settings changed; applying is
+        idempotent, records that did not change stay unchanged)."""
+        with self.engine.unit() as u:
+            for spec in self.adapter.streams():
+                for key in (self._bookmark_key(spec.name), self._window_key(spec.name)):
+                    if u.tx.get_meta(key) is not None:
+                        u.tx.set_meta(key, "")
+
     def _tick(self, phase: str, done: int, total: int | None = None) -> None:
         if self.progress is not None:
             self.progress(phase, done, total)
@@ -484,13 +512,13 @@ class SyncEngine:
         """Where the next read of ``stream`` starts (None: from the beginning)."""
         with self.engine.unit() as u:
             value = u.tx.get_meta(self._bookmark_key(stream))
-        return None if value is None else datetime.fromisoformat(value)
+        return datetime.fromisoformat(value) if value else None  # "": read again
 
     def _advance(self, stream: str, seen: datetime, signpost: datetime) -> None:
         target = min(seen, signpost)
         with self.engine.unit() as u:
             old = u.tx.get_meta(self._bookmark_key(stream))
-            if old is None or datetime.fromisoformat(old) < target:
+            if not old or datetime.fromisoformat(old) < target:
                 u.tx.set_meta(self._bookmark_key(stream), target.isoformat())
 
     def inbound(
