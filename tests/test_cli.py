@@ -179,7 +179,19 @@ def test_buffer_management_recommends_and_auto_applies(workdir: Path) -> None:
     from spe_core.events import QueueTargetChanged
     from spe_core.testing import FakeClock
 
-    clock = FakeClock(datetime.now(UTC) - timedelta(hours=3))
+    # a fresh store with two hours of history: no advice yet (hours of events say nothing)
+    clock = FakeClock(datetime.now(UTC) - timedelta(hours=2))
+    fresh = Engine(open_store("sqlite:///fresh.db"), clock=clock, policy=QueuePolicy(target=30))
+    fresh.replenish()
+    clock.advance(hours=2)
+    fresh.replenish()
+    fresh.store.close()
+    (workdir / "spe.toml").write_text('[store]\nurl = "sqlite:///fresh.db"\n[queue]\ntarget = 30\n')
+    code, out, _ = spe("queue", "--json")
+    assert json.loads(out)["buffer"]["action"] == "keep"
+    assert "not enough history" in json.loads(out)["buffer"]["evidence"]
+
+    clock = FakeClock(datetime.now(UTC) - timedelta(hours=30))
     engine = Engine(open_store("sqlite:///spe.db"), clock=clock, policy=QueuePolicy(target=30))
     engine.replenish()  # an empty backlog: the queue sits in red
     clock.advance(hours=2)

@@ -199,12 +199,14 @@ def _team_view(engine: Engine, cfg: config_module.Config) -> list[Any]:
 
 def _buffer_recommendation(engine: Engine, cfg: config_module.Config) -> Any:
     """Buffer management over the configured window of the event log."""
-    from spe_core.flow import FlowMetrics, recommend_buffer
+    from spe_core.flow import FlowMetrics, period, recommend_buffer
 
     start = engine.clock.now() - timedelta(days=cfg.buffer_window_days)
     metrics = FlowMetrics(cfg.process, engine.policy)
     metrics.feed_all(r for r in engine.store.events() if r.event.at >= start)
-    return recommend_buffer(metrics.report(engine.clock.now()).zone_share, engine.policy)
+    report = metrics.report(engine.clock.now())
+    # no advice from minutes of history: it waits for one working day of events
+    return recommend_buffer(report.zone_share, engine.policy, history=period(report))
 
 
 def _emit(data: Any, as_json: bool, human: Callable[[], None]) -> None:
@@ -1467,7 +1469,7 @@ def report(
         try:
             events = list(opened.events())
             try:
-                path = write_report(events, html, cfg.queue)
+                path = write_report(events, html, cfg.queue, process=cfg.process)
             except OSError as exc:
                 raise _unwritable(html, exc) from None
         finally:
