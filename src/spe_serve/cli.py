@@ -1,0 +1,166 @@
+"""``spe serve`` and ``spe token``, ready to mount on the ``spe`` command.
+
+In :mod:`spe_core.cli`::
+
+    from spe_serve.cli import serve, token_app
+
+    app.command("serve")(serve)
+    app.add_typer(token_app, name="token")
+
+Importing this module needs only typer; Starlette and uvicorn are imported when
+``spe serve`` runs, so ``spe token`` works without the ``serve`` extra.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from spe_core.errors import ConfigError, InvalidValue, SpeError, StoreError
+from spe_serve.setup import engine_from_config, load_config
+from spe_serve.tokens import TokenKind, Tokens
+
+__all__ = ["serve", "serve_app", "token_app"]
+
+ConfigOption = Annotated[
+    Path, typer.Option("--config", "-c", help="the spe.toml to read", envvar="SPE_CONFIG")
+]
+StoreOption = Annotated[
+    str | None,
+    typer.Option(
+        "--store", help="store URL (default: [store] url in spe.toml)", envvar="SPE_STORE"
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="print one JSON document")]
+
+
+def _fail(exc: SpeError) -> NoReturn:
+    code = 2 if isinstance(exc, ConfigError | InvalidValue | StoreError) else 1
+    typer.echo(f"error: {exc.problem}", err=True)
+    if exc.fix:
+        typer.echo(f"fix: {exc.fix}", err=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    try:
+        yield
+    except SpeError as exc:
+        _fail(exc)
+
+
+def serve(
+    config: ConfigOption = Path("spe.toml"),
+    store: StoreOption = None,
+    host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="port to listen on")] = 8000,
+    log_level: Annotated[str, typer.Option("--log-level", help="uvicorn's log level")] = "info",
+) -> None:
+    """Serve the SPE API (/api/v1, /openapi.json, /healthz, /readyz) with uvicorn."""
+    try:
+        import uvicorn
+
+        from spe_serve.app import create_app
+    except ImportError as exc:
+        _fail(
+            ConfigError(
+                f"spe serve needs Starlette and uvicorn ({exc.name} is missing).",
+                "install them with: pip install 'spe-sdk[serve]'.",
+            )
+        )
+    with _errors():
+        engine = engine_from_config(load_config(config), store)
+    app = create_app(engine, close_engine=True)
+    # uvicorn finishes the requests in flight on SIGTERM/SIGINT, then runs the lifespan's
+    # shutdown (which closes the store); --timeout-graceful-shutdown bounds the wait
+    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=30)
+
+
+token_app = typer.Typer(help="Bearer tokens for the API of `spe serve`.", no_args_is_help=True)
+
+
+@token_app.command("create")
+def token_create(
+    member: Annotated[
+        str | None, typer.Option("--member", help="a token that acts for this member only")
+    ] = None,
+    integration: Annotated[
+        bool, typer.Option("--integration", help="a token that acts for any member named")
+    ] = False,
+    admin: Annotated[bool, typer.Option("--admin", help="a token that may do everything")] = False,
+    label: Annotated[str, typer.Option("--label", help="a note to tell tokens apart")] = "",
+    config: ConfigOption = Path("spe.toml"),
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a token and print it once (only its hash is stored)."""
+    chosen = [
+        k
+        for k, on in (
+            (TokenKind.MEMBER, member is not None),
+            (TokenKind.INTEGRATION, integration),
+            (TokenKind.ADMIN, admin),
+        )
+        if on
+    ]
+    if len(chosen) != 1:
+        _fail(
+            InvalidValue(
+                "say which kind of token to create.",
+                "pass exactly one of --member ID, --integration, --admin.",
+            )
+        )
+    with _errors(), engine_from_config(load_config(config), store) as engine:
+        info, token = Tokens(engine).create(chosen[0], member, label)
+    if as_json:
+        sys.stdout.write(json.dumps({**info.to_json(), "token": token}, indent=2) + "\n")
+    else:
+        typer.echo(token)
+        typer.echo(
+            f"token {info.id} ({info.kind.value}{' for ' + member if member else ''}): "
+            "shown this once; store it in your CRM's credential (e.g. a Named Credential).",
+            err=True,
+        )
+
+
+@token_app.command("list")
+def token_list(
+    config: ConfigOption = Path("spe.toml"),
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List the tokens (never their secrets)."""
+    with _errors(), engine_from_config(load_config(config), store) as engine:
+        tokens = Tokens(engine).list()
+    if as_json:
+        sys.stdout.write(json.dumps([t.to_json() for t in tokens], indent=2) + "\n")
+        return
+    for t in tokens:
+        state = "active" if t.active else f"revoked {t.revoked_at:%Y-%m-%d %H:%M}"
+        who = t.member_id or "-"
+        typer.echo(f"{t.id}  {t.kind.value:<11}  {who:<20}  {state:<24}  {t.label}")
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[str, typer.Argument(help="the token's id, as `spe token list` shows")],
+    config: ConfigOption = Path("spe.toml"),
+    store: StoreOption = None,
+) -> None:
+    """Revoke a token; calls with it get 401 from then on."""
+    with _errors(), engine_from_config(load_config(config), store) as engine:
+        info = Tokens(engine).revoke(token_id)
+    typer.echo(f"revoked token {info.id}")
+
+
+serve_app = typer.Typer(help="SPE as a service.", no_args_is_help=True, add_completion=False)
+"""Both commands on one app, for running them without the ``spe`` command."""
+serve_app.command("serve")(serve)
+serve_app.add_typer(token_app, name="token")
