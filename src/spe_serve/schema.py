@@ -52,7 +52,14 @@ def _time(description: str = "") -> Schema:
 
 
 def _null(schema: Schema) -> Schema:
-    return {**schema, "nullable": True}
+    """``schema`` or null. In OpenAPI 3.0 an ``enum`` must list null to allow it; rather
+    than an enum with a null member (which External Services would turn into an odd Apex
+    value), a nullable enum becomes a string whose description lists the values."""
+    out = {**schema, "nullable": True}
+    if "enum" in out:
+        values = out.pop("enum")
+        out["description"] = (out.get("description", "") + " one of: " + ", ".join(values)).strip()
+    return out
 
 
 def _list(items: Schema, description: str = "") -> Schema:
