@@ -146,6 +146,7 @@ def test_sigterm_finishes_the_request_in_flight(server: Server) -> None:
     assert server.proc.wait(timeout=30) in (0, -signal.SIGTERM)
     server.stop()
     assert "Finished server process" in server.output
+    assert "scheduler stopped" in server.output  # the jobs stopped before the store closed
     assert token not in server.output  # uvicorn's access log names no header
     with Engine(open_store(f"sqlite:///{server.db}")) as engine:
         assert engine.opportunity("opp-1").owner_id == "ann"  # the pull was committed

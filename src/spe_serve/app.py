@@ -37,6 +37,7 @@ from spe_core.errors import (
     TransientError,
 )
 from spe_serve import api
+from spe_serve.scheduler import Scheduler
 from spe_serve.schema import Operation, check, openapi
 from spe_serve.tokens import TokenInfo, Tokens
 
@@ -213,8 +214,11 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     )
 
 
-def create_app(engine: Engine, *, close_engine: bool = False) -> Starlette:
-    """The API over ``engine`` (closed on shutdown when ``close_engine``)."""
+def create_app(
+    engine: Engine, *, close_engine: bool = False, scheduler: Scheduler | None = None
+) -> Starlette:
+    """The API over ``engine`` (closed on shutdown when ``close_engine``); ``scheduler``
+    (:mod:`spe_serve.scheduler`) runs beside it from start-up to shutdown."""
     tokens = Tokens(engine)
     operations = api.operations()
     document = openapi(operations, title="SPE API", version=__version__)
@@ -229,9 +233,15 @@ def create_app(engine: Engine, *, close_engine: bool = False) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
-        if close_engine:
-            engine.close()
+        if scheduler is not None:
+            scheduler.start()
+        try:
+            yield
+        finally:
+            if scheduler is not None:
+                await run_in_threadpool(scheduler.stop)  # a job running finishes first
+            if close_engine:
+                engine.close()
 
     app = Starlette(
         routes=routes,

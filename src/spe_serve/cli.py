@@ -13,10 +13,12 @@ Importing this module needs only typer; Starlette and uvicorn are imported when
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -62,10 +64,31 @@ def serve(
     host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="port to listen on")] = 8000,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn's log level")] = "info",
+    replenish_at: Annotated[
+        str,
+        typer.Option(
+            "--replenish-at",
+            help="local time (HH:MM) of the morning top-up in each team time zone; 'off'",
+        ),
+    ] = "07:00",
+    sweep_every: Annotated[
+        int, typer.Option("--sweep-every", help="minutes between lease/stale sweeps; 0: off")
+    ] = 5,
+    escalate_every: Annotated[
+        int, typer.Option("--escalate-every", help="minutes between SLA escalations; 0: off")
+    ] = 5,
+    tick: Annotated[
+        float, typer.Option("--tick", help="seconds between the scheduler's checks")
+    ] = 30.0,
+    jobs: Annotated[
+        bool, typer.Option("--jobs/--no-jobs", help="run the scheduled jobs in this process")
+    ] = True,
 ) -> None:
-    """Serve the SPE API (/api/v1, /openapi.json, /healthz, /readyz) with uvicorn."""
+    """Serve the SPE API (/api/v1, /openapi.json, /healthz, /readyz) with uvicorn, and run
+    the daily jobs (top-up, sweeps, SLA escalation) on a schedule."""
     try:
         import uvicorn
+        from uvicorn.config import LOGGING_CONFIG
 
         from spe_serve.app import create_app
     except ImportError as exc:
@@ -75,12 +98,59 @@ def serve(
                 "install them with: pip install 'spe-sdk[serve]'.",
             )
         )
+    from spe_serve.scheduler import Scheduler, daily_jobs
+
     with _errors():
+        at = _local_time(replenish_at)
+        for name, minutes in (("--sweep-every", sweep_every), ("--escalate-every", escalate_every)):
+            if minutes < 0:
+                raise InvalidValue(f"{name} is {minutes}.", "give minutes above 0, or 0 for off.")
+        if tick <= 0:
+            raise InvalidValue(f"--tick is {tick}.", "give seconds above 0.")
         engine = engine_from_config(load_config(config), store)
-    app = create_app(engine, close_engine=True)
+    scheduler = None
+    if jobs:
+        scheduler = Scheduler(
+            engine,
+            daily_jobs(
+                engine,
+                replenish_at=at,
+                sweep_every=timedelta(minutes=sweep_every) if sweep_every else None,
+                escalate_every=timedelta(minutes=escalate_every) if escalate_every else None,
+            ),
+            tick=timedelta(seconds=tick),
+        )
+    app = create_app(engine, close_engine=True, scheduler=scheduler)
     # uvicorn finishes the requests in flight on SIGTERM/SIGINT, then runs the lifespan's
     # shutdown (which closes the store); --timeout-graceful-shutdown bounds the wait
-    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=30)
+    # spe_serve's own lines (jobs, errors) go where uvicorn's go, in its format; they never
+    # hold a token (see spe_serve.app)
+    log_config = copy.deepcopy(LOGGING_CONFIG)
+    log_config["loggers"]["spe_serve"] = {
+        "handlers": ["default"],
+        "level": log_level.upper(),
+        "propagate": False,
+    }
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        log_config=log_config,
+        timeout_graceful_shutdown=30,
+    )
+
+
+def _local_time(text: str) -> time | None:
+    if text.strip().lower() == "off":
+        return None
+    try:
+        return time.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidValue(
+            f"--replenish-at {text!r} is not a time of day.",
+            "write it as HH:MM, e.g. 07:00, or off.",
+        ) from None
 
 
 token_app = typer.Typer(help="Bearer tokens for the API of `spe serve`.", no_args_is_help=True)
