@@ -37,6 +37,7 @@ from spe_core.errors import (
     TransientError,
 )
 from spe_serve import api
+from spe_serve.pages import page_routes
 from spe_serve.scheduler import Scheduler
 from spe_serve.schema import Operation, check, openapi
 from spe_serve.tokens import TokenInfo, Tokens
@@ -230,6 +231,7 @@ def create_app(
         return JSONResponse(document)
 
     routes.append(Route("/openapi.json", openapi_json, methods=["GET"]))
+    routes.extend(page_routes(engine, tokens))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -1,0 +1,189 @@
+"""The rep's page: sign in with a token, see my work, pull next, resolve; through
+Starlette's TestClient and, when Playwright and Debian's chromium are there, by
+clicking in a real headless Chromium (no console errors, a screenshot that is not
+blank)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+import zlib
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("starlette")
+
+from starlette.testclient import TestClient
+
+from spe_core import Engine, FakeClock, Member, Opportunity, Plugins, Role, Task, open_store
+from spe_serve.app import create_app
+from spe_serve.pages import COOKIE
+from spe_serve.tokens import TokenKind, Tokens
+
+NOW = datetime(2026, 3, 2, 10, tzinfo=UTC)
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    e = Engine(
+        open_store(f"sqlite:///{tmp_path / 'spe.db'}"),
+        clock=FakeClock(NOW),
+        plugins=Plugins.create(entry_points=False),
+    )
+    e.upsert_members(
+        [
+            Member("ann", "Ann <b>Lee</b>", Role.INSIDE_SALES),
+            Member("bob", "Bob", Role.INSIDE_SALES),
+            Member("cs", "Cas", Role.CUSTOMER_SERVICE),
+        ]
+    )
+    e.enqueue([Opportunity("opp-1", "acct-<i>1</i>", tier=1), Opportunity("opp-2", "acct-2")])
+    yield e
+    e.close()
+
+
+def _signed_in(engine: Engine, member: str = "ann") -> tuple[TestClient, str]:
+    _, token = Tokens(engine).create(TokenKind.MEMBER, member)
+    client = TestClient(create_app(engine))
+    r = client.post("/pages/login", data={"token": token}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/pages/rep"
+    cookie = r.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/pages" in cookie
+    return client, token
+
+
+def test_pages_need_a_signed_in_token(engine: Engine) -> None:
+    client = TestClient(create_app(engine))
+    r = client.get("/pages/rep", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/pages/login"
+    bad = client.post("/pages/login", data={"token": "spe_nope"}, follow_redirects=True)
+    assert "unknown, malformed or revoked" in bad.text and COOKIE not in client.cookies
+    assert (
+        client.post("/pages/rep/pull", data={"member": "ann"}, follow_redirects=False).headers[
+            "location"
+        ]
+        == "/pages/login"
+    )
+
+
+def test_my_work_pull_and_resolve_by_forms(engine: Engine) -> None:
+    client, token = _signed_in(engine)
+    page = client.get("/pages/rep")
+    assert page.status_code == 200 and "Nothing in hand" in page.text
+    assert "Ann &lt;b&gt;Lee&lt;/b&gt;" in page.text  # names are escaped
+    assert "script-src" not in page.headers["content-security-policy"]  # no scripts at all
+    after = client.post("/pages/rep/pull", data={"member": "ann"})
+    assert "You have opp-1" in after.text and "acct-&lt;i&gt;1&lt;/i&gt;" in after.text
+    assert engine.opportunity("opp-1").owner_id == "ann"
+    done = client.post(
+        "/pages/rep/resolve", data={"member": "ann", "opportunity": "opp-1", "outcome": "won"}
+    )
+    assert "opp-1 resolved: won" in done.text and "Nothing in hand" in done.text
+    again = client.post(
+        "/pages/rep/resolve", data={"member": "ann", "opportunity": "opp-1", "outcome": "won"}
+    )
+    assert "msg err" in again.text and "not released" in again.text
+    assert token not in page.text + after.text + done.text + again.text
+
+
+def test_a_rep_sees_their_tasks_and_acts_only_for_themselves(engine: Engine) -> None:
+    engine.route_task(Task("t-1", "quote", "acct-1"))
+    client, _ = _signed_in(engine, "cs")
+    assert "t-1" in client.get("/pages/rep").text
+    r = client.post("/pages/rep/pull", data={"member": "ann"}, follow_redirects=False)
+    assert r.status_code == 403
+    assert engine.held_by("ann") == []
+
+
+def test_forms_from_another_site_are_refused(engine: Engine) -> None:
+    client, token = _signed_in(engine)
+    evil = {"Origin": "https://evil.example"}
+    r = client.post("/pages/rep/pull", data={"member": "ann"}, headers=evil)
+    assert r.status_code == 403 and engine.held_by("ann") == []
+    assert client.post("/pages/login", data={"token": token}, headers=evil).status_code == 403
+
+
+def test_signing_out_forgets_the_token(engine: Engine) -> None:
+    client, _ = _signed_in(engine)
+    client.post("/pages/logout")
+    assert COOKIE not in client.cookies
+    assert client.get("/pages/rep", follow_redirects=False).status_code == 303
+
+
+# --- in a real browser -------------------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium")
+
+
+@pytest.fixture
+def live(engine: Engine) -> Iterator[str]:
+    uvicorn = pytest.importorskip("uvicorn")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(engine), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(20)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium")
+def test_the_pull_flow_by_clicking_in_chromium(engine: Engine, live: str, tmp_path: Path) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    _, token = Tokens(engine).create(TokenKind.MEMBER, "ann")
+    problems: list[str] = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.on(
+                "console",
+                lambda m: problems.append(m.text) if m.type in ("error", "warning") else None,
+            )
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.set_content("<html><body></body></html>")
+            blank = page.screenshot()  # what an empty page looks like to _variety
+            page.goto(f"{live}/pages/login")
+            page.fill("input[name=token]", token)
+            page.click("#sign-in")
+            page.wait_for_url(f"{live}/pages/rep")
+            assert "Nothing in hand" in page.inner_text("#opportunities")
+            page.click("#pull")
+            page.wait_for_selector("text=You have opp-1")
+            assert "opp-1" in page.inner_text("#opportunities")
+            page.select_option("select[aria-label='outcome of opp-1']", "appointment_set")
+            page.click("button[name=resolve][value=opp-1]")
+            page.wait_for_selector("text=opp-1 resolved: appointment_set")
+            shot = page.screenshot(path=str(tmp_path / "rep.png"), full_page=True)
+        finally:
+            browser.close()
+    assert problems == []
+    assert engine.opportunity("opp-1").outcome is not None
+    assert _variety(blank) < 10 < 50 < _variety(shot)  # text, tables, buttons: not blank
+
+
+def _variety(png: bytes) -> int:
+    """How many different byte values the image's (filtered) pixel rows hold: a blank
+    page has a handful, a page with text and colours many."""
+    data, at = b"", 8
+    while at < len(png):
+        length = int.from_bytes(png[at : at + 4], "big")
+        kind = png[at + 4 : at + 8]
+        if kind == b"IDAT":
+            data += png[at + 8 : at + 8 + length]
+        at += 12 + length
+    return len(set(zlib.decompress(data)))
