@@ -142,9 +142,12 @@ def live(engine: Engine) -> Iterator[str]:
 
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium")
-def test_the_pull_flow_by_clicking_in_chromium(engine: Engine, live: str, tmp_path: Path) -> None:
+def test_the_pull_flow_and_the_managers_page_in_chromium(
+    engine: Engine, live: str, tmp_path: Path
+) -> None:
     sync_api = pytest.importorskip("playwright.sync_api")
     _, token = Tokens(engine).create(TokenKind.MEMBER, "ann")
+    _, admin = Tokens(engine).create(TokenKind.ADMIN)
     problems: list[str] = []
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
@@ -169,11 +172,19 @@ def test_the_pull_flow_by_clicking_in_chromium(engine: Engine, live: str, tmp_pa
             page.click("button[name=resolve][value=opp-1]")
             page.wait_for_selector("text=opp-1 resolved: appointment_set")
             shot = page.screenshot(path=str(tmp_path / "rep.png"), full_page=True)
+            page.click("text=Sign out")
+            page.fill("input[name=token]", admin)
+            page.click("#sign-in")
+            page.wait_for_url(f"{live}/pages/manager")
+            assert page.inner_text("#zone") == "red"
+            assert "appointment_set 1" in page.inner_text("#flow")
+            board = page.screenshot(path=str(tmp_path / "manager.png"), full_page=True)
         finally:
             browser.close()
     assert problems == []
     assert engine.opportunity("opp-1").outcome is not None
     assert _variety(blank) < 10 < 50 < _variety(shot)  # text, tables, buttons: not blank
+    assert _variety(board) > 50
 
 
 def _variety(png: bytes) -> int:
@@ -187,3 +198,25 @@ def _variety(png: bytes) -> int:
             data += png[at + 8 : at + 8 + length]
         at += 12 + length
     return len(set(zlib.decompress(data)))
+
+
+def test_the_managers_page_shows_queue_flow_and_sync(engine: Engine) -> None:
+    from spe_core.outbox import Quarantined
+
+    with engine.unit() as u:
+        u.tx.quarantine_put(
+            Quarantined("hubspot", "inbound", "deals", "123", "amount <missing>", NOW)
+        )
+    _, admin = Tokens(engine).create(TokenKind.ADMIN)
+    client = TestClient(create_app(engine, adapter="hubspot"))
+    r = client.post("/pages/login", data={"token": admin}, follow_redirects=False)
+    assert r.headers["location"] == "/pages/manager"
+    engine.pull("ann")
+    page = client.get("/pages/manager")
+    assert page.status_code == 200
+    assert "<meta http-equiv=refresh content=30>" in page.text
+    assert "2 of 100" not in page.text and "1 of 100" in page.text and ">red<" in page.text
+    assert "1 record(s) quarantined" in page.text and "amount &lt;missing&gt;" in page.text
+    assert "<td>ann</td><td>1.0</td>" in page.text
+    member_client, _ = _signed_in(engine, "bob")
+    assert member_client.get("/pages/manager").status_code == 403

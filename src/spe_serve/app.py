@@ -216,10 +216,15 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 
 
 def create_app(
-    engine: Engine, *, close_engine: bool = False, scheduler: Scheduler | None = None
+    engine: Engine,
+    *,
+    close_engine: bool = False,
+    scheduler: Scheduler | None = None,
+    adapter: str | None = None,
 ) -> Starlette:
     """The API over ``engine`` (closed on shutdown when ``close_engine``); ``scheduler``
-    (:mod:`spe_serve.scheduler`) runs beside it from start-up to shutdown."""
+    (:mod:`spe_serve.scheduler`) runs beside it from start-up to shutdown; ``adapter``
+    names the CRM adapter whose sync the manager's page shows."""
     tokens = Tokens(engine)
     operations = api.operations()
     document = openapi(operations, title="SPE API", version=__version__)
@@ -231,7 +236,7 @@ def create_app(
         return JSONResponse(document)
 
     routes.append(Route("/openapi.json", openapi_json, methods=["GET"]))
-    routes.extend(page_routes(engine, tokens))
+    routes.extend(page_routes(engine, tokens, adapter))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -261,4 +266,5 @@ def app_from_config(path: str | Path = "spe.toml", store_url: str | None = None)
     from spe_serve.setup import engine_from_config, load_config
 
     cfg = load_config(Path(path))
-    return create_app(engine_from_config(cfg, store_url), close_engine=True)
+    adapter = cfg.adapter or None
+    return create_app(engine_from_config(cfg, store_url), close_engine=True, adapter=adapter)

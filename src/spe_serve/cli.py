@@ -107,7 +107,8 @@ def serve(
                 raise InvalidValue(f"{name} is {minutes}.", "give minutes above 0, or 0 for off.")
         if tick <= 0:
             raise InvalidValue(f"--tick is {tick}.", "give seconds above 0.")
-        engine = engine_from_config(load_config(config), store)
+        cfg = load_config(config)
+        engine = engine_from_config(cfg, store)
     scheduler = None
     if jobs:
         scheduler = Scheduler(
@@ -120,7 +121,8 @@ def serve(
             ),
             tick=timedelta(seconds=tick),
         )
-    app = create_app(engine, close_engine=True, scheduler=scheduler)
+    adapter = cfg.adapter or None
+    app = create_app(engine, close_engine=True, scheduler=scheduler, adapter=adapter)
     # uvicorn finishes the requests in flight on SIGTERM/SIGINT, then runs the lifespan's
     # shutdown (which closes the store); --timeout-graceful-shutdown bounds the wait
     # spe_serve's own lines (jobs, errors) go where uvicorn's go, in its format; they never

@@ -1,4 +1,5 @@
-"""Server-rendered pages: a rep's page (my work, pull next, resolve).
+"""Server-rendered pages: a rep's page (my work, pull next, resolve) and a manager's
+live page (the queue's level and zone, flow figures, the sync's backlog and quarantine).
 
 Plain HTML forms, no JavaScript, no external CSS or fonts, so the pages work offline
 and behind any proxy. Signing in posts a token (from ``spe token create``) once; it is
@@ -45,9 +46,10 @@ def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
+def _page(title: str, body: str, status: int = 200, refresh: int | None = None) -> HTMLResponse:
+    again = "" if refresh is None else f"<meta http-equiv=refresh content={refresh}>"
     return HTMLResponse(
-        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        f"<!doctype html><html lang=en><head><meta charset=utf-8>{again}"
         '<meta name=viewport content="width=device-width,initial-scale=1">'
         f'<title>{_e(title)}</title><link rel=icon href="data:,"><style>{_STYLE}</style>'
         "</head>"
@@ -87,8 +89,9 @@ def _same_origin(request: Request) -> bool:
     return urlsplit(origin).netloc == request.headers.get("host", "")
 
 
-def page_routes(engine: Engine, tokens: Tokens) -> list[Route]:
-    """The routes of the pages, under ``/pages``."""
+def page_routes(engine: Engine, tokens: Tokens, adapter: str | None = None) -> list[Route]:
+    """The routes of the pages, under ``/pages`` (``adapter``: the CRM adapter whose sync
+    the manager's page shows)."""
 
     async def principal(request: Request) -> TokenInfo | None:
         token = request.cookies.get(COOKIE)
@@ -119,7 +122,8 @@ def page_routes(engine: Engine, tokens: Tokens) -> list[Route]:
         who = await run_in_threadpool(tokens.verify, token) if token else None
         if who is None:
             return _back("/pages/login", "That token is unknown, malformed or revoked.", True)
-        response = RedirectResponse("/pages/rep", status_code=303)
+        home = "/pages/rep" if who.kind is TokenKind.MEMBER else "/pages/manager"
+        response = RedirectResponse(home, status_code=303)
         response.set_cookie(
             COOKIE,
             token,
@@ -239,7 +243,88 @@ def page_routes(engine: Engine, tokens: Tokens) -> list[Route]:
         opp = engine.resolve(str(form.get("opportunity", "")), member, str(form.get("outcome", "")))
         return f"{opp.id} resolved: {opp.outcome}."
 
+    def _manager_body() -> str:
+        from datetime import timedelta
+
+        from spe_core.flow import FlowMetrics
+
+        status = engine.queue_status()
+        now = engine.clock.now()
+        flow = FlowMetrics(policy=engine.policy)
+        flow.feed_all(r for r in engine.store.events() if r.event.at >= now - timedelta(days=7))
+        report = flow.report(now)
+        oldest = (
+            status.oldest_queued_at.strftime("%Y-%m-%d %H:%M UTC")
+            if status.oldest_queued_at
+            else "-"
+        )
+        colour = {"green": "#1a7f37", "yellow": "#9a6700", "red": "#cf222e"}[status.zone.value]
+        queue = (
+            "<h2>Queue</h2><table id=queue><tbody>"
+            f"<tr><th>Level</th><td>{status.level} of {status.target} "
+            f'<strong id=zone style="color:{colour}">{_e(status.zone.value)}</strong></td></tr>'
+            f"<tr><th>Short of target</th><td>{status.shortfall}</td></tr>"
+            f"<tr><th>Backlog</th><td>{status.backlog}</td></tr>"
+            f"<tr><th>Pulled, not resolved</th><td>{status.released}</td></tr>"
+            f"<tr><th>Oldest waiting since</th><td>{_e(oldest)}</td></tr></tbody></table>"
+        )
+        hit = "-" if report.hit_rate is None else f"{100 * report.hit_rate:.0f}%"
+        sla = "-" if report.sla_attainment is None else f"{100 * report.sla_attainment:.0f}%"
+        outcomes = ", ".join(f"{_e(k)} {v}" for k, v in sorted(report.outcomes.items())) or "-"
+        pulls = (
+            "".join(
+                f"<tr><td>{_e(m)}</td><td>{v:.1f}</td></tr>"
+                for m, v in sorted(report.pulls_per_member_day.items())
+            )
+            or "<tr><td colspan=2 class=muted>No pulls yet.</td></tr>"
+        )
+        flow_html = (
+            "<h2>Flow, last 7 days</h2><table id=flow><tbody>"
+            f"<tr><th>Outcomes</th><td>{outcomes}</td></tr>"
+            f"<tr><th>Hit rate (won of resolved)</th><td>{hit}</td></tr>"
+            f"<tr><th>Tasks within SLA</th><td>{sla}</td></tr></tbody></table>"
+            "<table id=pulls style='margin-top:.5rem'><thead><tr><th>Member</th>"
+            f"<th>Pulls per working day</th></tr></thead><tbody>{pulls}</tbody></table>"
+        )
+        if adapter is None:
+            return queue + flow_html + "<h2>Sync</h2><p class=muted>No CRM adapter set.</p>"
+        with engine.unit() as u:
+            pending = u.tx.outbox_items(adapter, "pending")
+            quarantined = u.tx.quarantined(adapter)
+        rows = (
+            "".join(
+                f"<tr><td>{_e(q.at.strftime('%Y-%m-%d %H:%M'))}</td><td>{_e(q.direction)}</td>"
+                f"<td>{_e(q.stream)}</td><td>{_e(q.key)}</td><td>{_e(q.reason)}</td></tr>"
+                for q in sorted(quarantined, key=lambda q: q.at, reverse=True)[:50]
+            )
+            or "<tr><td colspan=5 class=muted>Nothing quarantined.</td></tr>"
+        )
+        sync = (
+            f"<h2>Sync with {_e(adapter)}</h2><p>{len(pending)} change(s) waiting to be "
+            f"written to the CRM; {len(quarantined)} record(s) quarantined.</p>"
+            "<table id=quarantine><thead><tr><th>When (UTC)</th><th>Direction</th>"
+            "<th>Stream</th><th>Record</th><th>Reason</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table>"
+        )
+        return queue + flow_html + sync
+
+    async def manager(request: Request) -> Response:
+        who = await principal(request)
+        if who is None:
+            return RedirectResponse("/pages/login", status_code=303)
+        if who.kind is not TokenKind.ADMIN:
+            return _page(
+                "Refused", "<h1>Refused</h1><p>The manager's page needs an admin token.</p>", 403
+            )
+        body = await run_in_threadpool(_manager_body)
+        return _page(
+            "Manager - SPE",
+            f"<h1>Queue and flow</h1><p class=muted>Refreshes every 30 seconds.</p>{body}",
+            refresh=30,
+        )
+
     return [
+        Route("/pages/manager", manager, methods=["GET"]),
         Route("/pages/login", login_form, methods=["GET"]),
         Route("/pages/login", login, methods=["POST"]),
         Route("/pages/logout", logout, methods=["POST"]),
