@@ -11,7 +11,7 @@ import threading
 import time
 import zlib
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,7 +20,18 @@ pytest.importorskip("starlette")
 
 from starlette.testclient import TestClient
 
-from spe_core import Engine, FakeClock, Member, Opportunity, Plugins, Role, Task, open_store
+from spe_core import (
+    AppointmentRequest,
+    Engine,
+    FakeClock,
+    Location,
+    Member,
+    Opportunity,
+    Plugins,
+    Role,
+    Task,
+    open_store,
+)
 from spe_serve.app import create_app
 from spe_serve.pages import COOKIE
 from spe_serve.tokens import TokenKind, Tokens
@@ -220,3 +231,120 @@ def test_the_managers_page_shows_queue_flow_and_sync(engine: Engine) -> None:
     assert "<td>ann</td><td>1.0</td>" in page.text
     member_client, _ = _signed_in(engine, "bob")
     assert member_client.get("/pages/manager").status_code == 403
+
+
+# --- the coordinator's week board ---------------------------------------------------------
+
+SITE = Location(51.5, -0.12, "London")
+QUERY = {
+    "propose": "1",
+    "id": "req-1",
+    "account": "acct-9",
+    "minutes": "60",
+    "mode": "in_person",
+    "lat": "51.51",
+    "lon": "-0.1",
+    "earliest": "2026-03-03T09:00",
+    "deadline": "2026-03-06T17:00",
+}
+
+
+@pytest.fixture
+def field(engine: Engine) -> Engine:
+    engine.upsert_members(
+        [
+            Member("cy", "Cy", Role.SALES_COORDINATOR, time_zone="Europe/London"),
+            Member("dee", "Dee", Role.SALES_COORDINATOR),
+            Member("fay", "Fay", Role.FIELD_SALES, coordinator_id="cy", home_base=SITE),
+            Member("gus", "Gus", Role.FIELD_SALES, coordinator_id="dee", home_base=SITE),
+        ]
+    )
+    for rep in ("fay", "gus"):
+        engine.record_busy(rep, [], NOW, NOW + timedelta(days=14))
+    return engine
+
+
+def test_a_coordinator_proposes_and_books_for_their_field_salespeople(field: Engine) -> None:
+    _, token = Tokens(field).create(TokenKind.MEMBER, "cy")
+    client = TestClient(create_app(field))
+    r = client.post("/pages/login", data={"token": token}, follow_redirects=False)
+    assert r.headers["location"] == "/pages/coordinator"
+    page = client.get("/pages/coordinator", params=QUERY)
+    assert page.status_code == 200 and "Fay" in page.text and "Gus" not in page.text
+    assert "min</td>" in page.text and "Tue 03 Mar 09:" in page.text
+    form = {k: v for k, v in QUERY.items() if k != "propose"}
+    start = (
+        field.propose(
+            AppointmentRequest(
+                "req-1",
+                "acct-9",
+                timedelta(hours=1),
+                "in_person",
+                datetime(2026, 3, 3, 9, tzinfo=UTC),
+                datetime(2026, 3, 6, 17, tzinfo=UTC),
+                location=Location(51.51, -0.1),
+            ),
+            members=["fay"],
+        )
+        .slots[0]
+        .start
+    )
+    booked = client.post(
+        "/pages/coordinator/book", data={**form, "member": "fay", "start": start.isoformat()}
+    )
+    assert "Booked req-1 for Fay" in booked.text
+    assert field.booking("req-1").by == "cy"
+    assert "acct-9 (in person)" in booked.text  # on the week board
+    again = client.post(
+        "/pages/coordinator/book", data={**form, "member": "fay", "start": start.isoformat()}
+    )
+    assert "msg err" in again.text and "already booked" in again.text
+    theirs = client.post(
+        "/pages/coordinator/book",
+        data={**form, "id": "req-2", "member": "gus", "start": start.isoformat()},
+    )
+    assert theirs.status_code == 403  # gus is dee's
+
+
+def test_the_board_is_for_coordinators(field: Engine) -> None:
+    client, _ = _signed_in(field, "fay")
+    assert client.get("/pages/coordinator").status_code == 403
+    anonymous = TestClient(create_app(field))
+    assert anonymous.get("/pages/coordinator", follow_redirects=False).status_code == 303
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium")
+def test_proposing_and_booking_by_clicking_in_chromium(
+    field: Engine, live: str, tmp_path: Path
+) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    _, token = Tokens(field).create(TokenKind.MEMBER, "cy")
+    problems: list[str] = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.on(
+                "console",
+                lambda m: problems.append(m.text) if m.type in ("error", "warning") else None,
+            )
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.goto(f"{live}/pages/login")
+            page.fill("input[name=token]", token)
+            page.click("#sign-in")
+            page.wait_for_url(f"{live}/pages/coordinator")
+            for name in ("id", "account", "lat", "lon", "earliest", "deadline"):
+                page.fill(f"#propose input[name={name}]", QUERY[name])
+            page.click("#find")
+            page.wait_for_selector("#slots")
+            assert "min" in page.inner_text("#slots")
+            page.click("#slots button[name=book] >> nth=0")
+            page.wait_for_selector("text=Booked req-1 for Fay")
+            assert "acct-9 (in person)" in page.inner_text("#week")
+            shot = page.screenshot(path=str(tmp_path / "board.png"), full_page=True)
+        finally:
+            browser.close()
+    assert problems == []
+    assert field.booking("req-1").member_id == "fay"
+    assert _variety(shot) > 50

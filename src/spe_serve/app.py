@@ -37,6 +37,7 @@ from spe_core.errors import (
     TransientError,
 )
 from spe_serve import api
+from spe_serve.board import board_routes
 from spe_serve.pages import page_routes
 from spe_serve.scheduler import Scheduler
 from spe_serve.schema import Operation, check, openapi
@@ -237,6 +238,7 @@ def create_app(
 
     routes.append(Route("/openapi.json", openapi_json, methods=["GET"]))
     routes.extend(page_routes(engine, tokens, adapter))
+    routes.extend(board_routes(engine, tokens))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from spe_core.engine import Engine
 from spe_core.errors import SpeError
-from spe_core.model import Opportunity, Outcome, Task
+from spe_core.model import Opportunity, Outcome, Role, Task
 from spe_serve.tokens import TokenInfo, TokenKind, Tokens
 
 __all__ = ["page_routes"]
@@ -122,7 +122,12 @@ def page_routes(engine: Engine, tokens: Tokens, adapter: str | None = None) -> l
         who = await run_in_threadpool(tokens.verify, token) if token else None
         if who is None:
             return _back("/pages/login", "That token is unknown, malformed or revoked.", True)
-        home = "/pages/rep" if who.kind is TokenKind.MEMBER else "/pages/manager"
+        home = "/pages/manager"
+        if who.kind is TokenKind.MEMBER:
+            assert who.member_id is not None
+            me = await run_in_threadpool(engine.member, who.member_id)
+            coordinates = me.role is Role.SALES_COORDINATOR
+            home = "/pages/coordinator" if coordinates else "/pages/rep"
         response = RedirectResponse(home, status_code=303)
         response.set_cookie(
             COOKIE,
