@@ -646,3 +646,20 @@ def test_postgres_two_apps_on_one_store_never_release_twice(pg_api: Api, clock: 
         assert sorted(got) == sorted(set(got)) and len(got) == 6
     finally:
         other.close()
+
+
+def test_a_token_cache_trusts_a_valid_token_for_its_time_only(api: Api) -> None:
+    import time
+
+    cached = Tokens(api.engine, cache_seconds=0.3)
+    info, token = api.tokens.create(TokenKind.INTEGRATION)
+    assert cached.verify(token) == info
+    api.tokens.revoke(info.id)  # revoked elsewhere (another instance, as another replica)
+    assert cached.verify(token) == info  # still trusted, for at most cache_seconds
+    time.sleep(0.35)
+    assert cached.verify(token) is None
+    other_info, other = cached.create(TokenKind.ADMIN)
+    assert cached.verify(other) == other_info
+    cached.revoke(other_info.id)  # revoked through the same instance: forgotten at once
+    assert cached.verify(other) is None
+    assert cached.verify(other[:-1] + "x") is None  # nothing cached for a wrong token

@@ -179,3 +179,12 @@ def test_a_bad_config_fails_with_the_fix(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "not valid TOML" in done.stderr and "fix:" in done.stderr
+
+
+@pytest.mark.slow
+def test_the_serve_benchmark_runs_quick() -> None:
+    from tests.test_benchmarks_quick import run_quick
+
+    figures = run_quick("serve_pull")["figures"]
+    assert figures["cycles"] == 16 * 15  # type: ignore[index]
+    assert figures["floor_requests_per_s"] > 0  # type: ignore[index]

@@ -222,11 +222,14 @@ def create_app(
     close_engine: bool = False,
     scheduler: Scheduler | None = None,
     adapter: str | None = None,
+    token_cache_seconds: float = 0.0,
 ) -> Starlette:
     """The API over ``engine`` (closed on shutdown when ``close_engine``); ``scheduler``
     (:mod:`spe_serve.scheduler`) runs beside it from start-up to shutdown; ``adapter``
-    names the CRM adapter whose sync the manager's page shows."""
-    tokens = Tokens(engine)
+    names the CRM adapter whose sync the manager's page shows; ``token_cache_seconds``
+    lets a valid token be trusted that long without reading the store (a token revoked
+    elsewhere then works up to that long; see :class:`~spe_serve.tokens.Tokens`)."""
+    tokens = Tokens(engine, cache_seconds=token_cache_seconds)
     operations = api.operations()
     document = openapi(operations, title="SPE API", version=__version__)
     routes = [

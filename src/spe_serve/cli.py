@@ -83,6 +83,14 @@ def serve(
     jobs: Annotated[
         bool, typer.Option("--jobs/--no-jobs", help="run the scheduled jobs in this process")
     ] = True,
+    token_cache: Annotated[
+        float,
+        typer.Option(
+            "--token-cache",
+            help="seconds a valid token is trusted without reading the store (0: never); "
+            "a token revoked elsewhere keeps working up to that long",
+        ),
+    ] = 0.0,
 ) -> None:
     """Serve the SPE API (/api/v1, /openapi.json, /healthz, /readyz) with uvicorn, and run
     the daily jobs (top-up, sweeps, SLA escalation) on a schedule."""
@@ -107,6 +115,8 @@ def serve(
                 raise InvalidValue(f"{name} is {minutes}.", "give minutes above 0, or 0 for off.")
         if tick <= 0:
             raise InvalidValue(f"--tick is {tick}.", "give seconds above 0.")
+        if not 0 <= token_cache <= 300:
+            raise InvalidValue(f"--token-cache is {token_cache}.", "give 0 to 300 seconds.")
         cfg = load_config(config)
         engine = engine_from_config(cfg, store)
     scheduler = None
@@ -122,7 +132,13 @@ def serve(
             tick=timedelta(seconds=tick),
         )
     adapter = cfg.adapter or None
-    app = create_app(engine, close_engine=True, scheduler=scheduler, adapter=adapter)
+    app = create_app(
+        engine,
+        close_engine=True,
+        scheduler=scheduler,
+        adapter=adapter,
+        token_cache_seconds=token_cache,
+    )
     # uvicorn finishes the requests in flight on SIGTERM/SIGINT, then runs the lifespan's
     # shutdown (which closes the store); --timeout-graceful-shutdown bounds the wait
     # spe_serve's own lines (jobs, errors) go where uvicorn's go, in its format; they never

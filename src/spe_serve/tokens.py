@@ -22,6 +22,8 @@ import hmac
 import json
 import re
 import secrets
+import threading
+import time
 from datetime import datetime
 
 import attrs
@@ -100,8 +102,14 @@ def _encode(info: TokenInfo, digest: str) -> str:
 class Tokens:
     """The tokens kept in an engine's store (its metadata)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, cache_seconds: float = 0.0) -> None:
+        """``cache_seconds``: how long a token found valid is trusted without reading the
+        store again (0: read it on every call). A token revoked elsewhere (by
+        ``spe token revoke``, or on another replica) stops working within that time."""
         self.engine = engine
+        self.cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[TokenInfo, float]] = {}
+        self._cache_lock = threading.Lock()
 
     def create(
         self, kind: TokenKind | str, member_id: str | None = None, label: str = ""
@@ -167,17 +175,34 @@ class Tokens:
                 raise WrongState(f"token {token_id} is already revoked.", "nothing to do.")
             info = attrs.evolve(info, revoked_at=u.now)
             tx.set_meta(PREFIX + token_id, _encode(info, digest))
+        with self._cache_lock:  # revoked here: forgotten here at once
+            self._cache = {k: v for k, v in self._cache.items() if v[0].id != token_id}
         return info
 
     def verify(self, presented: str) -> TokenInfo | None:
         """The active token that ``presented`` is, or None (unknown, malformed or revoked)."""
+        digest_presented = _digest(presented)
+        if self.cache_seconds > 0:
+            with self._cache_lock:
+                hit = self._cache.get(digest_presented)  # keyed by hash: no secret kept
+            if hit is not None and time.monotonic() - hit[1] < self.cache_seconds:
+                return hit[0]
+        found = self._verify(presented, digest_presented)
+        if found is not None and self.cache_seconds > 0:
+            with self._cache_lock:
+                if len(self._cache) > 10_000:
+                    self._cache.clear()
+                self._cache[digest_presented] = (found, time.monotonic())
+        return found
+
+    def _verify(self, presented: str, digest_presented: str) -> TokenInfo | None:
         match = _TOKEN.fullmatch(presented)
         token_id = match.group(1) if match else "0" * 12
         with self.engine.unit() as u:
             text = u.tx.get_meta(PREFIX + token_id)
         info, digest = _decode(text) if text is not None else (None, _DUMMY)
         # compared even when the id is unknown, so the time taken says nothing
-        same = hmac.compare_digest(digest, _digest(presented))
+        same = hmac.compare_digest(digest, digest_presented)
         if match is None or info is None or not same or info.revoked_at is not None:
             return None
         return info
