@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -319,3 +320,56 @@ def test_postgres_two_replicas_run_each_job_once(clock: FakeClock) -> None:
         for e in engines:
             e.close()
         drop_test_schemas()
+
+
+# --- the CRM sync on a schedule ------------------------------------------------------------
+
+
+def test_the_sync_runs_on_its_interval_outside_the_claiming_transaction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Against the HubSpot emulator, with spe.toml's adapter, as `spe serve` runs it."""
+    emulator = pytest.importorskip("spe_adapters.hubspot.emulator.server")
+    from spe_core import config as config_module
+    from spe_serve.scheduler import sync_with
+    from spe_serve.setup import engine_from_config
+    from tests.doc_examples import CRM_CONFIG
+
+    with emulator.EmulatorServer() as server:
+        token = server.portal.seed(deals=12)["access_token"]
+        monkeypatch.setenv("SPE_DOCS_HUBSPOT_TOKEN", token)
+        monkeypatch.chdir(tmp_path)
+        Path("spe.toml").write_text(CRM_CONFIG.format(url=server.url), encoding="utf-8")
+        cfg = config_module.load("spe.toml")
+        clock = FakeClock(datetime(2026, 3, 2, 10, tzinfo=UTC))
+        engine = engine_from_config(cfg)
+        engine.clock = clock
+        try:
+            inner, free = sync_with(cfg), []
+
+            def sync(e: Engine) -> object:
+                # nobody holds the store's write lock while the sync talks to the CRM
+                other = sqlite3.connect(tmp_path / "spe-hubspot.db", timeout=0)
+                try:
+                    other.execute("BEGIN IMMEDIATE")
+                    other.execute("ROLLBACK")
+                    free.append(True)
+                finally:
+                    other.close()
+                return inner(e)
+
+            scheduler = Scheduler(
+                engine, daily_jobs(engine, replenish_at=None, sync=sync), LocalLeadership()
+            )
+            assert scheduler.run_due() == ["sync", "sweep", "escalate"]
+            assert len(engine.members()) == 4 and engine.queue_status().backlog == 12
+            calls = sum(server.requests.counts().values())
+            clock.advance(minutes=5)
+            assert scheduler.run_due() == ["sweep", "escalate"]  # the sync waits 10 minutes
+            assert sum(server.requests.counts().values()) == calls
+            clock.advance(minutes=5)
+            assert scheduler.run_due() == ["sync", "sweep", "escalate"]
+            assert sum(server.requests.counts().values()) > calls
+            assert free == [True, True]
+        finally:
+            engine.close()

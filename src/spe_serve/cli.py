@@ -77,6 +77,12 @@ def serve(
     escalate_every: Annotated[
         int, typer.Option("--escalate-every", help="minutes between SLA escalations; 0: off")
     ] = 5,
+    sync_every: Annotated[
+        int,
+        typer.Option(
+            "--sync-every", help="minutes between CRM syncs (with an [adapter] set); 0: off"
+        ),
+    ] = 10,
     tick: Annotated[
         float, typer.Option("--tick", help="seconds between the scheduler's checks")
     ] = 30.0,
@@ -106,11 +112,15 @@ def serve(
                 "install them with: pip install 'spe-sdk[serve]'.",
             )
         )
-    from spe_serve.scheduler import Scheduler, daily_jobs
+    from spe_serve.scheduler import Scheduler, daily_jobs, sync_with
 
     with _errors():
         at = _local_time(replenish_at)
-        for name, minutes in (("--sweep-every", sweep_every), ("--escalate-every", escalate_every)):
+        for name, minutes in (
+            ("--sweep-every", sweep_every),
+            ("--escalate-every", escalate_every),
+            ("--sync-every", sync_every),
+        ):
             if minutes < 0:
                 raise InvalidValue(f"{name} is {minutes}.", "give minutes above 0, or 0 for off.")
         if tick <= 0:
@@ -121,6 +131,8 @@ def serve(
         engine = engine_from_config(cfg, store)
     scheduler = None
     if jobs:
+        with _errors():
+            crm = sync_with(cfg) if cfg.adapter and sync_every else None
         scheduler = Scheduler(
             engine,
             daily_jobs(
@@ -128,6 +140,8 @@ def serve(
                 replenish_at=at,
                 sweep_every=timedelta(minutes=sweep_every) if sweep_every else None,
                 escalate_every=timedelta(minutes=escalate_every) if escalate_every else None,
+                sync=crm,
+                sync_every=timedelta(minutes=sync_every or 10),
             ),
             tick=timedelta(seconds=tick),
         )

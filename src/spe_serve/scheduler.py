@@ -41,6 +41,7 @@ __all__ = [
     "daily_jobs",
     "is_due",
     "leadership_for",
+    "sync_with",
 ]
 
 log = logging.getLogger("spe_serve.scheduler")
@@ -56,6 +57,12 @@ class Job:
     every: timedelta | None = None
     at: time | None = None
     time_zone: str = "UTC"
+    in_unit: bool = True
+    """Run inside the unit that claims the tick (the work and the time commit together;
+    a failure leaves nothing and is tried at the next check). False for jobs that talk
+    to the outside for long (the CRM sync): the tick is claimed in a short transaction,
+    then the job runs outside it, so it never holds the store's lock while it waits on
+    the CRM; a failed run is tried again at the next interval."""
 
     def __attrs_post_init__(self) -> None:
         if (self.every is None) == (self.at is None):
@@ -95,10 +102,15 @@ def daily_jobs(
     replenish_at: time | None = time(7, 0),
     sweep_every: timedelta | None = timedelta(minutes=5),
     escalate_every: timedelta | None = timedelta(minutes=5),
+    sync: Callable[[Engine], object] | None = None,
+    sync_every: timedelta = timedelta(minutes=10),
 ) -> list[Job]:
     """SPE's routine: the top-up at ``replenish_at`` in the time zone of each team that
-    pulls (the members whose role may pull), the sweeps and the SLA escalation."""
+    pulls (the members whose role may pull), the sweeps, the SLA escalation and, given
+    ``sync`` (see :func:`sync_with`), the CRM sync every ``sync_every``."""
     jobs: list[Job] = []
+    if sync is not None:
+        jobs.append(Job("sync", sync, every=sync_every, in_unit=False))
     if replenish_at is not None:
         zones = sorted(
             {
@@ -116,6 +128,38 @@ def daily_jobs(
     if escalate_every is not None:
         jobs.append(Job("escalate", lambda e: e.escalate_overdue(), every=escalate_every))
     return jobs
+
+
+def sync_with(cfg: Any) -> Callable[[Engine], object]:
+    """A job that runs the CRM sync the way ``spe sync`` does, with the adapter and the
+    ``[sync]`` settings of ``cfg`` (a :class:`spe_core.config.Config`)."""
+    from spe_core.errors import ConfigError
+    from spe_core.outbox import RetryPolicy
+    from spe_core.plugins import Plugins
+    from spe_core.sync import SyncEngine, SyncSettings
+
+    found = Plugins.create().adapters()
+    cls = found.get(cfg.adapter)
+    if cls is None:
+        raise ConfigError(
+            f"[adapter] name = {cfg.adapter!r} is not an installed adapter.",
+            f"install its package, or use one of: {', '.join(sorted(found)) or 'none'}.",
+        )
+    settings = SyncSettings(
+        clock_skew=timedelta(minutes=cfg.sync["clock_skew_minutes"]),
+        conflicts=cfg.sync["conflicts"],
+        retry=RetryPolicy(max_permanent_failures=cfg.sync["max_permanent_failures"]),
+    )
+
+    def run(engine: Engine) -> object:
+        adapter = cls.from_config(cfg.adapter_options)
+        try:
+            report = SyncEngine(engine, adapter, settings).run()
+        finally:
+            adapter.close()
+        return report
+
+    return run
 
 
 class Leadership(Protocol):
@@ -250,8 +294,11 @@ class Scheduler:
             last = None if text is None else datetime.fromisoformat(text)
             if not is_due(job, last, u.now):
                 return False
-            job.run(self.engine)  # joins this unit: the job and its time commit together
+            if job.in_unit:
+                job.run(self.engine)  # joins this unit: the job and its time commit together
             u.tx.set_meta(META + job.name, u.now.isoformat())
+        if not job.in_unit:
+            job.run(self.engine)  # claimed above; its own units commit as it goes
         log.info("job %s ran", job.name)
         return True
 
