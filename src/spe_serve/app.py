@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -223,12 +223,16 @@ def create_app(
     scheduler: Scheduler | None = None,
     adapter: str | None = None,
     token_cache_seconds: float = 0.0,
+    extra_routes: Sequence[Route] = (),
+    on_close: Sequence[Callable[[], object]] = (),
 ) -> Starlette:
     """The API over ``engine`` (closed on shutdown when ``close_engine``); ``scheduler``
     (:mod:`spe_serve.scheduler`) runs beside it from start-up to shutdown; ``adapter``
     names the CRM adapter whose sync the manager's page shows; ``token_cache_seconds``
     lets a valid token be trusted that long without reading the store (a token revoked
-    elsewhere then works up to that long; see :class:`~spe_serve.tokens.Tokens`)."""
+    elsewhere then works up to that long; see :class:`~spe_serve.tokens.Tokens`);
+    ``extra_routes`` (webhook receivers) are mounted beside the API, and ``on_close``
+    runs at shutdown, before the engine closes."""
     tokens = Tokens(engine, cache_seconds=token_cache_seconds)
     operations = api.operations()
     document = openapi(operations, title="SPE API", version=__version__)
@@ -242,6 +246,7 @@ def create_app(
     routes.append(Route("/openapi.json", openapi_json, methods=["GET"]))
     routes.extend(page_routes(engine, tokens, adapter))
     routes.extend(board_routes(engine, tokens))
+    routes.extend(extra_routes)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -252,6 +257,8 @@ def create_app(
         finally:
             if scheduler is not None:
                 await run_in_threadpool(scheduler.stop)  # a job running finishes first
+            for close in on_close:
+                close()
             if close_engine:
                 engine.close()
 
@@ -265,11 +272,23 @@ def create_app(
     return app
 
 
-def app_from_config(path: str | Path = "spe.toml", store_url: str | None = None) -> Starlette:
+def app_from_config(
+    path: str | Path = "spe.toml", store_url: str | None = None, public_url: str | None = None
+) -> Starlette:
     """The API for ``spe.toml`` at ``path`` (its defaults if ``spe.toml`` is absent), on
-    ``store_url`` if given, else the store the file names."""
+    ``store_url`` if given, else the store the file names; with the HubSpot webhook
+    receiver when the file names a HubSpot app (``public_url``: the address HubSpot
+    calls, behind a proxy). No scheduled jobs (``spe serve`` adds them)."""
     from spe_serve.setup import engine_from_config, load_config
+    from spe_serve.webhooks import hubspot_webhook
 
     cfg = load_config(Path(path))
-    adapter = cfg.adapter or None
-    return create_app(engine_from_config(cfg, store_url), close_engine=True, adapter=adapter)
+    engine = engine_from_config(cfg, store_url)
+    hook = hubspot_webhook(engine, cfg, public_url=public_url)
+    return create_app(
+        engine,
+        close_engine=True,
+        adapter=cfg.adapter or None,
+        extra_routes=[hook[0]] if hook else [],
+        on_close=[hook[1].close] if hook else [],
+    )

@@ -89,6 +89,14 @@ def serve(
     jobs: Annotated[
         bool, typer.Option("--jobs/--no-jobs", help="run the scheduled jobs in this process")
     ] = True,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            "--public-url",
+            help="the address the CRM calls (https://spe.example.com), when a proxy in front "
+            "changes it; HubSpot signs the full URL",
+        ),
+    ] = None,
     token_cache: Annotated[
         float,
         typer.Option(
@@ -105,6 +113,7 @@ def serve(
         from uvicorn.config import LOGGING_CONFIG
 
         from spe_serve.app import create_app
+        from spe_serve.webhooks import hubspot_webhook
     except ImportError as exc:
         _fail(
             ConfigError(
@@ -145,13 +154,16 @@ def serve(
             ),
             tick=timedelta(seconds=tick),
         )
-    adapter = cfg.adapter or None
+    with _errors():
+        hook = hubspot_webhook(engine, cfg, public_url=public_url)
     app = create_app(
         engine,
         close_engine=True,
         scheduler=scheduler,
-        adapter=adapter,
+        adapter=cfg.adapter or None,
         token_cache_seconds=token_cache,
+        extra_routes=[hook[0]] if hook else [],
+        on_close=[hook[1].close] if hook else [],
     )
     # uvicorn finishes the requests in flight on SIGTERM/SIGINT, then runs the lifespan's
     # shutdown (which closes the store); --timeout-graceful-shutdown bounds the wait

@@ -130,13 +130,22 @@ def daily_jobs(
     return jobs
 
 
-def sync_with(cfg: Any) -> Callable[[Engine], object]:
-    """A job that runs the CRM sync the way ``spe sync`` does, with the adapter and the
-    ``[sync]`` settings of ``cfg`` (a :class:`spe_core.config.Config`)."""
-    from spe_core.errors import ConfigError
+def sync_settings(cfg: Any) -> Any:
+    """The :class:`~spe_core.sync.SyncSettings` of ``cfg``'s ``[sync]`` table."""
     from spe_core.outbox import RetryPolicy
+    from spe_core.sync import SyncSettings
+
+    return SyncSettings(
+        clock_skew=timedelta(minutes=cfg.sync["clock_skew_minutes"]),
+        conflicts=cfg.sync["conflicts"],
+        retry=RetryPolicy(max_permanent_failures=cfg.sync["max_permanent_failures"]),
+    )
+
+
+def adapter_class(cfg: Any) -> Any:
+    """The installed adapter class ``cfg``'s ``[adapter] name`` names."""
+    from spe_core.errors import ConfigError
     from spe_core.plugins import Plugins
-    from spe_core.sync import SyncEngine, SyncSettings
 
     found = Plugins.create().adapters()
     cls = found.get(cfg.adapter)
@@ -145,11 +154,16 @@ def sync_with(cfg: Any) -> Callable[[Engine], object]:
             f"[adapter] name = {cfg.adapter!r} is not an installed adapter.",
             f"install its package, or use one of: {', '.join(sorted(found)) or 'none'}.",
         )
-    settings = SyncSettings(
-        clock_skew=timedelta(minutes=cfg.sync["clock_skew_minutes"]),
-        conflicts=cfg.sync["conflicts"],
-        retry=RetryPolicy(max_permanent_failures=cfg.sync["max_permanent_failures"]),
-    )
+    return cls
+
+
+def sync_with(cfg: Any) -> Callable[[Engine], object]:
+    """A job that runs the CRM sync the way ``spe sync`` does, with the adapter and the
+    ``[sync]`` settings of ``cfg`` (a :class:`spe_core.config.Config`)."""
+    from spe_core.sync import SyncEngine
+
+    cls = adapter_class(cfg)
+    settings = sync_settings(cfg)
 
     def run(engine: Engine) -> object:
         adapter = cls.from_config(cfg.adapter_options)
