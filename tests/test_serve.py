@@ -663,3 +663,13 @@ def test_a_token_cache_trusts_a_valid_token_for_its_time_only(api: Api) -> None:
     cached.revoke(other_info.id)  # revoked through the same instance: forgotten at once
     assert cached.verify(other) is None
     assert cached.verify(other[:-1] + "x") is None  # nothing cached for a wrong token
+
+
+@pytest.mark.parametrize(
+    "when", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "1899-12-31T23:00:00Z"]
+)
+def test_times_at_the_edge_of_the_calendar_are_refused_not_crashed_on(api: Api, when: str) -> None:
+    """Found by schemathesis: a time whose UTC falls outside datetime's range was a 500."""
+    r = api.call("POST", "/api/v1/proposals", "admin", {"request": _meeting(earliest=when)})
+    assert r.status_code == 422, r.text
+    assert "body.request.earliest" in r.json()["error"]

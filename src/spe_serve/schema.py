@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import attrs
@@ -499,6 +499,12 @@ def _check_string(value: Any, schema: Schema, where: str) -> Any:
                 "must be an ISO 8601 date and time with its offset",
                 "send e.g. 2026-03-02T09:00:00Z",
             )
+        try:  # the engine keeps UTC, within the years the model accepts
+            in_utc = stamp.astimezone(UTC)
+        except OverflowError:
+            in_utc = None
+        if in_utc is None or not 1900 <= in_utc.year <= 8999:
+            raise _fail(where, "must fall in the years 1900 to 8999", "send a date in that range")
         return stamp
     if schema.get("format") == "date":  # pragma: no cover - no date fields yet
         return date.fromisoformat(value)
