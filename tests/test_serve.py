@@ -673,3 +673,21 @@ def test_times_at_the_edge_of_the_calendar_are_refused_not_crashed_on(api: Api, 
     r = api.call("POST", "/api/v1/proposals", "admin", {"request": _meeting(earliest=when)})
     assert r.status_code == 422, r.text
     assert "body.request.earliest" in r.json()["error"]
+
+
+def test_the_document_can_be_exported_for_external_services(
+    api: Api, tmp_path: Path, monkeypatch: Any
+) -> None:
+    from typer.testing import CliRunner
+
+    from spe_serve.cli import serve_app
+
+    monkeypatch.chdir(tmp_path)
+    out = CliRunner().invoke(
+        serve_app, ["serve", "--openapi", "--public-url", "https://spe.example.com/"]
+    )
+    assert out.exit_code == 0, out.output
+    exported = json.loads(out.stdout)
+    assert exported["servers"] == [{"url": "https://spe.example.com"}]
+    served = api.call("GET", "/openapi.json").json()
+    assert {**exported, "servers": served["servers"]} == served

@@ -36,7 +36,7 @@ from spe_serve.tokens import TokenKind
 if TYPE_CHECKING:
     from spe_serve.app import Call
 
-__all__ = ["operations"]
+__all__ = ["document", "operations"]
 
 V1 = "/api/v1"
 
@@ -609,3 +609,13 @@ def operations() -> list[Operation]:
             "SweepResult",
         ),
     ]
+
+
+def document(server_url: str = "/") -> dict[str, Any]:
+    """The OpenAPI 3.0.3 document of the API (``server_url``: where it is served)."""
+    from spe_core import __version__
+    from spe_serve.schema import openapi
+
+    doc = openapi(operations(), title="SPE API", version=__version__)
+    doc["servers"] = [{"url": server_url}]
+    return doc

@@ -24,7 +24,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from spe_core import __version__
 from spe_core.engine import Engine
 from spe_core.errors import (
     ConfigError,
@@ -40,7 +39,7 @@ from spe_serve import api
 from spe_serve.board import board_routes
 from spe_serve.pages import page_routes
 from spe_serve.scheduler import Scheduler
-from spe_serve.schema import Operation, check, openapi
+from spe_serve.schema import Operation, check
 from spe_serve.tokens import TokenInfo, Tokens
 
 __all__ = ["ApiError", "Call", "app_from_config", "create_app", "error_status"]
@@ -235,7 +234,7 @@ def create_app(
     runs at shutdown, before the engine closes."""
     tokens = Tokens(engine, cache_seconds=token_cache_seconds)
     operations = api.operations()
-    document = openapi(operations, title="SPE API", version=__version__)
+    document = api.document()
     routes = [
         Route(op.path, _endpoint(op, engine, tokens), methods=[op.method]) for op in operations
     ]

@@ -97,6 +97,13 @@ def serve(
             "changes it; HubSpot signs the full URL",
         ),
     ] = None,
+    print_openapi: Annotated[
+        bool,
+        typer.Option(
+            "--openapi",
+            help="print the OpenAPI 3.0 document (for Salesforce External Services) and exit",
+        ),
+    ] = False,
     token_cache: Annotated[
         float,
         typer.Option(
@@ -108,6 +115,12 @@ def serve(
 ) -> None:
     """Serve the SPE API (/api/v1, /openapi.json, /healthz, /readyz) with uvicorn, and run
     the daily jobs (top-up, sweeps, SLA escalation) on a schedule."""
+    if print_openapi:
+        from spe_serve.api import document
+
+        doc = document(public_url.rstrip("/") if public_url else "/")
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        return
     try:
         import uvicorn
         from uvicorn.config import LOGGING_CONFIG
