@@ -90,3 +90,45 @@ def test_no_secret_no_receiver(
     with TestClient(app) as client:
         assert client.post("/webhooks/hubspot", content=b"[]").status_code == 404
     assert "HubSpot webhooks are off" in caplog.text
+
+
+def _signed_call(
+    method: str, path: str, body: bytes = b"", *, secret: str = SECRET, age_s: float = 0
+) -> dict[str, str]:
+    from spe_adapters.hubspot.webhooks import sign_v3
+
+    stamp = str(int((time.time() - age_s) * 1000))
+    return {
+        "X-HubSpot-Signature-v3": sign_v3(secret, method, f"http://testserver{path}", body, stamp),
+        "X-HubSpot-Request-Timestamp": stamp,
+        "Content-Type": "application/json",
+    }
+
+
+def test_hubspot_may_call_the_api_with_its_signature_instead_of_a_token(hubspot: Any) -> None:
+    from spe_core import Member
+
+    app = app_from_config("spe.toml")
+    with TestClient(app) as client:
+        engine = app.state.engine
+        engine.upsert_members([Member("ann", "Ann", "inside_sales")])
+        r = client.get("/api/v1/queue", headers=_signed_call("GET", "/api/v1/queue"))
+        assert r.status_code == 200, r.text
+        for headers in (
+            _signed_call("GET", "/api/v1/queue", secret="forged"),
+            _signed_call("GET", "/api/v1/queue", age_s=301),
+            _signed_call("GET", "/api/v1/metrics"),  # signed for another URL
+        ):
+            r = client.get("/api/v1/queue", headers=headers)
+            assert r.status_code == 401 and r.json()["code"] == "Unauthorized", r.text
+            assert SECRET not in r.text
+        body = json.dumps({"count": 1}).encode()
+        path = "/api/v1/members/ann/pull"
+        r = client.post(path, content=body, headers=_signed_call("POST", path, body))
+        assert r.status_code == 200, r.text  # acts for the member it names, as an integration
+        tampered = json.dumps({"count": 2}).encode()
+        r = client.post(path, content=tampered, headers=_signed_call("POST", path, body))
+        assert r.status_code == 401
+        admin_only = "/api/v1/queue/sweep"
+        r = client.post(admin_only, headers=_signed_call("POST", admin_only))
+        assert r.status_code == 403

@@ -13,6 +13,7 @@ import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +41,13 @@ from spe_serve.board import board_routes
 from spe_serve.pages import page_routes
 from spe_serve.scheduler import Scheduler
 from spe_serve.schema import Operation, check
-from spe_serve.tokens import TokenInfo, Tokens
+from spe_serve.tokens import TokenInfo, TokenKind, Tokens
+from spe_serve.webhooks import Verify
 
 __all__ = ["ApiError", "Call", "app_from_config", "create_app", "error_status"]
 
 log = logging.getLogger("spe_serve")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 PREFIX = "/api/v1"
 
 
@@ -164,13 +167,37 @@ async def _body(op: Operation, request: Request) -> dict[str, Any]:
     return checked
 
 
-def _endpoint(op: Operation, engine: Engine, tokens: Tokens) -> Callable[[Request], Any]:
+HUBSPOT = "X-HubSpot-Signature-v3"
+
+
+async def _hubspot_principal(request: Request, verify: Verify) -> TokenInfo:
+    body = await request.body()  # kept by Starlette: the handler reads it again
+    problem = await run_in_threadpool(
+        verify, request.method, str(request.url), dict(request.headers), body
+    )
+    if problem is not None:
+        log.warning("refused a HubSpot-signed call: %s", problem)
+        raise ApiError(
+            401,
+            "Unauthorized",
+            f"the HubSpot signature was refused: {problem}.",
+            "check the app secret (app_secret_env), the public URL (--public-url) and "
+            "the server's clock.",
+        )
+    return TokenInfo("hubspot-app", TokenKind.INTEGRATION, None, "HubSpot app", _EPOCH)
+
+
+def _endpoint(
+    op: Operation, engine: Engine, tokens: Tokens, hubspot: Verify | None = None
+) -> Callable[[Request], Any]:
     async def endpoint(request: Request) -> Response:
         try:
             principal = None
             if op.authenticated:
                 presented = _bearer(request)
-                if presented is None:
+                if presented is None and hubspot is not None and HUBSPOT in request.headers:
+                    principal = await _hubspot_principal(request, hubspot)
+                elif presented is None:
                     raise ApiError(
                         401,
                         "Unauthorized",
@@ -178,7 +205,8 @@ def _endpoint(op: Operation, engine: Engine, tokens: Tokens) -> Callable[[Reques
                         "send 'Authorization: Bearer <token>' with a token from "
                         "`spe token create`.",
                     )
-                principal = await run_in_threadpool(tokens.verify, presented)
+                else:
+                    principal = await run_in_threadpool(tokens.verify, presented)
                 if principal is None:
                     raise ApiError(
                         401,
@@ -224,6 +252,7 @@ def create_app(
     token_cache_seconds: float = 0.0,
     extra_routes: Sequence[Route] = (),
     on_close: Sequence[Callable[[], object]] = (),
+    hubspot_verify: Verify | None = None,
 ) -> Starlette:
     """The API over ``engine`` (closed on shutdown when ``close_engine``); ``scheduler``
     (:mod:`spe_serve.scheduler`) runs beside it from start-up to shutdown; ``adapter``
@@ -231,12 +260,15 @@ def create_app(
     lets a valid token be trusted that long without reading the store (a token revoked
     elsewhere then works up to that long; see :class:`~spe_serve.tokens.Tokens`);
     ``extra_routes`` (webhook receivers) are mounted beside the API, and ``on_close``
-    runs at shutdown, before the engine closes."""
+    runs at shutdown, before the engine closes. With ``hubspot_verify``
+    (:mod:`spe_serve.webhooks`), a call without a bearer token but signed by the HubSpot
+    app (``X-HubSpot-Signature-v3``, under five minutes old) acts as an integration."""
     tokens = Tokens(engine, cache_seconds=token_cache_seconds)
     operations = api.operations()
     document = api.document()
     routes = [
-        Route(op.path, _endpoint(op, engine, tokens), methods=[op.method]) for op in operations
+        Route(op.path, _endpoint(op, engine, tokens, hubspot_verify), methods=[op.method])
+        for op in operations
     ]
 
     async def openapi_json(request: Request) -> Response:
@@ -288,6 +320,7 @@ def app_from_config(
         engine,
         close_engine=True,
         adapter=cfg.adapter or None,
-        extra_routes=[hook[0]] if hook else [],
-        on_close=[hook[1].close] if hook else [],
+        extra_routes=[hook.route] if hook else [],
+        on_close=[hook.adapter.close] if hook else [],
+        hubspot_verify=hook.verify if hook else None,
     )

@@ -175,8 +175,9 @@ def serve(
         scheduler=scheduler,
         adapter=cfg.adapter or None,
         token_cache_seconds=token_cache,
-        extra_routes=[hook[0]] if hook else [],
-        on_close=[hook[1].close] if hook else [],
+        extra_routes=[hook.route] if hook else [],
+        on_close=[hook.adapter.close] if hook else [],
+        hubspot_verify=hook.verify if hook else None,
     )
     # uvicorn finishes the requests in flight on SIGTERM/SIGINT, then runs the lifespan's
     # shutdown (which closes the store); --timeout-graceful-shutdown bounds the wait
