@@ -7,9 +7,10 @@ signature (HMAC-SHA256 with the app's client secret, from the environment variab
 the events name at once, through the same sync rules as ``spe sync``. A request
 that is not HubSpot's gets 401 and changes nothing.
 
-The same check lets HubSpot call the API itself (an app card's or a workflow's
-request signed with v3) without a bearer token: :func:`spe_serve.app.create_app`
-takes ``verify`` and treats such a call like an integration token's.
+The same check lets HubSpot call the API itself without a bearer token (any request
+it signs with v3; workflow custom actions use the older v2 signature and are not
+accepted): :func:`spe_serve.app.create_app` takes ``verify`` and treats such a call
+like an integration token's.
 """
 
 from __future__ import annotations
