@@ -1547,6 +1547,18 @@ def _mount_store_commands() -> None:
 
 _mount_store_commands()
 
+
+def _mount_serve_commands() -> None:
+    # spe serve / spe token: importing needs only typer (Starlette and uvicorn load when
+    # `spe serve` runs, from the [serve] extra)
+    from spe_serve.cli import serve, token_app
+
+    app.command("serve")(serve)
+    app.add_typer(token_app, name="token")
+
+
+_mount_serve_commands()
+
 config_app = typer.Typer(help="Configuration helpers.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(config_app, name="config")
 

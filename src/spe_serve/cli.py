@@ -80,7 +80,7 @@ def serve(
     sync_every: Annotated[
         int,
         typer.Option(
-            "--sync-every", help="minutes between CRM syncs (with an [adapter] set); 0: off"
+            "--sync-every", help="minutes between CRM syncs (when an adapter is set); 0: off"
         ),
     ] = 10,
     tick: Annotated[
