@@ -1,8 +1,9 @@
 """A newcomer's first hour against each local CRM emulator, through `spe` only: an
-empty folder, `spe init`, the adapter's block pasted in, then check, sync, team, pull
-by name, propose and book by the coordinator's name, and the report; then the same
-with a wrong secret and with the emulator stopped: each fails in seconds with a
-one-line error and its fix."""
+empty folder, `spe init`, the emulator's printed block pasted in (no [[team]] table
+written by hand: the seeded team and the block give the field salesperson a home base,
+hours and a coordinator), then check, sync, team, pull by name, propose and book by the
+coordinator's name, and the report; then the same with a wrong secret and with the
+emulator stopped: each fails in seconds with a one-line error and its fix."""
 
 from __future__ import annotations
 
@@ -41,6 +42,14 @@ def pasted(block: str) -> str:
     """The emulator's printed block as its hint says to paste it into a config from
     `spe init`: without its first two lines (the [adapter] name is set in place)."""
     return "\n".join(block.splitlines()[2:]) + "\n"
+
+
+def without_home_bases(block: str) -> tuple[str, str]:
+    """``block`` without its [adapter.hubspot.home_bases] table, and that table."""
+    tables = block.split("\n\n")
+    bases = [t for t in tables if "[adapter.hubspot.home_bases]" in t]
+    assert len(bases) == 1, block
+    return "\n\n".join(t for t in tables if t not in bases), bases[0] + "\n"
 
 
 @pytest.fixture(params=["hubspot", "salesforce"])
@@ -91,27 +100,28 @@ def test_a_newcomer_gets_from_an_empty_folder_to_a_booking(
     assert code == 0, err
     code, out, _ = spe("team", "--json")
     team = {row["name"]: row for row in json.loads(out)}
-    assert len(team) >= 6
-    ivan, kai = team["Ivan Petrov"]["id"], team["Kai Müller"]["id"]
-    # the newcomer gives the field salesperson a home base and a coordinator
-    Path("spe.toml").write_text(
-        Path("spe.toml").read_text() + f'\n[[team]]\nid = "{ivan}"\n'
-        f'coordinator_id = "{kai}"\nhome_base = {{ lat = 48.14, lon = 11.58 }}\n'
-        'hours = "08:00-17:00"\n'
-    )
+    assert len(team) == 8
+    # the seeded team as the CRM and the pasted block give it: no [[team]] table by hand
+    ivan, kai = team["Ivan Petrov"], team["Kai Müller"]
+    assert (ivan["role"], kai["role"]) == ("field_sales", "sales_coordinator")
+    assert ivan["home_base"] == "Munich" and ivan["coordinator"] == "Kai Müller"
+    assert {row["time_zone"] for row in team.values()} == {"Europe/Berlin"}
+    code, out, _ = spe("check", "--json")  # one coordinator per field salesperson
+    assert code == 0 and not [row for row in json.loads(out) if row["check"] == "team"], out
     assert spe("replenish")[0] == 0
-    code, out, err = spe("pull", "ana")  # by name
+    code, out, err = spe("pull", "Ana Ruiz")  # an inside salesperson, by name
     assert code == 0, err
     assert "to Ana Ruiz (" in " ".join(out.split())  # wrapped at 80 columns, never cut
     earliest = (datetime.now(UTC) + timedelta(days=7)).date().isoformat() + "T00:00+00:00"
     where = ["--lat", "48.37", "--lon", "10.9", "--earliest", earliest, "--days", "3"]
-    code, out, err = spe("propose", "acme", *where, "--by", "kai", "--json")
+    code, out, err = spe("propose", "acme", *where, "--by", "Kai Müller", "--json")
     assert code == 0, err
     slot = json.loads(out)["slots"][0]
-    assert slot["member_id"] == ivan
-    code, _, err = spe("book", "acme", "ivan", slot["start"], *where, "--by", "ivan")
+    assert slot["member_id"] == ivan["id"]
+    book = ["book", "acme", "Ivan Petrov", slot["start"], *where]
+    code, _, err = spe(*book, "--by", "Ivan Petrov")
     assert code == 1 and "never schedule themselves" in err
-    code, out, err = spe("book", "acme", "ivan", slot["start"], *where, "--by", "kai")
+    code, out, err = spe(*book, "--by", "Kai Müller")
     assert code == 0, err
     assert "booked" in out and "by Kai Müller" in " ".join(out.split())
     code, _, err = spe("report", "--html", "report.html")
@@ -151,12 +161,12 @@ def test_home_bases_added_after_the_first_sync_reach_the_members(
         monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", hubspot.portal.seed(7, deals=5)["access_token"])
         assert spe("init")[0] == 0
         toml = re.sub(r'(?m)^name = ""', 'name = "hubspot"', Path("spe.toml").read_text(), count=1)
-        Path("spe.toml").write_text(toml + pasted(hubspot_block(hubspot)))
+        block, bases = without_home_bases(pasted(hubspot_block(hubspot)))
+        Path("spe.toml").write_text(toml + block)
         assert spe("sync")[0] == 0
-        Path("spe.toml").write_text(
-            Path("spe.toml").read_text() + "\n[adapter.hubspot.home_bases]\n"
-            '"ivan@demo.example" = { lat = 48.14, lon = 11.58, address = "Munich" }\n'
-        )
+        team = {row["name"]: row for row in json.loads(spe("team", "--json")[1])}
+        assert team["Ivan Petrov"]["home_base"] is None
+        Path("spe.toml").write_text(Path("spe.toml").read_text() + "\n" + bases)
         code, _, err = spe("sync")
         assert code == 0, err
         team = {row["name"]: row for row in json.loads(spe("team", "--json")[1])}

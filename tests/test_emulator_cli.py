@@ -5,6 +5,7 @@ makes new ones. Every line reaches a pipe at once (flushed)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -98,6 +99,17 @@ def _check_and_sync(folder: Path, env: dict[str, str]) -> str:
     return synced.stdout
 
 
+def _seeded_team_is_ready(folder: Path, env: dict[str, str], state: Path, block: str) -> None:
+    """The block as printed is the state folder's adapter.toml, and with it the synced
+    team has its field salesperson's home base and coordinator (no [[team]] by hand)."""
+    assert (state / "adapter.toml").read_text(encoding="utf-8") == block
+    shown = _spe(folder, env, "team", "--json")
+    assert shown.returncode == 0, shown.stderr
+    team = {row["name"]: row for row in json.loads(shown.stdout)}
+    assert team["Ivan Petrov"]["home_base"] == "Munich"
+    assert team["Ivan Petrov"]["coordinator"] == "Kai Müller"
+
+
 def test_salesforce_block_and_exports_work_and_survive_a_restart(tmp_path: Path) -> None:
     env = _env(tmp_path)
     state = tmp_path / "sf-state"
@@ -109,6 +121,7 @@ def test_salesforce_block_and_exports_work_and_survive_a_restart(tmp_path: Path)
         (tmp_path / "spe.toml").write_text(block, encoding="utf-8")
         out = _check_and_sync(tmp_path, {**env, **exports})
         assert re.search(r"members\D+8\D", out) and re.search(r"opportunities\D+300\D", out)
+        _seeded_team_is_ready(tmp_path, {**env, **exports}, state, block)
     finally:
         assert "emulator stopped." in first.stop(signal.SIGINT)
 
@@ -153,6 +166,7 @@ def test_hubspot_block_and_token_work_and_survive_a_restart(tmp_path: Path) -> N
         out = _check_and_sync(tmp_path, {**env, **exports})
         assert re.search(r"members\D+8\D", out)  # the team roles came with the block
         assert re.search(r"opportunities\D+300\D", out)
+        _seeded_team_is_ready(tmp_path, {**env, **exports}, default_state, block)
     finally:
         assert "emulator stopped." in first.stop(signal.SIGTERM)
 

@@ -20,9 +20,11 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
+from spe_adapters.emulator_kit.demo_team import DEMO_TEAM
 from spe_adapters.emulator_kit.faults import Faults as KitFaults
 
 __all__ = [
+    "DEMO_TEAMS",
     "LAST_MODIFIED",
     "OBJECT_TYPES",
     "PROPERTIES",
@@ -36,6 +38,16 @@ __all__ = [
     "hubspot_time",
     "parse_hubspot_time",
 ]
+
+#: The demo portal's HubSpot team for each SPE role (its owners' roles come from these).
+DEMO_TEAMS = {
+    "inside_sales": "Inside Sales",
+    "field_sales": "Field Sales",
+    "sales_coordinator": "Sales Coordination",
+    "customer_service": "Customer Service",
+    "engineering": "Engineering",
+    "promotions": "Promotions",
+}
 
 #: The object types the emulator serves (and their numeric type ids, as webhooks name them).
 OBJECT_TYPES: dict[str, str] = {
@@ -667,24 +679,18 @@ class Portal:
     # --- seeding ---------------------------------------------------------------------------
 
     def seed(self, seed: int = 7, *, deals: int = 300) -> dict[str, str]:
-        """A deterministic demo portal: a sales team in role-named teams, queued deals.
+        """A deterministic demo portal: the demo team (``DEMO_TEAM``) as owners in
+        role-named teams (``DEMO_TEAMS``), queued deals.
 
         Returns ``{"access_token": ...}``: a private-app token the portal accepts.
         """
         rng = random.Random(seed)
         with self.lock:
-            team = [
-                ("Ana", "Ruiz", "Inside Sales"),
-                ("Ben", "Okafor", "Inside Sales"),
-                ("Chloé", "Martin", "Inside Sales"),
-                ("Ivan", "Petrov", "Field Sales"),
-                ("Kai", "Müller", "Sales Coordination"),
-                ("Max", "Olsen", "Customer Service"),
-                ("Nora", "Ali", "Engineering"),
-                ("Gina", "Rossi", "Promotions"),
-            ]
-            for first, last, team_name in team:
-                self.add_owner(first, last, f"{first.lower()}@demo.example", teams=[team_name])
+            # owners carry a name, an e-mail and teams, no address or time zone (CRM API
+            # "Owners": GET /crm/v3/owners); the demo team's roles are team names
+            for person in DEMO_TEAM:
+                team_name = DEMO_TEAMS[person.role]
+                self.add_owner(person.first_name, person.last_name, person.email, teams=[team_name])
             for i in range(deals):
                 self.create(
                     "deals",

@@ -20,20 +20,14 @@ from datetime import datetime
 
 from spe_adapters.emulator_kit import CertificateAuthority, KitServer
 from spe_adapters.emulator_kit import run as kit_run
-from spe_adapters.hubspot.emulator.models import Portal
+from spe_adapters.emulator_kit.demo_team import DEMO_TEAM, team_tables, toml_string
+from spe_adapters.hubspot.emulator.models import DEMO_TEAMS, Portal
 from spe_adapters.hubspot.emulator.responses import EmulatorApp
 
 __all__ = ["EmulatorServer", "config_block", "main"]
 
 #: The demo portal's HubSpot teams and the SPE role each stands for.
-DEMO_TEAM_ROLES = {
-    "Inside Sales": "inside_sales",
-    "Field Sales": "field_sales",
-    "Sales Coordination": "sales_coordinator",
-    "Customer Service": "customer_service",
-    "Engineering": "engineering",
-    "Promotions": "promotions",
-}
+DEMO_TEAM_ROLES = {team: role for role, team in DEMO_TEAMS.items()}
 TOKEN_ENV = "HUBSPOT_ACCESS_TOKEN"
 
 
@@ -51,25 +45,49 @@ class EmulatorServer(KitServer):
         super().__init__(EmulatorApp(self.portal), port=port, tls=tls, name="spe-hubspot-emulator")
 
 
-def _quote(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def config_block(server: EmulatorServer) -> str:
     """The ``spe.toml`` tables that point SPE at this emulator (the token is read from
-    ``HUBSPOT_ACCESS_TOKEN``); its teams' roles come with them."""
-    teams = sorted({t["name"] for o in server.portal.owners.values() for t in o["teams"]})
+    ``HUBSPOT_ACCESS_TOKEN``); its teams' roles, the field salespeople's home bases and
+    ``[[team]]`` tables for what owners do not hold about the demo team come with them."""
+    owners = list(server.portal.owners.values())
+    teams = sorted({t["name"] for o in owners for t in o["teams"]})
+    emails = {str(o["email"]): str(o["id"]) for o in owners}
     lines = [
         "[adapter]",
         'name = "hubspot"',
         "",
         "[adapter.hubspot]",
-        f"host = {_quote(server.url)}",
-        f"access_token_env = {_quote(TOKEN_ENV)}",
+        f"host = {toml_string(server.url)}",
+        f"access_token_env = {toml_string(TOKEN_ENV)}",
         "",
+        "# HubSpot owners carry no SPE role: the portal's teams map to roles",
         "[adapter.hubspot.team_roles]",
-        *(f"{_quote(t)} = {_quote(DEMO_TEAM_ROLES[t])}" for t in teams if t in DEMO_TEAM_ROLES),
+        *(
+            f"{toml_string(t)} = {toml_string(DEMO_TEAM_ROLES[t])}"
+            for t in teams
+            if t in DEMO_TEAM_ROLES
+        ),
     ]
+    bases = [(p, p.home_base) for p in DEMO_TEAM if p.home_base and p.email in emails]
+    if bases:
+        lines += [
+            "",
+            "# HubSpot owners carry no address: the field salespeople's home bases, by e-mail",
+            "[adapter.hubspot.home_bases]",
+            *(
+                f"{toml_string(p.email)} = {{ lat = {lat}, lon = {lon}, "
+                f"address = {toml_string(city)} }}"
+                for p, (lat, lon, city) in bases
+            ),
+        ]
+    team = team_tables(emails, time_zone=True)
+    if team:
+        lines += [
+            "",
+            "# HubSpot owners carry no time zone, sales coordinator or working hours: those",
+            "# are set here, by owner id.",
+            *team[1:],
+        ]
     return "\n".join(lines) + "\n"
 
 

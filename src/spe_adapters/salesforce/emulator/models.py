@@ -21,6 +21,7 @@ from typing import Any
 # Faults: the emulator kit's. Statuses drawn mean 503/500 (SERVER_UNAVAILABLE), 403
 # (REQUEST_LIMIT_EXCEEDED), 401 (INVALID_SESSION_ID); failing_records maps record Ids or
 # external-id values to the statusCode their write fails with.
+from spe_adapters.emulator_kit.demo_team import DEMO_TEAM
 from spe_adapters.emulator_kit.faults import Faults
 
 __all__ = [
@@ -630,7 +631,8 @@ class Org:
     # --- seeding -----------------------------------------------------------------------
 
     def seed(self, seed: int = 7, *, leads: int = 300) -> dict[str, str]:
-        """A deterministic demo org: an integration user, a team with SPE roles, queued leads.
+        """A deterministic demo org: an integration user, the demo team (``DEMO_TEAM``:
+        SPE roles, time zones, the field salesperson's address), queued leads.
 
         Returns the demo login (username and password).
         """
@@ -646,28 +648,20 @@ class Org:
                 },
             )
             self.add_login("spe@demo.example", "demo-password")
-            team = [
-                ("Ana Ruiz", "inside_sales"),
-                ("Ben Okafor", "inside_sales"),
-                ("Chloé Martin", "inside_sales"),
-                ("Ivan Petrov", "field_sales"),
-                ("Kai Müller", "sales_coordinator"),
-                ("Max Olsen", "customer_service"),
-                ("Nora Ali", "engineering"),
-                ("Gina Rossi", "promotions"),
-            ]
-            for name, role in team:
-                user = name.split()[0].lower()
-                self.create(
-                    "User",
-                    {
-                        "Name": name,
-                        "Username": f"{user}@demo.example",
-                        "SPE_Role__c": role,
-                        "IsActive": True,
-                        "TimeZoneSidKey": "Europe/Berlin",
-                    },
-                )
+            for person in DEMO_TEAM:
+                # a User's address (City, Latitude, Longitude) and TimeZoneSidKey: standard
+                # User fields (Object Reference for the Salesforce Platform, "User")
+                values: dict[str, Any] = {
+                    "Name": person.name,
+                    "Username": person.email,
+                    "SPE_Role__c": person.role,
+                    "IsActive": True,
+                    "TimeZoneSidKey": person.time_zone,
+                }
+                if person.home_base is not None:
+                    lat, lon, city = person.home_base
+                    values.update(Latitude=lat, Longitude=lon, City=city)
+                self.create("User", values)
             for i in range(leads):
                 self.create(
                     "Lead",

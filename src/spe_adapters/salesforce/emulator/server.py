@@ -24,6 +24,7 @@ from datetime import datetime
 
 from spe_adapters.emulator_kit import CertificateAuthority, KitServer
 from spe_adapters.emulator_kit import run as kit_run
+from spe_adapters.emulator_kit.demo_team import team_tables, toml_string
 from spe_adapters.salesforce.emulator.models import Org
 from spe_adapters.salesforce.emulator.responses import EmulatorApp
 
@@ -53,22 +54,29 @@ class EmulatorServer(KitServer):
         super().__init__(EmulatorApp(self.org), port=port, tls=ca or True, name="spe-sf-emulator")
 
 
-def _quote(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def config_block(server: EmulatorServer) -> str:
     """The ``spe.toml`` tables that point SPE at this emulator (password login; the
-    credentials are read from the ``SF_*`` environment variables)."""
+    credentials are read from the ``SF_*`` environment variables), with ``[[team]]``
+    tables for what the seeded org's Users do not hold about the demo team."""
     lines = [
         "[adapter]",
         'name = "salesforce"',
         "",
         "[adapter.salesforce]",
         'auth = "password"',
-        f"login_url = {_quote(server.url)}",
-        f"ca_bundle = {_quote(server.ca_path)}",
+        f"login_url = {toml_string(server.url)}",
+        f"ca_bundle = {toml_string(server.ca_path)}",
     ]
+    users = {str(u.get("Username")): str(u["Id"]) for u in server.org.all("User")}
+    team = team_tables(users, time_zone=False)
+    if team:
+        lines += [
+            "",
+            "# Salesforce Users hold names, roles, time zones and addresses (home bases), not",
+            "# who coordinates a field salesperson or their working hours: those are set here,",
+            "# by User id.",
+            *team[1:],
+        ]
     return "\n".join(lines) + "\n"
 
 
