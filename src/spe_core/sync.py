@@ -692,13 +692,24 @@ class SyncEngine:
         return set()
 
     def _decide(
-        self, tx: Transaction, known: Opportunity | None, inbound: Inbound
+        self,
+        tx: Transaction,
+        known: Opportunity | None,
+        inbound: Inbound,
+        owners: dict[str, str | None] | None = None,
     ) -> tuple[Decision, str | None]:
         """The inbound rules' decision for one record, and the CRM id of the member SPE
-        released it to."""
+        released it to (``owners``: those looked up already in this transaction)."""
         oid = inbound.value.id
         pending = tx.outbox_get(self.crm, ChangeKind.OPPORTUNITY.value, oid)
-        owner = None if known is None else _member_crm_id(tx, known.owner_id, self.crm)
+        owner = None
+        if known is not None and known.owner_id is not None:
+            if owners is None:
+                owner = _member_crm_id(tx, known.owner_id, self.crm)
+            elif known.owner_id in owners:
+                owner = owners[known.owner_id]
+            else:
+                owner = owners[known.owner_id] = _member_crm_id(tx, known.owner_id, self.crm)
         decision = decide_opportunity(
             known,
             inbound,
@@ -750,7 +761,12 @@ class SyncEngine:
         """Apply one page in one unit of work: each record's decision
         (:func:`spe_core.inbound.decide_opportunity`) carried out through the engine.
         A record another process creates at the same moment is created once: its id
-        is locked before SPE looks it up, and the later unit finds it stored."""
+        is locked before SPE looks it up, and the later unit finds it stored.
+
+        The bulk path: a new record's opportunity, as the adapter mapped it, is what
+        the backlog stores (no second lookup, copy or validation); the page's waiting
+        opportunities whose tier or score changed are re-ranked together, the queued
+        ones scored in one call of the scoring plugins."""
         seen: dict[str, tuple[SourceRecord, Inbound]] = {}
         for record, inbound in page:
             if not isinstance(inbound.value, Opportunity):
@@ -764,18 +780,16 @@ class SyncEngine:
         with engine.unit() as u:
             tx = u.tx
             new: list[Opportunity] = []
+            reranks: list[tuple[Opportunity, int, float]] = []
+            owners: dict[str, str | None] = {}
             for oid, (record, inbound) in seen.items():
                 known = u.get_or_lock("opportunity", oid, tx.get_opportunity)
-                decision, owner = self._decide(tx, known, inbound)
+                decision, owner = self._decide(tx, known, inbound, owners)
                 action = decision.action
                 if action is Action.ADD:
                     new.append(inbound.value)
-                elif action is Action.RERANK:
-                    value = inbound.value
-                    if engine.rerank(oid, tier=value.tier, score=value.score) is None:
-                        report.unchanged += 1
-                    else:
-                        report.applied += 1
+                elif action is Action.RERANK and known is not None:
+                    reranks.append((known, inbound.value.tier, inbound.value.score))
                 elif action is Action.WITHDRAW:
                     engine.withdraw(oid, decision.reason)
                     # deleted, or closed by a person: nothing SPE still meant to write
@@ -794,8 +808,13 @@ class SyncEngine:
                     self._quarantine_in(u, record, decision.reason)
                 else:
                     report.ignore(decision.reason or "not SPE's to track")
+            if reranks:
+                changed = sum(1 for r in engine._rerank(u, reranks) if r is not None)
+                report.applied += changed
+                report.unchanged += len(reranks) - changed
             if new:
-                added = len(engine.add_to_backlog(new))
+                # each id was looked up and locked above (get_or_lock): known to be new
+                added = len(engine._backlog(u, new))
                 report.applied += added
                 report.unchanged += len(new) - added
         return quarantined
@@ -894,7 +913,9 @@ class SyncEngine:
             with self.engine.unit() as u:
                 now = u.now
                 due = u.tx.outbox_due(self.crm, now, size * 10)
-                pending = u.tx.outbox_items(self.crm, OutboxStatus.PENDING)
+                # every pending item only when none is due (to know how long to wait):
+                # reading them all for each round of writes costs O(n^2) for n items
+                pending = [] if due else u.tx.outbox_items(self.crm, OutboxStatus.PENDING)
             if not due:
                 upcoming = [i.next_attempt_at for i in pending if i.next_attempt_at is not None]
                 if not upcoming:
