@@ -33,11 +33,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import queue
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 import attrs
 
@@ -148,12 +150,21 @@ class SyncSettings:
     CRM asks for a longer pause (a daily limit's ``retry_after``), the run stops with
     :class:`~spe_core.errors.TryLater` instead of sleeping: nothing is lost, the next
     run goes on."""
+    read_ahead: int = 1
+    """How many pages of a stream are read ahead of the one being applied, in a reader
+    thread: the CRM's work on the next page and its HTTP call overlap with applying this
+    one. 0: read each page only when the one before is applied."""
     fail_fast: bool = False
     """Stop at once on :class:`~spe_core.errors.CrmUnreachable` (refused connection,
     DNS, connect timeout) instead of retrying: for interactive commands, where minutes
     of silent retries help nobody. Long-running syncs keep the default (retry)."""
 
     def __attrs_post_init__(self) -> None:
+        if type(self.read_ahead) is not int or not 0 <= self.read_ahead <= 100:
+            raise ConfigError(
+                f"sync read_ahead {self.read_ahead!r} is not a whole number from 0 to 100.",
+                "use 1 (default: the next page is read while this one is applied) or 0.",
+            )
         if self.conflicts not in ("crm_wins", "spe_wins"):
             raise ConfigError(
                 f"sync conflicts setting {self.conflicts!r} is not known.",
@@ -615,7 +626,8 @@ class SyncEngine:
         attempt = 0
         while True:
             try:
-                yield from self.adapter.read(spec.name, self.bookmark(spec.name))
+                pages = self.adapter.read(spec.name, self.bookmark(spec.name))
+                yield from _read_ahead(pages, self.settings.read_ahead)
                 return
             except TransientError as exc:
                 attempt += 1
@@ -882,9 +894,10 @@ class SyncEngine:
                 batch = tx.events(after=cursor, limit=page)
                 if not batch:
                     return staged
+                reads = cast("Transaction", _MembersOnce(tx))
                 for recorded in batch:
                     rule = OUTBOUND.get(recorded.event.kind)
-                    change = None if rule is None else rule(recorded.event, tx, self.crm)
+                    change = None if rule is None else rule(recorded.event, reads, self.crm)
                     if change is None:
                         continue
                     item = OutboxItem(
@@ -1109,6 +1122,76 @@ class SyncEngine:
         """Every quarantined record of this adapter, for the sync report."""
         with self.engine.unit() as u:
             return u.tx.quarantined(self.crm)
+
+
+class _MembersOnce:
+    """A transaction whose ``get_member`` reads each member once (the outbound rules of
+    one staged batch ask for the same few owners again and again; staging changes no
+    member). Everything else goes to the transaction itself."""
+
+    def __init__(self, tx: Transaction) -> None:
+        self._tx = tx
+        self._members: dict[str, Member | None] = {}
+
+    def get_member(self, member_id: str) -> Member | None:
+        if member_id not in self._members:
+            self._members[member_id] = self._tx.get_member(member_id)
+        return self._members[member_id]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tx, name)
+
+
+_DONE = object()
+
+
+def _read_ahead(pages: Iterator[list[SourceRecord]], depth: int) -> Iterator[list[SourceRecord]]:
+    """``pages``, read up to ``depth`` pages ahead in a reader thread (0: as they are
+    asked for). Pages and the reader's error come in the order read: an error ends the
+    pages after every page read before it. When the consumer stops early, the reader
+    stops after the call it is in (at most ``depth`` + 1 pages read and not applied),
+    and the adapter's iterator is closed in the reader's thread."""
+    if depth <= 0:
+        yield from pages
+        return
+    ahead: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def hand(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                ahead.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def reader() -> None:
+        try:
+            for page in pages:
+                if not hand(page):
+                    return
+            hand(_DONE)
+        except BaseException as exc:  # handed over and raised in the consumer's thread
+            hand(exc)
+        finally:
+            close = getattr(pages, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=reader, name="spe-sync-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = ahead.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 InboundApplier = Callable[[SyncEngine, Inbound], bool]
