@@ -713,7 +713,11 @@ class SyncEngine:
         """The inbound rules' decision for one record, and the CRM id of the member SPE
         released it to (``owners``: those looked up already in this transaction)."""
         oid = inbound.value.id
-        pending = tx.outbox_get(self.crm, ChangeKind.OPPORTUNITY.value, oid)
+        pending = None
+        if known is not None and known.status is OpportunityStatus.RELEASED:
+            # the rules weigh SPE's unwritten change only for a released opportunity
+            # (a conflict over its owner): a new record costs no outbox read
+            pending = tx.outbox_get(self.crm, ChangeKind.OPPORTUNITY.value, oid)
         owner = None
         if known is not None and known.owner_id is not None:
             if owners is None:
