@@ -231,3 +231,14 @@ def test_daily_cap_resets_on_the_members_next_local_day(
     assert e.pull("ann").reason == "daily pull cap reached: 2 of 2 today"
     clock.set(datetime(2026, 1, 6, 0, 1, tzinfo=UTC))
     assert len(e.pull("ann").released) == 1
+
+
+def test_an_id_given_twice_in_one_call_is_refused_and_nothing_is_kept(
+    store: Store, clock: FakeClock
+) -> None:
+    e = Engine(store, clock=clock, plugins=Plugins.create(entry_points=False))
+    twice = [Opportunity("d", "a", clock.now()), Opportunity("d", "b", clock.now())]
+    for add in (e.add_to_backlog, e.enqueue):
+        with pytest.raises(InvalidValue, match="given twice"):
+            add(twice)
+    assert list(store.opportunities()) == []

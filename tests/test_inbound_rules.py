@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from spe_core import Engine, Opportunity, OpportunityStatus, QueuePolicy
+from spe_core import Engine, Opportunity, OpportunityStatus, QueuePolicy, hookimpl
 from spe_core.adapter import Inbound
 from spe_core.inbound import (
     CLOSED_STATUSES,
@@ -146,6 +146,48 @@ def test_a_score_or_tier_changed_in_the_crm_reranks_queued_work(
     assert crm.records[first]["Score"] == 10
     kinds = [r.event.kind for r in store.events()]
     assert kinds.count("opportunity.reranked") == 2
+
+
+def test_a_page_of_reranks_is_scored_in_one_call_of_spe_score_opportunities(
+    store: Store, clock: FakeClock
+) -> None:
+    pages: list[list[str]] = []
+
+    class Batch:
+        @hookimpl
+        def spe_score_opportunities(
+            self, opportunities: list[Opportunity], now: datetime
+        ) -> list[float]:
+            pages.append(sorted(o.account_id for o in opportunities))
+            return [o.score + 1000 for o in opportunities]
+
+    crm = DictCrm(clock)
+    crm.add_user("U1", "Ana", "inside_sales")
+    engine = Engine(
+        store,
+        clock=clock,
+        policy=QueuePolicy(target=10, daily_pull_cap=None, default_wip_limit=1000),
+        plugins=Plugins.create([Batch()], entry_points=False),
+    )
+    sync = SyncEngine(engine, DictCrmAdapter(crm), sleep=lambda s: None)
+    ids = [crm.add_record(Account=f"A{i}", Score=i, Status="queued") for i in range(4)]
+    clock.advance(minutes=10)
+    sync.run()
+    backlog = {o.account_id: o for o in store.opportunities(OpportunityStatus.BACKLOG)}
+    assert sorted(backlog) == ["A0", "A1", "A2", "A3"]  # as mapped: base scores
+    assert [backlog[f"A{i}"].score for i in range(4)] == [0.0, 1.0, 2.0, 3.0]
+    engine.replenish()
+    assert pages == [["A0", "A1", "A2", "A3"]]  # the top-up: one call for the four
+    clock.advance(minutes=10)
+    for i, crm_id in enumerate(ids):
+        crm.edit(crm_id, Score=10 + i)
+    clock.advance(minutes=10)
+    report = sync.run()
+    assert report.streams["opportunities"].applied == 4
+    # the reference CRM's pages hold three records: one call per page, not per record
+    assert pages[1:] == [["A0", "A1", "A2"], ["A3"]]
+    scores = {o.account_id: o.score for o in store.opportunities(OpportunityStatus.QUEUED)}
+    assert scores == {"A0": 1010.0, "A1": 1011.0, "A2": 1012.0, "A3": 1013.0}
 
 
 def test_a_status_closed_by_a_person_withdraws_and_is_not_overwritten(

@@ -105,3 +105,61 @@ def test_the_default_score_is_the_opportunitys_own() -> None:
     now = datetime(2026, 1, 5, tzinfo=UTC)
     opp = Opportunity("o", "a", now, score=7)
     assert Plugins.create(entry_points=False).score(opp, now) == 7.0
+
+
+def test_spe_score_opportunities_scores_a_page_in_one_call() -> None:
+    from datetime import UTC
+
+    now = datetime(2026, 1, 5, tzinfo=UTC)
+    page = [Opportunity(f"o{i}", "a", now, score=i) for i in range(4)]
+    calls: list[int] = []
+
+    class Batch:
+        @hookimpl
+        def spe_score_opportunities(
+            self, opportunities: list[Opportunity], now: datetime
+        ) -> list[float | None]:
+            calls.append(len(opportunities))
+            # the last place is left to the per-item hook (the default: its own score)
+            return [o.score * 10 for o in opportunities[:-1]] + [None]
+
+    plugins = Plugins.create([Batch()], entry_points=False)
+    assert plugins.scores(page, now) == [0.0, 10.0, 20.0, 3.0]
+    assert calls == [4]
+
+
+def test_without_a_batch_plugin_each_opportunity_is_asked_of_the_per_item_hook() -> None:
+    from datetime import UTC
+
+    now = datetime(2026, 1, 5, tzinfo=UTC)
+    page = [Opportunity(f"o{i}", "a", now, score=i) for i in range(3)]
+    asked: list[str] = []
+
+    class One:
+        @hookimpl
+        def spe_score_opportunity(self, opportunity: Opportunity, now: datetime) -> float | None:
+            asked.append(opportunity.id)
+            return None if opportunity.id == "o1" else 100.0
+
+    plugins = Plugins.create([One()], entry_points=False)
+    assert plugins.scores(page, now) == [100.0, 1.0, 100.0]
+    assert asked == ["o0", "o1", "o2"]
+    assert Plugins.create(entry_points=False).scores(page, now) == [0.0, 1.0, 2.0]
+
+
+def test_a_batch_score_of_the_wrong_length_is_a_config_error() -> None:
+    from datetime import UTC
+
+    now = datetime(2026, 1, 5, tzinfo=UTC)
+
+    class Short:
+        @hookimpl
+        def spe_score_opportunities(
+            self, opportunities: list[Opportunity], now: datetime
+        ) -> list[float]:
+            return [1.0]
+
+    plugins = Plugins.create([Short()], entry_points=False)
+    page = [Opportunity("a1", "a", now), Opportunity("a2", "a", now)]
+    with pytest.raises(ConfigError, match="one score"):
+        plugins.scores(page, now)

@@ -374,3 +374,78 @@ def test_fail_fast_stops_at_once_when_the_crm_is_unreachable(
     with pytest.raises(CrmUnreachable):
         patient.run()
     assert len(slept) == RetryPolicy().max_transient_attempts - 1
+
+
+# --- reading ahead ----------------------------------------------------------------------
+
+
+def _source_pages(log: list[str], count: int, fail: BaseException | None = None) -> Any:
+    from datetime import UTC, datetime
+
+    def pages() -> Any:
+        try:
+            for i in range(count):
+                log.append(f"read {i}")
+                at = datetime(2026, 1, 5, tzinfo=UTC)
+                yield [SourceRecord("opportunities", f"R{i}", at, {"Id": f"R{i}"})]
+            if fail is not None:
+                raise fail
+        finally:
+            import threading
+
+            log.append(f"closed in {threading.current_thread().name}")
+
+    return pages()
+
+
+def test_read_ahead_reads_the_next_page_while_this_one_is_applied() -> None:
+    import threading
+
+    from spe_core.sync import _read_ahead
+
+    log: list[str] = []
+    seen = []
+    for page in _read_ahead(_source_pages(log, 3), 1):
+        for _ in range(200):  # the reader has read the next page meanwhile
+            if f"read {min(2, len(seen) + 1)}" in log:
+                break
+            threading.Event().wait(0.01)
+        log.append(f"applied {page[0].crm_id}")
+        seen.append(page[0].crm_id)
+    assert seen == ["R0", "R1", "R2"]
+    assert log.index("read 1") < log.index("applied R0")
+    assert log.index("read 2") < log.index("applied R1")
+    assert "closed in spe-sync-read-ahead" in log
+    log.clear()
+    assert [p[0].crm_id for p in _read_ahead(_source_pages(log, 2), 0)] == ["R0", "R1"]
+    assert log == ["read 0", "read 1", "closed in MainThread"]  # 0: no reader thread
+
+
+def test_read_ahead_hands_the_readers_error_after_the_pages_read_before_it() -> None:
+    from spe_core.sync import _read_ahead
+
+    log: list[str] = []
+    got: list[str] = []
+    with pytest.raises(CrmUnreachable):
+        for page in _read_ahead(_source_pages(log, 2, CrmUnreachable("gone", "start it")), 1):
+            got.append(page[0].crm_id)
+    assert got == ["R0", "R1"]
+
+
+def test_read_ahead_stops_the_reader_when_the_consumer_stops() -> None:
+    from spe_core.sync import _read_ahead
+
+    log: list[str] = []
+    pages = _read_ahead(_source_pages(log, 50), 2)
+    assert next(pages)[0].crm_id == "R0"
+    pages.close()  # e.g. applying the page failed
+    reads = [line for line in log if line.startswith("read")]
+    assert len(reads) <= 4  # this page, those ahead, and the one the reader was putting
+    assert log[-1] == "closed in spe-sync-read-ahead"
+
+
+def test_read_ahead_is_a_whole_number() -> None:
+    from spe_core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="read_ahead"):
+        SyncSettings(read_ahead=-1)

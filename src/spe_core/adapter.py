@@ -173,7 +173,10 @@ class Adapter(Protocol):
     def read(self, stream: str, since: datetime | None) -> Iterator[list[SourceRecord]]:
         """Pages of records of ``stream`` modified at or after ``since`` (None: all).
 
-        Within a sorted stream, pages come in replication-key order.
+        Within a sorted stream, pages come in replication-key order. The sync engine
+        iterates this in a reader thread, a page ahead of the one it applies (see
+        ``SyncSettings.read_ahead``), while :meth:`to_inbound` runs in its own thread:
+        keep ``to_inbound`` free of state that ``read`` changes.
         """
         ...
 

@@ -59,6 +59,24 @@ def spe_score_opportunity(opportunity: Opportunity, now: datetime) -> float | No
     """
 
 
+@hookspec(firstresult=True)
+def spe_score_opportunities(
+    opportunities: Sequence[Opportunity], now: datetime
+) -> Sequence[float | None] | None:
+    """Score a page of opportunities in one call (*firstresult*).
+
+    Called where several opportunities are scored at once, with the time of the
+    move: the morning top-up from the backlog, an enqueue of several, and the queued
+    opportunities of one page the sync re-ranks. Return one score per opportunity, in
+    order (``None`` in a place leaves that one to :func:`spe_score_opportunity`), or
+    ``None`` to leave the whole page to the next plugin. When no plugin answers, the
+    engine asks ``spe_score_opportunity`` for each opportunity, so plugins that only
+    score one at a time keep working; implement this hook when scoring many at once
+    is cheaper (one model call, one lookup). Must be pure and fast: it runs inside the
+    store transaction. Every ``queued_at`` is set.
+    """
+
+
 @hookspec
 def spe_event(recorded: Recorded) -> None:
     """Receive every domain event once it is committed (a listener).

@@ -102,8 +102,40 @@ class Plugins:
 
     def score(self, opportunity: Opportunity, now: datetime) -> float:
         """The score ``opportunity`` enters the queue with."""
-        result = self.manager.hook.spe_score_opportunity(opportunity=opportunity, now=now)
-        return opportunity.score if result is None else float(result)
+        return self.scores((opportunity,), now)[0]
+
+    def _only_default_scoring(self) -> bool:
+        hook = self.manager.hook
+        return not hook.spe_score_opportunities.get_hookimpls() and all(
+            impl.plugin_name == "spe.defaults"
+            for impl in hook.spe_score_opportunity.get_hookimpls()
+        )
+
+    def scores(self, opportunities: Sequence[Opportunity], now: datetime) -> list[float]:
+        """The scores ``opportunities`` enter the queue with, in order: one call of
+        ``spe_score_opportunities`` for the page; each place it leaves to ``None`` (or
+        the whole page, when no plugin answers) is asked of ``spe_score_opportunity``."""
+        if not opportunities:
+            return []
+        if self._only_default_scoring():  # the built-in default: each keeps its score
+            return [o.score for o in opportunities]
+        hook = self.manager.hook
+        page = list(opportunities)
+        answered = hook.spe_score_opportunities(opportunities=page, now=now)
+        if answered is None:
+            answered = [None] * len(page)
+        elif isinstance(answered, str | bytes) or len(answered) != len(page):
+            raise ConfigError(
+                f"a plugin's spe_score_opportunities answered {answered!r} for "
+                f"{len(page)} opportunities.",
+                "return one score (or None) per opportunity, in order, or None.",
+            )
+        scores: list[float] = []
+        for opp, score in zip(page, answered, strict=True):
+            if score is None:
+                score = hook.spe_score_opportunity(opportunity=opp, now=now)
+            scores.append(opp.score if score is None else float(score))
+        return scores
 
     # --- tasks (routing) --------------------------------------------------------------
     def choose_assignee(

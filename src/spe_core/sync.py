@@ -33,11 +33,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import queue
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 import attrs
 
@@ -154,12 +156,21 @@ class SyncSettings:
     CRM asks for a longer pause (a daily limit's ``retry_after``), the run stops with
     :class:`~spe_core.errors.TryLater` instead of sleeping: nothing is lost, the next
     run goes on."""
+    read_ahead: int = 1
+    """How many pages of a stream are read ahead of the one being applied, in a reader
+    thread: the CRM's work on the next page and its HTTP call overlap with applying this
+    one. 0: read each page only when the one before is applied."""
     fail_fast: bool = False
     """Stop at once on :class:`~spe_core.errors.CrmUnreachable` (refused connection,
     DNS, connect timeout) instead of retrying: for interactive commands, where minutes
     of silent retries help nobody. Long-running syncs keep the default (retry)."""
 
     def __attrs_post_init__(self) -> None:
+        if type(self.read_ahead) is not int or not 0 <= self.read_ahead <= 100:
+            raise ConfigError(
+                f"sync read_ahead {self.read_ahead!r} is not a whole number from 0 to 100.",
+                "use 1 (default: the next page is read while this one is applied) or 0.",
+            )
         if self.conflicts not in ("crm_wins", "spe_wins"):
             raise ConfigError(
                 f"sync conflicts setting {self.conflicts!r} is not known.",
@@ -643,7 +654,8 @@ class SyncEngine:
         attempt = 0
         while True:
             try:
-                yield from self.adapter.read(spec.name, self.bookmark(spec.name))
+                pages = self.adapter.read(spec.name, self.bookmark(spec.name))
+                yield from _read_ahead(pages, self.settings.read_ahead)
                 return
             except TransientError as exc:
                 attempt += 1
@@ -720,13 +732,28 @@ class SyncEngine:
         return set()
 
     def _decide(
-        self, tx: Transaction, known: Opportunity | None, inbound: Inbound
+        self,
+        tx: Transaction,
+        known: Opportunity | None,
+        inbound: Inbound,
+        owners: dict[str, str | None] | None = None,
     ) -> tuple[Decision, str | None]:
         """The inbound rules' decision for one record, and the CRM id of the member SPE
-        released it to."""
+        released it to (``owners``: those looked up already in this transaction)."""
         oid = inbound.value.id
-        pending = tx.outbox_get(self.crm, ChangeKind.OPPORTUNITY.value, oid)
-        owner = None if known is None else _member_crm_id(tx, known.owner_id, self.crm)
+        pending = None
+        if known is not None and known.status is OpportunityStatus.RELEASED:
+            # the rules weigh SPE's unwritten change only for a released opportunity
+            # (a conflict over its owner): a new record costs no outbox read
+            pending = tx.outbox_get(self.crm, ChangeKind.OPPORTUNITY.value, oid)
+        owner = None
+        if known is not None and known.owner_id is not None:
+            if owners is None:
+                owner = _member_crm_id(tx, known.owner_id, self.crm)
+            elif known.owner_id in owners:
+                owner = owners[known.owner_id]
+            else:
+                owner = owners[known.owner_id] = _member_crm_id(tx, known.owner_id, self.crm)
         decision = decide_opportunity(
             known,
             inbound,
@@ -778,7 +805,12 @@ class SyncEngine:
         """Apply one page in one unit of work: each record's decision
         (:func:`spe_core.inbound.decide_opportunity`) carried out through the engine.
         A record another process creates at the same moment is created once: its id
-        is locked before SPE looks it up, and the later unit finds it stored."""
+        is locked before SPE looks it up, and the later unit finds it stored.
+
+        The bulk path: a new record's opportunity, as the adapter mapped it, is what
+        the backlog stores (no second lookup, copy or validation); the page's waiting
+        opportunities whose tier or score changed are re-ranked together, the queued
+        ones scored in one call of the scoring plugins."""
         seen: dict[str, tuple[SourceRecord, Inbound]] = {}
         for record, inbound in page:
             if not isinstance(inbound.value, Opportunity):
@@ -792,18 +824,16 @@ class SyncEngine:
         with engine.unit() as u:
             tx = u.tx
             new: list[Opportunity] = []
+            reranks: list[tuple[Opportunity, int, float]] = []
+            owners: dict[str, str | None] = {}
             for oid, (record, inbound) in seen.items():
                 known = u.get_or_lock("opportunity", oid, tx.get_opportunity)
-                decision, owner = self._decide(tx, known, inbound)
+                decision, owner = self._decide(tx, known, inbound, owners)
                 action = decision.action
                 if action is Action.ADD:
                     new.append(inbound.value)
-                elif action is Action.RERANK:
-                    value = inbound.value
-                    if engine.rerank(oid, tier=value.tier, score=value.score) is None:
-                        report.unchanged += 1
-                    else:
-                        report.applied += 1
+                elif action is Action.RERANK and known is not None:
+                    reranks.append((known, inbound.value.tier, inbound.value.score))
                 elif action is Action.WITHDRAW:
                     engine.withdraw(oid, decision.reason)
                     # deleted, or closed by a person: nothing SPE still meant to write
@@ -822,8 +852,13 @@ class SyncEngine:
                     self._quarantine_in(u, record, decision.reason)
                 else:
                     report.ignore(decision.reason or "not SPE's to track")
+            if reranks:
+                changed = sum(1 for r in engine._rerank(u, reranks) if r is not None)
+                report.applied += changed
+                report.unchanged += len(reranks) - changed
             if new:
-                added = len(engine.add_to_backlog(new))
+                # each id was looked up and locked above (get_or_lock): known to be new
+                added = len(engine._backlog(u, new))
                 report.applied += added
                 report.unchanged += len(new) - added
         return quarantined
@@ -891,9 +926,10 @@ class SyncEngine:
                 batch = tx.events(after=cursor, limit=page)
                 if not batch:
                     return staged
+                reads = cast("Transaction", _MembersOnce(tx))
                 for recorded in batch:
                     rule = OUTBOUND.get(recorded.event.kind)
-                    change = None if rule is None else rule(recorded.event, tx, self.crm)
+                    change = None if rule is None else rule(recorded.event, reads, self.crm)
                     if change is None:
                         continue
                     item = OutboxItem(
@@ -922,7 +958,9 @@ class SyncEngine:
             with self.engine.unit() as u:
                 now = u.now
                 due = u.tx.outbox_due(self.crm, now, size * 10)
-                pending = u.tx.outbox_items(self.crm, OutboxStatus.PENDING)
+                # every pending item only when none is due (to know how long to wait):
+                # reading them all for each round of writes costs O(n^2) for n items
+                pending = [] if due else u.tx.outbox_items(self.crm, OutboxStatus.PENDING)
             if not due:
                 upcoming = [i.next_attempt_at for i in pending if i.next_attempt_at is not None]
                 if not upcoming:
@@ -1116,6 +1154,76 @@ class SyncEngine:
         """Every quarantined record of this adapter, for the sync report."""
         with self.engine.unit() as u:
             return u.tx.quarantined(self.crm)
+
+
+class _MembersOnce:
+    """A transaction whose ``get_member`` reads each member once (the outbound rules of
+    one staged batch ask for the same few owners again and again; staging changes no
+    member). Everything else goes to the transaction itself."""
+
+    def __init__(self, tx: Transaction) -> None:
+        self._tx = tx
+        self._members: dict[str, Member | None] = {}
+
+    def get_member(self, member_id: str) -> Member | None:
+        if member_id not in self._members:
+            self._members[member_id] = self._tx.get_member(member_id)
+        return self._members[member_id]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tx, name)
+
+
+_DONE = object()
+
+
+def _read_ahead(pages: Iterator[list[SourceRecord]], depth: int) -> Iterator[list[SourceRecord]]:
+    """``pages``, read up to ``depth`` pages ahead in a reader thread (0: as they are
+    asked for). Pages and the reader's error come in the order read: an error ends the
+    pages after every page read before it. When the consumer stops early, the reader
+    stops after the call it is in (at most ``depth`` + 1 pages read and not applied),
+    and the adapter's iterator is closed in the reader's thread."""
+    if depth <= 0:
+        yield from pages
+        return
+    ahead: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def hand(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                ahead.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def reader() -> None:
+        try:
+            for page in pages:
+                if not hand(page):
+                    return
+            hand(_DONE)
+        except BaseException as exc:  # handed over and raised in the consumer's thread
+            hand(exc)
+        finally:
+            close = getattr(pages, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=reader, name="spe-sync-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = ahead.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 InboundApplier = Callable[[SyncEngine, Inbound], bool]

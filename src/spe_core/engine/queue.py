@@ -3,7 +3,7 @@ salespeople pull, resolve and give back; sweeps apply the time-based rules."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
 import attrs
@@ -84,6 +84,18 @@ class QueuePart(EngineBase):
                 "use a new id; the queue never holds an opportunity twice.",
             )
 
+    def _check_all_new(self, u: UnitOfWork, opportunities: Iterable[Opportunity]) -> None:
+        """:meth:`_check_new` for each, and no id given twice."""
+        ids: set[str] = set()
+        for opp in opportunities:
+            if opp.id in ids:
+                raise InvalidValue(
+                    f"opportunity {opp.id!r} is given twice.",
+                    "give each opportunity once; the queue never holds an opportunity twice.",
+                )
+            ids.add(opp.id)
+            self._check_new(u, opp)
+
     def add_to_backlog(self, opportunities: Iterable[Opportunity]) -> list[Opportunity]:
         """Promotions' produced opportunities wait in the backlog for replenishment.
 
@@ -91,17 +103,27 @@ class QueuePart(EngineBase):
         ``queued_at`` is stamped with the engine clock's ``now``.
         """
         opportunities = model.check_items(opportunities, Opportunity, "opportunities")
+        with self.unit() as u:
+            self._check_all_new(u, opportunities)
+            return self._backlog(u, opportunities)
+
+    def _backlog(self, u: UnitOfWork, opportunities: Iterable[Opportunity]) -> list[Opportunity]:
+        """Store ``opportunities``, known to be new (checked, or looked up and locked by
+        this unit), in the backlog; the bulk path of :meth:`add_to_backlog`. An
+        opportunity already in the backlog with its ``queued_at`` (as the sync maps a CRM
+        record) is stored as it is, not copied."""
         order = self.policy.order
         added: list[Opportunity] = []
-        with self.unit() as u:
-            for opp in opportunities:
-                self._check_new(u, opp)
+        put, record, now = u.tx.put_opportunity, u.record, u.now
+        for opp in opportunities:
+            backlog = opp
+            if opp.status is not OpportunityStatus.BACKLOG or opp.queued_at is None:
                 backlog = attrs.evolve(
-                    opp, status=OpportunityStatus.BACKLOG, queued_at=opp.queued_at or u.now
+                    opp, status=OpportunityStatus.BACKLOG, queued_at=opp.queued_at or now
                 )
-                u.tx.put_opportunity(backlog, queue.rank_key(backlog, order))
-                u.record(OpportunityBacklogged(at=u.now, opportunity=backlog))
-                added.append(backlog)
+            put(backlog, queue.rank_key(backlog, order))
+            record(OpportunityBacklogged(at=now, opportunity=backlog))
+            added.append(backlog)
         return added
 
     def enqueue(self, opportunities: Iterable[Opportunity]) -> list[Opportunity]:
@@ -114,13 +136,13 @@ class QueuePart(EngineBase):
         queued: list[Opportunity] = []
         order = self.policy.order
         with self.unit() as u:
-            for opp in opportunities:
-                self._check_new(u, opp)
-                if opp.queued_at is None:  # stamped before the scoring plugins see it
-                    opp = attrs.evolve(opp, queued_at=u.now)
-                step = queue.enter_queue(
-                    opp, u.now, self.plugins.score(opp, u.now), from_backlog=False
-                )
+            self._check_all_new(u, opportunities)
+            stamped = [  # stamped before the scoring plugins see them
+                opp if opp.queued_at is not None else attrs.evolve(opp, queued_at=u.now)
+                for opp in opportunities
+            ]
+            for opp, score in zip(stamped, self.plugins.scores(stamped, u.now), strict=True):
+                step = queue.enter_queue(opp, u.now, score, from_backlog=False)
                 u.tx.put_opportunity(step.opportunity, queue.rank_key(step.opportunity, order))
                 u.record(step.event)
                 queued.append(step.opportunity)
@@ -143,10 +165,8 @@ class QueuePart(EngineBase):
                     picked.append(opp)
                     if len(picked) == plan.to_move:
                         break
-                for opp in picked:
-                    step = queue.enter_queue(
-                        opp, now, self.plugins.score(opp, now), from_backlog=True
-                    )
+                for opp, score in zip(picked, self.plugins.scores(picked, now), strict=True):
+                    step = queue.enter_queue(opp, now, score, from_backlog=True)
                     tx.put_opportunity(step.opportunity, queue.rank_key(step.opportunity, order))
                     u.record(step.event)
                     moved.append(step.opportunity)
@@ -272,18 +292,34 @@ class QueuePart(EngineBase):
         model.check_id(opportunity_id, "opportunity_id")
         model.check_int(tier, "tier")
         score = model.check_number(score, "score")
-        order = self.policy.order
         with self.unit() as u:
             opp = self._opportunity(u.tx, opportunity_id)
-            candidate = attrs.evolve(opp, tier=tier, score=score)
+            return self._rerank(u, [(opp, tier, score)])[0]
+
+    def _rerank(
+        self, u: UnitOfWork, changes: Sequence[tuple[Opportunity, int, float]]
+    ) -> list[Opportunity | None]:
+        """:meth:`rerank` for a page of ``(stored opportunity, tier, base score)``, checked
+        already: the queued ones are scored in one call of the scoring plugins."""
+        order = self.policy.order
+        queued = [
+            attrs.evolve(opp, tier=tier, score=score)
+            for opp, tier, score in changes
+            if opp.status is OpportunityStatus.QUEUED
+        ]
+        rescored = iter(self.plugins.scores(queued, u.now))
+        out: list[Opportunity | None] = []
+        for opp, tier, score in changes:
             if opp.status is OpportunityStatus.QUEUED:
-                score = self.plugins.score(candidate, u.now)
+                score = next(rescored)
             step = queue.rerank(opp, tier, score, u.now)
             if step is None:
-                return None
+                out.append(None)
+                continue
             u.tx.put_opportunity(step.opportunity, queue.rank_key(step.opportunity, order))
             u.record(step.event)
-        return step.opportunity
+            out.append(step.opportunity)
+        return out
 
     def link(self, opportunity_id: str, crm: str, crm_id: str) -> bool:
         """Record ``crm_id`` as the opportunity's record id in ``crm`` (the CRM named it on
