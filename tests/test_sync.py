@@ -449,3 +449,27 @@ def test_read_ahead_is_a_whole_number() -> None:
 
     with pytest.raises(ConfigError, match="read_ahead"):
         SyncSettings(read_ahead=-1)
+
+
+def test_only_an_adapter_that_says_so_is_read_in_a_reader_thread(
+    store: Store, clock: FakeClock, crm: DictCrm
+) -> None:
+    import threading
+
+    seen: list[int] = []
+
+    class Recording(DictCrmAdapter):
+        def read(self, stream: str, since: Any) -> Any:
+            for page in super().read(stream, since):
+                seen.append(threading.get_ident())
+                yield page
+
+    class Threaded(Recording):
+        reads_in_thread = True
+
+    engine, _, _ = make(store, clock, crm)
+    SyncEngine(engine, Recording(crm)).run(dry_run=True)
+    assert seen and set(seen) == {threading.get_ident()}  # e.g. a sqlite3 connection
+    seen.clear()
+    SyncEngine(engine, Threaded(crm)).run(dry_run=True)
+    assert seen and threading.get_ident() not in seen

@@ -173,10 +173,13 @@ class Adapter(Protocol):
     def read(self, stream: str, since: datetime | None) -> Iterator[list[SourceRecord]]:
         """Pages of records of ``stream`` modified at or after ``since`` (None: all).
 
-        Within a sorted stream, pages come in replication-key order. The sync engine
-        iterates this in a reader thread, a page ahead of the one it applies (see
-        ``SyncSettings.read_ahead``), while :meth:`to_inbound` runs in its own thread:
-        keep ``to_inbound`` free of state that ``read`` changes.
+        Within a sorted stream, pages come in replication-key order. An adapter whose
+        class sets ``reads_in_thread = True`` lets the sync engine iterate this in a
+        reader thread, a page ahead of the one it applies (``SyncSettings.read_ahead``),
+        while :meth:`to_inbound` runs in the caller's thread: set it only when ``read``
+        uses nothing bound to the calling thread (a sqlite3 connection, say) and
+        ``to_inbound`` no state that ``read`` changes. Without it, pages are read in the
+        caller's thread, one at a time.
         """
         ...
 

@@ -158,8 +158,10 @@ class SyncSettings:
     run goes on."""
     read_ahead: int = 1
     """How many pages of a stream are read ahead of the one being applied, in a reader
-    thread: the CRM's work on the next page and its HTTP call overlap with applying this
-    one. 0: read each page only when the one before is applied."""
+    thread, for adapters that declare ``reads_in_thread = True`` (the Salesforce and
+    HubSpot ones do): the CRM's work on the next page and its HTTP call overlap with
+    applying this one. 0, or an adapter that does not declare it: each page is read
+    only when the one before is applied, in the caller's thread."""
     fail_fast: bool = False
     """Stop at once on :class:`~spe_core.errors.CrmUnreachable` (refused connection,
     DNS, connect timeout) instead of retrying: for interactive commands, where minutes
@@ -655,7 +657,9 @@ class SyncEngine:
         while True:
             try:
                 pages = self.adapter.read(spec.name, self.bookmark(spec.name))
-                yield from _read_ahead(pages, self.settings.read_ahead)
+                # a reader thread only for an adapter that says its read may run in one
+                threaded = getattr(self.adapter, "reads_in_thread", False) is True
+                yield from _read_ahead(pages, self.settings.read_ahead if threaded else 0)
                 return
             except TransientError as exc:
                 attempt += 1

@@ -121,6 +121,7 @@ class HubSpotAdapter:
 
     name: ClassVar[str] = mapping.CRM
     batch_size = BATCH
+    reads_in_thread = True  # read() uses its own HTTP session; to_inbound() only maps
 
     def __init__(
         self,

@@ -135,6 +135,7 @@ class SalesforceAdapter:
 
     name: ClassVar[str] = mapping.CRM
     batch_size = BATCH
+    reads_in_thread = True  # read() uses its own HTTP session; to_inbound() only maps
 
     def __init__(
         self,
