@@ -41,7 +41,8 @@ def test_a_reader_never_skips_an_event_committed_out_of_order() -> None:
     first, second, reader = (PostgresStore(url, max_size=2) for _ in range(3))
     try:
         with first.transaction() as a:
-            a.append(_event("early"))  # appended first: the smaller id
+            a.append(_event("early"))
+            a.get_meta("flush")  # the row reaches the server now: the smaller id
             with second.transaction() as b:
                 b.append(_event("late"))
             # "late" committed while "early" is in flight
@@ -73,8 +74,10 @@ def test_an_appending_transaction_holds_no_lock_another_appender_waits_for() -> 
     try:
         with first.transaction() as a:
             a.append(_event("a"))
+            a.get_meta("flush")  # the row reaches the server now
             with second.transaction() as b:
-                b.append(_event("b"))  # would raise StoreLocked after 1 s if it waited
+                b.append(_event("b"))
+                b.get_meta("flush")  # would raise StoreLocked after 1 s if it waited
         # numbered together by the first reader after both commits: in append (id) order
         log = [(r.seq, r.event.member.id) for r in first.events()]  # type: ignore[attr-defined]
         assert log == [(1, "a"), (2, "b")]

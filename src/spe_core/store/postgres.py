@@ -82,6 +82,7 @@ __all__ = [
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _LONGEST = timedelta(hours=12)  # the longest meeting a request may ask for
 _FIRST_PAGE = 4
+_RECENT_DAYS = 3  # pull counts read with a member: the latest days (today is among them)
 _PAGE = 64
 _LOCK_KEY = 0x5350455F4D494752  # "SPE_MIGR"
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -597,6 +598,7 @@ class PostgresStore:
         self.schema = settings.schema
         self.where = settings.where
         self._numbering = f"spe-event-numbering:{self.schema}"
+        self._last_seq = 0  # the log's end as last seen: the base of provisional numbers
         self._deadlines = _Deadlines()
         self._local = threading.local()
         self._returned: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
@@ -714,10 +716,10 @@ class PostgresStore:
             if tx.failed is not None:  # a driver error the caller caught: never commit
                 raise tx.failed
             if tx.queued:
-                tx._x("NOTIFY spe_queue")
+                tx._defer("NOTIFY spe_queue")
             committing = True
             with self._deadlines.guard(conn, self.settings.statement_bound):
-                conn.commit()
+                tx._flush(commit=True)  # the writes still pending and the COMMIT: one round trip
         except psycopg.Error as exc:
             self._rollback(conn)
             if committing and isinstance(exc, psycopg.OperationalError):
@@ -783,9 +785,10 @@ class PostgresStore:
             )
             if not rows:
                 return
+            after = int(rows[-1][0])
+            self._last_seq = max(self._last_seq, after)
             for seq, data in rows:
                 yield Recorded(int(seq), codec.loads(data))
-            after = int(rows[-1][0])
             if remaining is not None:
                 remaining -= len(rows)
 
@@ -906,14 +909,55 @@ class _PgTransaction:
         self.failed: StoreError | None = None
         self.appended: list[tuple[int, Recorded]] = []  # (row id, provisional)
         self.unnumbered = 0  # own appends not numbered yet
+        self._base = 0  # the log's end when the first of them was appended
+        # Writes whose result nobody reads wait here and go to the server together with
+        # the next statement (or the COMMIT), in one round trip (pipeline mode).
+        self._pending: list[tuple[bytes, tuple[Any, ...], int | None]] = []
+        self._begun = False  # BEGIN goes with the first statement, not in a round trip of its own
+        self._locked: set[str] = set()  # opportunities this transaction holds locked
+        self._member_facts: dict[str, tuple[int, dict[date, int] | None]] = {}
+
+    def _defer(self, sql: str, args: tuple[Any, ...] = (), event: int | None = None) -> None:
+        self._pending.append((sql.encode(), args, event))
+
+    def _send(self, sql: bytes, args: tuple[Any, ...]) -> psycopg.Cursor[Any]:
+        cur = self.conn.cursor()
+        cur.execute(sql, args)
+        return cur
+
+    def _flush(self, *then: tuple[str, tuple[Any, ...]], commit: bool = False) -> list[Any]:
+        """Send the pending writes, then ``then`` (and COMMIT), in one pipeline: one round
+        trip. Returns the cursors of ``then``. Raises psycopg's error (callers translate)."""
+        pending, self._pending = self._pending, []
+        if not pending and not commit and self._begun and len(then) == 1:
+            sql, args = then[0]
+            return [self.conn.execute(sql.encode(), args)]
+        self._begun = True
+        with self.conn.pipeline():
+            written = [(self._send(sql, args), event) for sql, args, event in pending]
+            cursors = [self._send(sql.encode(), args) for sql, args in then]
+            if commit:
+                self.conn.commit()
+        for cur, event in written:
+            row = cur.fetchone() if event is not None else None
+            if event is not None and row is not None:  # an event row: its id, the log's end
+                self.appended[event] = (int(row[0]), self.appended[event][1])
+                self.store._last_seq = max(self.store._last_seq, int(row[1]))
+        return cursors
 
     def _x(self, sql: str, args: tuple[Any, ...] = ()) -> psycopg.Cursor[Any]:
-        """Run one statement within the client-side bound; a driver error is
-        translated, and the transaction will not commit even if the caller catches it."""
+        """Run one statement (after the pending writes, in the same round trip) within
+        the client-side bound; a driver error is translated, and the transaction will
+        not commit even if the caller catches it."""
+        return self._xs((sql, args))[0]
+
+    def _xs(self, *statements: tuple[str, tuple[Any, ...]]) -> list[psycopg.Cursor[Any]]:
+        """Several statements in one round trip; each takes its own snapshot when it
+        starts, so one that follows a lock wait sees what the lock holder committed."""
         store = self.store
         try:
             with store._deadlines.guard(self.conn, store.settings.statement_bound):
-                return self.conn.execute(sql.encode(), args)
+                return self._flush(*statements)
         except psycopg.Error as exc:
             self.failed = translate(exc, store.settings, "running a statement")
             raise self.failed from exc
@@ -927,7 +971,24 @@ class _PgTransaction:
 
     # members ----------------------------------------------------------------------
     def get_member(self, member_id: str) -> Member | None:
-        row = self._one("SELECT data FROM members WHERE id = %s FOR UPDATE", (member_id,))
+        # the facts a pull needs come in the same round trip: separate statements, each
+        # starting after the member's row is locked, so they see what a pull for the same
+        # member that held the lock committed
+        member, held, pulls = self._xs(
+            ("SELECT data FROM members WHERE id = %s FOR UPDATE", (member_id,)),
+            (
+                "SELECT COUNT(*) FROM opportunities WHERE owner_id = %s AND status = 'released'",
+                (member_id,),
+            ),
+            (
+                "SELECT day, count FROM pulls WHERE member_id = %s ORDER BY day DESC LIMIT %s",
+                (member_id, _RECENT_DAYS),
+            ),
+        )
+        row = member.fetchone()
+        held_row = held.fetchone()
+        days = {d: int(c) for d, c in pulls.fetchall()}
+        self._member_facts[member_id] = (int(held_row[0]) if held_row else 0, days)
         return None if row is None else codec.loads(row[0])
 
     def put_member(self, member: Member) -> None:
@@ -945,7 +1006,11 @@ class _PgTransaction:
         row = self._one(
             "SELECT data FROM opportunities WHERE id = %s FOR UPDATE", (opportunity_id,)
         )
-        return None if row is None else codec.loads(row[0])
+        if row is None:
+            return None
+        self._locked.add(opportunity_id)
+        opp: Opportunity = codec.loads(row[0])
+        return opp
 
     def put_opportunity(self, opportunity: Opportunity, rank: bytes | None = None) -> None:
         model.check_stamped(opportunity)
@@ -961,6 +1026,14 @@ class _PgTransaction:
         )
         if o.status is OpportunityStatus.QUEUED:
             self.queued = True
+        self._member_facts.clear()  # who holds what may have changed
+        if rank is None and o.id in self._locked:  # stored and locked: the update cannot miss
+            self._defer(
+                "UPDATE opportunities SET status = %s, owner_id = %s, queued_at = %s, "
+                "lease_expires_at = %s, expires_at = %s, data = %s WHERE id = %s",
+                (*values, o.id),
+            )
+            return
         if rank is None:
             cursor = self._x(
                 "UPDATE opportunities SET status = %s, owner_id = %s, queued_at = %s, "
@@ -998,7 +1071,9 @@ class _PgTransaction:
             )
             for rank, data in rows:
                 last = bytes(rank)
-                yield codec.loads(data)
+                opp: Opportunity = codec.loads(data)
+                self._locked.add(opp.id)
+                yield opp
             if len(rows) < page:
                 return
             page = _PAGE
@@ -1015,6 +1090,9 @@ class _PgTransaction:
         return None if row is None else codec.loads(row[0])
 
     def held_by(self, member_id: str) -> int:
+        facts = self._member_facts.get(member_id)
+        if facts is not None:  # read with the member's row, nothing written since
+            return facts[0]
         row = self._one(
             "SELECT COUNT(*) FROM opportunities WHERE owner_id = %s AND status = 'released'",
             (member_id,),
@@ -1022,8 +1100,10 @@ class _PgTransaction:
         return int(row[0]) if row else 0
 
     def _stream(self, sql: str, args: tuple[Any, ...]) -> Iterator[Opportunity]:
-        for (data,) in self._all(sql, args):
-            yield codec.loads(data)
+        for (data,) in self._all(sql, args):  # every caller locks what it reads
+            opp: Opportunity = codec.loads(data)
+            self._locked.add(opp.id)
+            yield opp
 
     def iter_lease_expired(self, now: datetime) -> Iterator[Opportunity]:
         return self._stream(
@@ -1048,13 +1128,23 @@ class _PgTransaction:
         )
 
     def pulls_on(self, member_id: str, day: date) -> int:
+        facts = self._member_facts.get(member_id)
+        days = None if facts is None else facts[1]
+        if days is not None:  # the member's latest days, read with the member's row
+            if day in days:
+                return days[day]
+            if len(days) < _RECENT_DAYS or day > max(days):
+                return 0  # every day is there, or the day is after the latest with pulls
         row = self._one(
             "SELECT count FROM pulls WHERE member_id = %s AND day = %s", (member_id, day)
         )
         return 0 if row is None else int(row[0])
 
     def add_pulls(self, member_id: str, day: date, count: int) -> None:
-        self._x(
+        facts = self._member_facts.get(member_id)
+        if facts is not None:
+            self._member_facts[member_id] = (facts[0], None)
+        self._defer(
             "INSERT INTO pulls (member_id, day, count) VALUES (%s, %s, %s) "
             "ON CONFLICT (member_id, day) DO UPDATE SET count = pulls.count + excluded.count",
             (member_id, day, count),
@@ -1167,6 +1257,7 @@ class _PgTransaction:
             (member_id, micros(start), micros(end)),
         )
         if busy:
+            self._xs()  # the pending writes first
             store = self.store
             try:
                 with (
@@ -1271,15 +1362,18 @@ class _PgTransaction:
         # (seq) once committed (settle). The seq returned is provisional: the place
         # the event takes if nothing else is numbered before it; committed_events()
         # gives the final ones after the commit.
-        row = self._one(
+        # The row goes to the server with the next statement or the COMMIT.
+        if not self.unnumbered:
+            self._base = self.store._last_seq
+        self.unnumbered += 1
+        recorded = Recorded(self._base + self.unnumbered, event)
+        self._defer(
             "INSERT INTO events (at, kind, data) VALUES (%s, %s, %s) "
             "RETURNING id, (SELECT COALESCE(MAX(seq), 0) FROM events)",
             (micros(event.at), event.kind, codec.dumps(event)),
+            event=len(self.appended),
         )
-        assert row is not None  # INSERT ... RETURNING always returns the row
-        self.unnumbered += 1
-        recorded = Recorded(int(row[1]) + self.unnumbered, event)
-        self.appended.append((int(row[0]), recorded))
+        self.appended.append((0, recorded))
         return recorded
 
     def settle(self) -> None:
@@ -1298,6 +1392,8 @@ class _PgTransaction:
         rows = self._all(
             "SELECT seq, data FROM events WHERE seq > %s ORDER BY seq LIMIT %s", (after, limit)
         )
+        if rows:
+            self.store._last_seq = max(self.store._last_seq, int(rows[-1][0]))
         return [Recorded(int(seq), codec.loads(data)) for seq, data in rows]
 
     def committed_events(self) -> list[Recorded]:
