@@ -12,10 +12,19 @@ psycopg 3 connections. Design points:
   (``FOR UPDATE``) for the transaction, so two pulls for the same member
   cannot both pass the WIP-limit check; pulls for different members run in
   parallel.
-- **Events** get gap-free sequence numbers in commit order from a one-row
-  counter that the appending transaction locks until it commits. A reader of
-  ``events(after=n)`` therefore never sees ``n + 2`` before ``n + 1`` commits,
-  and the sync engine's outbox cursor can never skip an event.
+- **Events** are numbered after they commit, so appending locks nothing other
+  pulls wait for. A row gets an identity when written; its log position
+  ``seq`` is set by the first reader (``events()``, the outbox cursor), which
+  numbers every committed, unnumbered event in one step under an advisory lock
+  (:meth:`_PgTransaction.settle`). Readers see numbered events only, and
+  numbering continues the log, so positions are gap-free and in commit order
+  and a reader of ``events(after=n)`` never skips an event that commits late.
+  What ``append`` returns is provisional; ``committed_events()`` gives the
+  final positions after the commit (the unit of work's listeners hear those).
+- **Round trips**: writes whose result nobody reads wait and go to the server
+  with the next statement or the COMMIT (pipeline mode); BEGIN goes with the
+  first statement; ``get_member`` brings the member's WIP and recent pull
+  counts along. A pull is three round trips, a resolve two.
 - **Migrations** are versioned in ``spe_schema_migrations`` and applied on
   open under a transaction-level advisory lock, so two processes opening the
   same database at once are safe; re-running is a no-op.
