@@ -92,6 +92,10 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _LONGEST = timedelta(hours=12)  # the longest meeting a request may ask for
 _FIRST_PAGE = 4
 _RECENT_DAYS = 3  # pull counts read with a member: the latest days (today is among them)
+_RANKED = (
+    "SELECT rank, data FROM opportunities WHERE status = %s AND rank > %s "
+    "ORDER BY rank LIMIT %s FOR UPDATE SKIP LOCKED"
+)
 _PAGE = 64
 _LOCK_KEY = 0x5350455F4D494752  # "SPE_MIGR"
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -925,6 +929,8 @@ class _PgTransaction:
         self._begun = False  # BEGIN goes with the first statement, not in a round trip of its own
         self._locked: set[str] = set()  # opportunities this transaction holds locked
         self._member_facts: dict[str, tuple[int, dict[date, int] | None]] = {}
+        self._pull_expected = False
+        self._first_page: list[tuple[Any, ...]] | None = None  # queued candidates, locked
 
     def _defer(self, sql: str, args: tuple[Any, ...] = (), event: int | None = None) -> None:
         self._pending.append((sql.encode(), args, event))
@@ -978,12 +984,17 @@ class _PgTransaction:
     def _all(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         return self._x(sql, args).fetchall()
 
+    def expect_pull(self) -> None:
+        """A store hook the engine calls before a pull: the next ``get_member`` also
+        locks and brings the first page of queued candidates, in the same round trip."""
+        self._pull_expected = True
+
     # members ----------------------------------------------------------------------
     def get_member(self, member_id: str) -> Member | None:
         # the facts a pull needs come in the same round trip: separate statements, each
         # starting after the member's row is locked, so they see what a pull for the same
         # member that held the lock committed
-        member, held, pulls = self._xs(
+        statements: list[tuple[str, tuple[Any, ...]]] = [
             ("SELECT data FROM members WHERE id = %s FOR UPDATE", (member_id,)),
             (
                 "SELECT COUNT(*) FROM opportunities WHERE owner_id = %s AND status = 'released'",
@@ -993,7 +1004,13 @@ class _PgTransaction:
                 "SELECT day, count FROM pulls WHERE member_id = %s ORDER BY day DESC LIMIT %s",
                 (member_id, _RECENT_DAYS),
             ),
-        )
+        ]
+        if self._pull_expected:
+            self._pull_expected = False
+            statements.append((_RANKED, (OpportunityStatus.QUEUED.value, b"", _FIRST_PAGE)))
+        member, held, pulls, *page = self._xs(*statements)
+        if page:
+            self._first_page = page[0].fetchall()
         row = member.fetchone()
         held_row = held.fetchone()
         days = {d: int(c) for d, c in pulls.fetchall()}
@@ -1036,6 +1053,7 @@ class _PgTransaction:
         if o.status is OpportunityStatus.QUEUED:
             self.queued = True
         self._member_facts.clear()  # who holds what may have changed
+        self._first_page = None  # and what is queued
         if rank is None and o.id in self._locked:  # stored and locked: the update cannot miss
             self._defer(
                 "UPDATE opportunities SET status = %s, owner_id = %s, queued_at = %s, "
@@ -1072,12 +1090,13 @@ class _PgTransaction:
             )
         last = b""
         page = _FIRST_PAGE
+        first = self._first_page if status is OpportunityStatus.QUEUED else None
+        self._first_page = None
         while True:
-            rows = self._all(
-                "SELECT rank, data FROM opportunities WHERE status = %s AND rank > %s "
-                "ORDER BY rank LIMIT %s FOR UPDATE SKIP LOCKED",
-                (status.value, last, page),
-            )
+            if first is not None:  # read and locked with the member (expect_pull)
+                rows, first = first, None
+            else:
+                rows = self._all(_RANKED, (status.value, last, page))
             for rank, data in rows:
                 last = bytes(rank)
                 opp: Opportunity = codec.loads(data)
