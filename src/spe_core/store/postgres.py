@@ -24,7 +24,8 @@ psycopg 3 connections. Design points:
 - **Round trips**: writes whose result nobody reads wait and go to the server
   with the next statement or the COMMIT (pipeline mode); BEGIN goes with the
   first statement; ``get_member`` brings the member's WIP and recent pull
-  counts along. A pull is three round trips, a resolve two.
+  counts along, and before a pull (``expect_pull``) the first page of
+  candidates. A pull is two round trips, a resolve two.
 - **Migrations** are versioned in ``spe_schema_migrations`` and applied on
   open under a transaction-level advisory lock, so two processes opening the
   same database at once are safe; re-running is a no-op.
