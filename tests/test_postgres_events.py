@@ -225,3 +225,37 @@ def test_a_store_of_the_previous_schema_migrates_with_its_log() -> None:
         assert row is not None and row[0] == SCHEMA_VERSION
     finally:
         store.close()
+
+
+def test_listeners_hear_final_positions_when_the_provisional_ones_were_wrong() -> None:
+    """Another process's events commit unnumbered first, so what ``record`` returned
+    (counting from the log's end as this store last saw it) is not the final place:
+    the listeners still hear the position the log gives the event."""
+    from spe_core import hookimpl
+    from spe_core.store.postgres import PostgresStore
+
+    heard: list[Recorded] = []
+
+    class Listener:
+        @hookimpl
+        def spe_event(self, recorded: Recorded) -> None:
+            heard.append(recorded)
+
+    url = schema_url()
+    mine, other = PostgresStore(url, max_size=2), PostgresStore(url, max_size=2)
+    try:
+        plugins = Plugins.create(entry_points=False)
+        plugins.register(Listener())
+        engine = Engine(mine, clock=FakeClock(T0), plugins=plugins)
+        quiet = Engine(other, clock=FakeClock(T0), plugins=Plugins.create(entry_points=False))
+        quiet.upsert_members([Member("m0", "M0", "inside_sales")])  # committed, not numbered
+        with engine.unit() as u:
+            engine.upsert_members([Member("m1", "M1", "inside_sales")])
+            provisional = [r.seq for r in u.recorded]
+        assert provisional == [1]  # this store had seen an empty log
+        log = list(mine.events())
+        assert [r.event.member.id for r in log] == ["m0", "m1"]  # type: ignore[attr-defined]
+        assert heard == [log[1]]
+    finally:
+        mine.close()
+        other.close()
