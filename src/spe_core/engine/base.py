@@ -49,7 +49,7 @@ class EngineBase:
         self.policy = policy or QueuePolicy()
         self.clock: Clock = clock or SystemClock()
         self.plugins = plugins or Plugins.create()
-        self._units = UnitRunner(store, self._now, self._notify)
+        self._units = UnitRunner(store, self._now, self._notify, self._listening)
         self._closed = False
 
     def unit(self) -> AbstractContextManager[UnitOfWork]:
@@ -72,6 +72,9 @@ class EngineBase:
 
     def _notify(self, recorded: Sequence[Recorded]) -> None:
         self.plugins.notify(recorded)
+
+    def _listening(self) -> bool:
+        return bool(self.plugins.manager.hook.spe_event.get_hookimpls())
 
     def _now(self) -> datetime:
         now = self.clock.now()

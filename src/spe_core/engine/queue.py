@@ -222,6 +222,9 @@ class QueuePart(EngineBase):
         released: list[Opportunity] = []
         with self.unit() as u:
             tx, now = u.tx, u.now
+            expect_pull: Callable[[], None] | None = getattr(tx, "expect_pull", None)
+            if expect_pull is not None:  # a store hook: the candidates come with the member
+                expect_pull()
             member = self._member(tx, member_id)
             day = queue.pull_day(member, now)
             allowance = queue.pull_allowance(

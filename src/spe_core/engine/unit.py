@@ -45,7 +45,8 @@ class UnitOfWork:
     now: datetime
     """The unit's time (the engine clock's reading when the unit began)."""
     recorded: list[Recorded] = attrs.Factory(list)
-    """The events recorded so far, with their log positions."""
+    """The events recorded so far, with their log positions (provisional on a store that
+    numbers events once they commit, PostgreSQL: listeners hear the final ones)."""
     failed: bool = False
     """True once a nested operation raised: the unit will not commit."""
     locks: set[str] = attrs.Factory(set)
@@ -88,10 +89,12 @@ class UnitRunner:
         store: Store,
         now: Callable[[], datetime],
         notify: Callable[[Sequence[Recorded]], None],
+        listening: Callable[[], bool] = lambda: True,
     ) -> None:
         self._store = store
         self._now = now
         self._notify = notify
+        self._listening = listening
         self._local = threading.local()
 
     @property
@@ -127,5 +130,8 @@ class UnitRunner:
                     )
             finally:
                 self._local.unit = None
-        if unit.recorded:
-            self._notify(unit.recorded)
+        if unit.recorded and self._listening():
+            # a store that numbers events after they commit (PostgreSQL) gives their final
+            # log positions here; what ``record`` returned was provisional there
+            committed: Callable[[], list[Recorded]] | None = getattr(tx, "committed_events", None)
+            self._notify(unit.recorded if committed is None else committed())
