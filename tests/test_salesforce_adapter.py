@@ -119,6 +119,10 @@ class SalesforceHarness:
     def fail_record(self, crm_id: str) -> None:
         self.org.faults.failing_records[crm_id] = "FIELD_CUSTOM_VALIDATION_EXCEPTION"
 
+    def refuse_in_request(self, key: str) -> None:
+        """Any collection request holding this record (Id or SPE_Key__c) fails as a whole."""
+        self.org.faults.refused_in_request.add(key)
+
     def record_count(self) -> int:
         return len(self.org.records["Lead"])
 
@@ -151,11 +155,11 @@ def _team(h: SalesforceHarness, n: int) -> list[str]:
     return [h.add_user(f"Rep {i}", "inside_sales") for i in range(n)]
 
 
-def _engine(h: SalesforceHarness, target: int) -> Engine:
+def _engine(h: SalesforceHarness, target: int, wip: int = 20) -> Engine:
     return Engine(
         open_store("memory:"),
         clock=h.clock,
-        policy=QueuePolicy(target=target, daily_pull_cap=None, default_wip_limit=20),
+        policy=QueuePolicy(target=target, daily_pull_cap=None, default_wip_limit=wip),
         plugins=Plugins.create(entry_points=False),
     )
 
@@ -228,6 +232,91 @@ def test_twenty_percent_faults_converge(sf: EmulatorServer) -> None:
     _assert_crm_equals_core(h, engine)
 
 
+def _poison_released(h: SalesforceHarness, engine: Engine, every: int) -> dict[str, str]:
+    """Poison every ``every``-th released lead: Salesforce refuses any collection request
+    that holds one (HTTP 400 JSON_PARSER_ERROR). Returns {SPE key: CRM id}."""
+    released = sorted(engine.store.opportunities(OpportunityStatus.RELEASED), key=lambda o: o.id)
+    poisoned = {o.id: o.external_id("salesforce") or "" for o in released[::every]}
+    for crm_id in poisoned.values():
+        h.refuse_in_request(crm_id)
+    return poisoned
+
+
+def _assert_poison_quarantined_rest_delivered(
+    h: SalesforceHarness, engine: Engine, sync: SyncEngine, poisoned: dict[str, str]
+) -> None:
+    quarantined = {q.key: q.reason for q in sync.quarantined()}
+    assert set(quarantined) == set(poisoned), "every poisoned record, and only those"
+    assert all("JSON_PARSER_ERROR" in r for r in quarantined.values()), quarantined
+    for key, crm_id in poisoned.items():
+        if crm_id:
+            assert h.read_back(crm_id)["status"] == "queued"  # Salesforce refused it: unchanged
+        else:  # a refused upsert made no record
+            assert not [r for r in h.org.all("Lead") if r.get("SPE_Key__c") == key]
+    for opp in engine.store.opportunities():
+        if opp.id in poisoned:
+            continue
+        crm_id = opp.external_id("salesforce")
+        assert crm_id is not None, f"{opp.id} never reached Salesforce"
+        back = h.read_back(crm_id)
+        expected = opp.outcome.value if opp.outcome else opp.status.value
+        assert back["status"] == expected, (opp.id, back)
+        if opp.status is OpportunityStatus.RELEASED:
+            assert back["owner"] == opp.owner_id
+    keys = Counter(r.get("SPE_Key__c") for r in h.org.all("Lead") if r.get("SPE_Key__c"))
+    assert all(n == 1 for n in keys.values()), "a record was created twice"
+
+
+def test_twenty_percent_faults_with_poisoned_records_in_every_batch(sf: EmulatorServer) -> None:
+    """Strict Salesforce (a whole collection request refused for one record's value),
+    20 % of calls failing, poisoned records in every batch of 200, and opportunities
+    created in SPE: nothing lost, nothing created twice, every poisoned record
+    quarantined with its reason, every good record delivered."""
+    from spe_core import Opportunity
+
+    h = SalesforceHarness(sf)
+    reps = _team(h, 5)
+    for i in range(600):
+        h.add_queued(f"Acct {i}", i % 3, i)
+    h.clock.advance(minutes=10)
+    engine = _engine(h, target=700, wip=100)
+
+    def sleep(seconds: float) -> None:
+        h.clock.advance(seconds=seconds)
+
+    sync = SyncEngine(engine, h.adapter, sleep=sleep, rng=random.Random(1))
+    sync.run()
+    engine.replenish()  # records marked queued wait in the backlog
+    sync.run()  # the queue goes out to the CRM
+    for k in range(300):
+        engine.pull(reps[k % len(reps)])
+    poisoned = _poison_released(h, engine, every=25)  # 12 among 300 released
+    new = [Opportunity(f"spe-{i}", f"New {i}", h.clock.now()) for i in range(40)]
+    engine.enqueue(new)
+    for key in ("spe-3", "spe-17"):  # Salesforce refuses the requests upserting these
+        h.refuse_in_request(key)
+        poisoned[key] = ""
+    sf.org.faults.rate, sf.org.faults.rate_status = 0.2, 503
+    sf.org.faults.rng = random.Random(5)
+    splits = 0
+    for _ in range(10):
+        h.clock.advance(minutes=5)
+        report = sync.run()
+        splits += report.split_calls
+        if report.pending == 0 and report.written == 0:
+            break
+    sf.org.faults.rate = 0.0
+    h.clock.advance(minutes=5)
+    assert sync.run().pending == 0
+    assert splits > 0
+    assert h.record_count() == 600 + 40 - 2  # the refused upserts never made a record
+    for opp in new:
+        if opp.id not in poisoned:
+            crm_id = engine.opportunity(opp.id).external_id("salesforce")
+            assert (h.org.get("Lead", crm_id or "") or {}).get("SPE_Key__c") == opp.id
+    _assert_poison_quarantined_rest_delivered(h, engine, sync, poisoned)
+
+
 def _crash_worker(url: str, ca: str, store: str, seed: int) -> None:
     os.environ.update(
         SF_USERNAME="integration@acme.example",
@@ -288,6 +377,69 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(
         for record in sf.org.records["Lead"].values():  # reset for the next run
             record["SPE_Status__c"] = "Queued"
             record["OwnerId"] = None
+
+
+@pytest.mark.slow
+def test_sigkill_with_poisoned_records_in_every_batch(sf: EmulatorServer, tmp_path: Path) -> None:
+    """The crash test against strict Salesforce with one lead in twenty poisoned (any
+    collection request holding one is refused with HTTP 400): after each SIGKILL a
+    recovery run delivers every good record, quarantines every poisoned one with its
+    reason, duplicates none."""
+    from spe_core import SyncSettings
+    from spe_core.outbox import RetryPolicy
+
+    h = SalesforceHarness(sf)
+    _team(h, 4)
+    ids = [h.add_queued(f"Acct {i}", i % 3, i) for i in range(400)]
+    poisoned = set(ids[::20])
+    for crm_id in poisoned:
+        h.refuse_in_request(crm_id)
+    h.clock.set(h.clock.now() - timedelta(hours=1))  # the worker uses the wall clock
+    ctx = mp.get_context("spawn")
+    rng = random.Random(43)
+    runs = int(os.environ.get("SPE_TEST_CRASH_RUNS", "8"))
+    settings = SyncSettings(retry=RetryPolicy(max_permanent_failures=1))
+    isolated = 0
+    for run in range(runs):
+        store = f"sqlite:///{tmp_path / f'poison-{run}.db'}"
+        worker = ctx.Process(target=_crash_worker, args=(sf.url, sf.ca_path, store, run))
+        sf.requests.reset_counts()
+        worker.start()
+        deadline = time.monotonic() + 120
+        while not sf.requests.counts()["collection"] and time.monotonic() < deadline:
+            time.sleep(0.05)  # killed while writing: after its first collection request
+        time.sleep(rng.uniform(0.0, 1.5))
+        assert worker.pid is not None
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.join(10)
+        os.environ.update(SF_USERNAME="integration@acme.example", SF_PASSWORD=SECRET)
+        engine = Engine(open_store(store), plugins=Plugins.create(entry_points=False))
+        # the killed worker may have postponed a refused record a second or two (its
+        # first permanent failure): the recovery waits for it on the real clock
+        sync = SyncEngine(engine, adapter_for(sf), settings, sleep=time.sleep)
+        sync.run()
+        assert sync.run().pending == 0
+        assert h.record_count() == 400, "a crash duplicated a record"
+        keys = Counter(r.get("SPE_Key__c") for r in sf.org.all("Lead") if r.get("SPE_Key__c"))
+        assert all(n == 1 for n in keys.values())
+        quarantined = {q.key: q.reason for q in sync.quarantined()}
+        isolated += len(quarantined)
+        for opp in engine.store.opportunities():
+            crm_id = opp.external_id("salesforce")
+            assert crm_id is not None
+            if crm_id in poisoned:
+                if opp.status is not OpportunityStatus.BACKLOG:  # it had a change to write
+                    assert "JSON_PARSER_ERROR" in quarantined[opp.id], opp.id
+                assert h.read_back(crm_id)["status"] == "queued"
+                continue
+            assert opp.id not in quarantined
+            if opp.status is OpportunityStatus.RELEASED:
+                assert h.read_back(crm_id)["status"] == "released", "a release was lost"
+                assert h.read_back(crm_id)["owner"] == opp.owner_id
+        for record in sf.org.records["Lead"].values():  # reset for the next run
+            record["SPE_Status__c"] = "Queued"
+            record["OwnerId"] = None
+    assert isolated > 0, "no run got as far as writing the poisoned leads"
 
 
 # --- traps of the real client -------------------------------------------------------------------

@@ -173,6 +173,36 @@ def test_records_collections_and_errors(http: requests.Session, server: Emulator
     assert limits.json()["DailyApiRequests"]["Max"] == server.org.daily_api_limit
 
 
+def test_a_refused_record_fails_its_whole_collection_request(
+    http: requests.Session, server: EmulatorServer
+) -> None:
+    """Fault ``refused_in_request`` (set over the admin route): any collection request
+    holding the record (by Id or SPE_Key__c) is a 400 JSON_PARSER_ERROR, nothing written;
+    the same records without it are written."""
+    api = f"{server.url}/services/data/v59.0"
+    good = server.org.create("Lead", {"LastName": "g", "Company": "c"})
+    bad = server.org.create("Lead", {"LastName": "b", "Company": "c"})
+    http.post(f"{server.url}/__emulator/faults", json={"refused_in_request": [bad, "k-bad"]})
+    update = [{"attributes": {"type": "Lead"}, "Id": i, "Rating": "Hot"} for i in (good, bad)]
+    refused = http.patch(f"{api}/composite/sobjects", json={"records": update})
+    assert refused.status_code == 400
+    assert refused.json()[0]["errorCode"] == "JSON_PARSER_ERROR"
+    assert (server.org.get("Lead", good) or {}).get("Rating") is None  # nothing written
+    upsert = [
+        {"attributes": {"type": "Lead"}, "SPE_Key__c": k, "LastName": "n", "Company": "c"}
+        for k in ("k-good", "k-bad")
+    ]
+    refused = http.patch(f"{api}/composite/sobjects/Lead/SPE_Key__c", json={"records": upsert})
+    assert refused.status_code == 400
+    assert refused.json()[0]["errorCode"] == "JSON_PARSER_ERROR"
+    assert server.org.by_external.get(("Lead", "SPE_Key__c", "k-good")) is None
+    fine = http.patch(f"{api}/composite/sobjects", json={"records": update[:1]})
+    assert fine.status_code == 200 and fine.json()[0]["success"]
+    assert (server.org.get("Lead", good) or {}).get("Rating") == "Hot"
+    http.post(f"{server.url}/__emulator/faults", json={})
+    assert not server.org.faults.refused_in_request
+
+
 def test_admin_endpoints_drive_the_emulator(http: requests.Session, server: EmulatorServer) -> None:
     admin = f"{server.url}/__emulator"
     login = http.post(f"{admin}/seed", json={"seed": 3, "leads": 25}).json()

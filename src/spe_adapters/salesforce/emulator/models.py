@@ -18,11 +18,10 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-# Faults: the emulator kit's. Statuses drawn mean 503/500 (SERVER_UNAVAILABLE), 403
-# (REQUEST_LIMIT_EXCEEDED), 401 (INVALID_SESSION_ID); failing_records maps record Ids or
-# external-id values to the statusCode their write fails with.
+import attrs
+
 from spe_adapters.emulator_kit.demo_team import DEMO_TEAM
-from spe_adapters.emulator_kit.faults import Faults
+from spe_adapters.emulator_kit.faults import Faults as KitFaults
 
 __all__ = [
     "FIELD_TYPES",
@@ -327,6 +326,32 @@ class RequestError(RecordError):
     into the field's type): Salesforce fails the whole request with HTTP 400, it does not
     report it per record (REST API Developer Guide, sObject Collections: "If the request
     isn't well formed, the API returns a 400 Bad Request")."""
+
+
+@attrs.define
+class Faults(KitFaults):
+    """Faults to inject: the emulator kit's (statuses drawn mean 503/500
+    SERVER_UNAVAILABLE, 403 REQUEST_LIMIT_EXCEEDED, 401 INVALID_SESSION_ID;
+    ``failing_records`` maps record Ids or external-id values to the statusCode their
+    write fails with), plus ``refused_in_request``: record Ids or external-id values
+    (``SPE_Key__c``) holding a value that does not deserialize, so any sObject
+    Collections request containing one fails as a whole with HTTP 400
+    JSON_PARSER_ERROR and writes nothing."""
+
+    refused_in_request: set[str] = attrs.Factory(set)
+
+    def refused(self, *keys: object) -> str | None:
+        """The first of ``keys`` set to be refused in a request, or None (empty and None
+        keys never match)."""
+        for key in keys:
+            if key is not None and key != "" and str(key) in self.refused_in_request:
+                return str(key)
+        return None
+
+    def configure(self, body: Mapping[str, Any]) -> None:
+        """The kit's settings, and ``refused_in_request`` (a list; absent: none)."""
+        super().configure(body)
+        self.refused_in_request = {str(k) for k in body.get("refused_in_request", [])}
 
 
 class Org:

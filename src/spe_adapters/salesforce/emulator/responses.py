@@ -838,11 +838,28 @@ class EmulatorApp(KitApp):
             if name is not None:
                 self.org.validate(name, record)
 
+    def _refuse_poisoned(self, records: list[dict[str, Any]]) -> None:
+        """Fault ``refused_in_request``: a record holding a value that does not
+        deserialize. REST API Developer Guide, "sObject Collections" and "Status Codes
+        and Error Responses": such a value is an error in the request itself, so the
+        whole request fails with HTTP 400 JSON_PARSER_ERROR before any record is
+        written, not a per-record result."""
+        for record in records:
+            keys = [v for k, v in record.items() if k.lower() == "id" or k in EXTERNAL_IDS]
+            refused = self.org.faults.refused(*keys)
+            if refused is not None:
+                raise _BadRequest(
+                    "JSON_PARSER_ERROR",
+                    f"Cannot deserialize instance of the record {refused}: "
+                    "unexpected token VALUE_STRING",
+                )
+
     @_api
     def collection(self, request: Request) -> Response:
         """REST API Developer Guide, Create / Update Records Using sObject Collections."""
         all_or_none, records = self._collection_body(request)
         self._validate_all(records, None)
+        self._refuse_poisoned(records)
         results: list[dict[str, Any]] = []
         with self.org.lock:
             snapshot = self.org.snapshot() if all_or_none else None
@@ -895,6 +912,7 @@ class EmulatorApp(KitApp):
             )
         all_or_none, records = self._collection_body(request)
         self._validate_all(records, name)
+        self._refuse_poisoned(records)
         results: list[dict[str, Any]] = []
         with self.org.lock:
             snapshot = self.org.snapshot() if all_or_none else None
