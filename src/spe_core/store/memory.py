@@ -12,8 +12,9 @@ from __future__ import annotations
 import heapq
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import date, datetime
+from types import TracebackType
 from typing import Any
 
 from spe_core import model
@@ -67,24 +68,9 @@ class MemoryStore:
         self._tx: _MemoryTransaction | None = None
         self._closed = False
 
-    @contextmanager
-    def transaction(self) -> Iterator[_MemoryTransaction]:
+    def transaction(self) -> AbstractContextManager[_MemoryTransaction]:
         """A transaction; nested calls in one thread join the outer one."""
-        with self._lock:
-            if self._closed:
-                raise StoreError("this memory store is closed.", "open a new store.")
-            if self._tx is not None:
-                yield self._tx
-                return
-            tx = _MemoryTransaction(self)
-            self._tx = tx
-            try:
-                yield tx
-            except BaseException:
-                tx.rollback()
-                raise
-            finally:
-                self._tx = None
+        return _Opening(self)
 
     def events(self, after: int = 0, limit: int | None = None) -> Iterator[Recorded]:
         """Recorded events after ``after``, in order."""
@@ -104,6 +90,50 @@ class MemoryStore:
 
     def __repr__(self) -> str:
         return f"MemoryStore({len(self.opps)} opportunities, {len(self.log)} events)"
+
+
+class _Opening:
+    """The context manager :meth:`MemoryStore.transaction` returns (a class rather than
+    a generator: every engine operation opens one)."""
+
+    __slots__ = ("_joined", "_store", "_tx")
+
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+        self._tx: _MemoryTransaction | None = None
+        self._joined = False
+
+    def __enter__(self) -> _MemoryTransaction:
+        s = self._store
+        s._lock.acquire()
+        try:
+            if s._closed:
+                raise StoreError("this memory store is closed.", "open a new store.")
+            if s._tx is not None:
+                self._joined = True
+                return s._tx
+            tx = self._tx = s._tx = _MemoryTransaction(s)
+            return tx
+        except BaseException:
+            s._lock.release()
+            raise
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        s = self._store
+        try:
+            if not self._joined:
+                try:
+                    if kind is not None and self._tx is not None:
+                        self._tx.rollback()
+                finally:
+                    s._tx = None
+        finally:
+            s._lock.release()
 
 
 class _MemoryTransaction:
