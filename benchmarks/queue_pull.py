@@ -15,9 +15,10 @@ work on the same data with nothing else:
   resolve, the holder is checked, status, outcome and resolve time are set,
   the WIP counter goes down and one event tuple is appended.
 - **SQLite store vs a bare loop doing the same durable work** on the same kind
-  of file (WAL, ``synchronous=NORMAL``) with the same queue index
-  ``(status, rank)`` and the same events table: per pull, ``BEGIN IMMEDIATE``,
-  one claim ``UPDATE ... SET status, owner_id, released_at WHERE id =
+  of file (WAL, ``synchronous=NORMAL``) with the same indexes as the store's
+  opportunities table (the queue index ``(status, rank)``, and the holder,
+  lease, queued-at and expiry indexes) and the same events table: per pull,
+  ``BEGIN IMMEDIATE``, one claim ``UPDATE ... SET status, owner_id, released_at WHERE id =
   (SELECT id ... ORDER BY rank LIMIT 1) RETURNING id``, one event ``INSERT``
   (a small JSON document), ``COMMIT``; per resolve, ``BEGIN IMMEDIATE``, one
   ``UPDATE`` of status, outcome and resolve time, one event ``INSERT``,
@@ -223,17 +224,26 @@ def bare_sqlite_cycles(path: Path, n: int, members: int) -> tuple[Cycles, Callab
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute(
         "CREATE TABLE t (id TEXT PRIMARY KEY, status TEXT NOT NULL, rank BLOB NOT NULL, "
-        "owner_id TEXT, released_at INTEGER, outcome TEXT, resolved_at INTEGER)"
+        "owner_id TEXT, queued_at INTEGER NOT NULL, released_at INTEGER, "
+        "lease_expires_at INTEGER, expires_at INTEGER, outcome TEXT, resolved_at INTEGER)"
     )
+    # the same indexes as the SQLite store's opportunities table
     conn.execute("CREATE INDEX t_ranked ON t (status, rank)")
+    conn.execute("CREATE INDEX t_owner ON t (owner_id) WHERE status = 'released'")
+    conn.execute(
+        "CREATE INDEX t_lease ON t (lease_expires_at, id) "
+        "WHERE status = 'released' AND lease_expires_at IS NOT NULL"
+    )
+    conn.execute("CREATE INDEX t_queued_at ON t (queued_at, id) WHERE status = 'queued'")
+    conn.execute("CREATE INDEX t_expires ON t (expires_at, id) WHERE expires_at IS NOT NULL")
     conn.execute(
         "CREATE TABLE events (seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, "
         "kind TEXT NOT NULL, data TEXT NOT NULL)"
     )
     conn.execute("BEGIN")
     conn.executemany(
-        "INSERT INTO t (id, status, rank) VALUES (?, 'queued', ?)",
-        ((o.id, queue.rank_key(o, POLICY.order)) for o in opportunities(n)),
+        "INSERT INTO t (id, status, rank, queued_at) VALUES (?, 'queued', ?, ?)",
+        ((o.id, queue.rank_key(o, POLICY.order), micros(o.queued_at)) for o in opportunities(n)),
     )
     conn.execute("COMMIT")
     ids = [f"m{i:04d}" for i in range(members)]
