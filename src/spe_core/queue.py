@@ -16,7 +16,7 @@ from __future__ import annotations
 import enum
 import struct
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import attrs
@@ -35,6 +35,8 @@ from spe_core.events import (
     OpportunityWithdrawn,
 )
 from spe_core.model import (
+    MAX_TIME,
+    MIN_TIME,
     Member,
     Opportunity,
     OpportunityStatus,
@@ -46,6 +48,7 @@ from spe_core.model import (
     check_roles,
     shown,
 )
+from spe_core.model import _is_id as _is_id
 
 __all__ = [
     "DEFAULT_ORDER",
@@ -446,6 +449,72 @@ def lease_deadline(now: datetime, policy: QueuePolicy) -> datetime | None:
 
 # --- transitions ---------------------------------------------------------------------
 
+#: The fields a transition changes (the opportunity's state in the flow).
+_STATE_FIELDS = frozenset(
+    {"status", "owner_id", "released_at", "lease_expires_at", "excluded", "outcome", "resolved_at"}
+)
+
+
+def _make_state_copier() -> Any:
+    """A function copying an Opportunity with new state fields, field by field, without
+    running the class's converters and validators again (generated once)."""
+    names = [f.name for f in attrs.fields(Opportunity)]
+    lines = ["def copy(o, changes):", "    n = new(Opportunity)", "    get = changes.get"]
+    scope: dict[str, Any] = {"new": object.__new__, "Opportunity": Opportunity, "KEEP": _KEEP}
+    for name in names:
+        scope[f"set_{name}"] = Opportunity.__dict__[name].__set__
+        if name in _STATE_FIELDS:
+            lines.append(f"    v = get({name!r}, KEEP)")
+            lines.append(f"    set_{name}(n, o.{name} if v is KEEP else v)")
+        else:
+            lines.append(f"    set_{name}(n, o.{name})")
+    lines.append("    return n")
+    exec("\n".join(lines), scope)  # generated from the class's own field names
+    return scope["copy"]
+
+
+_KEEP = object()
+_NO_IDS: frozenset[str] = frozenset()
+_copy_state = _make_state_copier()
+
+
+def _trusted_time(value: object) -> bool:
+    """True for None or a UTC datetime inside the model's range (what the model would
+    store unchanged)."""
+    return value is None or (
+        type(value) is datetime and value.tzinfo is UTC and MIN_TIME <= value < MAX_TIME
+    )
+
+
+def _evolve(opportunity: Opportunity, **changes: Any) -> Opportunity:
+    """``attrs.evolve(opportunity, **changes)`` for a transition's state changes.
+
+    A transition changes only state fields, with values it built itself: a status,
+    a member's id (valid: members are checked when they are made), an
+    :class:`Outcome`, a set of ids, and times that are the rule's ``now`` or derived
+    from it. When every changed value is already in the form the model stores, the
+    copy skips the converters and validators of the fields it does not change (they
+    ran when ``opportunity`` was made); anything else goes through ``attrs.evolve``
+    and the model's full checks.
+    """
+    get = changes.get
+    owner = get("owner_id")
+    outcome = get("outcome")
+    if (
+        type(opportunity) is Opportunity
+        and opportunity.queued_at is not None
+        and changes.keys() <= _STATE_FIELDS
+        and type(get("status")) is OpportunityStatus
+        and _trusted_time(get("released_at"))
+        and _trusted_time(get("lease_expires_at"))
+        and _trusted_time(get("resolved_at"))
+        and (owner is None or _is_id(owner))
+        and (outcome is None or type(outcome) is Outcome)
+        and type(get("excluded", _NO_IDS)) is frozenset
+    ):
+        return _copy_state(opportunity, changes)  # type: ignore[no-any-return]
+    return attrs.evolve(opportunity, **changes)
+
 
 @attrs.frozen
 class Transition:
@@ -493,7 +562,7 @@ def release(
             "pull through the engine, which only releases eligible opportunities.",
         )
     deadline = lease_deadline(now, policy)
-    released = attrs.evolve(
+    released = _evolve(
         opportunity,
         status=OpportunityStatus.RELEASED,
         owner_id=member.id,
@@ -510,7 +579,7 @@ def release(
 
 def _unreleased(opportunity: Opportunity, status: OpportunityStatus, **changes: Any) -> Opportunity:
     """``opportunity`` in ``status`` with no holder and no lease."""
-    return attrs.evolve(
+    return _evolve(
         opportunity,
         status=status,
         owner_id=None,
@@ -542,7 +611,7 @@ def resolve(
     """The holder closes the opportunity with ``outcome``."""
     _check_holder(opportunity, member_id, "resolve")
     result = Outcome.parse(outcome)
-    resolved = attrs.evolve(
+    resolved = _evolve(
         opportunity,
         status=OpportunityStatus.RESOLVED,
         outcome=result,
@@ -616,7 +685,7 @@ def retire_stale(opportunity: Opportunity, now: datetime, policy: QueuePolicy) -
             "retire stale opportunities through Engine.retire_stale.",
         )
     return Transition(
-        attrs.evolve(opportunity, status=OpportunityStatus.NURTURE),
+        _evolve(opportunity, status=OpportunityStatus.NURTURE),
         OpportunityStale(at=now, opportunity_id=opportunity.id, queued_at=queued_at),
     )
 
@@ -639,7 +708,7 @@ def expire(opportunity: Opportunity, now: datetime) -> Transition:
             "expire opportunities through Engine.retire_stale.",
         )
     return Transition(
-        attrs.evolve(opportunity, status=OpportunityStatus.EXPIRED),
+        _evolve(opportunity, status=OpportunityStatus.EXPIRED),
         OpportunityExpired(at=now, opportunity_id=opportunity.id, expires_at=expires_at),
     )
 

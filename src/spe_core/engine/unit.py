@@ -19,9 +19,10 @@ it, so a unit is never committed half-applied.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
+from types import TracebackType
 from typing import TypeVar
 
 import attrs
@@ -103,35 +104,67 @@ class UnitRunner:
         unit: UnitOfWork | None = getattr(self._local, "unit", None)
         return unit
 
-    @contextmanager
-    def open(self) -> Iterator[UnitOfWork]:
+    def open(self) -> AbstractContextManager[UnitOfWork]:
         """A new unit, or the one already open in this thread (joined)."""
-        outer = self.current
+        return _Opening(self)
+
+
+class _Opening:
+    """The context manager :meth:`UnitRunner.open` returns (a class rather than a
+    generator: it runs twice per engine operation)."""
+
+    __slots__ = ("_outer", "_runner", "_tx", "_unit")
+
+    def __init__(self, runner: UnitRunner) -> None:
+        self._runner = runner
+        self._outer: UnitOfWork | None = None
+        self._tx: AbstractContextManager[Transaction] | None = None
+        self._unit: UnitOfWork | None = None
+
+    def __enter__(self) -> UnitOfWork:
+        runner = self._runner
+        outer: UnitOfWork | None = getattr(runner._local, "unit", None)
         if outer is not None:
-            try:
-                yield outer
-            except BaseException:
-                outer.failed = True
-                raise
-            return
-        now = self._now()
-        with self._store.transaction() as tx:
-            unit = UnitOfWork(tx, now)
-            self._local.unit = unit
-            try:
-                yield unit
-                if unit.failed:
-                    raise StoreError(
-                        "an engine operation failed inside this unit of work, so none of "
-                        "the unit's changes were kept.",
-                        "let the operation's error leave the `with engine.unit()` block "
-                        "(check inputs before calling the operation if you expect it to "
-                        "fail).",
-                    )
-            finally:
-                self._local.unit = None
-        if unit.recorded and self._listening():
+            self._outer = outer
+            return outer
+        now = runner._now()
+        opening = runner._store.transaction()
+        tx = opening.__enter__()
+        self._tx = opening
+        unit = self._unit = UnitOfWork(tx, now)
+        runner._local.unit = unit
+        return unit
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> bool:
+        if self._outer is not None:
+            if kind is not None:
+                self._outer.failed = True
+            return False
+        unit, opening = self._unit, self._tx
+        assert unit is not None and opening is not None
+        self._runner._local.unit = None
+        if kind is None and unit.failed:
+            error = StoreError(
+                "an engine operation failed inside this unit of work, so none of "
+                "the unit's changes were kept.",
+                "let the operation's error leave the `with engine.unit()` block "
+                "(check inputs before calling the operation if you expect it to fail).",
+            )
+            if not opening.__exit__(StoreError, error, None):
+                raise error
+            return False
+        if opening.__exit__(kind, error, trace):
+            return True  # the store swallowed the error (no store does)
+        if kind is None and unit.recorded and self._runner._listening():
             # a store that numbers events after they commit (PostgreSQL) gives their final
             # log positions here; what ``record`` returned was provisional there
-            committed: Callable[[], list[Recorded]] | None = getattr(tx, "committed_events", None)
-            self._notify(unit.recorded if committed is None else committed())
+            committed: Callable[[], list[Recorded]] | None = getattr(
+                unit.tx, "committed_events", None
+            )
+            self._runner._notify(unit.recorded if committed is None else committed())
+        return False

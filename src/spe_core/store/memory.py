@@ -12,8 +12,9 @@ from __future__ import annotations
 import heapq
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import date, datetime
+from types import TracebackType
 from typing import Any
 
 from spe_core import model
@@ -33,7 +34,8 @@ from spe_core.store.base import RANKED_STATUSES
 
 __all__ = ["MemoryStore"]
 
-_Undo = Callable[[], None]
+_Undo = Callable[[], object]
+_RELEASED = OpportunityStatus.RELEASED
 
 
 class MemoryStore:
@@ -66,24 +68,9 @@ class MemoryStore:
         self._tx: _MemoryTransaction | None = None
         self._closed = False
 
-    @contextmanager
-    def transaction(self) -> Iterator[_MemoryTransaction]:
+    def transaction(self) -> AbstractContextManager[_MemoryTransaction]:
         """A transaction; nested calls in one thread join the outer one."""
-        with self._lock:
-            if self._closed:
-                raise StoreError("this memory store is closed.", "open a new store.")
-            if self._tx is not None:
-                yield self._tx
-                return
-            tx = _MemoryTransaction(self)
-            self._tx = tx
-            try:
-                yield tx
-            except BaseException:
-                tx.rollback()
-                raise
-            finally:
-                self._tx = None
+        return _Opening(self)
 
     def events(self, after: int = 0, limit: int | None = None) -> Iterator[Recorded]:
         """Recorded events after ``after``, in order."""
@@ -103,6 +90,50 @@ class MemoryStore:
 
     def __repr__(self) -> str:
         return f"MemoryStore({len(self.opps)} opportunities, {len(self.log)} events)"
+
+
+class _Opening:
+    """The context manager :meth:`MemoryStore.transaction` returns (a class rather than
+    a generator: every engine operation opens one)."""
+
+    __slots__ = ("_joined", "_store", "_tx")
+
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+        self._tx: _MemoryTransaction | None = None
+        self._joined = False
+
+    def __enter__(self) -> _MemoryTransaction:
+        s = self._store
+        s._lock.acquire()
+        try:
+            if s._closed:
+                raise StoreError("this memory store is closed.", "open a new store.")
+            if s._tx is not None:
+                self._joined = True
+                return s._tx
+            tx = self._tx = s._tx = _MemoryTransaction(s)
+            return tx
+        except BaseException:
+            s._lock.release()
+            raise
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        s = self._store
+        try:
+            if not self._joined:
+                try:
+                    if kind is not None and self._tx is not None:
+                        self._tx.rollback()
+                finally:
+                    s._tx = None
+        finally:
+            s._lock.release()
 
 
 class _MemoryTransaction:
@@ -157,52 +188,60 @@ class _MemoryTransaction:
         return self.s.opps.get(opportunity_id)
 
     def put_opportunity(self, opportunity: Opportunity, rank: bytes | None = None) -> None:
-        model.check_stamped(opportunity)
+        if opportunity.queued_at is None:
+            model.check_stamped(opportunity)
         s = self.s
         oid = opportunity.id
-        old = s.opps.get(oid)
+        opps, ranks, counts, held = s.opps, s.ranks, s.counts, s.held
+        old = opps.get(oid)
+        old_rank = ranks.get(oid)
         if rank is None:
             if old is None:
                 raise StoreError(
                     f"opportunity {oid!r} is new, so it needs a rank.",
                     "pass rank=spe_core.queue.rank_key(opportunity, policy.order).",
                 )
-            rank = s.ranks[oid]
-        old_rank = s.ranks.get(oid)
-        self._set(s.opps, oid, opportunity)
-        if old_rank != rank:
-            self._set(s.ranks, oid, rank)
+            rank = old_rank
+        assert rank is not None
         new_status = opportunity.status
         old_status = None if old is None else old.status
+        old_owner = old.owner_id if old_status is _RELEASED else None  # type: ignore[union-attr]
+        new_owner = opportunity.owner_id if new_status is _RELEASED else None
+        opps[oid] = opportunity
+        if old_rank != rank:
+            ranks[oid] = rank
         if old_status is not new_status:
             if old_status is not None:
-                self._count(old_status, -1)
-            self._count(new_status, +1)
+                counts[old_status] -= 1
+            counts[new_status] += 1
         if new_status in RANKED_STATUSES and (old_status is not new_status or old_rank != rank):
             heapq.heappush(s.heaps[new_status], (rank, oid))
-        old_owner = (
-            old.owner_id if old is not None and old_status is (OpportunityStatus.RELEASED) else None
-        )
-        new_owner = opportunity.owner_id if new_status is OpportunityStatus.RELEASED else None
-        if old_owner != new_owner:
+        moved = old_owner != new_owner
+        if moved:
             if old_owner is not None:
-                self._hold(old_owner, oid, False)
+                held.setdefault(old_owner, set()).discard(oid)
             if new_owner is not None:
-                self._hold(new_owner, oid, True)
+                held.setdefault(new_owner, set()).add(oid)
 
-    def _count(self, status: OpportunityStatus, delta: int) -> None:
-        counts = self.s.counts
-        counts[status] += delta
-        self.undo.append(lambda: counts.__setitem__(status, counts[status] - delta))
+        def undo() -> None:
+            if old is None:
+                opps.pop(oid, None)
+                ranks.pop(oid, None)
+            else:
+                opps[oid] = old
+                if old_rank != rank and old_rank is not None:
+                    ranks[oid] = old_rank
+            if old_status is not new_status:
+                if old_status is not None:
+                    counts[old_status] += 1
+                counts[new_status] -= 1
+            if moved:
+                if new_owner is not None:
+                    held[new_owner].discard(oid)
+                if old_owner is not None:
+                    held[old_owner].add(oid)
 
-    def _hold(self, member_id: str, oid: str, add: bool) -> None:
-        held = self.s.held.setdefault(member_id, set())
-        if add:
-            held.add(oid)
-            self.undo.append(lambda: held.discard(oid))
-        else:
-            held.discard(oid)
-            self.undo.append(lambda: held.add(oid))
+        self.undo.append(undo)
 
     def iter_ranked(self, status: OpportunityStatus) -> Iterator[Opportunity]:
         if status not in RANKED_STATUSES:
@@ -408,7 +447,7 @@ class _MemoryTransaction:
         log = self.s.log
         recorded = Recorded(len(log) + 1, event)
         log.append(recorded)
-        self.undo.append(lambda: log.__delitem__(-1))
+        self.undo.append(log.pop)
         return recorded
 
     def events(self, after: int = 0, limit: int | None = None) -> list[Recorded]:

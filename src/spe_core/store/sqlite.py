@@ -11,6 +11,8 @@ Times in indexed columns are integer microseconds since the Unix epoch (UTC).
 
 from __future__ import annotations
 
+import json
+import operator
 import os
 import shutil
 import sqlite3
@@ -19,6 +21,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
+
+import attrs
 
 from spe_core import codec, model
 from spe_core.errors import (
@@ -31,8 +36,9 @@ from spe_core.errors import (
     StoreUnavailable,
 )
 from spe_core.events import Event, Recorded
-from spe_core.model import Booking, Busy, Member, Opportunity, OpportunityStatus, Task
+from spe_core.model import Booking, Busy, Member, Opportunity, OpportunityStatus, Outcome, Task
 from spe_core.outbox import OutboxItem, Quarantined
+from spe_core.queue import _evolve as evolve_state
 from spe_core.store.base import RANKED_STATUSES
 
 __all__ = ["DEFAULT_BUSY_TIMEOUT", "SCHEMA_VERSION", "SQLiteStore", "translate"]
@@ -159,8 +165,120 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX busy_time ON busy (member_id, start);
     """,
+    # 4: an opportunity's state in the flow in columns (a transition writes them alone,
+    # not the whole value as JSON); owner_id now holds the owner of resolved ones too.
+    # The columns of existing rows are filled from their JSON (_fill_state_columns).
+    """
+    ALTER TABLE opportunities ADD COLUMN released_at INTEGER;
+    ALTER TABLE opportunities ADD COLUMN excluded_ids TEXT;
+    ALTER TABLE opportunities ADD COLUMN outcome TEXT;
+    ALTER TABLE opportunities ADD COLUMN resolved_at INTEGER
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+
+#: The columns an opportunity is read from: ``data`` (the JSON of the whole value as it
+#: was when its description last changed) and its state in the flow, which wins.
+_OPP = "data, status, owner_id, released_at, lease_expires_at, excluded_ids, outcome, resolved_at"
+#: The fields a transition changes; every other field lives in ``data``.
+_STATE = ("status", "owner_id", "released_at", "lease_expires_at", "excluded", "outcome")
+_DESCRIPTION = operator.attrgetter(
+    *(f.name for f in attrs.fields(Opportunity) if f.name not in (*_STATE, "resolved_at"))
+)
+_STATUSES = {s.value: s for s in OpportunityStatus}
+_OUTCOMES = {o.value: o for o in Outcome}
+_NO_IDS: frozenset[str] = frozenset()
+_DESCRIBED: dict[str, Opportunity] = {}  # data text -> value: keyed by the text, never stale
+
+
+def _described(text: str) -> Opportunity:
+    """The opportunity ``text`` (a ``data`` column) encodes, decoded once per text."""
+    opp = _DESCRIBED.get(text)
+    if opp is None:
+        if len(_DESCRIBED) >= 10_000:
+            _DESCRIBED.clear()
+        opp = _DESCRIBED[text] = codec.loads(text)
+    return opp
+
+
+def _opportunity(row: tuple[Any, ...]) -> Opportunity:
+    """An opportunity from its row (the columns of :data:`_OPP`)."""
+    text, status, owner, released, lease, excluded, outcome, resolved = row
+    return evolve_state(
+        _described(text),
+        status=_STATUSES[status],
+        owner_id=owner,
+        released_at=None if released is None else from_micros(released),
+        lease_expires_at=None if lease is None else from_micros(lease),
+        excluded=_NO_IDS if excluded is None else frozenset(json.loads(excluded)),
+        outcome=None if outcome is None else _OUTCOMES[outcome],
+        resolved_at=None if resolved is None else from_micros(resolved),
+    )
+
+
+def _state(o: Opportunity) -> tuple[object, ...]:
+    """The state columns of ``o`` (status, owner, times, exclusions, outcome)."""
+    return (
+        o.status.value,
+        o.owner_id,
+        micros(o.released_at),
+        micros(o.lease_expires_at),
+        json.dumps(sorted(o.excluded)) if o.excluded else None,
+        None if o.outcome is None else o.outcome.value,
+        micros(o.resolved_at),
+    )
+
+
+def _stored_state(text: str) -> tuple[object, ...]:
+    """The state columns of a row written before schema version 4, read from its JSON
+    (every release so far wrote these fields in this form; anything else is decoded
+    in full by the codec)."""
+    try:
+        d = json.loads(text)
+        when = [
+            None if d[k] is None else micros(datetime.fromisoformat(d[k]["$dt"]))
+            for k in ("released_at", "lease_expires_at", "resolved_at")
+        ]
+        excluded = sorted(d["excluded"]["$set"])
+        status, owner, outcome = d["status"], d["owner_id"], d["outcome"]
+        if (
+            status in _STATUSES
+            and (outcome is None or outcome in _OUTCOMES)
+            and all(type(x) is str for x in excluded)
+            and (owner is None or type(owner) is str)
+        ):
+            return (
+                status,
+                owner,
+                when[0],
+                when[1],
+                json.dumps(excluded) if excluded else None,
+                outcome,
+                when[2],
+            )
+    except (KeyError, TypeError, ValueError, AttributeError):
+        pass
+    return _state(codec.loads(text))
+
+
+def _fill_state_columns(conn: sqlite3.Connection) -> None:
+    """Migration 4's data step: fill the state columns from each row's JSON."""
+    last = ""
+    while True:
+        rows = conn.execute(
+            "SELECT id, data FROM opportunities WHERE id > ? ORDER BY id LIMIT 1000", (last,)
+        ).fetchall()
+        if not rows:
+            return
+        conn.executemany(
+            "UPDATE opportunities SET status = ?, owner_id = ?, released_at = ?, "
+            "lease_expires_at = ?, excluded_ids = ?, outcome = ?, resolved_at = ? WHERE id = ?",
+            [(*_stored_state(data), oid) for oid, data in rows],
+        )
+        last = rows[-1][0]
+
+
+_MIGRATION_STEPS = {4: _fill_state_columns}
 
 
 def micros(value: datetime | None) -> int | None:
@@ -360,6 +478,9 @@ class SQLiteStore:
                     for statement in MIGRATIONS[number].split(";"):
                         if statement.strip():
                             self.conn.execute(statement)
+                    step = _MIGRATION_STEPS.get(number + 1)
+                    if step is not None:
+                        step(self.conn)
                     self.conn.execute(f"PRAGMA user_version={number + 1}")
                 self.conn.execute("COMMIT")
             except BaseException:
@@ -453,19 +574,19 @@ class SQLiteStore:
         while True:
             if status is None:
                 rows = self._read(
-                    "SELECT id, data FROM opportunities WHERE id > ? ORDER BY id LIMIT 1000",
+                    f"SELECT id, {_OPP} FROM opportunities WHERE id > ? ORDER BY id LIMIT 1000",
                     (last,),
                 )
             else:
                 rows = self._read(
-                    "SELECT id, data FROM opportunities WHERE id > ? AND status = ? "
+                    f"SELECT id, {_OPP} FROM opportunities WHERE id > ? AND status = ? "
                     "ORDER BY id LIMIT 1000",
                     (last, status.value),
                 )
             if not rows:
                 return
-            for _, data in rows:
-                yield codec.loads(str(data))
+            for row in rows:
+                yield _opportunity(row[1:])
             last = str(rows[-1][0])
 
     def close(self) -> None:
@@ -488,6 +609,7 @@ class _SQLiteTransaction:
         self.conn = conn
         self.store = store
         self.failed: StoreError | None = None
+        self._texts: dict[str, tuple[Opportunity, str]] = {}  # id -> (as read, data text)
 
     def _x(self, sql: str, args: tuple[object, ...] = ()) -> sqlite3.Cursor:
         """Run one statement; a driver error is translated, and the transaction will
@@ -534,26 +656,39 @@ class _SQLiteTransaction:
         return [codec.loads(r[0]) for r in rows]
 
     # opportunities ----------------------------------------------------------------
+    def _read_opportunity(self, row: tuple[Any, ...]) -> Opportunity:
+        """An opportunity read in this transaction (remembered with its ``data``
+        text, so writing back a new state of it writes only the state columns)."""
+        opp = _opportunity(row)
+        self._texts[opp.id] = (opp, row[0])
+        return opp
+
     def get_opportunity(self, opportunity_id: str) -> Opportunity | None:
-        row = self._one("SELECT data FROM opportunities WHERE id = ?", (opportunity_id,))
-        return None if row is None else codec.loads(str(row[0]))
+        row = self._one(f"SELECT {_OPP} FROM opportunities WHERE id = ?", (opportunity_id,))
+        return None if row is None else self._read_opportunity(row)
 
     def put_opportunity(self, opportunity: Opportunity, rank: bytes | None = None) -> None:
-        model.check_stamped(opportunity)
         o = opportunity
-        owner = o.owner_id if o.status is OpportunityStatus.RELEASED else None
-        values = (
-            o.status.value,
-            owner,
-            micros(o.queued_at),
-            micros(o.lease_expires_at),
-            micros(o.expires_at),
-            codec.dumps(o),
-        )
+        if o.queued_at is None:
+            model.check_stamped(o)
+        state = _state(o)
+        known = self._texts.get(o.id)
+        if rank is None and known is not None and _DESCRIPTION(known[0]) == _DESCRIPTION(o):
+            # read in this transaction, same description: its data text still holds
+            self._x(
+                "UPDATE opportunities SET status = ?, owner_id = ?, released_at = ?, "
+                "lease_expires_at = ?, excluded_ids = ?, outcome = ?, resolved_at = ? WHERE id = ?",
+                (*state, o.id),
+            )
+            self._texts[o.id] = (o, known[1])
+            return
+        text = codec.dumps(o)
+        values = (micros(o.queued_at), micros(o.expires_at), text, *state)
         if rank is None:
             cursor = self._x(
-                "UPDATE opportunities SET status = ?, owner_id = ?, queued_at = ?, "
-                "lease_expires_at = ?, expires_at = ?, data = ? WHERE id = ?",
+                "UPDATE opportunities SET queued_at = ?, expires_at = ?, data = ?, status = ?, "
+                "owner_id = ?, released_at = ?, lease_expires_at = ?, excluded_ids = ?, "
+                "outcome = ?, resolved_at = ? WHERE id = ?",
                 (*values, o.id),
             )
             if cursor.rowcount != 1:
@@ -561,16 +696,23 @@ class _SQLiteTransaction:
                     f"opportunity {o.id!r} is new, so it needs a rank.",
                     "pass rank=spe_core.queue.rank_key(opportunity, policy.order).",
                 )
-            return
-        self._x(
-            "INSERT INTO opportunities (id, rank, status, owner_id, queued_at, "
-            "lease_expires_at, expires_at, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (id) DO UPDATE SET rank = excluded.rank, status = excluded.status, "
-            "owner_id = excluded.owner_id, queued_at = excluded.queued_at, "
-            "lease_expires_at = excluded.lease_expires_at, expires_at = excluded.expires_at, "
-            "data = excluded.data",
-            (o.id, rank, *values),
-        )
+        else:
+            self._x(
+                "INSERT INTO opportunities (id, rank, queued_at, expires_at, data, status, "
+                "owner_id, released_at, lease_expires_at, excluded_ids, outcome, resolved_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                "rank = excluded.rank, queued_at = excluded.queued_at, "
+                "expires_at = excluded.expires_at, data = excluded.data, "
+                "status = excluded.status, owner_id = excluded.owner_id, "
+                "released_at = excluded.released_at, "
+                "lease_expires_at = excluded.lease_expires_at, "
+                "excluded_ids = excluded.excluded_ids, "
+                "outcome = excluded.outcome, resolved_at = excluded.resolved_at",
+                (o.id, rank, *values),
+            )
+        if len(_DESCRIBED) < 10_000:
+            _DESCRIBED[text] = o
+        self._texts[o.id] = (o, text)
 
     def iter_ranked(self, status: OpportunityStatus) -> Iterator[Opportunity]:
         if status not in RANKED_STATUSES:
@@ -581,13 +723,13 @@ class _SQLiteTransaction:
         page = _FIRST_PAGE
         while True:
             rows = self._x(
-                "SELECT rank, data FROM opportunities WHERE status = ? AND rank > ? "
+                f"SELECT rank, {_OPP} FROM opportunities WHERE status = ? AND rank > ? "
                 "ORDER BY rank LIMIT ?",
                 (status.value, last, page),
             ).fetchall()
-            for rank, data in rows:
-                yield codec.loads(data)
-                last = rank
+            for row in rows:
+                yield self._read_opportunity(row[1:])
+                last = row[0]
             if len(rows) < page:
                 return
             page = _PAGE
@@ -598,10 +740,10 @@ class _SQLiteTransaction:
 
     def oldest(self, status: OpportunityStatus) -> Opportunity | None:
         row = self._one(
-            "SELECT data FROM opportunities WHERE status = ? ORDER BY queued_at, id LIMIT 1",
+            f"SELECT {_OPP} FROM opportunities WHERE status = ? ORDER BY queued_at, id LIMIT 1",
             (status.value,),
         )
-        return None if row is None else codec.loads(str(row[0]))
+        return None if row is None else self._read_opportunity(row)
 
     def held_by(self, member_id: str) -> int:
         row = self._one(
@@ -612,12 +754,12 @@ class _SQLiteTransaction:
 
     def _stream(self, sql: str, args: tuple[object, ...]) -> Iterator[Opportunity]:
         rows = self._x(sql, args).fetchall()
-        for (data,) in rows:
-            yield codec.loads(data)
+        for row in rows:
+            yield self._read_opportunity(row)
 
     def iter_lease_expired(self, now: datetime) -> Iterator[Opportunity]:
         return self._stream(
-            "SELECT data FROM opportunities WHERE status = 'released' "
+            f"SELECT {_OPP} FROM opportunities WHERE status = 'released' "
             "AND lease_expires_at IS NOT NULL AND lease_expires_at <= ? "
             "ORDER BY lease_expires_at, id",
             (micros(now),),
@@ -625,14 +767,14 @@ class _SQLiteTransaction:
 
     def iter_queued_before(self, cutoff: datetime) -> Iterator[Opportunity]:
         return self._stream(
-            "SELECT data FROM opportunities WHERE status = 'queued' AND queued_at <= ? "
+            f"SELECT {_OPP} FROM opportunities WHERE status = 'queued' AND queued_at <= ? "
             "ORDER BY queued_at, id",
             (micros(cutoff),),
         )
 
     def iter_expiring(self, now: datetime) -> Iterator[Opportunity]:
         return self._stream(
-            "SELECT data FROM opportunities WHERE expires_at <= ? "
+            f"SELECT {_OPP} FROM opportunities WHERE expires_at <= ? "
             "AND status IN ('backlog', 'queued') ORDER BY expires_at, id",
             (micros(now),),
         )
