@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 import signal
 import sqlite3
 import subprocess
@@ -257,9 +256,9 @@ def test_postgres_elects_one_leader_and_hands_over_on_release() -> None:
         assert other.acquire()  # another schema, another store: its own leader
         a.release()
         # the unlock reaches the server a moment later under load: wait for it, bounded
-        deadline = time.monotonic() + 10
-        while not b.acquire() and time.monotonic() < deadline:
-            time.sleep(0.1)
+        deadline = clock_time.monotonic() + 10
+        while not b.acquire() and clock_time.monotonic() < deadline:
+            clock_time.sleep(0.1)
         assert b.acquire() and not a.acquire()
     finally:
         for lease in (a, b, other):
