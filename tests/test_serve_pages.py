@@ -152,7 +152,10 @@ def live(engine: Engine) -> Iterator[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium")
+@pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="needs Debian's chromium: apt-get install chromium (scripts/test does, as root)",
+)
 def test_the_pull_flow_and_the_managers_page_in_chromium(
     engine: Engine, live: str, tmp_path: Path
 ) -> None:
@@ -314,7 +317,10 @@ def test_the_board_is_for_coordinators(field: Engine) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium")
+@pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="needs Debian's chromium: apt-get install chromium (scripts/test does, as root)",
+)
 def test_proposing_and_booking_by_clicking_in_chromium(
     field: Engine, live: str, tmp_path: Path
 ) -> None:

@@ -838,8 +838,18 @@ class HubSpotAdapter:
     def _properties(self, change: Change) -> dict[str, str]:
         return mapping.properties_for_change(change, self.settings, now=self.clock())
 
-    def _write(self, action: Callable[[Apis], Any], object_type: str, count: int) -> Any:
-        """One batch write call; a whole batch refused for its input is BatchRejected."""
+    def _write(self, operation: str, object_type: str, request: Any, count: int) -> Any:
+        """One batch write call (``operation``: ``create``, ``update`` or ``upsert`` of the
+        batch API); a whole batch refused for its input is BatchRejected."""
+
+        def action(apis: Apis) -> Any:
+            return getattr(apis.batch, operation)(
+                object_type,
+                request,
+                _request_timeout=self.settings.timeout_seconds,
+                _preload_content=False,
+            )
+
         return self._call(action, refused=f"{count} {object_type}")
 
     def _update(self, object_type: str, group: list[tuple[int, Change]]) -> dict[int, WriteResult]:
@@ -847,16 +857,7 @@ class HubSpotAdapter:
 
         inputs = [{"id": c.crm_id, "properties": self._properties(c)} for _, c in group]
         request = BatchInputSimplePublicObjectBatchInput(inputs=inputs)
-        reply = self._write(
-            lambda apis: apis.batch.update(
-                object_type,
-                request,
-                _request_timeout=self.settings.timeout_seconds,
-                _preload_content=False,
-            ),
-            object_type,
-            len(group),
-        )
+        reply = self._write("update", object_type, request, len(group))
         # matched by the record id each result carries, never by position
         done = {str(r.get("id")): str(r.get("id")) for r in _results(reply)}
         failed = _errors(reply, "ids")
@@ -874,16 +875,7 @@ class HubSpotAdapter:
             {"properties": self._properties(c), "objectWriteTraceId": c.key} for _, c in group
         ]
         request = BatchInputSimplePublicObjectBatchInputForCreate(inputs=inputs)
-        reply = self._write(
-            lambda apis: apis.batch.create(
-                object_type,
-                request,
-                _request_timeout=self.settings.timeout_seconds,
-                _preload_content=False,
-            ),
-            object_type,
-            len(group),
-        )
+        reply = self._write("create", object_type, request, len(group))
         done: dict[str, str] = {}
         for r in _results(reply):
             trace = r.get("objectWriteTraceId") or (r.get("properties") or {}).get(key)
@@ -914,16 +906,7 @@ class HubSpotAdapter:
             props[key] = change.key  # asked for explicitly: the result echoes it
             inputs.append({"id": change.key, "idProperty": key, "properties": props})
         request = BatchInputSimplePublicObjectBatchInputUpsert(inputs=inputs)
-        reply = self._write(
-            lambda apis: apis.batch.upsert(
-                object_type,
-                request,
-                _request_timeout=self.settings.timeout_seconds,
-                _preload_content=False,
-            ),
-            object_type,
-            len(group),
-        )
+        reply = self._write("upsert", object_type, request, len(group))
         done: dict[str, str] = {}
         for r in _results(reply):
             value = (r.get("properties") or {}).get(key)
