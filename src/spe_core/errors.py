@@ -21,6 +21,7 @@ __all__ = [
     "MappingError",
     "TransientError",
     "InvalidValue",
+    "NotCommitted",
     "NotFound",
     "RoleMayNotPull",
     "RuleViolation",
@@ -144,9 +145,18 @@ class StoreLocked(StoreError):
     retryable = True
 
 
+class NotCommitted(StoreUnavailable):
+    """The connection broke while the commit was on its way, and the store made sure
+    (on a fresh connection, after ending the broken session) that nothing was
+    committed. The engine tries such a call once more by itself; this reaches callers
+    only when the second try failed the same way. Safe to try again."""
+
+
 class CommitOutcomeUnknown(StoreError):
-    """The connection broke after the commit was sent: the transaction may or may
-    not have committed. Read the state back before doing the call again."""
+    """The connection broke after the commit was sent and the store could not find
+    out (on a fresh connection) whether it took effect. Read the state back, or
+    repeat the call with the same ``operation_id``: a call already done returns its
+    first result instead of acting twice."""
 
 
 class StoreDamaged(StoreError):

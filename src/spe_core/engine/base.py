@@ -3,22 +3,49 @@ and the unit of work every operation runs in."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import functools
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
+from typing import ParamSpec, TypeVar
 
-from spe_core import calendar, model, routing
+from spe_core import calendar, codec, model, routing
 from spe_core.clock import Clock, SystemClock
 from spe_core.engine.unit import UnitOfWork, UnitRunner
-from spe_core.errors import InvalidValue, StoreError, UnknownMember, UnknownOpportunity
+from spe_core.errors import (
+    InvalidValue,
+    NotCommitted,
+    StoreError,
+    UnknownMember,
+    UnknownOpportunity,
+)
 from spe_core.events import Recorded
 from spe_core.model import Member, Opportunity
+from spe_core.operations import Operation
 from spe_core.plugins import Plugins
 from spe_core.queue import QueuePolicy
 from spe_core.store.base import Store, Transaction
 from spe_core.team import MemberSettings
 
-__all__ = ["EngineBase"]
+__all__ = ["EngineBase", "once"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def once(operation: Callable[P, R]) -> Callable[P, R]:
+    """An engine operation done once more when the store made sure its commit did not
+    happen (:class:`~spe_core.errors.NotCommitted`: the connection broke while it
+    committed); a second such failure reaches the caller."""
+
+    @functools.wraps(operation)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return operation(*args, **kwargs)
+        except NotCommitted:
+            return operation(*args, **kwargs)
+
+    return run
 
 
 class EngineBase:
@@ -52,8 +79,11 @@ class EngineBase:
         self._units = UnitRunner(store, self._now, self._notify, self._listening)
         self._closed = False
 
-    def unit(self) -> AbstractContextManager[UnitOfWork]:
+    def unit(self, operation_id: str | None = None) -> AbstractContextManager[UnitOfWork]:
         """Open a unit of work (or join the one open in this thread).
+
+        A new unit's events are stored with ``operation_id`` (a fresh id when None; see
+        :mod:`spe_core.operations`).
 
         Everything done inside commits together; the events recorded reach the
         ``spe_event`` listeners after the commit. Engine operations called inside
@@ -68,7 +98,38 @@ class EngineBase:
                 "this engine is closed (its store was closed).",
                 "open a new store and engine, or close the engine only when done with it.",
             )
-        return self._units.open()
+        return self._units.open(operation_id)
+
+    @staticmethod
+    def _done_before(
+        u: UnitOfWork, operation_id: str | None, kind: str, request: str
+    ) -> str | None:
+        """The result of the call already done under the caller's ``operation_id`` (JSON),
+        or None when it is new. The id is locked until the unit ends, so two calls with
+        one id at once run one after the other and the second finds the first's result.
+        The same id with another call is refused."""
+        if operation_id is None:
+            return None
+        u.lock(f"operation:{operation_id}")
+        done = u.tx.get_operation(operation_id)
+        if done is None:
+            return None
+        if done.kind != kind or done.request != request:
+            raise InvalidValue(
+                f"operation_id {operation_id!r} was used for another call "
+                f"({done.kind} {done.request}), not for {kind} {request}.",
+                "use a new operation_id for each new call; repeat an id only to retry "
+                "the very same call.",
+            )
+        return done.result
+
+    @staticmethod
+    def _remember(
+        u: UnitOfWork, operation_id: str | None, kind: str, request: str, result: object
+    ) -> None:
+        """Keep ``result`` under the caller's ``operation_id`` (nothing when None)."""
+        if operation_id is not None:
+            u.tx.put_operation(Operation(operation_id, kind, request, codec.to_json(result), u.now))
 
     def _notify(self, recorded: Sequence[Recorded]) -> None:
         self.plugins.notify(recorded)

@@ -10,7 +10,7 @@ from typing import overload
 import attrs
 
 from spe_core import calendar, model, worktime
-from spe_core.engine.base import EngineBase
+from spe_core.engine.base import EngineBase, once
 from spe_core.errors import InvalidValue, NotFound, RuleViolation, WrongState
 from spe_core.events import (
     AppointmentBooked,
@@ -65,6 +65,7 @@ class CalendarPart(EngineBase):
             None if read is None else datetime.fromisoformat(read),
         )
 
+    @once
     def record_busy(
         self,
         member_id: str,
@@ -102,6 +103,7 @@ class CalendarPart(EngineBase):
             )
         return len(items)
 
+    @once
     def sync_busy(
         self,
         busy: Iterable[Busy] = (),
@@ -221,6 +223,7 @@ class CalendarPart(EngineBase):
         self, request: AppointmentRequest, member_id: str, start: datetime, *, by: str
     ) -> Booking: ...
 
+    @once
     def book(
         self,
         request: AppointmentRequest | calendar.Slot,
@@ -289,6 +292,7 @@ class CalendarPart(EngineBase):
             )
         return booking
 
+    @once
     def cancel_booking(self, booking_id: str, *, by: str, reason: str = "") -> Booking:
         """Cancel a booking, freeing its slot (``by``: who cancelled it)."""
         model.check_id(booking_id, "booking_id")
@@ -303,6 +307,7 @@ class CalendarPart(EngineBase):
             u.record(AppointmentCancelled(at=now, booking=cancelled, by=by, reason=reason))
         return cancelled
 
+    @once
     def reschedule(
         self, booking_id: str, start: datetime, *, by: str, member_id: str | None = None
     ) -> Booking:

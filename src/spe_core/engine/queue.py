@@ -3,13 +3,14 @@ salespeople pull, resolve and give back; sweeps apply the time-based rules."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
 import attrs
 
-from spe_core import model, queue
-from spe_core.engine.base import EngineBase
+from spe_core import codec, model, queue
+from spe_core.engine.base import EngineBase, once
 from spe_core.engine.unit import UnitOfWork
 from spe_core.errors import InvalidValue
 from spe_core.events import (
@@ -19,11 +20,18 @@ from spe_core.events import (
     QueueTargetChanged,
 )
 from spe_core.model import Opportunity, OpportunityStatus, Outcome
+from spe_core.operations import RETENTION, check_operation_id
 from spe_core.queue import Zone
 
 __all__ = ["PullResult", "QueuePart", "QueueStatus", "ReplenishResult", "SweepResult"]
 
 
+def _request(*args: object) -> str:
+    """A call's arguments as canonical JSON (what an operation id is checked against)."""
+    return json.dumps(args, separators=(",", ":"), ensure_ascii=False)
+
+
+@codec.register_value
 @attrs.frozen
 class PullResult:
     """What a pull released, and why it released fewer than asked (if it did)."""
@@ -96,6 +104,7 @@ class QueuePart(EngineBase):
             ids.add(opp.id)
             self._check_new(u, opp)
 
+    @once
     def add_to_backlog(self, opportunities: Iterable[Opportunity]) -> list[Opportunity]:
         """Promotions' produced opportunities wait in the backlog for replenishment.
 
@@ -126,6 +135,7 @@ class QueuePart(EngineBase):
             added.append(backlog)
         return added
 
+    @once
     def enqueue(self, opportunities: Iterable[Opportunity]) -> list[Opportunity]:
         """Put opportunities straight into the queue (scored by the plugins now).
 
@@ -148,6 +158,7 @@ class QueuePart(EngineBase):
                 queued.append(step.opportunity)
         return queued
 
+    @once
     def replenish(self) -> ReplenishResult:
         """The morning top-up: move the best backlog items into the queue, up to target."""
         moved: list[Opportunity] = []
@@ -197,6 +208,7 @@ class QueuePart(EngineBase):
         if target is not None and target != self.policy.target:
             self.policy = attrs.evolve(self.policy, target=target)
 
+    @once
     def set_target(self, target: int, reason: str) -> None:
         """Change the queue's target (buffer management), recorded with its reason."""
         model.check_text(reason, "reason")
@@ -209,18 +221,31 @@ class QueuePart(EngineBase):
 
     # --- pulling and resolving --------------------------------------------------------
 
-    def pull(self, member_id: str, count: int = 1) -> PullResult:
+    @once
+    def pull(
+        self, member_id: str, count: int = 1, *, operation_id: str | None = None
+    ) -> PullResult:
         """Release up to ``count`` of the best eligible opportunities to the member.
 
         Raises :class:`~spe_core.errors.RoleMayNotPull` for a role that may not
         pull; returns an empty result with the reason when the member is at
         their WIP limit or daily cap, or nothing eligible is queued.
+
+        ``operation_id`` (an idempotency key: a UUID, say) makes a retried call safe:
+        called again with the same id, ``pull`` returns the first call's result and
+        releases nothing more (see :mod:`spe_core.operations`).
         """
         model.check_id(member_id, "member_id")
         model.check_int(count, "count", minimum=1, maximum=10_000)
+        if operation_id is not None:
+            check_operation_id(operation_id)
+        request = _request(member_id, count)
         policy = self.policy
         released: list[Opportunity] = []
-        with self.unit() as u:
+        with self.unit(operation_id) as u:
+            done = self._done_before(u, operation_id, "pull", request)
+            if done is not None:
+                return codec.from_json(done, PullResult)
             tx, now = u.tx, u.now
             expect_pull: Callable[[], None] | None = getattr(tx, "expect_pull", None)
             if expect_pull is not None:  # a store hook: the candidates come with the member
@@ -249,42 +274,86 @@ class QueuePart(EngineBase):
                     tx.add_pulls(member_id, day, len(released))
                 if len(released) < allowance.count:
                     reason = "no more eligible opportunities in the queue"
-        return PullResult(member_id, count, tuple(released), reason)
+            result = PullResult(member_id, count, tuple(released), reason)
+            self._remember(u, operation_id, "pull", request, result)
+        return result
 
     def _transition(
-        self, opportunity_id: str, decide: Callable[[Opportunity, datetime], queue.Transition]
+        self,
+        opportunity_id: str,
+        decide: Callable[[Opportunity, datetime], queue.Transition],
+        operation: tuple[str | None, str, str] = (None, "", ""),
     ) -> Opportunity:
-        """Apply one rule to one opportunity: read, decide, write, record."""
-        with self.unit() as u:
+        """Apply one rule to one opportunity: read, decide, write, record. ``operation``
+        is the caller's operation id, the call's kind and its arguments (JSON)."""
+        operation_id, kind, request = operation
+        if operation_id is not None:
+            check_operation_id(operation_id)
+        with self.unit(operation_id) as u:
+            done = self._done_before(u, operation_id, kind, request)
+            if done is not None:
+                return codec.from_json(done, Opportunity)
             step = decide(self._opportunity(u.tx, opportunity_id), u.now)
             u.tx.put_opportunity(step.opportunity)
             u.record(step.event)
+            self._remember(u, operation_id, kind, request, step.opportunity)
         return step.opportunity
 
-    def resolve(self, opportunity_id: str, member_id: str, outcome: Outcome | str) -> Opportunity:
-        """The holder closes an opportunity with an outcome."""
+    @once
+    def resolve(
+        self,
+        opportunity_id: str,
+        member_id: str,
+        outcome: Outcome | str,
+        *,
+        operation_id: str | None = None,
+    ) -> Opportunity:
+        """The holder closes an opportunity with an outcome. With ``operation_id``, a
+        retried call returns the first call's result (see :meth:`pull`)."""
         model.check_id(opportunity_id, "opportunity_id")
         model.check_id(member_id, "member_id")
         outcome = model.to_outcome(outcome)
         return self._transition(
-            opportunity_id, lambda opp, now: queue.resolve(opp, member_id, outcome, now)
+            opportunity_id,
+            lambda opp, now: queue.resolve(opp, member_id, outcome, now),
+            (operation_id, "resolve", _request(opportunity_id, member_id, outcome.value)),
         )
 
-    def give_back(self, opportunity_id: str, member_id: str, reason: str = "") -> Opportunity:
-        """The holder gives an opportunity back; it is queued again, never to them."""
+    @once
+    def give_back(
+        self,
+        opportunity_id: str,
+        member_id: str,
+        reason: str = "",
+        *,
+        operation_id: str | None = None,
+    ) -> Opportunity:
+        """The holder gives an opportunity back; it is queued again, never to them. With
+        ``operation_id``, a retried call returns the first call's result."""
         model.check_id(opportunity_id, "opportunity_id")
         model.check_id(member_id, "member_id")
         model.check_text(reason, "reason")
         return self._transition(
-            opportunity_id, lambda opp, now: queue.give_back(opp, member_id, now, reason)
+            opportunity_id,
+            lambda opp, now: queue.give_back(opp, member_id, now, reason),
+            (operation_id, "give_back", _request(opportunity_id, member_id, reason)),
         )
 
-    def withdraw(self, opportunity_id: str, reason: str) -> Opportunity:
-        """Take an opportunity out of SPE's flow (a person changed it in the CRM)."""
+    @once
+    def withdraw(
+        self, opportunity_id: str, reason: str, *, operation_id: str | None = None
+    ) -> Opportunity:
+        """Take an opportunity out of SPE's flow (a person changed it in the CRM). With
+        ``operation_id``, a retried call returns the first call's result."""
         model.check_id(opportunity_id, "opportunity_id")
         model.check_text(reason, "reason")
-        return self._transition(opportunity_id, lambda opp, now: queue.withdraw(opp, now, reason))
+        return self._transition(
+            opportunity_id,
+            lambda opp, now: queue.withdraw(opp, now, reason),
+            (operation_id, "withdraw", _request(opportunity_id, reason)),
+        )
 
+    @once
     def rerank(self, opportunity_id: str, *, tier: int, score: float) -> Opportunity | None:
         """A waiting (backlog or queued) opportunity takes a new tier and base score, as a
         person set them in the CRM; returns it re-ranked, or None when nothing changed.
@@ -324,6 +393,7 @@ class QueuePart(EngineBase):
             out.append(step.opportunity)
         return out
 
+    @once
     def link(self, opportunity_id: str, crm: str, crm_id: str) -> bool:
         """Record ``crm_id`` as the opportunity's record id in ``crm`` (the CRM named it on
         a write); returns False when it was known already."""
@@ -342,10 +412,12 @@ class QueuePart(EngineBase):
 
     # --- sweeps -----------------------------------------------------------------------
 
+    @once
     def expire_leases(self) -> tuple[str, ...]:
         """Send every opportunity whose lease ran out back to the queue."""
         ids: list[str] = []
         with self.unit() as u:
+            u.tx.forget_operations(u.now - RETENTION)  # retried calls older than that act again
             for opp in list(u.tx.iter_lease_expired(u.now)):
                 step = queue.expire_lease(opp, u.now)
                 u.tx.put_opportunity(step.opportunity)
@@ -353,6 +425,7 @@ class QueuePart(EngineBase):
                 ids.append(opp.id)
         return tuple(ids)
 
+    @once
     def retire_stale(self) -> SweepResult:
         """Expire opportunities past ``expires_at`` and send stale ones to nurture."""
         policy = self.policy

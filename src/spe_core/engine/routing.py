@@ -9,7 +9,7 @@ from datetime import datetime
 import attrs
 
 from spe_core import model, routing, worktime
-from spe_core.engine.base import EngineBase
+from spe_core.engine.base import EngineBase, once
 from spe_core.engine.ranking import Key, Ranking
 from spe_core.errors import InvalidValue, NotFound, RuleViolation, WrongState
 from spe_core.events import (
@@ -188,6 +188,7 @@ class RoutingPart(EngineBase):
         if task.is_open and task.assignee_id is not None:
             state.add(task.assignee_id, -1, -task.weight)
 
+    @once
     def route_tasks(self, tasks: Iterable[Task]) -> list[Task]:
         """Route new tasks (one transaction): assigned, or queued in their role with the reason.
 
@@ -259,6 +260,7 @@ class RoutingPart(EngineBase):
             u.record(event)
         return new
 
+    @once
     def accept_task(self, task_id: str, member_id: str) -> Task:
         """The assignee accepts the task."""
         model.check_id(task_id, "task_id")
@@ -270,6 +272,7 @@ class RoutingPart(EngineBase):
 
         return self._task_op(task_id, op)
 
+    @once
     def complete_task(self, task_id: str, member_id: str) -> Task:
         """The assignee completes the task (the event says whether it met its SLA)."""
         model.check_id(task_id, "task_id")
@@ -281,6 +284,7 @@ class RoutingPart(EngineBase):
 
         return self._task_op(task_id, op)
 
+    @once
     def decline_task(self, task_id: str, member_id: str, reason: str = "") -> Task:
         """The assignee declines: the task goes to the next eligible member (never back)."""
         model.check_id(task_id, "task_id")
@@ -297,6 +301,7 @@ class RoutingPart(EngineBase):
 
         return self._task_op(task_id, op)
 
+    @once
     def cancel_task(self, task_id: str, reason: str, *, crm: str | None = None) -> Task:
         """Cancel a queued, assigned or accepted task whose work was withdrawn (event
         ``task.cancelled``): it leaves its assignee's load and its role's queue.
@@ -318,6 +323,7 @@ class RoutingPart(EngineBase):
 
         return self._task_op(task_id, op)
 
+    @once
     def reassign_task(self, task_id: str, to_member_id: str, by: str) -> Task:
         """Move a task to a named member by hand (``by``: who did it); SPE's rules still hold."""
         model.check_id(task_id, "task_id")
@@ -348,6 +354,7 @@ class RoutingPart(EngineBase):
 
         return self._task_op(task_id, op)
 
+    @once
     def escalate_overdue(self) -> list[Task]:
         """Re-route every task past its accept-by or complete-by (or queue it), with events."""
         out: list[Task] = []
@@ -369,6 +376,7 @@ class RoutingPart(EngineBase):
             state.save(tx)
         return out
 
+    @once
     def route_queued(self) -> list[Task]:
         """Try again to assign the tasks waiting in every role's queue."""
         out: list[Task] = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from spe_core import model
-from spe_core.engine.base import EngineBase
+from spe_core.engine.base import EngineBase, once
 from spe_core.events import MemberUpserted
 from spe_core.model import Member
 from spe_core.team import merge_member
@@ -16,6 +16,7 @@ __all__ = ["TeamPart"]
 class TeamPart(EngineBase):
     """Members: add, update, read."""
 
+    @once
     def upsert_members(
         self,
         members: Iterable[Member],
@@ -52,6 +53,7 @@ class TeamPart(EngineBase):
                     changed.append(member)
         return changed
 
+    @once
     def apply_member_settings(self) -> list[Member]:
         """Apply ``member_settings`` to the stored members they name (e.g. members a
         CRM sync brought in before the settings were written); returns the members

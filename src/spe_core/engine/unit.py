@@ -29,6 +29,7 @@ import attrs
 
 from spe_core.errors import StoreError
 from spe_core.events import Event, Recorded
+from spe_core.operations import new_operation_id
 from spe_core.store.base import Store, Transaction
 
 __all__ = ["UnitOfWork", "UnitRunner"]
@@ -52,12 +53,18 @@ class UnitOfWork:
     """True once a nested operation raised: the unit will not commit."""
     locks: set[str] = attrs.Factory(set)
     """The names this unit holds locks on."""
+    operation: str = attrs.Factory(new_operation_id)
+    """The unit's operation id, stored with each event it records (see
+    :mod:`spe_core.operations`): generated, or the id the caller supplied."""
+    supplied: bool = False
+    """True when the caller supplied :attr:`operation` (a retried call may have done
+    the work already: look it up before acting)."""
 
     def record(self, *events: Event) -> list[Recorded]:
         """Append ``events`` to the log in this unit's transaction; returns them as
         recorded (with their log positions)."""
-        append = self.tx.append
-        done = [append(e) for e in events]
+        append, operation = self.tx.append, self.operation
+        done = [append(e, operation) for e in events]
         self.recorded.extend(done)
         return done
 
@@ -104,19 +111,21 @@ class UnitRunner:
         unit: UnitOfWork | None = getattr(self._local, "unit", None)
         return unit
 
-    def open(self) -> AbstractContextManager[UnitOfWork]:
-        """A new unit, or the one already open in this thread (joined)."""
-        return _Opening(self)
+    def open(self, operation_id: str | None = None) -> AbstractContextManager[UnitOfWork]:
+        """A new unit, or the one already open in this thread (joined). A new unit takes
+        ``operation_id`` as its operation id when given (else it gets a fresh one)."""
+        return _Opening(self, operation_id)
 
 
 class _Opening:
     """The context manager :meth:`UnitRunner.open` returns (a class rather than a
     generator: it runs twice per engine operation)."""
 
-    __slots__ = ("_outer", "_runner", "_tx", "_unit")
+    __slots__ = ("_operation", "_outer", "_runner", "_tx", "_unit")
 
-    def __init__(self, runner: UnitRunner) -> None:
+    def __init__(self, runner: UnitRunner, operation: str | None) -> None:
         self._runner = runner
+        self._operation = operation
         self._outer: UnitOfWork | None = None
         self._tx: AbstractContextManager[Transaction] | None = None
         self._unit: UnitOfWork | None = None
@@ -131,7 +140,10 @@ class _Opening:
         opening = runner._store.transaction()
         tx = opening.__enter__()
         self._tx = opening
-        unit = self._unit = UnitOfWork(tx, now)
+        if self._operation is None:
+            unit = self._unit = UnitOfWork(tx, now)
+        else:
+            unit = self._unit = UnitOfWork(tx, now, operation=self._operation, supplied=True)
         runner._local.unit = unit
         return unit
 

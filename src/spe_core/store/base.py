@@ -18,6 +18,7 @@ from typing import Protocol, runtime_checkable
 from spe_core.errors import StoreError
 from spe_core.events import Event, Recorded
 from spe_core.model import Booking, Busy, Member, Opportunity, OpportunityStatus, Task
+from spe_core.operations import Operation
 from spe_core.outbox import OutboxItem, Quarantined
 
 __all__ = ["RANKED_STATUSES", "Store", "Transaction", "seconds_param"]
@@ -190,8 +191,9 @@ class Transaction(Protocol):
         ...
 
     # events and metadata ------------------------------------------------------------
-    def append(self, event: Event) -> Recorded:
-        """Append ``event`` to the log; returns it with its sequence number."""
+    def append(self, event: Event, operation: str | None = None) -> Recorded:
+        """Append ``event`` to the log, stored with the id of the ``operation`` (the
+        unit of work) that recorded it; returns it with its sequence number."""
         ...
 
     def events(self, after: int = 0, limit: int | None = None) -> list[Recorded]:
@@ -199,6 +201,18 @@ class Transaction(Protocol):
         this transaction (its own appends included). Use this, not
         :meth:`Store.events`, inside a transaction: the store's read may need a
         second connection, which a pool of one cannot give while this one is held."""
+        ...
+
+    def get_operation(self, operation_id: str) -> Operation | None:
+        """The finished call that carried the caller-supplied ``operation_id``, or None."""
+        ...
+
+    def put_operation(self, operation: Operation) -> None:
+        """Keep a finished call's result under its caller-supplied id (a new id)."""
+        ...
+
+    def forget_operations(self, before: datetime) -> int:
+        """Forget the calls kept from before ``before``; returns how many."""
         ...
 
     def get_meta(self, key: str) -> str | None:

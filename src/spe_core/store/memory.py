@@ -29,6 +29,7 @@ from spe_core.model import (
     Task,
     TaskStatus,
 )
+from spe_core.operations import Operation
 from spe_core.outbox import OutboxItem, OutboxStatus, Quarantined
 from spe_core.store.base import RANKED_STATUSES
 
@@ -55,6 +56,8 @@ class MemoryStore:
         self.held: dict[str, set[str]] = {}
         self.pulls: dict[tuple[str, date], int] = {}
         self.log: list[Recorded] = []
+        self.log_operations: list[str | None] = []  # the operation id of each event
+        self.operations: dict[str, Operation] = {}
         self.meta: dict[str, str] = {}
         # --- tasks (routing) ----------------------------------------------------------
         self.tasks: dict[str, Task] = {}
@@ -443,16 +446,30 @@ class _MemoryTransaction:
         return [q for k, q in sorted(self.s.quarantine.items()) if k[0] == adapter]
 
     # events and metadata ------------------------------------------------------------
-    def append(self, event: Event) -> Recorded:
-        log = self.s.log
+    def append(self, event: Event, operation: str | None = None) -> Recorded:
+        log, ops = self.s.log, self.s.log_operations
         recorded = Recorded(len(log) + 1, event)
         log.append(recorded)
+        ops.append(operation)
         self.undo.append(log.pop)
+        self.undo.append(ops.pop)
         return recorded
 
     def events(self, after: int = 0, limit: int | None = None) -> list[Recorded]:
         log = self.s.log
         return log[after:] if limit is None else log[after : after + limit]
+
+    def get_operation(self, operation_id: str) -> Operation | None:
+        return self.s.operations.get(operation_id)
+
+    def put_operation(self, operation: Operation) -> None:
+        self._set(self.s.operations, operation.id, operation)
+
+    def forget_operations(self, before: datetime) -> int:
+        old = [k for k, op in self.s.operations.items() if op.at < before]
+        for key in old:
+            self._delete(self.s.operations, key)
+        return len(old)
 
     def get_meta(self, key: str) -> str | None:
         return self.s.meta.get(key)

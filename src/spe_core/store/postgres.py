@@ -58,6 +58,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 from spe_core import codec, model
 from spe_core.errors import (
     CommitOutcomeUnknown,
+    NotCommitted,
     StoreDamaged,
     StoreError,
     StoreFull,
@@ -68,6 +69,7 @@ from spe_core.errors import (
 )
 from spe_core.events import Event, Recorded
 from spe_core.model import Booking, Busy, Member, Opportunity, OpportunityStatus, Task
+from spe_core.operations import Operation
 from spe_core.outbox import OutboxItem, Quarantined
 from spe_core.store.base import RANKED_STATUSES, seconds_param
 
@@ -229,6 +231,21 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX events_unnumbered ON events (id) WHERE seq IS NULL;
     DROP TABLE event_seq;
     """,
+    # 5: operation ids (spe_core.operations): each event names the unit of work that
+    # recorded it (looked up when a commit's reply is lost; no index: the lookup reads
+    # only events numbered after the unit began, or not numbered yet); calls that
+    # carried a caller-supplied id keep their result
+    """
+    ALTER TABLE events ADD COLUMN op TEXT;
+    CREATE TABLE operations (
+        id TEXT COLLATE "C" PRIMARY KEY,
+        kind TEXT NOT NULL,
+        request TEXT NOT NULL,
+        result TEXT NOT NULL,
+        at BIGINT NOT NULL
+    );
+    CREATE INDEX operations_at ON operations (at);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -239,6 +256,11 @@ def micros(value: datetime | None) -> int | None:
         return None
     delta = value - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_micros(value: int) -> datetime:
+    """The instant ``value`` microseconds after the epoch (the inverse of :func:`micros`)."""
+    return _EPOCH + timedelta(microseconds=int(value))
 
 
 _OURS = (
@@ -724,7 +746,8 @@ class PostgresStore:
         conn = self._getconn("starting a transaction")
         tx = _PgTransaction(conn, self)
         self._local.tx = tx
-        committing = False
+        committing = returned = False
+        backend = 0
         try:
             yield tx
             if tx.failed is not None:  # a driver error the caller caught: never commit
@@ -732,19 +755,17 @@ class PostgresStore:
             if tx.queued:
                 tx._defer("NOTIFY spe_queue")
             committing = True
+            backend = conn.info.backend_pid
             with self._deadlines.guard(conn, self.settings.statement_bound):
                 tx._flush(commit=True)  # the writes still pending and the COMMIT: one round trip
         except psycopg.Error as exc:
             self._rollback(conn)
             if committing and isinstance(exc, psycopg.OperationalError):
-                raise CommitOutcomeUnknown(
-                    f"{self.where}: the connection failed after the commit was sent "
-                    f"({_reason(exc, self.settings)}); "
-                    "the transaction may or may not have committed.",
-                    "read the state back (the opportunity, task or booking, or the event "
-                    "log) before doing the call again.",
-                    store=self.where,
-                ) from exc
+                self._local.tx = None
+                self._putconn(conn)  # a pool of one needs it back (the pool replaces it)
+                returned = True
+                self._resolve_outcome(tx, backend, exc)  # returns only if it committed
+                return
             raise translate(
                 exc, self.settings, "committing" if committing else "running a transaction"
             ) from exc
@@ -753,7 +774,73 @@ class PostgresStore:
             raise
         finally:
             self._local.tx = None
+            if not returned:
+                self._putconn(conn)
+
+    def _resolve_outcome(self, tx: _PgTransaction, backend: int, exc: BaseException) -> None:
+        """The connection broke while ``tx`` committed: find out, on a fresh connection,
+        whether it did. First the broken session is ended (a COMMIT its server has not
+        run yet never runs) and awaited; then the events tagged with the transaction's
+        operation id are looked for. Returns when they are there (committed; ``tx``
+        learns their row ids); raises :class:`NotCommitted` when they are not, and
+        :class:`CommitOutcomeUnknown` when it cannot tell."""
+        reason = _reason(exc, self.settings)
+
+        def unknown(why: str) -> CommitOutcomeUnknown:
+            return CommitOutcomeUnknown(
+                f"{self.where}: the connection failed after the commit was sent ({reason}), "
+                f"and {why}; the transaction may or may not have committed.",
+                "read the state back (the opportunity, task or booking, or the event log), "
+                "or repeat the call with the same operation_id: a call already done "
+                "returns its first result.",
+                store=self.where,
+            )
+
+        if not tx.wrote:
+            return  # nothing was written: there was nothing to commit
+        if tx.operation is None or not tx.appended:
+            raise unknown("it recorded no event to look it up by") from exc
+        deadline = time.monotonic() + max(5.0, 2 * self.settings.connect_timeout)
+        rows: list[tuple[Any, ...]] = []
+        try:
+            conn = self._getconn("finding out whether a commit took effect")
+        except StoreError as lookup:
+            raise unknown(f"no connection to look it up on ({lookup.problem})") from exc
+        try:
+            with self._deadlines.guard(conn, self.settings.statement_bound):
+                # ending a session of our own role needs no privilege beyond being it
+                conn.execute("SELECT pg_terminate_backend(%s)", (backend,))
+                while conn.execute(
+                    "SELECT 1 FROM pg_stat_activity WHERE pid = %s", (backend,)
+                ).fetchone():
+                    conn.rollback()
+                    if time.monotonic() > deadline:
+                        raise unknown("its server session is still running") from exc
+                    time.sleep(0.02)
+                rows = conn.execute(
+                    "SELECT id FROM events WHERE op = %s AND (seq IS NULL OR seq > %s) "
+                    "ORDER BY id",
+                    (tx.operation, tx.log_end),
+                ).fetchall()
+                conn.rollback()
+        except psycopg.Error as lookup_error:
+            self._rollback(conn)
+            raise unknown(
+                f"looking it up failed too ({_reason(lookup_error, self.settings)})"
+            ) from exc
+        finally:
             self._putconn(conn)
+        if len(rows) != len(tx.appended):
+            if rows:  # never: a transaction commits all of its events or none
+                raise unknown(f"{len(rows)} of its {len(tx.appended)} events are in the log")
+            raise NotCommitted(
+                f"{self.where}: the connection failed while committing ({reason}); the "
+                "store checked on a fresh connection that nothing was committed.",
+                "try the call again (the engine already tried it twice); if this keeps "
+                "happening, check the network path to the server.",
+                store=self.where,
+            ) from exc
+        tx.appended = [(int(row[0]), r) for row, (_, r) in zip(rows, tx.appended, strict=True)]
 
     def _read(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         """One read outside a transaction (inside one: through it, so a pool of one
@@ -913,6 +1000,11 @@ class PostgresStore:
         return f"PostgresStore({self.url!r}, schema={self.schema!r})"
 
 
+# statements that write (numbering events, a WITH ... UPDATE, is left out on purpose: it
+# is redone by the next reader when its commit is lost, whatever the outcome)
+_WRITES = frozenset({"INSERT", "UPDATE", "DELETE"})
+
+
 class _PgTransaction:
     """A transaction on a :class:`PostgresStore`."""
 
@@ -932,8 +1024,12 @@ class _PgTransaction:
         self._member_facts: dict[str, tuple[int, dict[date, int] | None]] = {}
         self._pull_expected = False
         self._first_page: list[tuple[Any, ...]] | None = None  # queued candidates, locked
+        self.wrote = False  # whether a statement that writes was sent
+        self.operation: str | None = None  # the unit of work's id, as its events carry it
+        self.log_end = store._last_seq  # every event this transaction commits comes after
 
     def _defer(self, sql: str, args: tuple[Any, ...] = (), event: int | None = None) -> None:
+        self.wrote = True  # every deferred statement is a write
         self._pending.append((sql.encode(), args, event))
 
     def _send(self, sql: bytes, args: tuple[Any, ...]) -> psycopg.Cursor[Any]:
@@ -945,6 +1041,8 @@ class _PgTransaction:
         """Send the pending writes, then ``then`` (and COMMIT), in one pipeline: one round
         trip. Returns the cursors of ``then``. Raises psycopg's error (callers translate)."""
         pending, self._pending = self._pending, []
+        if not self.wrote:
+            self.wrote = any(sql[:6].upper() in _WRITES for sql, _ in then)
         if not pending and not commit and self._begun and len(then) == 1:
             sql, args = then[0]
             return [self.conn.execute(sql.encode(), args)]
@@ -1386,7 +1484,7 @@ class _PgTransaction:
         return [codec.loads(r[0]) for r in rows]
 
     # events and metadata ------------------------------------------------------------
-    def append(self, event: Event) -> Recorded:
+    def append(self, event: Event, operation: str | None = None) -> Recorded:
         # no counter is locked: the row gets an identity now and its log position
         # (seq) once committed (settle). The seq returned is provisional: the place
         # the event takes if nothing else is numbered before it; committed_events()
@@ -1396,10 +1494,12 @@ class _PgTransaction:
             self._base = self.store._last_seq
         self.unnumbered += 1
         recorded = Recorded(self._base + self.unnumbered, event)
+        if operation is not None:
+            self.operation = operation
         self._defer(
-            "INSERT INTO events (at, kind, data) VALUES (%s, %s, %s) "
+            "INSERT INTO events (at, kind, data, op) VALUES (%s, %s, %s, %s) "
             "RETURNING id, (SELECT COALESCE(MAX(seq), 0) FROM events)",
-            (micros(event.at), event.kind, codec.dumps(event)),
+            (micros(event.at), event.kind, codec.dumps(event), operation),
             event=len(self.appended),
         )
         self.appended.append((0, recorded))
@@ -1445,6 +1545,30 @@ class _PgTransaction:
                 store=self.store.where,
             )
         return [Recorded(int(found[i]), r.event) for i, r in self.appended]
+
+    def get_operation(self, operation_id: str) -> Operation | None:
+        row = self._one(
+            "SELECT kind, request, result, at FROM operations WHERE id = %s", (operation_id,)
+        )
+        if row is None:
+            return None
+        kind, request, result, at = row
+        return Operation(operation_id, kind, request, result, from_micros(at))
+
+    def put_operation(self, operation: Operation) -> None:
+        self._defer(
+            "INSERT INTO operations (id, kind, request, result, at) VALUES (%s, %s, %s, %s, %s)",
+            (
+                operation.id,
+                operation.kind,
+                operation.request,
+                operation.result,
+                micros(operation.at),
+            ),
+        )
+
+    def forget_operations(self, before: datetime) -> int:
+        return int(self._x("DELETE FROM operations WHERE at < %s", (micros(before),)).rowcount)
 
     def get_meta(self, key: str) -> str | None:
         row = self._one("SELECT value FROM meta WHERE key = %s", (key,))

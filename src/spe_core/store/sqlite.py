@@ -37,6 +37,7 @@ from spe_core.errors import (
 )
 from spe_core.events import Event, Recorded
 from spe_core.model import Booking, Busy, Member, Opportunity, OpportunityStatus, Outcome, Task
+from spe_core.operations import Operation
 from spe_core.outbox import OutboxItem, Quarantined
 from spe_core.queue import _evolve as evolve_state
 from spe_core.store.base import RANKED_STATUSES
@@ -173,6 +174,19 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE opportunities ADD COLUMN excluded_ids TEXT;
     ALTER TABLE opportunities ADD COLUMN outcome TEXT;
     ALTER TABLE opportunities ADD COLUMN resolved_at INTEGER
+    """,
+    # 5: operation ids (spe_core.operations): each event names the unit of work that
+    # recorded it; calls that carried a caller-supplied id keep their result
+    """
+    ALTER TABLE events ADD COLUMN op TEXT;
+    CREATE TABLE operations (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        request TEXT NOT NULL,
+        result TEXT NOT NULL,
+        at INTEGER NOT NULL
+    );
+    CREATE INDEX operations_at ON operations (at)
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -984,10 +998,10 @@ class _SQLiteTransaction:
         return [codec.loads(r[0]) for r in rows]
 
     # events and metadata ------------------------------------------------------------
-    def append(self, event: Event) -> Recorded:
+    def append(self, event: Event, operation: str | None = None) -> Recorded:
         cursor = self._x(
-            "INSERT INTO events (at, kind, data) VALUES (?, ?, ?)",
-            (micros(event.at), event.kind, codec.dumps(event)),
+            "INSERT INTO events (at, kind, data, op) VALUES (?, ?, ?, ?)",
+            (micros(event.at), event.kind, codec.dumps(event), operation),
         )
         return Recorded(int(cursor.lastrowid or 0), event)
 
@@ -997,6 +1011,31 @@ class _SQLiteTransaction:
             (after, -1 if limit is None else limit),
         ).fetchall()
         return [Recorded(int(seq), codec.loads(data)) for seq, data in rows]
+
+    def get_operation(self, operation_id: str) -> Operation | None:
+        row = self._one(
+            "SELECT kind, request, result, at FROM operations WHERE id = ?", (operation_id,)
+        )
+        if row is None:
+            return None
+        kind, request, result, at = row
+        return Operation(operation_id, str(kind), str(request), str(result), from_micros(at))  # type: ignore[arg-type]
+
+    def put_operation(self, operation: Operation) -> None:
+        self._x(
+            "INSERT INTO operations (id, kind, request, result, at) VALUES (?, ?, ?, ?, ?)",
+            (
+                operation.id,
+                operation.kind,
+                operation.request,
+                operation.result,
+                micros(operation.at),
+            ),
+        )
+
+    def forget_operations(self, before: datetime) -> int:
+        cursor = self._x("DELETE FROM operations WHERE at < ?", (micros(before),))
+        return int(cursor.rowcount)
 
     def get_meta(self, key: str) -> str | None:
         row = self._one("SELECT value FROM meta WHERE key = ?", (key,))
