@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from datetime import UTC, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, cast
+from urllib.parse import unquote
 
 import attrs
 import typer
@@ -156,14 +157,14 @@ def _load_for_store(path: Path, store: str | None) -> config_module.Config:
         cfg = config_module.Config.default()
     else:
         cfg = config_module.load(path)
-    return cfg if store is None else attrs.evolve(cfg, store_url=store)
+    return cfg.with_store(store)  # the file's [store] timeout keys apply to --store too
 
 
 def _engine(cfg: config_module.Config, *, write: bool = True) -> Engine:
     """The engine over the configured store. ``write=False`` (read commands) leaves the
     store as it is: spe.toml's team is applied in memory only (see :func:`_team_view`)."""
     engine = Engine(
-        open_store(cfg.store_url),
+        open_store(cfg.open_url),
         policy=cfg.queue,
         plugins=_plugins(),
         routing_table=cfg.routing,
@@ -443,8 +444,9 @@ def check(config: ConfigOption = Path("spe.toml"), as_json: JsonOption = False) 
             )
 
         def store() -> str:
-            if cfg.store_url.startswith("sqlite:///"):
-                path = Path(cfg.store_url.removeprefix("sqlite:///"))
+            url = cfg.open_url
+            if url.startswith("sqlite:///"):
+                path = Path(unquote(url.removeprefix("sqlite:///").partition("?")[0]))
                 if not path.exists():  # checking must not create it
                     folder = path.parent if str(path.parent) else Path(".")
                     if not folder.is_dir():
@@ -453,7 +455,7 @@ def check(config: ConfigOption = Path("spe.toml"), as_json: JsonOption = False) 
                             "create the folder, or point [store] url elsewhere.",
                         )
                     return f"{cfg.store_url} (created on first use)"
-            s = open_store(cfg.store_url)
+            s = open_store(url)
             try:
                 with s.transaction() as tx:
                     state["members"] = tx.members()
@@ -1465,7 +1467,7 @@ def report(
                 f"cannot write {html}: the folder {folder} does not exist.",
                 "create the folder first, or give --html a path in an existing folder.",
             )
-        opened = open_store(cfg.store_url)
+        opened = open_store(cfg.open_url)
         try:
             events = list(opened.events())
             try:

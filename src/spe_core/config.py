@@ -9,11 +9,13 @@ only the names of environment variables that hold them.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import attrs
 
@@ -25,7 +27,17 @@ from spe_core.queue import QueuePolicy, parse_order
 from spe_core.routing import RoutingTable
 from spe_core.team import MemberSettings
 
-__all__ = ["SCHEMA", "Config", "Key", "Section", "load", "reference_markdown", "template"]
+__all__ = [
+    "SCHEMA",
+    "Config",
+    "Key",
+    "Section",
+    "ServeSettings",
+    "load",
+    "reference_markdown",
+    "store_url_with",
+    "template",
+]
 
 
 @attrs.frozen
@@ -40,6 +52,9 @@ class Key:
     minimum: float | None = None
     maximum: float | None = None
     example: Any = None
+    optional: bool = False
+    """Unset unless the file sets it: ``default`` is what applies then (the store's own
+    default), and ``spe init`` writes the key commented out."""
 
 
 @attrs.frozen
@@ -51,9 +66,12 @@ class Section:
     keys: tuple[Key, ...]
     open: bool = False
     """Open sections (an adapter's own table) accept keys that the adapter validates."""
+    commented: bool = False
+    """``spe init`` writes the whole table commented out (settings of one command)."""
 
 
 ROLES = tuple(r.value for r in Role)
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 SCHEMA: tuple[Section, ...] = (
     Section(
@@ -65,6 +83,54 @@ SCHEMA: tuple[Section, ...] = (
                 "str",
                 "sqlite:///spe.db",
                 "memory:, sqlite:///relative.db, sqlite:////absolute.db or postgresql://user@host/db",
+            ),
+            Key(
+                "connect_timeout",
+                "int",
+                10,
+                "PostgreSQL: seconds to open a connection, the first one included (libpq's "
+                "connect_timeout; 0: no limit)",
+                minimum=0,
+                optional=True,
+            ),
+            Key(
+                "pool_timeout",
+                "float",
+                10.0,
+                "PostgreSQL: seconds a call waits for a free pooled connection",
+                minimum=0,
+                optional=True,
+            ),
+            Key(
+                "lock_timeout",
+                "str",
+                "10s",
+                "PostgreSQL: wait for a lock another session holds (PostgreSQL's units: 500ms, "
+                "10s, 1min; a bare number is milliseconds; 0: no limit)",
+                optional=True,
+            ),
+            Key(
+                "statement_timeout",
+                "str",
+                "20s",
+                "PostgreSQL: the longest one statement may run (units as lock_timeout)",
+                optional=True,
+            ),
+            Key(
+                "idle_in_transaction_session_timeout",
+                "str",
+                "60s",
+                "PostgreSQL: the server ends a session left idle inside a transaction (units "
+                "as lock_timeout)",
+                optional=True,
+            ),
+            Key(
+                "busy_timeout",
+                "float",
+                30.0,
+                "SQLite: seconds to wait for another process's write lock",
+                minimum=0,
+                optional=True,
             ),
         ),
     ),
@@ -229,7 +295,115 @@ SCHEMA: tuple[Section, ...] = (
             ),
         ),
     ),
+    Section(
+        "serve",
+        "How `spe serve` listens and schedules its jobs (its command-line flags win; see "
+        "docs/serve.md).",
+        (
+            Key("host", "str", "127.0.0.1", "address to listen on (--host)"),
+            Key("port", "int", 8000, "port to listen on (--port)", minimum=1, maximum=65535),
+            Key(
+                "log_level",
+                "str",
+                "info",
+                "uvicorn's log level (--log-level)",
+                choices=LOG_LEVELS,
+            ),
+            Key(
+                "replenish_at",
+                "str",
+                "07:00",
+                "local time (HH:MM) of the morning top-up in each team time zone, or off "
+                "(--replenish-at)",
+                example="06:30",
+            ),
+            Key(
+                "sweep_every",
+                "int",
+                5,
+                "minutes between lease/stale sweeps; 0: off (--sweep-every)",
+                minimum=0,
+            ),
+            Key(
+                "escalate_every",
+                "int",
+                5,
+                "minutes between SLA escalations; 0: off (--escalate-every)",
+                minimum=0,
+            ),
+            Key(
+                "sync_every",
+                "int",
+                10,
+                "minutes between CRM syncs, when an adapter is set; 0: off (--sync-every)",
+                minimum=0,
+            ),
+            Key(
+                "tick",
+                "float",
+                30.0,
+                "seconds between the scheduler's checks, above 0 (--tick)",
+                minimum=0,
+            ),
+            Key(
+                "jobs",
+                "bool",
+                True,
+                "run the scheduled jobs in this process (--jobs/--no-jobs)",
+            ),
+            Key(
+                "public_url",
+                "str",
+                "",
+                "the address the CRM calls, when a proxy in front changes it; empty: as "
+                "requested (--public-url)",
+                example="https://spe.example.com",
+            ),
+            Key(
+                "token_cache",
+                "float",
+                0.0,
+                "seconds a valid token is trusted without reading the store; 0: never "
+                "(--token-cache)",
+                minimum=0,
+                maximum=300,
+            ),
+        ),
+        commented=True,
+    ),
 )
+
+
+@attrs.frozen
+class ServeSettings:
+    """``[serve]``: how ``spe serve`` listens and schedules its jobs (flags win)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "info"
+    replenish_at: time | None = time(7, 0)
+    """None: off."""
+    sweep_every: int = 5
+    """Minutes; 0: off (so for the two below)."""
+    escalate_every: int = 5
+    sync_every: int = 10
+    tick: float = 30.0
+    """Seconds."""
+    jobs: bool = True
+    public_url: str | None = None
+    token_cache: float = 0.0
+    """Seconds."""
+
+
+#: The ``[store]`` keys merged into the store URL, by the stores that accept them.
+POSTGRES_STORE_KEYS = (
+    "connect_timeout",
+    "pool_timeout",
+    "lock_timeout",
+    "statement_timeout",
+    "idle_in_transaction_session_timeout",
+)
+SQLITE_STORE_KEYS = ("busy_timeout",)
 
 
 @attrs.frozen
@@ -254,11 +428,137 @@ class Config:
     member_settings: tuple[MemberSettings, ...] = ()
     """Every ``[[team]]`` table's values (they win over the CRM's); ``team`` holds
     the complete members among them (those with a name and a role)."""
+    store_options: dict[str, str] = attrs.field(factory=dict)
+    """The ``[store]`` timeout keys the file sets, as URL parameter values (see
+    :attr:`open_url`)."""
+    serve: ServeSettings = attrs.field(factory=ServeSettings)
 
     @classmethod
     def default(cls) -> Config:
         """The configuration with every default (no file)."""
         return _build(None, {})
+
+    def with_store(self, url: str | None) -> Config:
+        """This configuration on the store ``url`` (``--store``, ``SPE_STORE``) instead of
+        the file's ``[store] url``; the file's timeout keys still apply (:attr:`open_url`).
+        None or empty: unchanged."""
+        return attrs.evolve(self, store_url=url) if url else self
+
+    @property
+    def open_url(self) -> str:
+        """The URL to open the store with: :attr:`store_url` with the file's ``[store]``
+        timeout keys added where it does not set them (its own parameters win).
+
+        :raises ConfigError: a key the store does not take (``lock_timeout`` on SQLite)."""
+        return store_url_with(self.store_url, self.store_options, self.path)
+
+
+def store_url_with(url: str, options: Mapping[str, str], path: Path | None = None) -> str:
+    """``url`` with each of ``options`` (``[store]`` timeout keys) added as a query
+    parameter, unless the URL sets that parameter itself (the URL wins).
+
+    Values are percent-encoded as libpq decodes them (a space is ``%20``, never ``+``).
+    A ``memory:`` store waits on nothing and takes none; SQLite takes ``busy_timeout``
+    only, PostgreSQL every other key."""
+    if not options:
+        return url
+    text = url.strip()
+    allowed: tuple[str, ...]
+    if text in ("memory:", "memory://"):
+        return url
+    if text.startswith("sqlite://"):
+        kind, allowed = "SQLite", SQLITE_STORE_KEYS
+        fix = "the SQLite store's only bound is busy_timeout"
+    elif text.startswith(("postgresql://", "postgres://")):
+        kind, allowed = "PostgreSQL", POSTGRES_STORE_KEYS
+        fix = "busy_timeout is SQLite's; PostgreSQL's bounds are " + ", ".join(allowed)
+    else:
+        return url  # open_store names the unknown scheme
+    wrong = [k for k in options if k not in allowed]
+    if wrong:
+        raise ConfigError(
+            f"{_where(path, 'store', wrong[0])} does not apply to the {kind} store "
+            f"{_redacted(text)}.",
+            f"remove it from [store] ({fix}), or open a store it applies to.",
+        )
+    base, _, fragment = text.partition("#")
+    base, _, query = base.partition("?")
+    given = {unquote(piece.partition("=")[0]) for piece in query.split("&") if piece}
+    added = [f"{key}={quote(value, safe='')}" for key, value in options.items() if key not in given]
+    if not added:
+        return url
+    query = "&".join([p for p in query.split("&") if p] + added)
+    return f"{base}?{query}" + (f"#{fragment}" if fragment else "")
+
+
+def _redacted(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return url
+
+
+_PG_DURATION = re.compile(r"\s*[0-9]+(\.[0-9]+)?\s*(us|ms|s|min|h|d)?\s*")
+
+
+def _store_options(path: Path | None, values: Mapping[str, Any]) -> dict[str, str]:
+    """The ``[store]`` timeout keys the file sets, each as its URL parameter value."""
+    out: dict[str, str] = {}
+    for key in (*POSTGRES_STORE_KEYS, *SQLITE_STORE_KEYS):
+        if key not in values:
+            continue
+        value = values[key]
+        if isinstance(value, str):
+            if not _PG_DURATION.fullmatch(value):
+                raise ConfigError(
+                    f"{_where(path, 'store', key)} = {value!r} is not a duration.",
+                    f'write it as PostgreSQL does, e.g. {key} = "10s", "500ms", "1min" or '
+                    '"0" (no limit).',
+                )
+            out[key] = value.strip()
+        else:
+            out[key] = f"{value:g}" if isinstance(value, float) else str(value)
+    return out
+
+
+def _serve(path: Path | None, values: Mapping[str, Any]) -> ServeSettings:
+    text = values["replenish_at"]
+    at: time | None
+    if text.strip().lower() == "off":
+        at = None
+    else:
+        try:
+            at = time.fromisoformat(text.strip())
+        except ValueError:
+            raise ConfigError(
+                f"{_where(path, 'serve', 'replenish_at')} = {text!r} is not a time of day.",
+                'write it as HH:MM, e.g. replenish_at = "07:00", or "off".',
+            ) from None
+    if values["tick"] <= 0:
+        raise ConfigError(
+            f"{_where(path, 'serve', 'tick')} = {values['tick']:g} is not above 0.",
+            "give the seconds between the scheduler's checks, e.g. tick = 30.",
+        )
+    public = values["public_url"].strip()
+    if public and not public.startswith(("https://", "http://")):
+        raise ConfigError(
+            f"{_where(path, 'serve', 'public_url')} = {public!r} is not an http(s) address.",
+            'write the address the CRM calls, e.g. public_url = "https://spe.example.com".',
+        )
+    return ServeSettings(
+        host=values["host"],
+        port=values["port"],
+        log_level=values["log_level"],
+        replenish_at=at,
+        sweep_every=values["sweep_every"],
+        escalate_every=values["escalate_every"],
+        sync_every=values["sync_every"],
+        tick=values["tick"],
+        jobs=values["jobs"],
+        public_url=public or None,
+        token_cache=values["token_cache"],
+    )
 
 
 def _where(path: Path | None, section: str, key: str | None = None) -> str:
@@ -342,7 +642,8 @@ def _validate(path: Path | None, data: Mapping[str, Any]) -> dict[str, dict[str,
                 )
             values[key_name] = _check_value(path, section, key, value)
         for key in section.keys:
-            values.setdefault(key.name, key.default)
+            if not key.optional:
+                values.setdefault(key.name, key.default)
         out[section.name] = values
     return out
 
@@ -509,9 +810,14 @@ def _build(path: Path | None, data: Mapping[str, Any]) -> Config:
             'write crm_stages = ["Prospecting", "Closed Won", ...].',
         )
     team, member_settings = _team(path, data.get("team"))
+    store_options = _store_options(path, values["store"])
+    if "url" in (data.get("store") or {}):  # the file names its store: check the keys now
+        store_url_with(values["store"]["url"], store_options, path)
     return Config(
         path=path,
         store_url=values["store"]["url"],
+        store_options=store_options,
+        serve=_serve(path, values["serve"]),
         queue=policy,
         adapter=name,
         adapter_options=dict(options),
@@ -567,14 +873,15 @@ def template() -> str:
         "",
     ]
     for section in SCHEMA:
+        off = "# " if section.commented else ""
         lines.append(f"# {section.doc}")
-        lines.append(f"[{section.name}]")
+        lines.append(f"{off}[{section.name}]")
         for key in section.keys:
             lines.append(
                 f"# {key.doc}"
                 + (f" ({', '.join(key.choices)})" if key.choices and key.kind == "str" else "")
             )
-            lines.append(f"{key.name} = {_toml(key.default)}")
+            lines.append(f"{'# ' if key.optional else off}{key.name} = {_toml(key.default)}")
         lines.append("")
     lines += [
         "# The team, when the CRM does not supply it (one [[team]] table per member):",
@@ -648,6 +955,22 @@ def reference_markdown() -> str:
         "commented `spe.toml`.",
         "",
     ]
+    section_notes = {
+        "store": [
+            "",
+            "The timeout keys are added to the store URL as its query parameters of the "
+            "same names, whichever URL the command opens (`[store] url`, `--store` or "
+            "`SPE_STORE`); a parameter the URL itself sets wins. A `sqlite:` store takes "
+            "`busy_timeout` only and a `postgresql:` store the others (any other is an "
+            "error that names the key); a `memory:` store waits on nothing and ignores "
+            "them. See [Deployment](deployment.md#bounds-on-every-wait).",
+        ],
+        "serve": [
+            "",
+            "`spe init` writes this table commented out. A flag of `spe serve` wins over "
+            "its key (`--port 9000` over `port = 8000`). See [Run as a service](serve.md).",
+        ],
+    }
     for section in SCHEMA:
         out += [
             f"## [{section.name}]",
@@ -659,9 +982,12 @@ def reference_markdown() -> str:
         ]
         for key in section.keys:
             choices = f" ({', '.join(key.choices)})" if key.choices else ""
+            unset = "; unset: the store's default applies" if key.optional else ""
             out.append(
-                f"| `{key.name}` | {key.kind} | `{_toml(key.default)}` | {key.doc}{choices} |"
+                f"| `{key.name}` | {key.kind} | `{_toml(key.default)}` | "
+                f"{key.doc}{choices}{unset} |"
             )
+        out += section_notes.get(section.name, [])
         out.append("")
     out += [
         "## [[team]]",

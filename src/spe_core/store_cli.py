@@ -47,11 +47,10 @@ def _fail(exc: SpeError) -> NoReturn:
 
 
 def _url(config: Path, store: str | None) -> str:
-    if store:
-        return store
-    if not config.exists() and config == Path("spe.toml"):
-        return config_module.Config.default().store_url
-    return config_module.load(config).store_url
+    """``--store`` or the file's ``[store] url``, with the file's timeout keys."""
+    if not config.exists() and (store or config == Path("spe.toml")):
+        return store or config_module.Config.default().store_url
+    return config_module.load(config).with_store(store).open_url
 
 
 def _print_json(data: Any) -> None:

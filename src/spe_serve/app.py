@@ -309,13 +309,14 @@ def app_from_config(
     """The API for ``spe.toml`` at ``path`` (its defaults if ``spe.toml`` is absent), on
     ``store_url`` if given, else the store the file names; with the HubSpot webhook
     receiver when the file names a HubSpot app (``public_url``: the address HubSpot
-    calls, behind a proxy). No scheduled jobs (``spe serve`` adds them)."""
+    calls, behind a proxy; default: the file's ``[serve] public_url``). No scheduled
+    jobs (``spe serve`` adds them)."""
     from spe_serve.setup import engine_from_config, load_config
     from spe_serve.webhooks import hubspot_webhook
 
     cfg = load_config(Path(path))
     engine = engine_from_config(cfg, store_url)
-    hook = hubspot_webhook(engine, cfg, public_url=public_url)
+    hook = hubspot_webhook(engine, cfg, public_url=public_url or cfg.serve.public_url)
     return create_app(
         engine,
         close_engine=True,

@@ -21,10 +21,11 @@ def load_config(path: Path) -> config_module.Config:
 
 
 def engine_from_config(cfg: config_module.Config, store_url: str | None = None) -> Engine:
-    """An engine on ``store_url`` (default: the file's ``[store] url``), with the file's
-    queue policy, routing table, calendar rules and team."""
+    """An engine on ``store_url`` (default: the file's ``[store] url``; the file's
+    ``[store]`` timeout keys apply to either), with the file's queue policy, routing
+    table, calendar rules and team."""
     engine = Engine(
-        open_store(store_url or cfg.store_url),
+        open_store(cfg.with_store(store_url).open_url),
         policy=cfg.queue,
         plugins=Plugins.create(),
         routing_table=cfg.routing,
