@@ -129,6 +129,17 @@ def test_hubspot_may_call_the_api_with_its_signature_instead_of_a_token(hubspot:
         tampered = json.dumps({"count": 2}).encode()
         r = client.post(path, content=tampered, headers=_signed_call("POST", path, body))
         assert r.status_code == 401
+        # a v3 header without its timestamp is not v3: no fallback to the legacy
+        # signatures (v1 signs the body only, so it would fit any URL)
+        from spe_adapters.hubspot.webhooks import sign_v1
+
+        legacy = {
+            "X-HubSpot-Signature-v3": "x",
+            "X-HubSpot-Signature": sign_v1(SECRET, b""),
+            "X-HubSpot-Signature-Version": "v1",
+        }
+        r = client.get("/api/v1/queue", headers=legacy)
+        assert r.status_code == 401, r.text
         admin_only = "/api/v1/queue/sweep"
         r = client.post(admin_only, headers=_signed_call("POST", admin_only))
         assert r.status_code == 403

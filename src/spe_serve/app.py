@@ -168,6 +168,7 @@ async def _body(op: Operation, request: Request) -> dict[str, Any]:
 
 
 HUBSPOT = "X-HubSpot-Signature-v3"
+HUBSPOT_TIMESTAMP = "X-HubSpot-Request-Timestamp"
 
 
 async def _hubspot_principal(request: Request, verify: Verify) -> TokenInfo:
@@ -195,7 +196,12 @@ def _endpoint(
             principal = None
             if op.authenticated:
                 presented = _bearer(request)
-                if presented is None and hubspot is not None and HUBSPOT in request.headers:
+                if (
+                    presented is None
+                    and hubspot is not None
+                    and HUBSPOT in request.headers
+                    and HUBSPOT_TIMESTAMP in request.headers  # else verify() tries v1/v2
+                ):
                     principal = await _hubspot_principal(request, hubspot)
                 elif presented is None:
                     raise ApiError(
@@ -311,6 +317,7 @@ def app_from_config(
     receiver when the file names a HubSpot app (``public_url``: the address HubSpot
     calls, behind a proxy; default: the file's ``[serve] public_url``). No scheduled
     jobs (``spe serve`` adds them)."""
+    from spe_serve.hubspot_app import hubspot_app_routes
     from spe_serve.setup import engine_from_config, load_config
     from spe_serve.webhooks import hubspot_webhook
 
@@ -321,7 +328,7 @@ def app_from_config(
         engine,
         close_engine=True,
         adapter=cfg.adapter or None,
-        extra_routes=[hook.route] if hook else [],
+        extra_routes=[hook.route, *hubspot_app_routes(engine, hook.verify)] if hook else [],
         on_close=[hook.adapter.close] if hook else [],
         hubspot_verify=hook.verify if hook else None,
     )

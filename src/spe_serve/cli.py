@@ -167,6 +167,7 @@ def serve(
         from uvicorn.config import LOGGING_CONFIG
 
         from spe_serve.app import create_app
+        from spe_serve.hubspot_app import hubspot_app_routes
         from spe_serve.webhooks import hubspot_webhook
     except ImportError as exc:
         _fail(
@@ -219,7 +220,7 @@ def serve(
         scheduler=scheduler,
         adapter=cfg.adapter or None,
         token_cache_seconds=s.token_cache,
-        extra_routes=[hook.route] if hook else [],
+        extra_routes=[hook.route, *hubspot_app_routes(engine, hook.verify)] if hook else [],
         on_close=[hook.adapter.close] if hook else [],
         hubspot_verify=hook.verify if hook else None,
     )

@@ -8,9 +8,10 @@ the events name at once, through the same sync rules as ``spe sync``. A request
 that is not HubSpot's gets 401 and changes nothing.
 
 The same check lets HubSpot call the API itself without a bearer token (any request
-it signs with v3; workflow custom actions use the older v2 signature and are not
-accepted): :func:`spe_serve.app.create_app` takes ``verify`` and treats such a call
-like an integration token's.
+it signs with v3): :func:`spe_serve.app.create_app` takes ``verify`` and treats such a
+call like an integration token's. Workflow custom actions, which HubSpot signs with the
+older v2 signature, and app cards have routes of their own
+(:mod:`spe_serve.hubspot_app`).
 """
 
 from __future__ import annotations

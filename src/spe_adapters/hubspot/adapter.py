@@ -423,6 +423,7 @@ class HubSpotAdapter:
                         "firstName": data.get("firstName"),
                         "lastName": data.get("lastName"),
                         "archived": bool(data.get("archived")),
+                        "userId": data.get("userId"),  # the HubSpot user behind the owner
                         "teams": [
                             {"name": t.get("name"), "primary": bool(t.get("primary"))}
                             for t in data.get("teams") or []

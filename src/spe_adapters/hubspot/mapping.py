@@ -123,6 +123,7 @@ def member_from_owner(owner: dict[str, Any], settings: HubSpotSettings) -> Membe
                 f"[adapter.hubspot.home_bases] entry for owner {owner_id} is not a valid place.",
                 "use latitude -90..90 and longitude -180..180.",
             ) from None
+    user = str(owner.get("userId") or "")
     try:
         return Member(
             home_base=home,
@@ -131,7 +132,9 @@ def member_from_owner(owner: dict[str, Any], settings: HubSpotSettings) -> Membe
             role=Role.parse(role),
             time_zone=settings.default_time_zone,
             active=not bool(owner.get("archived")),
-            external_ids={CRM: owner_id},
+            # the owner's HubSpot user id lets HubSpot's app card (which knows the
+            # viewing user, not their owner id) find the member
+            external_ids={CRM: owner_id, **({"hubspot_user": user} if user else {})},
         )
     except InvalidValue as exc:
         raise MappingError(f"owner {owner_id} cannot be mapped: {exc.problem}", exc.fix) from None
