@@ -10,8 +10,9 @@ Mounted by :func:`spe_serve.app.app_from_config` beside the webhook receiver, wh
   (``X-HubSpot-Signature`` with ``X-HubSpot-Signature-Version: v2``: SHA-256 of the
   client secret, method, URI and body; HubSpot's custom action guide), which has no
   timestamp; a v3 signature is taken too when present. Because a v2 request can be
-  replayed (and HubSpot retries an execution that timed out), the answer is kept per
-  ``callbackId``: the same callback pulls once and gets the same answer again.
+  replayed (and HubSpot retries an execution that timed out), the ``callbackId`` is
+  the pull's operation id (:mod:`spe_core.operations`): the same callback pulls once
+  and gets the same answer again for 24 hours.
 - ``GET /hubspot/card`` and ``POST /hubspot/card/pull``: the back end of an app card
   (a UI extension calling ``hubspot.fetch``). HubSpot signs those with v3 and adds
   the viewing user's ``userId`` to the query; the member is the one whose external
@@ -54,7 +55,6 @@ CARD_PATH = "/hubspot/card"
 CARD_PULL_PATH = "/hubspot/card/pull"
 USER_ID = "hubspot_user"
 """The external-id key holding a member's HubSpot user id (owners carry ``userId``)."""
-_CALLBACK = "serve:hubspot:callback:"
 
 
 def _opportunity(o: Opportunity) -> dict[str, Any]:
@@ -84,8 +84,11 @@ def _card(engine: Engine, member: Member) -> dict[str, Any]:
     }
 
 
-def _action_outputs(engine: Engine, member_id: str) -> dict[str, Any]:
-    result = engine.pull(member_id, 1)
+def _action_outputs(engine: Engine, member_id: str, callback: str) -> dict[str, Any]:
+    # the callback id is the pull's operation id: a retry or a replay of the same
+    # execution gets the first pull's result and releases nothing more (kept for
+    # spe_core.operations.RETENTION, locked while it runs)
+    result = engine.pull(member_id, 1, operation_id=f"hubspot:{callback}"[:200])
     first = result.released[0] if result.released else None
     return {
         "hs_execution_state": "SUCCESS",
@@ -162,15 +165,7 @@ def hubspot_app_routes(engine: Engine, verify: Verify) -> list[Route]:
             )
 
         def run() -> dict[str, Any]:
-            key = _CALLBACK + callback[:200]
-            with engine.unit() as unit:
-                done = unit.tx.get_meta(key)
-                if done is not None:  # a retry or a replay: the same answer, no new pull
-                    answer: dict[str, Any] = json.loads(done)
-                    return answer
-                answer = {"outputFields": _action_outputs(engine, str(member_id).strip())}
-                unit.tx.set_meta(key, json.dumps(answer))
-                return answer
+            return {"outputFields": _action_outputs(engine, str(member_id).strip(), callback)}
 
         return await run_in_threadpool(run)
 
