@@ -75,6 +75,7 @@ class Api:
         self, method: str, path: str, as_: str | None = None, body: Any = None, **kw: Any
     ) -> Any:
         headers = {} if as_ is None else {"Authorization": f"Bearer {self.token.get(as_, as_)}"}
+        headers.update(kw.pop("headers", {}))
         return self.client.request(method, path, headers=headers, json=body, **kw)
 
 
@@ -161,6 +162,28 @@ def test_pull_resolve_give_back_and_my_work(api: Api) -> None:
     assert back.status_code == 200 and back.json()["status"] == "queued"
     assert api.engine.opportunity(two["id"]).excluded == frozenset({"ann"})
     assert api.call("GET", "/api/v1/members/ann/work", "ann").json()["opportunities"] == []
+
+
+def test_a_retried_call_with_its_idempotency_key_returns_the_first_result(api: Api) -> None:
+    key = {"Idempotency-Key": "7f1c2a9e-retry"}
+    first = api.call("POST", "/api/v1/members/ann/pull", "ann", headers=key)
+    again = api.call("POST", "/api/v1/members/ann/pull", "ann", headers=key)
+    assert first.status_code == again.status_code == 200, again.text
+    assert again.json() == first.json() and len(first.json()["released"]) == 1
+    assert len(api.engine.held_by("ann")) == 1  # the retry released nothing more
+    opp = first.json()["released"][0]["id"]
+    body = {"memberId": "ann", "outcome": "won"}
+    done = api.call("POST", f"/api/v1/opportunities/{opp}/resolve", "ann", body, headers=key)
+    assert done.status_code == 422 and "another call" in done.json()["error"]  # refused
+    rkey = {"Idempotency-Key": "resolve-1"}
+    done = api.call("POST", f"/api/v1/opportunities/{opp}/resolve", "ann", body, headers=rkey)
+    # the query parameter (what a Salesforce flow sends) is the same key
+    path = f"/api/v1/opportunities/{opp}/resolve?idempotencyKey=resolve-1"
+    redo = api.call("POST", path, "ann", body)
+    assert done.status_code == redo.status_code == 200 and redo.json() == done.json()
+    # keys are scoped to the token: bob's same key is bob's own call
+    other = api.call("POST", "/api/v1/members/bob/pull", "bob", headers=key)
+    assert other.status_code == 200 and other.json()["released"][0]["id"] != opp
 
 
 def test_pull_with_nothing_eligible_says_why(api: Api) -> None:

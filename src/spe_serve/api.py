@@ -237,10 +237,20 @@ def queue_status(c: Call) -> dict[str, Any]:
     return _queue(c.engine.queue_status())
 
 
+def _operation_id(c: Call) -> str | None:
+    """The caller's ``Idempotency-Key``, as the engine call's operation id (scoped to the
+    token, so two callers' keys never meet)."""
+    key = c.query.get(IDEMPOTENCY_KEY)
+    if key is None:
+        return None
+    assert c.principal is not None
+    return f"api:{c.principal.id}:{key}"
+
+
 def pull(c: Call) -> dict[str, Any]:
     member = c.path["memberId"]
     _act_for(c, member)
-    result = c.engine.pull(member, c.body.get("count", 1))
+    result = c.engine.pull(member, c.body.get("count", 1), operation_id=_operation_id(c))
     return {
         "memberId": result.member_id,
         "requested": result.requested,
@@ -251,13 +261,23 @@ def pull(c: Call) -> dict[str, Any]:
 
 def resolve(c: Call) -> dict[str, Any]:
     _act_for(c, c.body["memberId"])
-    opp = c.engine.resolve(c.path["opportunityId"], c.body["memberId"], c.body["outcome"])
+    opp = c.engine.resolve(
+        c.path["opportunityId"],
+        c.body["memberId"],
+        c.body["outcome"],
+        operation_id=_operation_id(c),
+    )
     return _opportunity(opp)
 
 
 def give_back(c: Call) -> dict[str, Any]:
     _act_for(c, c.body["memberId"])
-    opp = c.engine.give_back(c.path["opportunityId"], c.body["memberId"], c.body.get("reason", ""))
+    opp = c.engine.give_back(
+        c.path["opportunityId"],
+        c.body["memberId"],
+        c.body.get("reason", ""),
+        operation_id=_operation_id(c),
+    )
     return _opportunity(opp)
 
 
@@ -392,8 +412,21 @@ def _path(name: str, what: str) -> Param:
     return Param(name, "path", _ID_SCHEMA, what)
 
 
+IDEMPOTENCY_KEY = "idempotencyKey"
+
+
 def operations() -> list[Operation]:
     """Every operation of the API, in the order the document lists them."""
+    retry = Param(
+        IDEMPOTENCY_KEY,
+        "query",
+        {"type": "string", "minLength": 1, "maxLength": 100},
+        "a unique key per call (a UUID), the same on each retry of it: a repeated call "
+        "returns the first call's result instead of acting again (kept 24 hours); the "
+        "Idempotency-Key header does the same",
+        required=False,
+        header="Idempotency-Key",
+    )
     member = _path("memberId", "the member's id")
     opportunity = _path("opportunityId", "the opportunity's id")
     task = _path("taskId", "the task's id")
@@ -443,7 +476,7 @@ def operations() -> list[Operation]:
             "queue",
             pull,
             "PullResult",
-            params=(member,),
+            params=(member, retry),
             body="PullRequest",
             body_required=False,
         ),
@@ -456,7 +489,7 @@ def operations() -> list[Operation]:
             "queue",
             resolve,
             "Opportunity",
-            params=(opportunity,),
+            params=(opportunity, retry),
             body="ResolveRequest",
         ),
         Operation(
@@ -468,7 +501,7 @@ def operations() -> list[Operation]:
             "queue",
             give_back,
             "Opportunity",
-            params=(opportunity,),
+            params=(opportunity, retry),
             body="GiveBackRequest",
         ),
         Operation(

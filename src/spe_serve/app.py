@@ -133,6 +133,10 @@ def _bearer(request: Request) -> str | None:
 def _query(op: Operation, request: Request) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for p in op.params:
+        if p.where == "query" and p.header and p.name not in request.query_params:
+            if p.header in request.headers:
+                out[p.name] = check(request.headers[p.header], p.schema, p.header)
+            continue
         if p.where != "query" or p.name not in request.query_params:
             continue
         raw = request.query_params[p.name]

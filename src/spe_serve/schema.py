@@ -316,6 +316,9 @@ class Param:
     schema: Schema
     description: str
     required: bool = True
+    header: str | None = None
+    """An HTTP header that carries the same value (a query parameter given wins); not
+    in the document, whose parameter names Salesforce turns into Apex identifiers."""
 
 
 @attrs.frozen
