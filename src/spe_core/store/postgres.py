@@ -51,7 +51,7 @@ import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -68,10 +68,10 @@ from spe_core.errors import (
     StoreUnavailable,
 )
 from spe_core.events import Event, Recorded
-from spe_core.model import Booking, Busy, Member, Opportunity, OpportunityStatus, Task
+from spe_core.model import Member, Opportunity, OpportunityStatus
 from spe_core.operations import Operation
-from spe_core.outbox import OutboxItem, Quarantined
 from spe_core.store.base import RANKED_STATUSES, seconds_param
+from spe_core.store.sql import POSTGRES, SharedTransaction, micros, opportunity_pages
 
 try:
     import psycopg
@@ -91,8 +91,6 @@ __all__ = [
     "translate",
 ]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_LONGEST = timedelta(hours=12)  # the longest meeting a request may ask for
 _FIRST_PAGE = 4
 _RECENT_DAYS = 3  # pull counts read with a member: the latest days (today is among them)
 _RANKED = (
@@ -250,17 +248,10 @@ MIGRATIONS: tuple[str, ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def micros(value: datetime | None) -> int | None:
-    """``value`` as integer microseconds since the epoch (None stays None)."""
-    if value is None:
-        return None
-    delta = value - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def from_micros(value: int) -> datetime:
-    """The instant ``value`` microseconds after the epoch (the inverse of :func:`micros`)."""
-    return _EPOCH + timedelta(microseconds=int(value))
+def _opportunity(row: tuple[Any, ...]) -> Opportunity:
+    """An opportunity from its row (its ``data`` column)."""
+    opp: Opportunity = codec.loads(row[0])
+    return opp
 
 
 _OURS = (
@@ -895,24 +886,7 @@ class PostgresStore:
 
     def opportunities(self, status: OpportunityStatus | None = None) -> Iterator[Opportunity]:
         """Every opportunity (or those in ``status``), by id, in pages."""
-        last = ""
-        while True:
-            if status is None:
-                rows = self._read(
-                    "SELECT id, data FROM opportunities WHERE id > %s ORDER BY id LIMIT 1000",
-                    (last,),
-                )
-            else:
-                rows = self._read(
-                    "SELECT id, data FROM opportunities WHERE id > %s AND status = %s "
-                    "ORDER BY id LIMIT 1000",
-                    (last, status.value),
-                )
-            if not rows:
-                return
-            for _, data in rows:
-                yield codec.loads(data)
-            last = rows[-1][0]
+        return opportunity_pages(self._read, _PgTransaction, _opportunity, status)
 
     # --- LISTEN/NOTIFY --------------------------------------------------------------
 
@@ -1005,8 +979,9 @@ class PostgresStore:
 _WRITES = frozenset({"INSERT", "UPDATE", "DELETE"})
 
 
-class _PgTransaction:
-    """A transaction on a :class:`PostgresStore`."""
+class _PgTransaction(SharedTransaction, dialect=POSTGRES, opportunity="data"):
+    """A transaction on a :class:`PostgresStore` (what both stores' SQL shares is
+    :class:`~spe_core.store.sql.SharedTransaction`)."""
 
     def __init__(self, conn: psycopg.Connection[Any], store: PostgresStore) -> None:
         self.conn = conn
@@ -1083,6 +1058,20 @@ class _PgTransaction:
     def _all(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         return self._x(sql, args).fetchall()
 
+    def _many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        """One statement per row of ``rows``, after the pending writes (errors as in _xs)."""
+        self._xs()  # the pending writes first
+        store = self.store
+        try:
+            with (
+                store._deadlines.guard(self.conn, store.settings.statement_bound),
+                self.conn.cursor() as cur,
+            ):
+                cur.executemany(sql, rows)
+        except psycopg.Error as exc:
+            self.failed = translate(exc, store.settings, "running a statement")
+            raise self.failed from exc
+
     def expect_pull(self) -> None:
         """A store hook the engine calls before a pull: the next ``get_member`` also
         locks and brings the first page of queued candidates, in the same round trip."""
@@ -1095,10 +1084,7 @@ class _PgTransaction:
         # member that held the lock committed
         statements: list[tuple[str, tuple[Any, ...]]] = [
             ("SELECT data FROM members WHERE id = %s FOR UPDATE", (member_id,)),
-            (
-                "SELECT COUNT(*) FROM opportunities WHERE owner_id = %s AND status = 'released'",
-                (member_id,),
-            ),
+            (self._sql_held_by, (member_id,)),
             (
                 "SELECT day, count FROM pulls WHERE member_id = %s ORDER BY day DESC LIMIT %s",
                 (member_id, _RECENT_DAYS),
@@ -1116,15 +1102,7 @@ class _PgTransaction:
         self._member_facts[member_id] = (int(held_row[0]) if held_row else 0, days)
         return None if row is None else codec.loads(row[0])
 
-    def put_member(self, member: Member) -> None:
-        self._x(
-            "INSERT INTO members (id, data) VALUES (%s, %s) "
-            "ON CONFLICT (id) DO UPDATE SET data = excluded.data",
-            (member.id, codec.dumps(member)),
-        )
-
-    def members(self) -> list[Member]:
-        return [codec.loads(r[0]) for r in self._all("SELECT data FROM members ORDER BY id")]
+    # put_member, members: SharedTransaction
 
     # opportunities ----------------------------------------------------------------
     def get_opportunity(self, opportunity_id: str) -> Opportunity | None:
@@ -1205,26 +1183,16 @@ class _PgTransaction:
                 return
             page = _PAGE
 
-    def count(self, status: OpportunityStatus) -> int:
-        row = self._one("SELECT COUNT(*) FROM opportunities WHERE status = %s", (status.value,))
-        return int(row[0]) if row else 0
-
-    def oldest(self, status: OpportunityStatus) -> Opportunity | None:
-        row = self._one(
-            "SELECT data FROM opportunities WHERE status = %s ORDER BY queued_at, id LIMIT 1",
-            (status.value,),
-        )
-        return None if row is None else codec.loads(row[0])
+    # count, oldest: SharedTransaction
 
     def held_by(self, member_id: str) -> int:
         facts = self._member_facts.get(member_id)
         if facts is not None:  # read with the member's row, nothing written since
             return facts[0]
-        row = self._one(
-            "SELECT COUNT(*) FROM opportunities WHERE owner_id = %s AND status = 'released'",
-            (member_id,),
-        )
-        return int(row[0]) if row else 0
+        return super().held_by(member_id)
+
+    def _read_opportunity(self, row: tuple[Any, ...]) -> Opportunity:
+        return _opportunity(row)
 
     def _stream(self, sql: str, args: tuple[Any, ...]) -> Iterator[Opportunity]:
         for (data,) in self._all(sql, args):  # every caller locks what it reads
@@ -1232,27 +1200,8 @@ class _PgTransaction:
             self._locked.add(opp.id)
             yield opp
 
-    def iter_lease_expired(self, now: datetime) -> Iterator[Opportunity]:
-        return self._stream(
-            "SELECT data FROM opportunities WHERE status = 'released' AND lease_expires_at IS "
-            "NOT NULL AND lease_expires_at <= %s ORDER BY lease_expires_at, id "
-            "FOR UPDATE SKIP LOCKED",
-            (micros(now),),
-        )
-
-    def iter_queued_before(self, cutoff: datetime) -> Iterator[Opportunity]:
-        return self._stream(
-            "SELECT data FROM opportunities WHERE status = 'queued' AND queued_at <= %s "
-            "ORDER BY queued_at, id FOR UPDATE SKIP LOCKED",
-            (micros(cutoff),),
-        )
-
-    def iter_expiring(self, now: datetime) -> Iterator[Opportunity]:
-        return self._stream(
-            "SELECT data FROM opportunities WHERE expires_at <= %s AND status IN "
-            "('backlog', 'queued') ORDER BY expires_at, id FOR UPDATE SKIP LOCKED",
-            (micros(now),),
-        )
+    # iter_lease_expired, iter_queued_before, iter_expiring: SharedTransaction (the
+    # rows read, and locked, through _stream)
 
     def pulls_on(self, member_id: str, day: date) -> int:
         facts = self._member_facts.get(member_id)
@@ -1262,226 +1211,15 @@ class _PgTransaction:
                 return days[day]
             if len(days) < _RECENT_DAYS or day > max(days):
                 return 0  # every day is there, or the day is after the latest with pulls
-        row = self._one(
-            "SELECT count FROM pulls WHERE member_id = %s AND day = %s", (member_id, day)
-        )
-        return 0 if row is None else int(row[0])
+        return super().pulls_on(member_id, day)
 
     def add_pulls(self, member_id: str, day: date, count: int) -> None:
         facts = self._member_facts.get(member_id)
         if facts is not None:
             self._member_facts[member_id] = (facts[0], None)
-        self._defer(
-            "INSERT INTO pulls (member_id, day, count) VALUES (%s, %s, %s) "
-            "ON CONFLICT (member_id, day) DO UPDATE SET count = pulls.count + excluded.count",
-            (member_id, day, count),
-        )
+        self._defer(self._sql_add_pulls, (member_id, day, count))
 
-    # --- tasks (routing) --------------------------------------------------------------
-    def get_task(self, task_id: str) -> Task | None:
-        row = self._one("SELECT data FROM tasks WHERE id = %s FOR UPDATE", (task_id,))
-        return None if row is None else codec.loads(row[0])
-
-    def put_task(self, task: Task) -> None:
-        model.check_stamped(task)
-        t = task
-        self._x(
-            "INSERT INTO tasks (id, status, assignee_id, queue_role, priority, created_at, "
-            "accept_by, complete_by, weight, data) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, "
-            "%s) ON CONFLICT (id) DO UPDATE SET status = excluded.status, "
-            "assignee_id = excluded.assignee_id, queue_role = excluded.queue_role, "
-            "priority = excluded.priority, accept_by = excluded.accept_by, "
-            "complete_by = excluded.complete_by, weight = excluded.weight, data = excluded.data",
-            (
-                t.id,
-                t.status.value,
-                t.assignee_id if t.is_open else None,
-                t.queue_role.value if t.queue_role else None,
-                t.priority,
-                micros(t.created_at),
-                micros(t.accept_by),
-                micros(t.complete_by),
-                t.weight,
-                codec.dumps(t),
-            ),
-        )
-
-    def open_task_loads(self) -> dict[str, tuple[int, float]]:
-        rows = self._all(
-            "SELECT assignee_id, COUNT(*), SUM(weight) FROM tasks WHERE status IN "
-            "('assigned', 'accepted') GROUP BY assignee_id"
-        )
-        return {str(r[0]): (int(r[1]), float(r[2])) for r in rows}
-
-    def iter_open_tasks(self, member_id: str) -> Iterator[Task]:
-        rows = self._all(
-            "SELECT data FROM tasks WHERE assignee_id = %s AND status IN "
-            "('assigned', 'accepted') ORDER BY id",
-            (member_id,),
-        )
-        for (data,) in rows:
-            yield codec.loads(data)
-
-    def iter_queued_tasks(self, role: str) -> Iterator[Task]:
-        rows = self._all(
-            "SELECT data FROM tasks WHERE status = 'unassigned' AND queue_role = %s "
-            "ORDER BY priority, created_at, id FOR UPDATE SKIP LOCKED",
-            (role,),
-        )
-        for (data,) in rows:
-            yield codec.loads(data)
-
-    def iter_overdue_tasks(self, now: datetime) -> Iterator[Task]:
-        at = micros(now)
-        rows = self._all(
-            "SELECT data FROM tasks WHERE (status = 'assigned' AND accept_by <= %s) OR "
-            "(status IN ('assigned', 'accepted') AND complete_by <= %s) ORDER BY id "
-            "FOR UPDATE SKIP LOCKED",
-            (at, at),
-        )
-        for (data,) in rows:
-            yield codec.loads(data)
-
-    # --- calendar (bookings and busy time) --------------------------------------------
-    def get_booking(self, booking_id: str) -> Booking | None:
-        row = self._one("SELECT data FROM bookings WHERE id = %s FOR UPDATE", (booking_id,))
-        return None if row is None else codec.loads(row[0])
-
-    def put_booking(self, booking: Booking) -> None:
-        b = booking
-        self._x(
-            "INSERT INTO bookings (id, member_id, status, start, finish, data) "
-            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET "
-            "member_id = excluded.member_id, status = excluded.status, "
-            "start = excluded.start, finish = excluded.finish, data = excluded.data",
-            (b.id, b.member_id, b.status.value, micros(b.start), micros(b.end), codec.dumps(b)),
-        )
-
-    def iter_bookings(
-        self, member_id: str | None, start: datetime, end: datetime
-    ) -> Iterator[Booking]:
-        lo, hi = micros(start - _LONGEST), micros(end)
-        if member_id is None:
-            rows = self._all(
-                "SELECT data FROM bookings WHERE status = 'booked' AND start >= %s "
-                "AND start < %s AND finish > %s ORDER BY start, id",
-                (lo, hi, micros(start)),
-            )
-        else:
-            rows = self._all(
-                "SELECT data FROM bookings WHERE status = 'booked' AND member_id = %s "
-                "AND start >= %s AND start < %s AND finish > %s ORDER BY start, id",
-                (member_id, lo, hi, micros(start)),
-            )
-        for (data,) in rows:
-            yield codec.loads(data)
-
-    def replace_busy(
-        self, member_id: str, start: datetime, end: datetime, busy: list[Busy]
-    ) -> None:
-        self._x(
-            "DELETE FROM busy WHERE member_id = %s AND start >= %s AND start < %s",
-            (member_id, micros(start), micros(end)),
-        )
-        if busy:
-            self._xs()  # the pending writes first
-            store = self.store
-            try:
-                with (
-                    store._deadlines.guard(self.conn, store.settings.statement_bound),
-                    self.conn.cursor() as cur,
-                ):
-                    cur.executemany(
-                        "INSERT INTO busy (member_id, id, start, finish, data) "
-                        "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (member_id, id) DO UPDATE SET "
-                        "start = excluded.start, finish = excluded.finish, data = excluded.data",
-                        [
-                            (b.member_id, b.id, micros(b.start), micros(b.end), codec.dumps(b))
-                            for b in busy
-                        ],
-                    )
-            except psycopg.Error as exc:
-                self.failed = translate(exc, store.settings, "running a statement")
-                raise self.failed from exc
-
-    def delete_busy(self, member_id: str, busy_id: str) -> None:
-        self._x("DELETE FROM busy WHERE member_id = %s AND id = %s", (member_id, busy_id))
-
-    def iter_busy(self, member_id: str, start: datetime, end: datetime) -> Iterator[Busy]:
-        rows = self._all(
-            "SELECT data FROM busy WHERE member_id = %s AND start < %s AND finish > %s "
-            "ORDER BY start, id",
-            (member_id, micros(end), micros(start)),
-        )
-        for (data,) in rows:
-            yield codec.loads(data)
-
-    # --- sync (outbox and quarantine) -------------------------------------------------
-    def outbox_get(self, adapter: str, kind: str, key: str) -> OutboxItem | None:
-        row = self._one(
-            "SELECT data FROM outbox WHERE adapter = %s AND kind = %s AND key = %s",
-            (adapter, kind, key),
-        )
-        return None if row is None else codec.loads(row[0])
-
-    def outbox_put(self, item: OutboxItem) -> None:
-        self._x(
-            "INSERT INTO outbox (adapter, kind, key, seq, status, next_attempt_at, data) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (adapter, kind, key) DO UPDATE "
-            "SET seq = excluded.seq, status = excluded.status, "
-            "next_attempt_at = excluded.next_attempt_at, data = excluded.data",
-            (
-                item.adapter,
-                item.kind.value,
-                item.key,
-                item.seq,
-                item.status.value,
-                micros(item.next_attempt_at),
-                codec.dumps(item),
-            ),
-        )
-
-    def outbox_delete(self, adapter: str, kind: str, key: str) -> None:
-        self._x(
-            "DELETE FROM outbox WHERE adapter = %s AND kind = %s AND key = %s", (adapter, kind, key)
-        )
-
-    def outbox_due(self, adapter: str, now: datetime, limit: int) -> list[OutboxItem]:
-        rows = self._all(
-            "SELECT data FROM outbox WHERE adapter = %s AND status = 'pending' AND "
-            "(next_attempt_at IS NULL OR next_attempt_at <= %s) "
-            "ORDER BY seq, kind, key LIMIT %s",
-            (adapter, micros(now), limit),
-        )
-        return [codec.loads(r[0]) for r in rows]
-
-    def outbox_items(self, adapter: str, status: str | None = None) -> list[OutboxItem]:
-        if status is None:
-            rows = self._all(
-                "SELECT data FROM outbox WHERE adapter = %s ORDER BY seq, kind, key", (adapter,)
-            )
-        else:
-            rows = self._all(
-                "SELECT data FROM outbox WHERE adapter = %s AND status = %s "
-                "ORDER BY seq, kind, key",
-                (adapter, str(status)),
-            )
-        return [codec.loads(r[0]) for r in rows]
-
-    def quarantine_put(self, record: Quarantined) -> None:
-        self._x(
-            "INSERT INTO quarantine (adapter, direction, stream, key, data) VALUES "
-            "(%s, %s, %s, %s, %s) ON CONFLICT (adapter, direction, stream, key) "
-            "DO UPDATE SET data = excluded.data",
-            (record.adapter, record.direction, record.stream, record.key, codec.dumps(record)),
-        )
-
-    def quarantined(self, adapter: str) -> list[Quarantined]:
-        rows = self._all(
-            "SELECT data FROM quarantine WHERE adapter = %s ORDER BY direction, stream, key",
-            (adapter,),
-        )
-        return [codec.loads(r[0]) for r in rows]
+    # tasks, calendar, outbox, quarantine, metadata: SharedTransaction
 
     # events and metadata ------------------------------------------------------------
     def append(self, event: Event, operation: str | None = None) -> Recorded:
@@ -1546,18 +1284,9 @@ class _PgTransaction:
             )
         return [Recorded(int(found[i]), r.event) for i, r in self.appended]
 
-    def get_operation(self, operation_id: str) -> Operation | None:
-        row = self._one(
-            "SELECT kind, request, result, at FROM operations WHERE id = %s", (operation_id,)
-        )
-        if row is None:
-            return None
-        kind, request, result, at = row
-        return Operation(operation_id, kind, request, result, from_micros(at))
-
     def put_operation(self, operation: Operation) -> None:
-        self._defer(
-            "INSERT INTO operations (id, kind, request, result, at) VALUES (%s, %s, %s, %s, %s)",
+        self._defer(  # pipelined with the commit: no round trip of its own
+            self._sql_put_operation,
             (
                 operation.id,
                 operation.kind,
@@ -1565,20 +1294,6 @@ class _PgTransaction:
                 operation.result,
                 micros(operation.at),
             ),
-        )
-
-    def forget_operations(self, before: datetime) -> int:
-        return int(self._x("DELETE FROM operations WHERE at < %s", (micros(before),)).rowcount)
-
-    def get_meta(self, key: str) -> str | None:
-        row = self._one("SELECT value FROM meta WHERE key = %s", (key,))
-        return None if row is None else str(row[0])
-
-    def set_meta(self, key: str, value: str) -> None:
-        self._x(
-            "INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) "
-            "DO UPDATE SET value = excluded.value",
-            (key, value),
         )
 
     def lock(self, name: str) -> None:

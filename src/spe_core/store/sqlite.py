@@ -19,7 +19,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,16 +36,13 @@ from spe_core.errors import (
     StoreUnavailable,
 )
 from spe_core.events import Event, Recorded
-from spe_core.model import Booking, Busy, Member, Opportunity, OpportunityStatus, Outcome, Task
-from spe_core.operations import Operation
-from spe_core.outbox import OutboxItem, Quarantined
+from spe_core.model import Member, Opportunity, OpportunityStatus, Outcome
 from spe_core.queue import _evolve as evolve_state
 from spe_core.store.base import RANKED_STATUSES
+from spe_core.store.sql import SQLITE, SharedTransaction, from_micros, micros, opportunity_pages
 
 __all__ = ["DEFAULT_BUSY_TIMEOUT", "SCHEMA_VERSION", "SQLiteStore", "translate"]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_LONGEST = timedelta(hours=12)  # the longest meeting a request may ask for
 _FIRST_PAGE = 4  # a pull usually takes the first candidate: fetch few rows first
 _PAGE = 64
 _MEMBERS: dict[str, Member] = {}
@@ -293,19 +290,6 @@ def _fill_state_columns(conn: sqlite3.Connection) -> None:
 
 
 _MIGRATION_STEPS = {4: _fill_state_columns}
-
-
-def micros(value: datetime | None) -> int | None:
-    """``value`` as integer microseconds since the epoch (None stays None)."""
-    if value is None:
-        return None
-    delta = value - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def from_micros(value: int) -> datetime:
-    """The UTC datetime ``value`` microseconds after the epoch."""
-    return _EPOCH + timedelta(microseconds=value)
 
 
 def translate(exc: sqlite3.Error, path: str, during: str, busy_timeout: float) -> StoreError:
@@ -584,24 +568,7 @@ class SQLiteStore:
 
     def opportunities(self, status: OpportunityStatus | None = None) -> Iterator[Opportunity]:
         """Every opportunity (or those in ``status``), by id, streamed in pages."""
-        last = ""
-        while True:
-            if status is None:
-                rows = self._read(
-                    f"SELECT id, {_OPP} FROM opportunities WHERE id > ? ORDER BY id LIMIT 1000",
-                    (last,),
-                )
-            else:
-                rows = self._read(
-                    f"SELECT id, {_OPP} FROM opportunities WHERE id > ? AND status = ? "
-                    "ORDER BY id LIMIT 1000",
-                    (last, status.value),
-                )
-            if not rows:
-                return
-            for row in rows:
-                yield _opportunity(row[1:])
-            last = str(rows[-1][0])
+        return opportunity_pages(self._read, _SQLiteTransaction, _opportunity, status)
 
     def close(self) -> None:
         """Close the connections."""
@@ -616,8 +583,9 @@ class SQLiteStore:
         return f"SQLiteStore({self.path!r})"
 
 
-class _SQLiteTransaction:
-    """A transaction on a :class:`SQLiteStore`."""
+class _SQLiteTransaction(SharedTransaction, dialect=SQLITE, opportunity=_OPP):
+    """A transaction on a :class:`SQLiteStore` (what both stores' SQL shares is
+    :class:`~spe_core.store.sql.SharedTransaction`)."""
 
     def __init__(self, conn: sqlite3.Connection, store: SQLiteStore) -> None:
         self.conn = conn
@@ -645,6 +613,9 @@ class _SQLiteTransaction:
         row: tuple[object, ...] | None = self._x(sql, args).fetchone()
         return row
 
+    def _all(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+        return self._x(sql, args).fetchall()
+
     # members ----------------------------------------------------------------------
     def get_member(self, member_id: str) -> Member | None:
         row = self._one("SELECT data FROM members WHERE id = ?", (member_id,))
@@ -658,16 +629,7 @@ class _SQLiteTransaction:
             member = _MEMBERS[text] = codec.loads(text)
         return member
 
-    def put_member(self, member: Member) -> None:
-        self._x(
-            "INSERT INTO members (id, data) VALUES (?, ?) "
-            "ON CONFLICT (id) DO UPDATE SET data = excluded.data",
-            (member.id, codec.dumps(member)),
-        )
-
-    def members(self) -> list[Member]:
-        rows = self._x("SELECT data FROM members ORDER BY id").fetchall()
-        return [codec.loads(r[0]) for r in rows]
+    # put_member, members: SharedTransaction
 
     # opportunities ----------------------------------------------------------------
     def _read_opportunity(self, row: tuple[Any, ...]) -> Opportunity:
@@ -748,254 +710,15 @@ class _SQLiteTransaction:
                 return
             page = _PAGE
 
-    def count(self, status: OpportunityStatus) -> int:
-        row = self._one("SELECT COUNT(*) FROM opportunities WHERE status = ?", (status.value,))
-        return int(row[0]) if row else 0  # type: ignore[call-overload]
-
-    def oldest(self, status: OpportunityStatus) -> Opportunity | None:
-        row = self._one(
-            f"SELECT {_OPP} FROM opportunities WHERE status = ? ORDER BY queued_at, id LIMIT 1",
-            (status.value,),
-        )
-        return None if row is None else self._read_opportunity(row)
-
-    def held_by(self, member_id: str) -> int:
-        row = self._one(
-            "SELECT COUNT(*) FROM opportunities WHERE owner_id = ? AND status = 'released'",
-            (member_id,),
-        )
-        return int(row[0]) if row else 0  # type: ignore[call-overload]
+    # count, oldest, held_by, iter_lease_expired, iter_queued_before, iter_expiring:
+    # SharedTransaction (the rows read through _stream)
 
     def _stream(self, sql: str, args: tuple[object, ...]) -> Iterator[Opportunity]:
         rows = self._x(sql, args).fetchall()
         for row in rows:
             yield self._read_opportunity(row)
 
-    def iter_lease_expired(self, now: datetime) -> Iterator[Opportunity]:
-        return self._stream(
-            f"SELECT {_OPP} FROM opportunities WHERE status = 'released' "
-            "AND lease_expires_at IS NOT NULL AND lease_expires_at <= ? "
-            "ORDER BY lease_expires_at, id",
-            (micros(now),),
-        )
-
-    def iter_queued_before(self, cutoff: datetime) -> Iterator[Opportunity]:
-        return self._stream(
-            f"SELECT {_OPP} FROM opportunities WHERE status = 'queued' AND queued_at <= ? "
-            "ORDER BY queued_at, id",
-            (micros(cutoff),),
-        )
-
-    def iter_expiring(self, now: datetime) -> Iterator[Opportunity]:
-        return self._stream(
-            f"SELECT {_OPP} FROM opportunities WHERE expires_at <= ? "
-            "AND status IN ('backlog', 'queued') ORDER BY expires_at, id",
-            (micros(now),),
-        )
-
-    def pulls_on(self, member_id: str, day: date) -> int:
-        row = self._one(
-            "SELECT count FROM pulls WHERE member_id = ? AND day = ?",
-            (member_id, day.isoformat()),
-        )
-        return 0 if row is None else int(row[0])  # type: ignore[call-overload]
-
-    def add_pulls(self, member_id: str, day: date, count: int) -> None:
-        self._x(
-            "INSERT INTO pulls (member_id, day, count) VALUES (?, ?, ?) "
-            "ON CONFLICT (member_id, day) DO UPDATE SET count = count + excluded.count",
-            (member_id, day.isoformat(), count),
-        )
-
-    # --- tasks (routing) --------------------------------------------------------------
-    def get_task(self, task_id: str) -> Task | None:
-        row = self._one("SELECT data FROM tasks WHERE id = ?", (task_id,))
-        return None if row is None else codec.loads(str(row[0]))
-
-    def put_task(self, task: Task) -> None:
-        model.check_stamped(task)
-        t = task
-        self._x(
-            "INSERT INTO tasks (id, status, assignee_id, queue_role, priority, created_at, "
-            "accept_by, complete_by, weight, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (id) DO UPDATE SET status = excluded.status, "
-            "assignee_id = excluded.assignee_id, queue_role = excluded.queue_role, "
-            "priority = excluded.priority, accept_by = excluded.accept_by, "
-            "complete_by = excluded.complete_by, weight = excluded.weight, data = excluded.data",
-            (
-                t.id,
-                t.status.value,
-                t.assignee_id if t.is_open else None,
-                t.queue_role.value if t.queue_role else None,
-                t.priority,
-                micros(t.created_at),
-                micros(t.accept_by),
-                micros(t.complete_by),
-                t.weight,
-                codec.dumps(t),
-            ),
-        )
-
-    def open_task_loads(self) -> dict[str, tuple[int, float]]:
-        rows = self._x(
-            "SELECT assignee_id, COUNT(*), SUM(weight) FROM tasks WHERE status IN "
-            "('assigned', 'accepted') GROUP BY assignee_id"
-        ).fetchall()
-        return {str(r[0]): (int(r[1]), float(r[2])) for r in rows}
-
-    def iter_open_tasks(self, member_id: str) -> Iterator[Task]:
-        rows = self._x(
-            "SELECT data FROM tasks WHERE assignee_id = ? AND status IN ('assigned', "
-            "'accepted') ORDER BY id",
-            (member_id,),
-        ).fetchall()
-        for (data,) in rows:
-            yield codec.loads(data)
-
-    def iter_queued_tasks(self, role: str) -> Iterator[Task]:
-        rows = self._x(
-            "SELECT data FROM tasks WHERE status = 'unassigned' AND queue_role = ? "
-            "ORDER BY priority, created_at, id",
-            (role,),
-        ).fetchall()
-        for (data,) in rows:
-            yield codec.loads(data)
-
-    def iter_overdue_tasks(self, now: datetime) -> Iterator[Task]:
-        at = micros(now)
-        rows = self._x(
-            "SELECT data FROM tasks WHERE (status = 'assigned' AND accept_by <= ?) OR "
-            "(status IN ('assigned', 'accepted') AND complete_by <= ?) ORDER BY id",
-            (at, at),
-        ).fetchall()
-        for (data,) in rows:
-            yield codec.loads(data)
-
-    # --- calendar (bookings and busy time) --------------------------------------------
-    def get_booking(self, booking_id: str) -> Booking | None:
-        row = self._one("SELECT data FROM bookings WHERE id = ?", (booking_id,))
-        return None if row is None else codec.loads(str(row[0]))
-
-    def put_booking(self, booking: Booking) -> None:
-        b = booking
-        self._x(
-            "INSERT INTO bookings (id, member_id, status, start, finish, data) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
-            "member_id = excluded.member_id, status = excluded.status, "
-            "start = excluded.start, finish = excluded.finish, data = excluded.data",
-            (b.id, b.member_id, b.status.value, micros(b.start), micros(b.end), codec.dumps(b)),
-        )
-
-    def iter_bookings(
-        self, member_id: str | None, start: datetime, end: datetime
-    ) -> Iterator[Booking]:
-        # meetings last at most 12 hours, so the start bound keeps the index range tight
-        lo, hi = micros(start - _LONGEST), micros(end)
-        if member_id is None:
-            rows = self._x(
-                "SELECT data FROM bookings WHERE status = 'booked' AND start >= ? "
-                "AND start < ? AND finish > ? ORDER BY start, id",
-                (lo, hi, micros(start)),
-            ).fetchall()
-        else:
-            rows = self._x(
-                "SELECT data FROM bookings WHERE status = 'booked' AND member_id = ? "
-                "AND start >= ? AND start < ? AND finish > ? ORDER BY start, id",
-                (member_id, lo, hi, micros(start)),
-            ).fetchall()
-        for (data,) in rows:
-            yield codec.loads(data)
-
-    def replace_busy(
-        self, member_id: str, start: datetime, end: datetime, busy: list[Busy]
-    ) -> None:
-        self._x(
-            "DELETE FROM busy WHERE member_id = ? AND start >= ? AND start < ?",
-            (member_id, micros(start), micros(end)),
-        )
-        self._many(
-            "INSERT INTO busy (member_id, id, start, finish, data) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT (member_id, id) DO UPDATE SET start = excluded.start, "
-            "finish = excluded.finish, data = excluded.data",
-            [(b.member_id, b.id, micros(b.start), micros(b.end), codec.dumps(b)) for b in busy],
-        )
-
-    def delete_busy(self, member_id: str, busy_id: str) -> None:
-        self._x("DELETE FROM busy WHERE member_id = ? AND id = ?", (member_id, busy_id))
-
-    def iter_busy(self, member_id: str, start: datetime, end: datetime) -> Iterator[Busy]:
-        rows = self._x(
-            "SELECT data FROM busy WHERE member_id = ? AND start < ? AND finish > ? "
-            "ORDER BY start, id",
-            (member_id, micros(end), micros(start)),
-        ).fetchall()
-        for (data,) in rows:
-            yield codec.loads(data)
-
-    # --- sync (outbox and quarantine) -------------------------------------------------
-    def outbox_get(self, adapter: str, kind: str, key: str) -> OutboxItem | None:
-        row = self._one(
-            "SELECT data FROM outbox WHERE adapter = ? AND kind = ? AND key = ?",
-            (adapter, kind, key),
-        )
-        return None if row is None else codec.loads(str(row[0]))
-
-    def outbox_put(self, item: OutboxItem) -> None:
-        self._x(
-            "INSERT INTO outbox (adapter, kind, key, seq, status, next_attempt_at, data) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (adapter, kind, key) DO UPDATE SET "
-            "seq = excluded.seq, status = excluded.status, "
-            "next_attempt_at = excluded.next_attempt_at, data = excluded.data",
-            (
-                item.adapter,
-                item.kind.value,
-                item.key,
-                item.seq,
-                item.status.value,
-                micros(item.next_attempt_at),
-                codec.dumps(item),
-            ),
-        )
-
-    def outbox_delete(self, adapter: str, kind: str, key: str) -> None:
-        self._x(
-            "DELETE FROM outbox WHERE adapter = ? AND kind = ? AND key = ?", (adapter, kind, key)
-        )
-
-    def outbox_due(self, adapter: str, now: datetime, limit: int) -> list[OutboxItem]:
-        rows = self._x(
-            "SELECT data FROM outbox WHERE adapter = ? AND status = 'pending' AND "
-            "(next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY seq, kind, key LIMIT ?",
-            (adapter, micros(now), limit),
-        ).fetchall()
-        return [codec.loads(r[0]) for r in rows]
-
-    def outbox_items(self, adapter: str, status: str | None = None) -> list[OutboxItem]:
-        if status is None:
-            rows = self._x(
-                "SELECT data FROM outbox WHERE adapter = ? ORDER BY seq, kind, key", (adapter,)
-            ).fetchall()
-        else:
-            rows = self._x(
-                "SELECT data FROM outbox WHERE adapter = ? AND status = ? ORDER BY seq, kind, key",
-                (adapter, str(status)),
-            ).fetchall()
-        return [codec.loads(r[0]) for r in rows]
-
-    def quarantine_put(self, record: Quarantined) -> None:
-        self._x(
-            "INSERT INTO quarantine (adapter, direction, stream, key, data) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (adapter, direction, stream, key) "
-            "DO UPDATE SET data = excluded.data",
-            (record.adapter, record.direction, record.stream, record.key, codec.dumps(record)),
-        )
-
-    def quarantined(self, adapter: str) -> list[Quarantined]:
-        rows = self._x(
-            "SELECT data FROM quarantine WHERE adapter = ? ORDER BY direction, stream, key",
-            (adapter,),
-        ).fetchall()
-        return [codec.loads(r[0]) for r in rows]
+    # pull counts, tasks, calendar, outbox, quarantine, metadata: SharedTransaction
 
     # events and metadata ------------------------------------------------------------
     def append(self, event: Event, operation: str | None = None) -> Recorded:
@@ -1011,42 +734,6 @@ class _SQLiteTransaction:
             (after, -1 if limit is None else limit),
         ).fetchall()
         return [Recorded(int(seq), codec.loads(data)) for seq, data in rows]
-
-    def get_operation(self, operation_id: str) -> Operation | None:
-        row = self._one(
-            "SELECT kind, request, result, at FROM operations WHERE id = ?", (operation_id,)
-        )
-        if row is None:
-            return None
-        kind, request, result, at = row
-        return Operation(operation_id, str(kind), str(request), str(result), from_micros(at))  # type: ignore[arg-type]
-
-    def put_operation(self, operation: Operation) -> None:
-        self._x(
-            "INSERT INTO operations (id, kind, request, result, at) VALUES (?, ?, ?, ?, ?)",
-            (
-                operation.id,
-                operation.kind,
-                operation.request,
-                operation.result,
-                micros(operation.at),
-            ),
-        )
-
-    def forget_operations(self, before: datetime) -> int:
-        cursor = self._x("DELETE FROM operations WHERE at < ?", (micros(before),))
-        return int(cursor.rowcount)
-
-    def get_meta(self, key: str) -> str | None:
-        row = self._one("SELECT value FROM meta WHERE key = ?", (key,))
-        return None if row is None else str(row[0])
-
-    def set_meta(self, key: str, value: str) -> None:
-        self._x(
-            "INSERT INTO meta (key, value) VALUES (?, ?) "
-            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (key, value),
-        )
 
     def lock(self, name: str) -> None:
         pass  # BEGIN IMMEDIATE already serialises writers
