@@ -305,7 +305,7 @@ def test_workers_killed_with_sigkill_lose_nothing(tmp_path: Path) -> None:
     engine = _engine(url)
     members = ["m1", "m2"]
     engine.upsert_members(Member(m, m, "inside_sales") for m in members)
-    engine.enqueue(_opps(0, 600))
+    engine.enqueue(_opps(0, 3000))  # more than two workers get through before a kill
     engine.store.close()
     code = _WORKER.format(src=SRC, url=url)
     acknowledged: set[str] = set()
