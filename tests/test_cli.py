@@ -106,6 +106,19 @@ def test_team_from_config_pulls_and_resolves(workdir: Path) -> None:
     assert code == 0
 
 
+def test_every_command_closes_its_store(workdir: Path) -> None:
+    """A command's engine is closed when it ends, also when it fails: the SQLite store
+    folds its write-ahead log back into the file, so no -wal file is left behind."""
+    (workdir / "spe.toml").write_text(
+        '[store]\nurl = "sqlite:///spe.db"\n'
+        '[[team]]\nid = "ana"\nname = "Ana"\nrole = "inside_sales"\n'
+    )
+    for args in (["replenish"], ["pull", "ana"], ["pull", "nobody"], ["queue"], ["team"]):
+        spe(*args)
+        assert (workdir / "spe.db").exists()
+        assert not (workdir / "spe.db-wal").exists(), args
+
+
 def test_bad_config_names_file_key_value_and_expectation(workdir: Path) -> None:
     (workdir / "spe.toml").write_text("[queue]\ntarget = -5\n")
     code, _, err = spe("queue")

@@ -10,6 +10,7 @@ what was wrong and one saying how to fix it, never a traceback (with
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -59,6 +60,22 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # help text is plain: "[[team]]" is shown as written
 )
+
+_opened: list[Engine] = []
+
+
+def _close_opened() -> None:
+    """Close the engines the command opened, whatever way it ended: a SQLite store then
+    folds its write-ahead log back into the file and removes it, a PostgreSQL store ends
+    its sessions."""
+    while _opened:
+        with contextlib.suppress(Exception):
+            _opened.pop().close()
+
+
+@app.callback(help=app.info.help)
+def _root(ctx: typer.Context) -> None:
+    ctx.call_on_close(_close_opened)
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
 
@@ -171,6 +188,7 @@ def _engine(cfg: config_module.Config, *, write: bool = True) -> Engine:
         calendar_rules=cfg.calendar,
         member_settings=cfg.member_settings,
     )
+    _opened.append(engine)  # closed when the command ends (see _close_opened)
     if write:
         if cfg.team:  # new members whole; known ones (maybe from the CRM) keep the rest
             engine.upsert_members(cfg.team, supplies={m.id: frozenset() for m in cfg.team})
