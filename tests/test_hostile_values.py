@@ -104,6 +104,8 @@ FIXED: list[object] = [
     datetime(2026, 1, 5, 8, tzinfo=timezone(timedelta(hours=14))),
     datetime(1, 1, 1, tzinfo=UTC),
     datetime(9999, 12, 31, 23, 59, tzinfo=UTC),
+    datetime(1, 1, 1, 0, 30, tzinfo=timezone(timedelta(hours=2))),  # before year 1 in UTC
+    datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-5))),  # after 9999 in UTC
     timedelta(0),
     timedelta(days=-1),
     timedelta(hours=13),

@@ -211,7 +211,10 @@ def to_utc(value: Any) -> Any:
     if type(value) is datetime and value.tzinfo is UTC:
         return value  # the common case
     if isinstance(value, datetime) and value.tzinfo is not None and value.utcoffset() is not None:
-        return value.astimezone(UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:  # no such instant in UTC (within a day of year 1 or 9999):
+            return value  # the field's range check refuses it, naming the field
     return value
 
 

@@ -792,35 +792,16 @@ class PostgresStore:
         if tx.operation is None or not tx.appended:
             raise unknown("it recorded no event to look it up by") from exc
         deadline = time.monotonic() + max(5.0, 2 * self.settings.connect_timeout)
-        rows: list[tuple[Any, ...]] = []
-        try:
-            conn = self._getconn("finding out whether a commit took effect")
-        except StoreError as lookup:
-            raise unknown(f"no connection to look it up on ({lookup.problem})") from exc
-        try:
-            with self._deadlines.guard(conn, self.settings.statement_bound):
-                # ending a session of our own role needs no privilege beyond being it
-                conn.execute("SELECT pg_terminate_backend(%s)", (backend,))
-                while conn.execute(
-                    "SELECT 1 FROM pg_stat_activity WHERE pid = %s", (backend,)
-                ).fetchone():
-                    conn.rollback()
-                    if time.monotonic() > deadline:
-                        raise unknown("its server session is still running") from exc
-                    time.sleep(0.02)
-                rows = conn.execute(
-                    "SELECT id FROM events WHERE op = %s AND (seq IS NULL OR seq > %s) "
-                    "ORDER BY id",
-                    (tx.operation, tx.log_end),
-                ).fetchall()
-                conn.rollback()
-        except psycopg.Error as lookup_error:
-            self._rollback(conn)
-            raise unknown(
-                f"looking it up failed too ({_reason(lookup_error, self.settings)})"
-            ) from exc
-        finally:
-            self._putconn(conn)
+        while True:  # the lookup's own connection may break too: try until the deadline
+            try:
+                rows = self._look_up(tx, backend, deadline)
+                break
+            except StoreError as lookup:
+                if time.monotonic() > deadline:
+                    raise unknown(f"looking it up failed too ({lookup.problem})") from exc
+                time.sleep(0.05)
+            except TimeoutError:
+                raise unknown("its server session is still running") from exc
         if len(rows) != len(tx.appended):
             if rows:  # never: a transaction commits all of its events or none
                 raise unknown(f"{len(rows)} of its {len(tx.appended)} events are in the log")
@@ -832,6 +813,37 @@ class PostgresStore:
                 store=self.where,
             ) from exc
         tx.appended = [(int(row[0]), r) for row, (_, r) in zip(rows, tx.appended, strict=True)]
+
+    def _look_up(
+        self, tx: _PgTransaction, backend: int, deadline: float
+    ) -> list[tuple[Any, ...]]:
+        """One try of :meth:`_resolve_outcome`'s lookup on a fresh pooled connection: end
+        the broken session ``backend``, wait until it is gone (TimeoutError past
+        ``deadline``), then the row ids of ``tx``'s events that are in the log."""
+        conn = self._getconn("finding out whether a commit took effect")
+        try:
+            with self._deadlines.guard(conn, self.settings.statement_bound):
+                # ending a session of our own role needs no privilege beyond being it
+                conn.execute("SELECT pg_terminate_backend(%s)", (backend,))
+                while conn.execute(
+                    "SELECT 1 FROM pg_stat_activity WHERE pid = %s", (backend,)
+                ).fetchone():
+                    conn.rollback()
+                    if time.monotonic() > deadline:
+                        raise TimeoutError
+                    time.sleep(0.02)
+                rows = conn.execute(
+                    "SELECT id FROM events WHERE op = %s AND (seq IS NULL OR seq > %s) "
+                    "ORDER BY id",
+                    (tx.operation, tx.log_end),
+                ).fetchall()
+                conn.rollback()
+                return rows
+        except psycopg.Error as error:
+            self._rollback(conn)
+            raise translate(error, self.settings, "looking up a commit") from error
+        finally:
+            self._putconn(conn)
 
     def _read(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         """One read outside a transaction (inside one: through it, so a pool of one
