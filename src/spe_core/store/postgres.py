@@ -789,12 +789,12 @@ class PostgresStore:
 
         if not tx.wrote:
             return  # nothing was written: there was nothing to commit
-        if tx.operation is None or not tx.appended:
-            raise unknown("it recorded no event to look it up by") from exc
+        if not tx.appended and not tx.kept:
+            raise unknown("it recorded no event and kept no operation to look it up by") from exc
         deadline = time.monotonic() + max(5.0, 2 * self.settings.connect_timeout)
         while True:  # the lookup's own connection may break too: try until the deadline
             try:
-                rows = self._look_up(tx, backend, deadline)
+                rows, kept = self._look_up(tx, backend, deadline)
                 break
             except StoreError as lookup:
                 if time.monotonic() > deadline:
@@ -802,8 +802,8 @@ class PostgresStore:
                 time.sleep(0.05)
             except TimeoutError:
                 raise unknown("its server session is still running") from exc
-        if len(rows) != len(tx.appended):
-            if rows:  # never: a transaction commits all of its events or none
+        if len(rows) != len(tx.appended) or kept != len(tx.kept):
+            if rows or kept:  # never: a transaction commits all of its writes or none
                 raise unknown(f"{len(rows)} of its {len(tx.appended)} events are in the log")
             raise NotCommitted(
                 f"{self.where}: the connection failed while committing ({reason}); the "
@@ -816,10 +816,11 @@ class PostgresStore:
 
     def _look_up(
         self, tx: _PgTransaction, backend: int, deadline: float
-    ) -> list[tuple[Any, ...]]:
+    ) -> tuple[list[tuple[Any, ...]], int]:
         """One try of :meth:`_resolve_outcome`'s lookup on a fresh pooled connection: end
         the broken session ``backend``, wait until it is gone (TimeoutError past
-        ``deadline``), then the row ids of ``tx``'s events that are in the log."""
+        ``deadline``), then the row ids of ``tx``'s events that are in the log, and how
+        many of the operations it kept are stored."""
         conn = self._getconn("finding out whether a commit took effect")
         try:
             with self._deadlines.guard(conn, self.settings.statement_bound):
@@ -832,13 +833,18 @@ class PostgresStore:
                     if time.monotonic() > deadline:
                         raise TimeoutError
                     time.sleep(0.02)
-                rows = conn.execute(
-                    "SELECT id FROM events WHERE op = %s AND (seq IS NULL OR seq > %s) "
-                    "ORDER BY id",
-                    (tx.operation, tx.log_end),
-                ).fetchall()
+                rows = []
+                if tx.appended:
+                    rows = conn.execute(
+                        "SELECT id FROM events WHERE op = %s AND (seq IS NULL OR seq > %s) "
+                        "ORDER BY id",
+                        (tx.operation, tx.log_end),
+                    ).fetchall()
+                found = conn.execute(
+                    "SELECT COUNT(*) FROM operations WHERE id = ANY(%s)", (tx.kept,)
+                ).fetchone()
                 conn.rollback()
-                return rows
+                return rows, int(found[0]) if found else 0
         except psycopg.Error as error:
             self._rollback(conn)
             raise translate(error, self.settings, "looking up a commit") from error
@@ -1012,6 +1018,7 @@ class _PgTransaction(SharedTransaction, dialect=POSTGRES, opportunity="data"):
         self._pull_expected = False
         self._first_page: list[tuple[Any, ...]] | None = None  # queued candidates, locked
         self.wrote = False  # whether a statement that writes was sent
+        self.kept: list[str] = []  # the operation ids whose results this transaction keeps
         self.operation: str | None = None  # the unit of work's id, as its events carry it
         self.log_end = store._last_seq  # every event this transaction commits comes after
 
@@ -1297,6 +1304,7 @@ class _PgTransaction(SharedTransaction, dialect=POSTGRES, opportunity="data"):
         return [Recorded(int(found[i]), r.event) for i, r in self.appended]
 
     def put_operation(self, operation: Operation) -> None:
+        self.kept.append(operation.id)  # looked up too if the commit's reply is lost
         self._defer(  # pipelined with the commit: no round trip of its own
             self._sql_put_operation,
             (
