@@ -431,6 +431,7 @@ def operations() -> list[Operation]:
             queue_status,
             "QueueStatus",
             errors=(401, 403, 503),
+            one_unit=True,
         ),
         Operation(
             "POST",
@@ -446,6 +447,7 @@ def operations() -> list[Operation]:
             params=(member,),
             body="PullRequest",
             body_required=False,
+            one_unit=True,
         ),
         Operation(
             "POST",
@@ -458,6 +460,7 @@ def operations() -> list[Operation]:
             "Opportunity",
             params=(opportunity,),
             body="ResolveRequest",
+            one_unit=True,
         ),
         Operation(
             "POST",
@@ -470,6 +473,7 @@ def operations() -> list[Operation]:
             "Opportunity",
             params=(opportunity,),
             body="GiveBackRequest",
+            one_unit=True,
         ),
         Operation(
             "GET",
@@ -493,6 +497,7 @@ def operations() -> list[Operation]:
             route_task,
             "Task",
             body="TaskRequest",
+            one_unit=True,
         ),
         Operation(
             "POST",
@@ -505,6 +510,7 @@ def operations() -> list[Operation]:
             "Task",
             params=(task,),
             body="TaskAction",
+            one_unit=True,
         ),
         Operation(
             "POST",
@@ -517,6 +523,7 @@ def operations() -> list[Operation]:
             "Task",
             params=(task,),
             body="TaskAction",
+            one_unit=True,
         ),
         Operation(
             "POST",
@@ -541,6 +548,7 @@ def operations() -> list[Operation]:
             book,
             "Booking",
             body="BookRequest",
+            one_unit=True,
         ),
         Operation(
             "POST",
@@ -554,6 +562,7 @@ def operations() -> list[Operation]:
             params=(booking,),
             body="CancelRequest",
             body_required=False,
+            one_unit=True,
         ),
         Operation(
             "POST",
@@ -567,6 +576,7 @@ def operations() -> list[Operation]:
             "Booking",
             params=(booking,),
             body="RescheduleRequest",
+            one_unit=True,
         ),
         Operation(
             "GET",

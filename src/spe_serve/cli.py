@@ -195,6 +195,8 @@ def serve(
         port=port,
         log_level=log_level,
         log_config=log_config,
+        # below info, uvicorn would still build every access line before dropping it
+        access_log=log_level.lower() in ("trace", "debug", "info"),
         timeout_graceful_shutdown=30,
     )
 
