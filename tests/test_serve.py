@@ -503,6 +503,49 @@ def test_errors_over_http(api: Api) -> None:
     check(api.call("DELETE", "/api/v1/queue", "ann"), 405, "MethodNotAllowed")
 
 
+def test_a_bad_token_is_refused_before_the_inputs_are_read(api: Api) -> None:
+    """The inputs are checked before the store transaction opens, but a caller without a
+    valid token learns nothing about them: 401 first, then 400 or 422."""
+    fake = "spe_0123456789ab_" + "A" * 43
+    resolve = "/api/v1/opportunities/opp-1/resolve"
+    for body, status in (({"memberId": "ann", "outcome": "maybe"}, 422), ([1, 2], 422)):
+        assert api.call("POST", resolve, fake, body).status_code == 401
+        assert api.call("POST", resolve, None, body).status_code == 401
+        assert api.call("POST", resolve, "ann", body).status_code == status
+    for as_, status in ((fake, 401), ("ann", 400)):
+        headers = {"Authorization": f"Bearer {api.token.get(as_, as_)}"}
+        r = api.client.post(resolve, content=b"{not json", headers=headers)
+        assert r.status_code == status, r.text
+    r = api.call("POST", "/api/v1/members/ann/pull?count=x", fake)
+    assert r.status_code == 401
+
+
+def test_a_call_is_one_store_transaction_with_its_token_check(api: Api) -> None:
+    """Pull and resolve read the token inside the unit of work of the engine call: one
+    BEGIN per call; a refused call (409) leaves nothing behind and the next one works."""
+    statements: list[str] = []
+    api.engine.store.conn.set_trace_callback(statements.append)  # type: ignore[attr-defined]
+    try:
+        r = api.call("POST", "/api/v1/members/ann/pull", "ann")
+        assert r.status_code == 200, r.text
+        opp = r.json()["released"][0]["id"]
+        begins = [s for s in statements if s.startswith("BEGIN")]
+        assert len(begins) == 1, statements
+        token_read = next(i for i, s in enumerate(statements) if "serve:tokens:" in s)
+        assert statements.index(begins[0]) < token_read < statements.index("COMMIT")
+        statements.clear()
+        body = {"memberId": "bob", "outcome": "won"}
+        wrong = api.call("POST", f"/api/v1/opportunities/{opp}/resolve", "bob", body)
+        assert wrong.status_code == 409 and wrong.json()["code"] == "WrongOwner", wrong.text
+        assert [s for s in statements if s.startswith("BEGIN")] == ["BEGIN IMMEDIATE"]
+        assert "COMMIT" not in statements  # refused: rolled back
+    finally:
+        api.engine.store.conn.set_trace_callback(None)  # type: ignore[attr-defined]
+    body = {"memberId": "ann", "outcome": "won"}
+    r = api.call("POST", f"/api/v1/opportunities/{opp}/resolve", "ann", body)
+    assert r.status_code == 200 and r.json()["outcome"] == "won"
+
+
 def test_a_null_optional_input_counts_as_absent(api: Api) -> None:
     """Salesforce flows send unset optional inputs as null."""
     r = api.call(

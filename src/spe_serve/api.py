@@ -464,6 +464,7 @@ def operations() -> list[Operation]:
             queue_status,
             "QueueStatus",
             errors=(401, 403, 503),
+            one_unit=True,
         ),
         Operation(
             "POST",
@@ -479,6 +480,7 @@ def operations() -> list[Operation]:
             params=(member, retry),
             body="PullRequest",
             body_required=False,
+            one_unit=True,
         ),
         Operation(
             "POST",
@@ -491,6 +493,7 @@ def operations() -> list[Operation]:
             "Opportunity",
             params=(opportunity, retry),
             body="ResolveRequest",
+            one_unit=True,
         ),
         Operation(
             "POST",
@@ -503,6 +506,7 @@ def operations() -> list[Operation]:
             "Opportunity",
             params=(opportunity, retry),
             body="GiveBackRequest",
+            one_unit=True,
         ),
         Operation(
             "GET",
@@ -526,6 +530,7 @@ def operations() -> list[Operation]:
             route_task,
             "Task",
             body="TaskRequest",
+            one_unit=True,
         ),
         Operation(
             "POST",
@@ -538,6 +543,7 @@ def operations() -> list[Operation]:
             "Task",
             params=(task,),
             body="TaskAction",
+            one_unit=True,
         ),
         Operation(
             "POST",
@@ -550,6 +556,7 @@ def operations() -> list[Operation]:
             "Task",
             params=(task,),
             body="TaskAction",
+            one_unit=True,
         ),
         Operation(
             "POST",
@@ -574,6 +581,7 @@ def operations() -> list[Operation]:
             book,
             "Booking",
             body="BookRequest",
+            one_unit=True,
         ),
         Operation(
             "POST",
@@ -587,6 +595,7 @@ def operations() -> list[Operation]:
             params=(booking,),
             body="CancelRequest",
             body_required=False,
+            one_unit=True,
         ),
         Operation(
             "POST",
@@ -600,6 +609,7 @@ def operations() -> list[Operation]:
             "Booking",
             params=(booking,),
             body="RescheduleRequest",
+            one_unit=True,
         ),
         Operation(
             "GET",

@@ -240,6 +240,8 @@ def serve(
         port=s.port,
         log_level=s.log_level,
         log_config=log_config,
+        # below info, uvicorn would still build every access line before dropping it
+        access_log=s.log_level.lower() in ("trace", "debug", "info"),
         timeout_graceful_shutdown=DRAIN_SECONDS,
     )
 

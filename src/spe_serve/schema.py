@@ -338,6 +338,11 @@ class Operation:
     body_required: bool = True
     authenticated: bool = True
     errors: tuple[int, ...] = (400, 401, 403, 404, 409, 422, 503)
+    one_unit: bool = False
+    """Check the token and run the handler in one unit of work (one store transaction).
+    Only for handlers whose store reads all go through engine operations (which join
+    the unit): not for one that reads the store outside a transaction
+    (``engine.store.events()``, ``engine.held_by``)."""
 
 
 _ERROR_TEXT = {

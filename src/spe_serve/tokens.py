@@ -17,6 +17,7 @@ Nothing here ever puts a token's secret into a message or a log line.
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import hmac
 import json
@@ -81,7 +82,10 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+@functools.lru_cache(maxsize=1024)
 def _decode(text: str) -> tuple[TokenInfo, str]:
+    # remembered by the record's text (which holds a hash, never a secret): the record is
+    # still read from the store on every check, so a revocation there counts at once
     data = json.loads(text)
     revoked = data.get("revoked_at")
     info = TokenInfo(
