@@ -131,7 +131,11 @@ def _adapter_calls(adapter: object) -> int | None:
 
 def _digest(record: SourceRecord) -> str:
     """A stable digest of a record's content (the same in every process)."""
-    return hashlib.blake2b(repr(tuple(record.fields.items())).encode(), digest_size=12).hexdigest()
+    # the frozen map's own dict when it has one: the same items in the same order, read
+    # without a Python-level call per field (the digest of every record read)
+    items = getattr(record.fields, "_items", None)
+    fields = items if type(items) is dict else record.fields
+    return hashlib.blake2b(repr(tuple(fields.items())).encode(), digest_size=12).hexdigest()
 
 
 Progress = Callable[[str, int, int | None], None]
@@ -744,12 +748,6 @@ class SyncEngine:
     ) -> tuple[Decision, str | None]:
         """The inbound rules' decision for one record, and the CRM id of the member SPE
         released it to (``owners``: those looked up already in this transaction)."""
-        oid = inbound.value.id
-        pending = None
-        if known is not None and known.status is OpportunityStatus.RELEASED:
-            # the rules weigh SPE's unwritten change only for a released opportunity
-            # (a conflict over its owner): a new record costs no outbox read
-            pending = tx.outbox_get(self.crm, ChangeKind.OPPORTUNITY.value, oid)
         owner = None
         if known is not None and known.owner_id is not None:
             if owners is None:
@@ -758,6 +756,17 @@ class SyncEngine:
                 owner = owners[known.owner_id]
             else:
                 owner = owners[known.owner_id] = _member_crm_id(tx, known.owner_id, self.crm)
+        pending = None
+        if (
+            known is not None
+            and known.status is OpportunityStatus.RELEASED
+            and inbound.crm_owner is not None
+            and inbound.crm_owner != owner
+        ):
+            # the rules weigh SPE's unwritten change only where it decides a conflict:
+            # a released opportunity whose CRM owner is not the member SPE released it
+            # to. Any other record costs no outbox read.
+            pending = tx.outbox_get(self.crm, ChangeKind.OPPORTUNITY.value, inbound.value.id)
         decision = decide_opportunity(
             known,
             inbound,

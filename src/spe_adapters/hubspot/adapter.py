@@ -62,6 +62,7 @@ import attrs
 import urllib3
 from urllib3.util.retry import Retry
 
+from spe_adapters._fields import raw_fields
 from spe_adapters._network import transport_error
 from spe_adapters.hubspot import mapping
 from spe_adapters.hubspot.settings import HubSpotSettings
@@ -97,6 +98,10 @@ BATCH = 100
 #: At most this many ids in one ``NOT_IN`` filter of a search continuation; more records
 #: sharing one modification time are read by id on their own.
 TIE_EXCLUDE = 100
+#: HubSpot takes at most 10 filters in one filter group (and 25 in a search: the two groups
+#: of a continuation stay below it; https://developers.hubspot.com/changelog/breaking-
+#: change-expanded-filtering-capabilities-and-error-messaging-in-hubspots-search-api).
+GROUP_FILTERS = 10
 #: HubSpot refuses search request bodies over 3,000 characters
 #: (https://developers.hubspot.com/docs/api/crm/search, Limitations).
 SEARCH_BODY_LIMIT = 3_000
@@ -303,8 +308,10 @@ class HubSpotAdapter:
         result (an edit between two pages shifts records past the boundary) capped at
         10,000. So every page is a new query from a keyset: after a page whose last
         record was modified at ``M``, the next query asks for records modified after
-        ``M``, or at ``M`` and not among the ids already read at ``M`` (``NOT_IN``). When
-        more records share ``M`` than such a filter can name, the records at ``M`` are
+        ``M``, or at ``M`` and not among the ids already read at ``M`` (``NOT_IN``
+        filters of up to 100 ids each, so every page is full). When more records share
+        ``M`` than such filters can name (a search body holds 3,000 characters), or than
+        one filter can name and a whole page held nothing else, the records at ``M`` are
         read on their own, sorted by ``hs_object_id`` with an ``hs_object_id`` window
         (``GT`` the last id), before the read moves past ``M``. No offset, no cap, no
         record skipped or read twice by one read.
@@ -336,16 +343,28 @@ class HubSpotAdapter:
                 tie_ms, at_last = last_ms, []
             at_last += [r.crm_id for r in records if str(mapping.epoch_ms(r.modified_at)) == tie_ms]
             later = {"filters": [*base, _flt(modified, "GT", last_ms)]}
+            # the ids read at M, in NOT_IN filters of at most TIE_EXCLUDE ids each: past
+            # one filter's worth only when this page also held records before M (an
+            # instant that fills whole pages is read by id at once), so that pages stay
+            # full and the read takes the fewest calls
+            chunks = [at_last[i : i + TIE_EXCLUDE] for i in range(0, len(at_last), TIE_EXCLUDE)]
             same = {
                 "filters": [
                     *base,
                     _flt(modified, "EQ", last_ms),
-                    {"propertyName": "hs_object_id", "operator": "NOT_IN", "values": at_last},
+                    *(
+                        {"propertyName": "hs_object_id", "operator": "NOT_IN", "values": ids}
+                        for ids in chunks
+                    ),
                 ]
             }
             groups = [same, later]
             body = _search_body(groups, by_time, properties, size)
-            if len(at_last) > TIE_EXCLUDE or len(json.dumps(body)) > SEARCH_BODY_LIMIT:
+            if (
+                (len(chunks) > 1 and len(at_last) >= len(records))
+                or len(same["filters"]) > GROUP_FILTERS
+                or len(json.dumps(body)) > SEARCH_BODY_LIMIT
+            ):
                 yield from self._read_instant(
                     stream, object_type, modified, base, properties, last_ms, set(at_last)
                 )
@@ -466,7 +485,7 @@ class HubSpotAdapter:
         return SourceRecord(stream, record_id, at, props)
 
     def to_inbound(self, record: SourceRecord) -> Inbound:
-        data = record.data
+        data = raw_fields(record)  # read only: the mapping never changes it
         if record.stream == "members":
             return Inbound(
                 mapping.member_from_owner(data, self.settings),

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from spe_adapters._fields import one_id
 from spe_adapters.hubspot.settings import HubSpotSettings
 from spe_core.adapter import Change, Inbound
 from spe_core.errors import InvalidValue, MappingError
@@ -188,7 +189,7 @@ def opportunity_from_record(record: dict[str, Any], settings: HubSpotSettings) -
         )
     tier = int(_number(record, f.tier_property, record_id)) if f.tier_property else 0
     score = _number(record, f.score_property, record_id) if f.score_property else 0.0
-    skills: list[str] = []
+    skills: list[str] | frozenset[str] = frozenset()  # none: already normalised
     if f.skills_property and record.get(f.skills_property):
         skills = [s.strip() for s in str(record[f.skills_property]).split(",") if s.strip()]
     key = record.get(f.key_property) or f"hs-{record_id}"
@@ -204,7 +205,7 @@ def opportunity_from_record(record: dict[str, Any], settings: HubSpotSettings) -
             tier=tier,
             score=score,
             required_skills=skills,
-            external_ids={CRM: record_id},
+            external_ids=one_id(CRM, record_id),
         )
     except InvalidValue as exc:
         raise MappingError(f"{what} {record_id} cannot be mapped: {exc.problem}", exc.fix) from None

@@ -44,6 +44,7 @@ import attrs
 import requests
 from requests.adapters import HTTPAdapter
 
+from spe_adapters._fields import raw_fields
 from spe_adapters._network import transport_error
 from spe_adapters.salesforce import mapping
 from spe_adapters.salesforce.auth import Session, login
@@ -302,7 +303,7 @@ class SalesforceAdapter:
         return SourceRecord(stream, record_id, modified, record)
 
     def to_inbound(self, record: SourceRecord) -> Inbound:
-        data = record.data
+        data = raw_fields(record)  # read only: the mapping never changes it
         if record.stream == "members":
             return Inbound(
                 mapping.member_from_user(data, self.settings),

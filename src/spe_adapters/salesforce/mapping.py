@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from spe_adapters._fields import one_id
 from spe_adapters.salesforce.settings import RATING_TIERS, SalesforceSettings
 from spe_core.adapter import Change, Inbound
 from spe_core.errors import InvalidValue, MappingError
@@ -45,6 +46,13 @@ def parse_datetime(value: Any, field: str, record_id: str) -> datetime:
             f"record {record_id} has no {field}.",
             f"check that the integration user can read {field}.",
         )
+    try:  # Python 3.11 reads Salesforce's "+0000" and "Z" offsets as they come
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        pass
+    else:
+        if parsed.tzinfo is not None:
+            return parsed
     text = value.replace("Z", "+00:00")
     if len(text) >= 5 and text[-5] in "+-" and text[-3] != ":":
         text = text[:-2] + ":" + text[-2:]
@@ -182,7 +190,7 @@ def opportunity_from_record(record: dict[str, Any], settings: SalesforceSettings
     else:
         tier = 0
     score = _number(record, f.score_field, record_id) if f.score_field else 0.0
-    skills: list[str] = []
+    skills: list[str] | frozenset[str] = frozenset()  # none: already normalised
     if f.skills_field and record.get(f.skills_field):
         skills = [s.strip() for s in str(record[f.skills_field]).split(",")]
     key = record.get(f.key_field) or f"sf-{record_id}"
@@ -195,7 +203,7 @@ def opportunity_from_record(record: dict[str, Any], settings: SalesforceSettings
             tier=tier,
             score=score,
             required_skills=skills,
-            external_ids={CRM: record_id},
+            external_ids=one_id(CRM, record_id),
         )
     except InvalidValue as exc:
         raise MappingError(
