@@ -113,6 +113,9 @@ class _RoutingState:
     by_ids: dict[tuple[Role, ...], dict[str, Member]] = attrs.Factory(dict)
     rankings: dict[tuple[tuple[Role, ...], str], Ranking] = attrs.Factory(dict)
     availability: dict[str, _Availability] = attrs.Factory(dict)
+    segments: dict[tuple[str, date], list[tuple[datetime, datetime]]] = attrs.Factory(dict)
+    """Members' working segments by (member id, local day): pure functions of the
+    member, which is the same for the state's life."""
     saved: dict[str, str] = attrs.Factory(dict)
     """The fairness metadata as this state last wrote (or read) it."""
     table: routing.RoutingTable | None = None
@@ -128,6 +131,16 @@ class _RoutingState:
         found = self.availability.get(member.id)
         if found is None or not found.holds(member, self.now):
             found = self.availability[member.id] = _Availability(member, self.now)
+        return found
+
+    def day_segments(self, member: Member, day: date) -> list[tuple[datetime, datetime]]:
+        """:func:`worktime.day_segments`, kept (for members of :attr:`members`)."""
+        key = (member.id, day)
+        found = self.segments.get(key)
+        if found is None:
+            if len(self.segments) > 8 * len(self.members) + 1024:
+                self.segments.clear()
+            found = self.segments[key] = worktime.day_segments(member, day)
         return found
 
     def team(self, roles: tuple[Role, ...]) -> list[Member]:
@@ -185,7 +198,8 @@ class _RoutingState:
         loads = tx.open_task_loads()
         counts, weights = self.counts, self.weights
         for member_id in [m for m in counts if m not in loads]:
-            if counts.pop(member_id) or weights.pop(member_id, 0.0):
+            count, weight = counts.pop(member_id), weights.pop(member_id, 0.0)
+            if count or weight:
                 self.touch(member_id)  # rank afresh
         for member_id, (count, weight) in loads.items():
             if counts.get(member_id) != count or weights.get(member_id) != weight:
@@ -358,7 +372,8 @@ class RoutingPart(EngineBase):
             if attempt.account_continuity:
                 tx.set_meta(account_key, member.id)
             state.add(member.id, 1, task.weight)
-            return routing.assign(task, member, attempt, now), attempt.strategy.value, count
+            assigned = routing.assign(task, member, attempt, now, state.day_segments)
+            return assigned, attempt.strategy.value, count
         return routing.unassign(task, route.roles[0], "; ".join(reasons)), None, 0
 
     def _release_load(self, state: _RoutingState, task: Task) -> None:
