@@ -213,18 +213,31 @@ class _RoutingState:
         away, working), ranked by ``order``: the route's strategy, or ``served``."""
         index = (route.roles, order)
         if index not in self.rankings:
-            weights = self.weights
+            weights, fairness = self.weights, self.fairness
 
-            def served(member: Member) -> float:
-                return self.fairness[fairness_key].count(member.id)
+            def served(member_id: str) -> float:  # Fairness.count, inlined
+                found = fairness[fairness_key]
+                floor = found.floor
+                return max(found.counts.get(member_id, floor), floor)
 
-            def key(member: Member) -> Key:
-                load = weights.get(member.id, 0.0) / member.weight
-                if order == routing.Strategy.LEAST_LOADED:
-                    return (load, served(member), member.id)
-                if order == routing.Strategy.ROUND_ROBIN:
-                    return (served(member), load, member.id)
-                return (served(member), 0.0, member.id)
+            if order == routing.Strategy.LEAST_LOADED:
+
+                def key(member: Member) -> Key:
+                    member_id = member.id
+                    load = weights.get(member_id, 0.0) / member.weight
+                    return (load, served(member_id), member_id)
+
+            elif order == routing.Strategy.ROUND_ROBIN:
+
+                def key(member: Member) -> Key:
+                    member_id = member.id
+                    load = weights.get(member_id, 0.0) / member.weight
+                    return (served(member_id), load, member_id)
+
+            else:
+
+                def key(member: Member) -> Key:
+                    return (served(member.id), 0.0, member.id)
 
             counts, known = self.counts, self.table
             assert known is not None
