@@ -138,6 +138,13 @@ class Plugins:
         return scores
 
     # --- tasks (routing) --------------------------------------------------------------
+    def default_choice(self) -> bool:
+        """True when the only ``spe_choose_assignee`` is the built-in default, which
+        answers :func:`spe_core.routing.choose` (routing may then apply it without
+        building the candidates and calling the hook)."""
+        impls = self.manager.hook.spe_choose_assignee.get_hookimpls()
+        return bool(impls) and all(impl.plugin_name == "spe.defaults" for impl in impls)
+
     def choose_assignee(
         self,
         task: Task,

@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import attrs
@@ -535,8 +535,17 @@ def choose(route: Route, candidates: Sequence[Candidate], account_member: str | 
 # --- transitions ---------------------------------------------------------------------------
 
 
-def assign(task: Task, member: Member, route: Route, now: datetime) -> Task:
-    """``task`` assigned to ``member``, with SLA deadlines in their working time."""
+def assign(
+    task: Task,
+    member: Member,
+    route: Route,
+    now: datetime,
+    segments: Callable[[Member, date], list[tuple[datetime, datetime]]] | None = None,
+) -> Task:
+    """``task`` assigned to ``member``, with SLA deadlines in their working time.
+
+    ``segments``: as :func:`spe_core.worktime.add_working_time` takes it (a
+    caller's store of the member's working segments per day)."""
     return attrs.evolve(
         task,
         status=TaskStatus.ASSIGNED,
@@ -545,9 +554,9 @@ def assign(task: Task, member: Member, route: Route, now: datetime) -> Task:
         queue_role=None,
         unassigned_reason=None,
         accepted_at=None,
-        accept_by=worktime.add_working_time(member, now, route.sla.accept[task.priority]),
+        accept_by=worktime.add_working_time(member, now, route.sla.accept[task.priority], segments),
         complete_by=task.due_at
-        or worktime.add_working_time(member, now, route.sla.complete[task.priority]),
+        or worktime.add_working_time(member, now, route.sla.complete[task.priority], segments),
         prior_assignees=(*task.prior_assignees, member.id),
     )
 

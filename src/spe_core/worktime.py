@@ -31,7 +31,7 @@ Windows of one day that overlap or touch are merged into one segment.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 import holidays as holidays_lib
@@ -195,21 +195,30 @@ def is_working(member: Member, at: datetime) -> bool:
     )
 
 
-def add_working_time(member: Member, start: datetime, duration: timedelta) -> datetime:
+def add_working_time(
+    member: Member,
+    start: datetime,
+    duration: timedelta,
+    segments: Callable[[Member, date], list[tuple[datetime, datetime]]] | None = None,
+) -> datetime:
     """The moment (UTC) ``duration`` of the member's working time has passed after ``start``.
 
     The clock stops outside working hours, on holidays and during absences,
     so an SLA of 4 hours raised on Friday at 16:00 for a 9-17 member falls due
     on Monday at 12:00 (or later, after a holiday). Durations are real time:
     a window that spans a DST change counts the hours that really pass.
+
+    ``segments`` may stand in for :func:`day_segments` (a caller that keeps the
+    member's segments per day); it must answer what :func:`day_segments` does.
     """
+    segments_of = _day_segments if segments is None else segments
     start = start.astimezone(UTC)
     if duration <= timedelta(0):
         return start
     left = duration
     day = start.astimezone(member.zone).date() - timedelta(days=1)
     for _ in range(_HORIZON_DAYS):
-        for s, e in _day_segments(member, day):
+        for s, e in segments_of(member, day):
             lo = max(s, start)
             if lo >= e:
                 continue

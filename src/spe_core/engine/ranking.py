@@ -37,9 +37,18 @@ Key = tuple[float, float, str]
 class Ranking:
     """A lazily re-keyed heap of members ordered by ``key`` (the id is its last part)."""
 
-    def __init__(self, members: Iterable[Member], key: Callable[[Member], Key]) -> None:
+    def __init__(
+        self,
+        members: Iterable[Member],
+        key: Callable[[Member], Key],
+        full: Callable[[Member], bool] | None = None,
+    ) -> None:
+        """``full``: whether a member is at capacity (read again when touched), so
+        :meth:`free` can count the others without a scan."""
         self._key = key
         self._members = {m.id: m for m in members}
+        self._is_full = full
+        self._full = {i for i, m in self._members.items() if full(m)} if full else set()
         self._version = dict.fromkeys(self._members, 0)
         self._heap: list[tuple[Key, int, str]] = [(key(m), 0, m.id) for m in self._members.values()]
         heapq.heapify(self._heap)
@@ -53,7 +62,21 @@ class Ranking:
         if member is None:
             return
         version = self._version[member_id] = self._version[member_id] + 1
-        heapq.heappush(self._heap, (self._key(member), version, member_id))
+        if self._is_full is not None:
+            if self._is_full(member):
+                self._full.add(member_id)
+            else:
+                self._full.discard(member_id)
+        heap = self._heap
+        heapq.heappush(heap, (self._key(member), version, member_id))
+        if len(heap) > 4 * len(self._members) + 64:  # drop superseded entries
+            current = self._version
+            heap[:] = [e for e in heap if e[1] == current[e[2]]]
+            heapq.heapify(heap)
+
+    def free(self) -> int:
+        """How many members are not at capacity (needs ``full``)."""
+        return len(self._members) - len(self._full)
 
     def best(
         self,
