@@ -197,18 +197,39 @@ _STATE = ("status", "owner_id", "released_at", "lease_expires_at", "excluded", "
 _DESCRIPTION = operator.attrgetter(
     *(f.name for f in attrs.fields(Opportunity) if f.name not in (*_STATE, "resolved_at"))
 )
+#: The state columns, in the order of :func:`_state`.
+_STATE_COLUMNS = (
+    "status",
+    "owner_id",
+    "released_at",
+    "lease_expires_at",
+    "excluded_ids",
+    "outcome",
+    "resolved_at",
+)
+_UPDATES: dict[tuple[int, ...], str] = {}  # changed state columns -> the UPDATE writing them
 _QUEUED = OpportunityStatus.QUEUED.value
 _RECENT_DAYS = 3  # pull counts read with a member: the latest days (today is among them)
 #: A member (a row tagged 0: data, held, latest pull counts as JSON) and the first page
 #: of queued candidates (rows tagged 1: rank and the :data:`_OPP` columns), in one read.
+#
+#: Statuses are written into statements as literals, never bound: the opportunities
+#: table has partial indexes on a status, and a bound value compared with such a column
+#: makes SQLite prepare the statement again each time it runs (the plan may depend on it).
 _MEMBER_FOR_PULL = (
     "SELECT 0, data, (SELECT COUNT(*) FROM opportunities WHERE owner_id = ?1 "
     "AND status = 'released'), (SELECT json_group_array(json_array(day, count)) FROM "
     f"(SELECT day, count FROM pulls WHERE member_id = ?1 ORDER BY day DESC LIMIT {_RECENT_DAYS}"
     ")), NULL, NULL, NULL, NULL, NULL, NULL FROM members WHERE id = ?1 UNION ALL "
-    f"SELECT * FROM (SELECT 1, rank, {_OPP} FROM opportunities WHERE status = ?2 "
-    "ORDER BY rank LIMIT ?3)"
+    f"SELECT * FROM (SELECT 1, rank, {_OPP} FROM opportunities WHERE status = '{_QUEUED}' "
+    "ORDER BY rank LIMIT ?2)"
 )
+#: A page of ranked opportunities in a status, after a rank.
+_RANKED = {
+    status: f"SELECT rank, {_OPP} FROM opportunities WHERE status = '{status.value}' "
+    "AND rank > ? ORDER BY rank LIMIT ?"
+    for status in RANKED_STATUSES
+}
 _STATUSES = {s.value: s for s in OpportunityStatus}
 _OUTCOMES = {o.value: o for o in Outcome}
 _NO_IDS: frozenset[str] = frozenset()
@@ -695,7 +716,7 @@ class _SQLiteTransaction(SharedTransaction, dialect=SQLITE, opportunity=_OPP):
 
     def _member_for_pull(self, member_id: str) -> Member | None:
         """The member, read with the facts a pull needs (see :meth:`expect_pull`)."""
-        rows = self._all(_MEMBER_FOR_PULL, (member_id, _QUEUED, _FIRST_PAGE))
+        rows = self._all(_MEMBER_FOR_PULL, (member_id, _FIRST_PAGE))
         self._first_page = [row[1:] for row in rows if row[0] == 1]
         found = [row for row in rows if row[0] == 0]
         if not found:
@@ -761,12 +782,20 @@ class _SQLiteTransaction(SharedTransaction, dialect=SQLITE, opportunity=_OPP):
         state = _state(o)
         known = self._texts.get(o.id)
         if rank is None and known is not None and _DESCRIPTION(known[0]) == _DESCRIPTION(o):
-            # read in this transaction, same description: its data text still holds
-            self._x(
-                "UPDATE opportunities SET status = ?, owner_id = ?, released_at = ?, "
-                "lease_expires_at = ?, excluded_ids = ?, outcome = ?, resolved_at = ? WHERE id = ?",
-                (*state, o.id),
-            )
+            # read (or written) in this transaction, same description: its data text
+            # still holds, and the row's state columns hold known[0]'s state; only the
+            # columns that change are written (fewer index entries to touch)
+            before = _state(known[0])
+            changed = tuple(i for i in range(len(state)) if state[i] != before[i])
+            if changed:
+                sql = _UPDATES.get(changed)
+                if sql is None:
+                    sql = _UPDATES[changed] = (
+                        "UPDATE opportunities SET "
+                        + ", ".join(f"{_STATE_COLUMNS[i]} = ?" for i in changed)
+                        + " WHERE id = ?"
+                    )
+                self._x(sql, (*(state[i] for i in changed), o.id))
             self._texts[o.id] = (o, known[1])
             return
         text = codec.dumps(o)
@@ -814,11 +843,7 @@ class _SQLiteTransaction(SharedTransaction, dialect=SQLITE, opportunity=_OPP):
             if first is not None:  # read with the member (expect_pull), nothing written since
                 rows, first = first, None
             else:
-                rows = self._x(
-                    f"SELECT rank, {_OPP} FROM opportunities WHERE status = ? AND rank > ? "
-                    "ORDER BY rank LIMIT ?",
-                    (status.value, last, page),
-                ).fetchall()
+                rows = self._x(_RANKED[status], (last, page)).fetchall()
             for row in rows:
                 yield self._read_opportunity(row[1:])
                 last = row[0]
