@@ -516,7 +516,14 @@ def _with_state(
         type(opportunity) is Opportunity
         and opportunity.queued_at is not None
         and type(status) is OpportunityStatus
-        and (released_at is None or _trusted_time(released_at))
+        and (
+            released_at is None
+            or (
+                type(released_at) is datetime
+                and released_at.tzinfo is UTC
+                and MIN_TIME <= released_at < MAX_TIME
+            )
+        )
         and (lease_expires_at is None or _trusted_time(lease_expires_at))
         and (resolved_at is None or _trusted_time(resolved_at))
         and (owner_id is None or _is_id(owner_id))
@@ -633,7 +640,12 @@ def _release(
     released = _with_state(
         o, _RELEASED, member_id, now, deadline, o.excluded, o.outcome, o.resolved_at
     )
-    if _trusted_time(now) and _trusted_time(deadline):
+    if (
+        type(now) is datetime
+        and now.tzinfo is UTC
+        and MIN_TIME <= now < MAX_TIME
+        and (deadline is None or _trusted_time(deadline))
+    ):
         event = _released_event(
             at=now, opportunity_id=o.id, member_id=member_id, lease_expires_at=deadline
         )

@@ -677,7 +677,8 @@ class _SQLiteTransaction(SharedTransaction, dialect=SQLITE, opportunity=_OPP):
         self.conn = conn
         self.store = store
         self.failed: StoreError | None = None
-        self._texts: dict[str, tuple[Opportunity, str]] = {}  # id -> (as read, data text)
+        # id -> (as read or written, its data text, its state columns as stored)
+        self._texts: dict[str, tuple[Opportunity, str, tuple[object, ...]]] = {}
         self._pull_expected = False
         # read with a member for a pull (expect_pull), valid until an opportunity or a
         # pull count is written: member id -> (held, {ISO day: pulls} of the latest days
@@ -765,7 +766,7 @@ class _SQLiteTransaction(SharedTransaction, dialect=SQLITE, opportunity=_OPP):
         """An opportunity read in this transaction (remembered with its ``data``
         text, so writing back a new state of it writes only the state columns)."""
         opp = _opportunity(row)
-        self._texts[opp.id] = (opp, row[0])
+        self._texts[opp.id] = (opp, row[0], tuple(row[1:]))
         return opp
 
     def get_opportunity(self, opportunity_id: str) -> Opportunity | None:
@@ -783,9 +784,9 @@ class _SQLiteTransaction(SharedTransaction, dialect=SQLITE, opportunity=_OPP):
         known = self._texts.get(o.id)
         if rank is None and known is not None and _DESCRIPTION(known[0]) == _DESCRIPTION(o):
             # read (or written) in this transaction, same description: its data text
-            # still holds, and the row's state columns hold known[0]'s state; only the
-            # columns that change are written (fewer index entries to touch)
-            before = _state(known[0])
+            # still holds; only the state columns that change are written (fewer index
+            # entries to touch)
+            before = known[2]
             changed = tuple(i for i in range(len(state)) if state[i] != before[i])
             if changed:
                 sql = _UPDATES.get(changed)
@@ -796,7 +797,7 @@ class _SQLiteTransaction(SharedTransaction, dialect=SQLITE, opportunity=_OPP):
                         + " WHERE id = ?"
                     )
                 self._x(sql, (*(state[i] for i in changed), o.id))
-            self._texts[o.id] = (o, known[1])
+            self._texts[o.id] = (o, known[1], state)
             return
         text = codec.dumps(o)
         values = (micros(o.queued_at), micros(o.expires_at), text, *state)
@@ -828,7 +829,7 @@ class _SQLiteTransaction(SharedTransaction, dialect=SQLITE, opportunity=_OPP):
             )
         if len(_DESCRIBED) < 10_000:
             _DESCRIBED[text] = o
-        self._texts[o.id] = (o, text)
+        self._texts[o.id] = (o, text, state)
 
     def iter_ranked(self, status: OpportunityStatus) -> Iterator[Opportunity]:
         if status not in RANKED_STATUSES:
