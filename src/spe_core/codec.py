@@ -463,8 +463,7 @@ def _tagged(data: Mapping[str, Any]) -> Any:
     except _DECODE_ERRORS as e:  # InvalidValue too: the class refused the stored fields
         problem = e.problem if isinstance(e, SpeError) else f"{type(e).__name__}: {e}"
         raise StoreError(
-            f"stored {decoder.name!r} (schema version {stored}) could not be decoded "
-            f"({problem}).",
+            f"stored {decoder.name!r} (schema version {stored}) could not be decoded ({problem}).",
             f"if {decoder.name!r} changed its fields, bump its version and register an "
             "upcaster (spe_core.codec.register_upcaster); otherwise the data is damaged.",
         ) from e
@@ -640,9 +639,14 @@ def decode(data: Any) -> Any:
     return _wrapped(data)
 
 
+#: What ``json.dumps(data, separators=(",", ":"), ensure_ascii=False)`` builds on every
+#: call, built once (it keeps no state between calls).
+_TEXT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def dumps(value: Any) -> str:
     """``value`` as compact JSON text."""
-    return json.dumps(encode(value), separators=(",", ":"), ensure_ascii=False)
+    return _TEXT.encode(encode(value))
 
 
 def loads(text: str | bytes) -> Any:

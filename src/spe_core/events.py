@@ -114,6 +114,22 @@ def event_type(cls: type[Event]) -> type[Event]:
     return cls
 
 
+def _trusted_maker(cls: type[Event]) -> Any:
+    """A function making a ``cls`` from its fields' values (by name), without running
+    its validators and converters: for the engine's hot path, which passes only values
+    already in the form the class stores (checked there: aware UTC times, enums).
+    Generated once per class from its own field names."""
+    names = [f.name for f in attrs.fields(cls)]
+    lines = [f"def make({', '.join(names)}):", "    e = new(cls)"]
+    scope: dict[str, Any] = {"new": object.__new__, "cls": cls}
+    for name in names:
+        scope[f"set_{name}"] = getattr(cls, name).__set__
+        lines.append(f"    set_{name}(e, {name})")
+    lines.append("    return e")
+    exec("\n".join(lines), scope)  # generated from the class's own field names
+    return scope["make"]
+
+
 @attrs.frozen
 class Recorded:
     """An event as stored: its position ``seq`` in the log (1, 2, ...) and the event."""

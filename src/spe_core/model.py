@@ -138,6 +138,10 @@ class Outcome(enum.StrEnum):
         """The outcome named by ``value``."""
         if isinstance(value, Outcome):
             return value
+        if type(value) is str:
+            found = _OUTCOME_NAMES.get(value)  # the common case: the exact name
+            if found is not None:
+                return found
         try:
             return cls(str(value).strip().lower())
         except ValueError:
@@ -145,6 +149,9 @@ class Outcome(enum.StrEnum):
                 f"{shown(value)} is not an outcome.",
                 f"use one of: {', '.join(o.value for o in cls)}.",
             ) from None
+
+
+_OUTCOME_NAMES: dict[str, Outcome] = {o.value: o for o in Outcome}
 
 
 class OpportunityStatus(enum.StrEnum):

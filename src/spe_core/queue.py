@@ -33,6 +33,7 @@ from spe_core.events import (
     OpportunityResolved,
     OpportunityStale,
     OpportunityWithdrawn,
+    _trusted_maker,
 )
 from spe_core.model import (
     MAX_TIME,
@@ -455,17 +456,29 @@ _STATE_FIELDS = frozenset(
 )
 
 
+#: The state fields in the order :func:`_with_state` takes them.
+_STATE_ORDER = (
+    "status",
+    "owner_id",
+    "released_at",
+    "lease_expires_at",
+    "excluded",
+    "outcome",
+    "resolved_at",
+)
+
+
 def _make_state_copier() -> Any:
-    """A function copying an Opportunity with new state fields, field by field, without
-    running the class's converters and validators again (generated once)."""
+    """A function copying an Opportunity with new state fields (given positionally, in
+    :data:`_STATE_ORDER`), field by field, without running the class's converters and
+    validators again (generated once)."""
     names = [f.name for f in attrs.fields(Opportunity)]
-    lines = ["def copy(o, changes):", "    n = new(Opportunity)", "    get = changes.get"]
-    scope: dict[str, Any] = {"new": object.__new__, "Opportunity": Opportunity, "KEEP": _KEEP}
+    lines = [f"def copy(o, {', '.join(_STATE_ORDER)}):", "    n = new(Opportunity)"]
+    scope: dict[str, Any] = {"new": object.__new__, "Opportunity": Opportunity}
     for name in names:
         scope[f"set_{name}"] = Opportunity.__dict__[name].__set__
         if name in _STATE_FIELDS:
-            lines.append(f"    v = get({name!r}, KEEP)")
-            lines.append(f"    set_{name}(n, o.{name} if v is KEEP else v)")
+            lines.append(f"    set_{name}(n, {name})")
         else:
             lines.append(f"    set_{name}(n, o.{name})")
     lines.append("    return n")
@@ -473,8 +486,9 @@ def _make_state_copier() -> Any:
     return scope["copy"]
 
 
-_KEEP = object()
 _NO_IDS: frozenset[str] = frozenset()
+_RELEASED = OpportunityStatus.RELEASED
+_RESOLVED = OpportunityStatus.RESOLVED
 _copy_state = _make_state_copier()
 
 
@@ -483,6 +497,58 @@ def _trusted_time(value: object) -> bool:
     store unchanged)."""
     return value is None or (
         type(value) is datetime and value.tzinfo is UTC and MIN_TIME <= value < MAX_TIME
+    )
+
+
+def _with_state(
+    opportunity: Opportunity,
+    status: OpportunityStatus,
+    owner_id: str | None,
+    released_at: datetime | None,
+    lease_expires_at: datetime | None,
+    excluded: frozenset[str],
+    outcome: Outcome | None,
+    resolved_at: datetime | None,
+) -> Opportunity:
+    """``opportunity`` with every state field given (see :func:`_evolve`, which this is
+    with all the state fields set, without building a dict of them)."""
+    if (
+        type(opportunity) is Opportunity
+        and opportunity.queued_at is not None
+        and type(status) is OpportunityStatus
+        and (
+            released_at is None
+            or (
+                type(released_at) is datetime
+                and released_at.tzinfo is UTC
+                and MIN_TIME <= released_at < MAX_TIME
+            )
+        )
+        and (lease_expires_at is None or _trusted_time(lease_expires_at))
+        and (resolved_at is None or _trusted_time(resolved_at))
+        and (owner_id is None or _is_id(owner_id))
+        and (outcome is None or type(outcome) is Outcome)
+        and type(excluded) is frozenset
+    ):
+        return _copy_state(  # type: ignore[no-any-return]
+            opportunity,
+            status,
+            owner_id,
+            released_at,
+            lease_expires_at,
+            excluded,
+            outcome,
+            resolved_at,
+        )
+    return attrs.evolve(
+        opportunity,
+        status=status,
+        owner_id=owner_id,
+        released_at=released_at,
+        lease_expires_at=lease_expires_at,
+        excluded=excluded,
+        outcome=outcome,
+        resolved_at=resolved_at,
     )
 
 
@@ -497,23 +563,21 @@ def _evolve(opportunity: Opportunity, **changes: Any) -> Opportunity:
     ran when ``opportunity`` was made); anything else goes through ``attrs.evolve``
     and the model's full checks.
     """
-    get = changes.get
-    owner = get("owner_id")
-    outcome = get("outcome")
-    if (
-        type(opportunity) is Opportunity
-        and opportunity.queued_at is not None
-        and changes.keys() <= _STATE_FIELDS
-        and type(get("status")) is OpportunityStatus
-        and _trusted_time(get("released_at"))
-        and _trusted_time(get("lease_expires_at"))
-        and _trusted_time(get("resolved_at"))
-        and (owner is None or _is_id(owner))
-        and (outcome is None or type(outcome) is Outcome)
-        and type(get("excluded", _NO_IDS)) is frozenset
+    if type(changes.get("status")) is not OpportunityStatus or not changes.keys() <= (
+        _STATE_FIELDS
     ):
-        return _copy_state(opportunity, changes)  # type: ignore[no-any-return]
-    return attrs.evolve(opportunity, **changes)
+        return attrs.evolve(opportunity, **changes)
+    o, get = opportunity, changes.get
+    return _with_state(
+        o,
+        changes["status"],
+        get("owner_id", o.owner_id),
+        get("released_at", o.released_at),
+        get("lease_expires_at", o.lease_expires_at),
+        get("excluded", o.excluded),
+        get("outcome", o.outcome),
+        get("resolved_at", o.resolved_at),
+    )
 
 
 @attrs.frozen
@@ -561,20 +625,35 @@ def release(
             f"opportunity {opportunity.id!r} cannot be released to {member.id!r}: {reason}.",
             "pull through the engine, which only releases eligible opportunities.",
         )
-    deadline = lease_deadline(now, policy)
-    released = _evolve(
-        opportunity,
-        status=OpportunityStatus.RELEASED,
-        owner_id=member.id,
-        released_at=now,
-        lease_expires_at=deadline,
+    return _release(opportunity, member.id, now, lease_deadline(now, policy))
+
+
+_released_event = _trusted_maker(OpportunityReleased)
+_resolved_event = _trusted_maker(OpportunityResolved)
+
+
+def _release(
+    opportunity: Opportunity, member_id: str, now: datetime, deadline: datetime | None
+) -> Transition:
+    """:func:`release` of an opportunity known to be eligible (the engine checked it)."""
+    o = opportunity
+    released = _with_state(
+        o, _RELEASED, member_id, now, deadline, o.excluded, o.outcome, o.resolved_at
     )
-    return Transition(
-        released,
-        OpportunityReleased(
-            at=now, opportunity_id=opportunity.id, member_id=member.id, lease_expires_at=deadline
-        ),
-    )
+    if (
+        type(now) is datetime
+        and now.tzinfo is UTC
+        and MIN_TIME <= now < MAX_TIME
+        and (deadline is None or _trusted_time(deadline))
+    ):
+        event = _released_event(
+            at=now, opportunity_id=o.id, member_id=member_id, lease_expires_at=deadline
+        )
+    else:
+        event = OpportunityReleased(
+            at=now, opportunity_id=o.id, member_id=member_id, lease_expires_at=deadline
+        )
+    return Transition(released, event)
 
 
 def _unreleased(opportunity: Opportunity, status: OpportunityStatus, **changes: Any) -> Opportunity:
@@ -609,21 +688,17 @@ def resolve(
     opportunity: Opportunity, member_id: str, outcome: Outcome | str, now: datetime
 ) -> Transition:
     """The holder closes the opportunity with ``outcome``."""
-    _check_holder(opportunity, member_id, "resolve")
-    result = Outcome.parse(outcome)
-    resolved = _evolve(
-        opportunity,
-        status=OpportunityStatus.RESOLVED,
-        outcome=result,
-        resolved_at=now,
-        lease_expires_at=None,
-    )
-    return Transition(
-        resolved,
-        OpportunityResolved(
-            at=now, opportunity_id=opportunity.id, member_id=member_id, outcome=result
-        ),
-    )
+    o = opportunity
+    _check_holder(o, member_id, "resolve")
+    result = outcome if type(outcome) is Outcome else Outcome.parse(outcome)
+    resolved = _with_state(o, _RESOLVED, o.owner_id, o.released_at, None, o.excluded, result, now)
+    if _trusted_time(now):
+        event = _resolved_event(at=now, opportunity_id=o.id, member_id=member_id, outcome=result)
+    else:
+        event = OpportunityResolved(
+            at=now, opportunity_id=o.id, member_id=member_id, outcome=result
+        )
+    return Transition(resolved, event)
 
 
 def give_back(

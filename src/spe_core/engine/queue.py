@@ -31,6 +31,11 @@ def _request(*args: object) -> str:
     return json.dumps(args, separators=(",", ":"), ensure_ascii=False)
 
 
+def _request_for(operation_id: str | None, *args: object) -> str:
+    """:func:`_request`, needed only with a caller-supplied operation id ("" without)."""
+    return "" if operation_id is None else _request(*args)
+
+
 @codec.register_value
 @attrs.frozen
 class PullResult:
@@ -239,7 +244,7 @@ class QueuePart(EngineBase):
         model.check_int(count, "count", minimum=1, maximum=10_000)
         if operation_id is not None:
             check_operation_id(operation_id)
-        request = _request(member_id, count)
+        request = _request_for(operation_id, member_id, count)
         policy = self.policy
         released: list[Opportunity] = []
         with self.unit(operation_id) as u:
@@ -261,11 +266,13 @@ class QueuePart(EngineBase):
             )
             reason = allowance.reason
             if allowance.count:
+                deadline = queue.lease_deadline(now, policy)
+                eligible, release, put = queue.is_eligible, queue._release, tx.put_opportunity
                 for opp in tx.iter_ranked(OpportunityStatus.QUEUED):
-                    if not queue.is_eligible(opp, member, now):
+                    if not eligible(opp, member, now):
                         continue
-                    step = queue.release(opp, member, now, policy)
-                    tx.put_opportunity(step.opportunity)
+                    step = release(opp, member_id, now, deadline)  # eligible: checked above
+                    put(step.opportunity)
                     u.record(step.event)
                     released.append(step.opportunity)
                     if len(released) == allowance.count:
@@ -316,7 +323,11 @@ class QueuePart(EngineBase):
         return self._transition(
             opportunity_id,
             lambda opp, now: queue.resolve(opp, member_id, outcome, now),
-            (operation_id, "resolve", _request(opportunity_id, member_id, outcome.value)),
+            (
+                operation_id,
+                "resolve",
+                _request_for(operation_id, opportunity_id, member_id, outcome.value),
+            ),
         )
 
     @once
@@ -336,7 +347,11 @@ class QueuePart(EngineBase):
         return self._transition(
             opportunity_id,
             lambda opp, now: queue.give_back(opp, member_id, now, reason),
-            (operation_id, "give_back", _request(opportunity_id, member_id, reason)),
+            (
+                operation_id,
+                "give_back",
+                _request_for(operation_id, opportunity_id, member_id, reason),
+            ),
         )
 
     @once
@@ -350,7 +365,7 @@ class QueuePart(EngineBase):
         return self._transition(
             opportunity_id,
             lambda opp, now: queue.withdraw(opp, now, reason),
-            (operation_id, "withdraw", _request(opportunity_id, reason)),
+            (operation_id, "withdraw", _request_for(operation_id, opportunity_id, reason)),
         )
 
     @once

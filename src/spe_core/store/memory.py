@@ -176,6 +176,10 @@ class _MemoryTransaction:
             old = mapping.pop(key)
             self.undo.append(lambda: mapping.__setitem__(key, old))
 
+    def expect_pull(self) -> None:
+        """The engine's hook before a pull (nothing to read ahead in memory; defined so
+        that looking the hook up costs no failed attribute lookup)."""
+
     # members ----------------------------------------------------------------------
     def get_member(self, member_id: str) -> Member | None:
         return self.s.members_by_id.get(member_id)

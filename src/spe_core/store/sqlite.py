@@ -18,9 +18,10 @@ import shutil
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
-from datetime import datetime
+from contextlib import AbstractContextManager, suppress
+from datetime import date, datetime
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import attrs
@@ -37,7 +38,7 @@ from spe_core.errors import (
 )
 from spe_core.events import Event, Recorded
 from spe_core.model import Member, Opportunity, OpportunityStatus, Outcome
-from spe_core.queue import _evolve as evolve_state
+from spe_core.queue import _with_state as with_state
 from spe_core.store.base import RANKED_STATUSES
 from spe_core.store.sql import SQLITE, SharedTransaction, from_micros, micros, opportunity_pages
 
@@ -196,6 +197,39 @@ _STATE = ("status", "owner_id", "released_at", "lease_expires_at", "excluded", "
 _DESCRIPTION = operator.attrgetter(
     *(f.name for f in attrs.fields(Opportunity) if f.name not in (*_STATE, "resolved_at"))
 )
+#: The state columns, in the order of :func:`_state`.
+_STATE_COLUMNS = (
+    "status",
+    "owner_id",
+    "released_at",
+    "lease_expires_at",
+    "excluded_ids",
+    "outcome",
+    "resolved_at",
+)
+_UPDATES: dict[tuple[int, ...], str] = {}  # changed state columns -> the UPDATE writing them
+_QUEUED = OpportunityStatus.QUEUED.value
+_RECENT_DAYS = 3  # pull counts read with a member: the latest days (today is among them)
+#: A member (a row tagged 0: data, held, latest pull counts as JSON) and the first page
+#: of queued candidates (rows tagged 1: rank and the :data:`_OPP` columns), in one read.
+#
+#: Statuses are written into statements as literals, never bound: the opportunities
+#: table has partial indexes on a status, and a bound value compared with such a column
+#: makes SQLite prepare the statement again each time it runs (the plan may depend on it).
+_MEMBER_FOR_PULL = (
+    "SELECT 0, data, (SELECT COUNT(*) FROM opportunities WHERE owner_id = ?1 "
+    "AND status = 'released'), (SELECT json_group_array(json_array(day, count)) FROM "
+    f"(SELECT day, count FROM pulls WHERE member_id = ?1 ORDER BY day DESC LIMIT {_RECENT_DAYS}"
+    ")), NULL, NULL, NULL, NULL, NULL, NULL FROM members WHERE id = ?1 UNION ALL "
+    f"SELECT * FROM (SELECT 1, rank, {_OPP} FROM opportunities WHERE status = '{_QUEUED}' "
+    "ORDER BY rank LIMIT ?2)"
+)
+#: A page of ranked opportunities in a status, after a rank.
+_RANKED = {
+    status: f"SELECT rank, {_OPP} FROM opportunities WHERE status = '{status.value}' "
+    "AND rank > ? ORDER BY rank LIMIT ?"
+    for status in RANKED_STATUSES
+}
 _STATUSES = {s.value: s for s in OpportunityStatus}
 _OUTCOMES = {o.value: o for o in Outcome}
 _NO_IDS: frozenset[str] = frozenset()
@@ -212,18 +246,28 @@ def _described(text: str) -> Opportunity:
     return opp
 
 
+def _member(text: str) -> Member:
+    """The member ``text`` (a ``data`` column) encodes, decoded once per text."""
+    member = _MEMBERS.get(text)  # keyed by the stored text itself, so never stale
+    if member is None:
+        if len(_MEMBERS) > 10_000:
+            _MEMBERS.clear()
+        member = _MEMBERS[text] = codec.loads(text)
+    return member
+
+
 def _opportunity(row: tuple[Any, ...]) -> Opportunity:
     """An opportunity from its row (the columns of :data:`_OPP`)."""
     text, status, owner, released, lease, excluded, outcome, resolved = row
-    return evolve_state(
+    return with_state(
         _described(text),
-        status=_STATUSES[status],
-        owner_id=owner,
-        released_at=None if released is None else from_micros(released),
-        lease_expires_at=None if lease is None else from_micros(lease),
-        excluded=_NO_IDS if excluded is None else frozenset(json.loads(excluded)),
-        outcome=None if outcome is None else _OUTCOMES[outcome],
-        resolved_at=None if resolved is None else from_micros(resolved),
+        _STATUSES[status],
+        owner,
+        None if released is None else from_micros(released),
+        None if lease is None else from_micros(lease),
+        _NO_IDS if excluded is None else frozenset(json.loads(excluded)),
+        None if outcome is None else _OUTCOMES[outcome],
+        None if resolved is None else from_micros(resolved),
     )
 
 
@@ -485,36 +529,9 @@ class SQLiteStore:
                 self._rollback(self.conn)
                 raise
 
-    @contextmanager
-    def transaction(self) -> Iterator[_SQLiteTransaction]:
+    def transaction(self) -> AbstractContextManager[_SQLiteTransaction]:
         """A write transaction (``BEGIN IMMEDIATE``); nested calls join the outer one."""
-        with self._lock:
-            if self._tx is not None:
-                yield self._tx
-                return
-            self._check_open()
-            self._check_file()
-            try:
-                self.conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise self._error(exc, "starting a transaction") from exc
-            tx = _SQLiteTransaction(self.conn, self)
-            self._tx = tx
-            try:
-                yield tx
-                if tx.failed is not None:  # a driver error the caller caught: never commit
-                    raise tx.failed
-                # the file may have gone while the transaction ran: never commit into it
-                self._check_file()
-                self.conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                self._rollback(self.conn)
-                raise self._error(exc, "committing") from exc
-            except BaseException:
-                self._rollback(self.conn)
-                raise
-            finally:
-                self._tx = None
+        return _Opening(self)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -583,6 +600,75 @@ class SQLiteStore:
         return f"SQLiteStore({self.path!r})"
 
 
+class _Opening:
+    """The context manager :meth:`SQLiteStore.transaction` returns (a class rather than
+    a generator: every engine operation opens one). Joins the open transaction, or
+    begins one (``BEGIN IMMEDIATE``) and commits it when the block ends without an
+    error (never into a file that went away, never after a driver error the caller
+    caught), rolling it back otherwise; every ``sqlite3`` error leaves translated."""
+
+    __slots__ = ("_joined", "_store", "_tx")
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self._store = store
+        self._tx: _SQLiteTransaction | None = None
+        self._joined = False
+
+    def __enter__(self) -> _SQLiteTransaction:
+        s = self._store
+        s._lock.acquire()
+        try:
+            if s._tx is not None:
+                self._joined = True
+                return s._tx
+            s._check_open()
+            s._check_file()
+            try:
+                s.conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise s._error(exc, "starting a transaction") from exc
+            tx = self._tx = s._tx = _SQLiteTransaction(s.conn, s)
+            return tx
+        except BaseException:
+            s._lock.release()
+            raise
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        s = self._store
+        try:
+            if self._joined:
+                return
+            tx = self._tx
+            assert tx is not None
+            try:
+                if kind is not None:
+                    if isinstance(error, sqlite3.Error):
+                        raise error
+                    s._rollback(s.conn)
+                    return
+                if tx.failed is not None:  # a driver error the caller caught: never commit
+                    raise tx.failed
+                # the file may have gone while the transaction ran: never commit into it
+                s._check_file()
+                s.conn.execute("COMMIT")
+                return
+            except sqlite3.Error as exc:
+                s._rollback(s.conn)
+                raise s._error(exc, "committing") from exc
+            except BaseException:
+                s._rollback(s.conn)
+                raise
+            finally:
+                s._tx = None
+        finally:
+            s._lock.release()
+
+
 class _SQLiteTransaction(SharedTransaction, dialect=SQLITE, opportunity=_OPP):
     """A transaction on a :class:`SQLiteStore` (what both stores' SQL shares is
     :class:`~spe_core.store.sql.SharedTransaction`)."""
@@ -591,7 +677,14 @@ class _SQLiteTransaction(SharedTransaction, dialect=SQLITE, opportunity=_OPP):
         self.conn = conn
         self.store = store
         self.failed: StoreError | None = None
-        self._texts: dict[str, tuple[Opportunity, str]] = {}  # id -> (as read, data text)
+        # id -> (as read or written, its data text, its state columns as stored)
+        self._texts: dict[str, tuple[Opportunity, str, tuple[object, ...]]] = {}
+        self._pull_expected = False
+        # read with a member for a pull (expect_pull), valid until an opportunity or a
+        # pull count is written: member id -> (held, {ISO day: pulls} of the latest days
+        # or None), and the first page of queued candidates
+        self._member_facts: dict[str, tuple[int, dict[str, int] | None]] = {}
+        self._first_page: list[tuple[Any, ...]] | None = None
 
     def _x(self, sql: str, args: tuple[object, ...] = ()) -> sqlite3.Cursor:
         """Run one statement; a driver error is translated, and the transaction will
@@ -616,18 +709,55 @@ class _SQLiteTransaction(SharedTransaction, dialect=SQLITE, opportunity=_OPP):
     def _all(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
         return self._x(sql, args).fetchall()
 
+    def expect_pull(self) -> None:
+        """A store hook the engine calls before a pull: the next ``get_member`` also
+        reads what the pull needs (what the member holds, their latest pull counts, the
+        first page of queued candidates) in the same statement."""
+        self._pull_expected = True
+
+    def _member_for_pull(self, member_id: str) -> Member | None:
+        """The member, read with the facts a pull needs (see :meth:`expect_pull`)."""
+        rows = self._all(_MEMBER_FOR_PULL, (member_id, _FIRST_PAGE))
+        self._first_page = [row[1:] for row in rows if row[0] == 1]
+        found = [row for row in rows if row[0] == 0]
+        if not found:
+            return None
+        _, text, held, days, *_ = found[0]
+        self._member_facts[member_id] = (int(held), {d: int(c) for d, c in json.loads(days)})
+        return _member(str(text))
+
     # members ----------------------------------------------------------------------
     def get_member(self, member_id: str) -> Member | None:
+        if self._pull_expected:
+            self._pull_expected = False
+            return self._member_for_pull(member_id)
         row = self._one("SELECT data FROM members WHERE id = ?", (member_id,))
         if row is None:
             return None
-        text = str(row[0])
-        member = _MEMBERS.get(text)  # keyed by the stored text itself, so never stale
-        if member is None:
-            if len(_MEMBERS) > 10_000:
-                _MEMBERS.clear()
-            member = _MEMBERS[text] = codec.loads(text)
-        return member
+        return _member(str(row[0]))
+
+    def held_by(self, member_id: str) -> int:
+        facts = self._member_facts.get(member_id)
+        if facts is not None:  # read with the member, nothing written since
+            return facts[0]
+        return super().held_by(member_id)
+
+    def pulls_on(self, member_id: str, day: date) -> int:
+        facts = self._member_facts.get(member_id)
+        days = None if facts is None else facts[1]
+        if days is not None:  # the member's latest days with pulls, read with the member
+            key = day.isoformat()
+            if key in days:
+                return days[key]
+            if len(days) < _RECENT_DAYS or key > min(days):
+                return 0  # every day is there, or a later one than the day is
+        return super().pulls_on(member_id, day)
+
+    def add_pulls(self, member_id: str, day: date, count: int) -> None:
+        facts = self._member_facts.get(member_id)
+        if facts is not None:
+            self._member_facts[member_id] = (facts[0], None)
+        super().add_pulls(member_id, day, count)
 
     # put_member, members: SharedTransaction
 
@@ -636,7 +766,7 @@ class _SQLiteTransaction(SharedTransaction, dialect=SQLITE, opportunity=_OPP):
         """An opportunity read in this transaction (remembered with its ``data``
         text, so writing back a new state of it writes only the state columns)."""
         opp = _opportunity(row)
-        self._texts[opp.id] = (opp, row[0])
+        self._texts[opp.id] = (opp, row[0], tuple(row[1:]))
         return opp
 
     def get_opportunity(self, opportunity_id: str) -> Opportunity | None:
@@ -647,16 +777,27 @@ class _SQLiteTransaction(SharedTransaction, dialect=SQLITE, opportunity=_OPP):
         o = opportunity
         if o.queued_at is None:
             model.check_stamped(o)
+        if self._first_page is not None or self._member_facts:
+            self._member_facts.clear()  # who holds what may change
+            self._first_page = None  # and what is queued
         state = _state(o)
         known = self._texts.get(o.id)
         if rank is None and known is not None and _DESCRIPTION(known[0]) == _DESCRIPTION(o):
-            # read in this transaction, same description: its data text still holds
-            self._x(
-                "UPDATE opportunities SET status = ?, owner_id = ?, released_at = ?, "
-                "lease_expires_at = ?, excluded_ids = ?, outcome = ?, resolved_at = ? WHERE id = ?",
-                (*state, o.id),
-            )
-            self._texts[o.id] = (o, known[1])
+            # read (or written) in this transaction, same description: its data text
+            # still holds; only the state columns that change are written (fewer index
+            # entries to touch)
+            before = known[2]
+            changed = tuple(i for i in range(len(state)) if state[i] != before[i])
+            if changed:
+                sql = _UPDATES.get(changed)
+                if sql is None:
+                    sql = _UPDATES[changed] = (
+                        "UPDATE opportunities SET "
+                        + ", ".join(f"{_STATE_COLUMNS[i]} = ?" for i in changed)
+                        + " WHERE id = ?"
+                    )
+                self._x(sql, (*(state[i] for i in changed), o.id))
+            self._texts[o.id] = (o, known[1], state)
             return
         text = codec.dumps(o)
         values = (micros(o.queued_at), micros(o.expires_at), text, *state)
@@ -688,7 +829,7 @@ class _SQLiteTransaction(SharedTransaction, dialect=SQLITE, opportunity=_OPP):
             )
         if len(_DESCRIBED) < 10_000:
             _DESCRIBED[text] = o
-        self._texts[o.id] = (o, text)
+        self._texts[o.id] = (o, text, state)
 
     def iter_ranked(self, status: OpportunityStatus) -> Iterator[Opportunity]:
         if status not in RANKED_STATUSES:
@@ -697,12 +838,13 @@ class _SQLiteTransaction(SharedTransaction, dialect=SQLITE, opportunity=_OPP):
             )
         last = b""
         page = _FIRST_PAGE
+        first = self._first_page if status is OpportunityStatus.QUEUED else None
+        self._first_page = None
         while True:
-            rows = self._x(
-                f"SELECT rank, {_OPP} FROM opportunities WHERE status = ? AND rank > ? "
-                "ORDER BY rank LIMIT ?",
-                (status.value, last, page),
-            ).fetchall()
+            if first is not None:  # read with the member (expect_pull), nothing written since
+                rows, first = first, None
+            else:
+                rows = self._x(_RANKED[status], (last, page)).fetchall()
             for row in rows:
                 yield self._read_opportunity(row[1:])
                 last = row[0]
