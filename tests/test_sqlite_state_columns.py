@@ -117,3 +117,27 @@ def test_the_migration_reads_old_rows_state_as_the_codec_does() -> None:
     for value in values:
         text = codec.dumps(value)
         assert _stored_state(text) == _state(value)
+
+
+def test_pull_counts_read_with_the_member_answer_for_every_day(tmp_path: Path) -> None:
+    """The pull counts a pull reads with the member (its latest days with pulls) give
+    the same answer for any day as the store's own query."""
+    from datetime import date, timedelta
+
+    from spe_core import Member
+    from spe_core.store import open_store
+
+    store = open_store(f"sqlite:///{tmp_path / 'counts.db'}")
+    first = date(2026, 1, 5)
+    pulled = {first + timedelta(days=d): c for d, c in [(0, 2), (1, 1), (3, 4), (6, 1), (7, 3)]}
+    with store.transaction() as tx:
+        tx.put_member(Member("ana", "Ana", "inside_sales"))
+        for day, count in pulled.items():
+            tx.add_pulls("ana", day, count)
+    for offset in range(-2, 11):
+        day = first + timedelta(days=offset)
+        with store.transaction() as tx:
+            tx.expect_pull()  # type: ignore[attr-defined]
+            assert tx.get_member("ana") is not None
+            assert tx.pulls_on("ana", day) == pulled.get(day, 0), day
+    store.close()
