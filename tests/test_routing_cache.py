@@ -23,6 +23,7 @@ from spe_core.model import Absence, Member, Task, TaskKind
 from spe_core.plugins import Plugins
 from spe_core.routing import RoutingTable
 from spe_core.store.memory import MemoryStore
+from tests.test_routing_index import members, route_settings  # the same team and routes
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 KINDS = (TaskKind.ADMIN, TaskKind.QUOTE, TaskKind.ORDER_ENTRY)
@@ -43,34 +44,6 @@ class PassThrough:
         return None
 
 
-members = st.builds(
-    lambda i, role, weight, capacity, active, skills, zone: Member(
-        f"m{i:02d}",
-        f"M{i}",
-        role,
-        weight=weight,
-        task_capacity=capacity,
-        active=active,
-        skills=skills,
-        time_zone=zone,
-    ),
-    i=st.integers(0, 99),
-    role=st.sampled_from(["customer_service", "engineering"]),
-    weight=st.sampled_from([0.5, 1.0, 1.0, 2.0]),
-    capacity=st.one_of(st.none(), st.integers(1, 4)),
-    active=st.sampled_from([True, True, True, False]),
-    skills=st.sets(st.sampled_from(["sap", "de"]), max_size=2),
-    zone=st.sampled_from(["UTC", "UTC", "America/New_York", "Asia/Tokyo"]),
-)
-route_settings = st.fixed_dictionaries(
-    {
-        "roles": st.sampled_from([["customer_service"], ["customer_service", "engineering"]]),
-        "strategy": st.sampled_from(["least_loaded", "round_robin"]),
-        "account_continuity": st.booleans(),
-        "overflow_role": st.sampled_from([None, "engineering"]),
-        "weight": st.sampled_from([1.0, 2.0]),
-    }
-)
 steps = st.lists(
     st.one_of(
         st.tuples(st.just("route"), st.integers(1, 12), st.sampled_from(KINDS), st.integers(0, 3)),
