@@ -78,7 +78,10 @@ def test_the_unit_runs_a_valid_spe_serve_with_drain_restart_and_hardening() -> N
     assert "SPE_STORE=" in (ROOT / "deploy" / "spe.env.example").read_text(encoding="utf-8")
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze here")
+@pytest.mark.skipif(
+    shutil.which("systemd-analyze") is None,
+    reason="needs systemd-analyze to verify the unit (Debian: apt-get install systemd)",
+)
 def test_systemd_analyze_verify_finds_nothing_to_say(tmp_path: Path) -> None:
     """verify checks every directive and value; it needs the ExecStart program to exist,
     so a copy runs a stand-in at a path that does."""

@@ -243,6 +243,28 @@ def test_a_lost_commit_reply_is_resolved_by_the_operation_id() -> None:
         proxy.close()
 
 
+def test_a_lost_commit_reply_without_an_operation_id_is_unknown() -> None:
+    """Events appended straight through the store (no unit of work, so no operation id)
+    cannot be looked up: a lost reply is CommitOutcomeUnknown, never NotCommitted."""
+    from urllib.parse import urlsplit
+
+    from spe_core.events import QueueTargetChanged
+
+    target = urlsplit(URL)
+    proxy = Proxy(target.hostname or "127.0.0.1", target.port or 5432)
+    try:
+        store = _store(_proxied(schema_url("spe_test"), proxy.port), pool_max="1")
+        proxy.replies_to_lose = 1
+        unknown = pytest.raises(CommitOutcomeUnknown, match="no event with an operation id")
+        with unknown, store.transaction() as tx:  # type: ignore[attr-defined]
+            tx.append(QueueTargetChanged(at=T0, previous=1, target=2, reason="test"))
+        assert proxy.lost == 1
+        assert len(list(store.events())) == 1  # it had committed  # type: ignore[attr-defined]
+        store.close()  # type: ignore[attr-defined]
+    finally:
+        proxy.close()
+
+
 def test_a_lost_commit_request_is_found_not_committed_and_done_once_more() -> None:
     from urllib.parse import urlsplit
 

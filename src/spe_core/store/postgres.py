@@ -789,8 +789,8 @@ class PostgresStore:
 
         if not tx.wrote:
             return  # nothing was written: there was nothing to commit
-        if not tx.appended and not tx.kept:
-            raise unknown("it recorded no event and kept no operation to look it up by") from exc
+        if tx.untagged or (not tx.appended and not tx.kept):
+            raise unknown("it recorded no event with an operation id to look it up by") from exc
         deadline = time.monotonic() + max(5.0, 2 * self.settings.connect_timeout)
         while True:  # the lookup's own connection may break too: try until the deadline
             try:
@@ -1020,6 +1020,7 @@ class _PgTransaction(SharedTransaction, dialect=POSTGRES, opportunity="data"):
         self.wrote = False  # whether a statement that writes was sent
         self.kept: list[str] = []  # the operation ids whose results this transaction keeps
         self.operation: str | None = None  # the unit of work's id, as its events carry it
+        self.untagged = False  # an event was appended without an operation id
         self.log_end = store._last_seq  # every event this transaction commits comes after
 
     def _defer(self, sql: str, args: tuple[Any, ...] = (), event: int | None = None) -> None:
@@ -1251,7 +1252,9 @@ class _PgTransaction(SharedTransaction, dialect=POSTGRES, opportunity="data"):
             self._base = self.store._last_seq
         self.unnumbered += 1
         recorded = Recorded(self._base + self.unnumbered, event)
-        if operation is not None:
+        if operation is None:
+            self.untagged = True  # appended outside a unit of work: no id to look it up by
+        else:
             self.operation = operation
         self._defer(
             "INSERT INTO events (at, kind, data, op) VALUES (%s, %s, %s, %s) "
